@@ -1,0 +1,5 @@
+import type { Command } from 'commander';
+import { registerSandbox } from './sandbox.js';
+
+/** Every subcommand, one file each. Add a command by adding its register function here. */
+export const commands: ((program: Command) => void)[] = [registerSandbox];

@@ -1,0 +1,163 @@
+import { isIP } from 'node:net';
+import type { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { type Config, configSchema } from './schema.js';
+
+/**
+ * The only file that reads the environment. Every variable has one path in the config; an error names
+ * the variable (or, for values from the config file, the file and path) and says what to fix.
+ */
+export const ENV_PATHS: Record<string, string> = {
+  REDIS_URL: 'redis.url',
+  PROFILE_SYNC_PREFIX: 'redis.prefix',
+  LOG_LEVEL: 'logLevel',
+  PROFILE_SYNC_CONFIG: 'configFile',
+  SOURCE_URL: 'source.url',
+  SOURCE_USERNAME: 'source.username',
+  SOURCE_PASSWORD: 'source.password',
+  SOURCE_TOKEN: 'source.token',
+  SOURCE_PAGE_SIZE: 'source.pageSize',
+  SUNSHINE_URL: 'targets.sunshine.url',
+  SUNSHINE_EMAIL: 'targets.sunshine.email',
+  SUNSHINE_API_TOKEN: 'targets.sunshine.apiToken',
+  SUNSHINE_PROFILE_SOURCE: 'targets.sunshine.profileSource',
+  SUNSHINE_PROFILE_TYPE: 'targets.sunshine.profileType',
+  SUNSHINE_PLAN: 'targets.sunshine.plan',
+  SUNSHINE_RATE_LIMIT: 'targets.sunshine.rateLimit',
+  SUNSHINE_ON_DELETE: 'targets.sunshine.onDelete',
+  ZEPHR_URL: 'targets.zephr.url',
+  ZEPHR_APP_ID: 'targets.zephr.appId',
+  ZEPHR_JWT_SECRET: 'targets.zephr.jwt.secret',
+  ZEPHR_JWT_PRIVATE_KEY: 'targets.zephr.jwt.privateKey',
+  ZEPHR_JWT_KEY_ID: 'targets.zephr.jwt.keyId',
+  ZEPHR_JWT_SUBJECT_CLAIM: 'targets.zephr.jwt.subjectClaim',
+  ZEPHR_JWT_HEADER: 'targets.zephr.jwt.header',
+  ZEPHR_JWT_TTL_SECONDS: 'targets.zephr.jwt.ttlSeconds',
+  ZEPHR_RATE_LIMIT: 'targets.zephr.rateLimit',
+  ZEPHR_ON_DELETE: 'targets.zephr.onDelete',
+  PRELUDE_URL: 'targets.prelude.url',
+  PRELUDE_APP_ID: 'targets.prelude.appId',
+  PRELUDE_API_KEY: 'targets.prelude.apiKey',
+  PRELUDE_USER_ID_TEMPLATE: 'targets.prelude.userIdTemplate',
+  PRELUDE_RATE_LIMIT: 'targets.prelude.rateLimit',
+  PRELUDE_ON_DELETE: 'targets.prelude.onDelete',
+  HTTP_CONNECT_TIMEOUT_MS: 'http.connectTimeoutMs',
+  HTTP_HEADERS_TIMEOUT_MS: 'http.headersTimeoutMs',
+  HTTP_BODY_TIMEOUT_MS: 'http.bodyTimeoutMs',
+  HTTP_CONNECTIONS: 'http.connections',
+  SYNC_SCHEDULE: 'sync.schedule',
+  MAX_DELETE_RATE: 'sync.maxDeleteRate',
+  MAX_DELETES: 'sync.maxDeletes',
+};
+
+const PATH_ENV = Object.fromEntries(Object.entries(ENV_PATHS).map(([k, v]) => [v, k]));
+
+/** Each target is enabled exactly when its `*_URL` is set. */
+const TARGET_URL_ENV = { sunshine: 'SUNSHINE_URL', zephr: 'ZEPHR_URL', prelude: 'PRELUDE_URL' } as const;
+
+type Env = Record<string, string | undefined>;
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    cur[part] ??= {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts.at(-1)!] = value;
+}
+
+/** Builds the raw (unvalidated) config object from environment variables. */
+export function rawConfigFromEnv(env: Env): Record<string, unknown> {
+  const raw: Record<string, unknown> = { redis: {}, source: {}, targets: {}, http: {}, sync: {} };
+  for (const [name, path] of Object.entries(ENV_PATHS)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const target = Object.entries(TARGET_URL_ENV).find(([t]) => path.startsWith(`targets.${t}.`));
+    if (target && !env[target[1]]) continue; // settings of a disabled target are ignored
+    setPath(raw, path, value);
+  }
+  const zephr = (raw.targets as Record<string, Record<string, unknown>>).zephr;
+  if (zephr) zephr.jwt ??= {};
+  // SOURCE_URL is required; leave it absent so that zod names it.
+  return raw;
+}
+
+/** Human name for a config path: the env var when there is one, else the dotted path. */
+export function describePath(path: PropertyKey[]): string {
+  const dotted = path.map(String).join('.');
+  return PATH_ENV[dotted] ?? dotted;
+}
+
+export function formatIssues(issues: z.core.$ZodIssue[], where = ''): string[] {
+  return issues.map((i) => `${where}${describePath(i.path)}: ${i.message}`);
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1';
+}
+
+/** Checks that zod cannot express on one field. */
+function crossChecks(config: Config): string[] {
+  const problems: string[] = [];
+  const urls: [string, string | undefined][] = [
+    ['SOURCE_URL', config.source.url],
+    ['SUNSHINE_URL', config.targets.sunshine?.url],
+    ['ZEPHR_URL', config.targets.zephr?.url],
+    ['PRELUDE_URL', config.targets.prelude?.url],
+  ];
+  for (const [name, value] of urls) {
+    if (!value) continue;
+    const u = new URL(value);
+    if (u.protocol === 'http:' && !isLoopbackHost(u.hostname)) {
+      problems.push(
+        `${name}: plain http:// is allowed only on loopback; use https:// for ${u.host} (TLS required)`,
+      );
+    }
+  }
+  const jwt = config.targets.zephr?.jwt;
+  if (jwt && Boolean(jwt.secret) === Boolean(jwt.privateKey)) {
+    problems.push(
+      'ZEPHR_JWT_SECRET / ZEPHR_JWT_PRIVATE_KEY: set exactly one of the two (HS256 secret or PEM key)',
+    );
+  }
+  return problems;
+}
+
+/**
+ * Reads and validates the configuration. Throws ConfigError listing every problem at once.
+ * `overlay` is merged under the environment (the config file's values; env wins).
+ */
+export function loadConfig(env: Env = process.env, overlay: Record<string, unknown> = {}): Config {
+  const raw = deepMerge(overlay, rawConfigFromEnv(env));
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = formatIssues(parsed.error.issues);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
+  }
+  const problems = crossChecks(parsed.data);
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
+  return parsed.data;
+}
+
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      isPlainObject(b) && isPlainObject(v)
+        ? deepMerge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

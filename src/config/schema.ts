@@ -1,0 +1,177 @@
+import { z } from 'zod';
+
+/**
+ * The effective configuration of profile-sync, validated once at start-up.
+ * Environment variable names are fixed by the issues (see README "Configuration"); src/config/load.ts
+ * is the only file that reads `process.env`.
+ */
+
+export const TARGET_IDS = ['sunshine', 'zephr', 'prelude'] as const;
+export type TargetId = (typeof TARGET_IDS)[number];
+
+/**
+ * Zendesk publishes its Profiles API limits per plan, in requests per minute
+ * (seed 003 and Zendesk's rate-limit page): Team and Growth 250, Professional 500, Enterprise 700,
+ * Enterprise Plus 1000.
+ */
+export const SUNSHINE_PLAN_LIMITS = {
+  team: 250,
+  growth: 250,
+  professional: 500,
+  enterprise: 700,
+  'enterprise-plus': 1000,
+} as const;
+export type SunshinePlan = keyof typeof SUNSHINE_PLAN_LIMITS;
+
+/**
+ * Zephr and Prelude publish no rate limit. 120 requests per minute (2/s) is our conservative default:
+ * a million-user backfill then takes ~6 days per target, so operators raise it once their vendor
+ * confirms a higher figure; starting low never gets a tenant throttled or flagged.
+ */
+export const DEFAULT_UNPUBLISHED_RATE_LIMIT = 120;
+
+const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const positiveInt = z.coerce.number().int().positive();
+const onDeleteClear = z.enum(['ignore', 'clear']);
+
+export const httpSchema = z.object({
+  /** @defaultValue 5000 */
+  connectTimeoutMs: positiveInt.default(5_000),
+  /** @defaultValue 15000 */
+  headersTimeoutMs: positiveInt.default(15_000),
+  /** @defaultValue 15000 */
+  bodyTimeoutMs: positiveInt.default(15_000),
+  /** Connections per origin. @defaultValue 16 */
+  connections: positiveInt.default(16),
+});
+
+export const sourceSchema = z
+  .object({
+    url,
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    /** Users per `GET /user` page. @defaultValue 500 */
+    pageSize: positiveInt.max(10_000).default(500),
+  })
+  .superRefine((s, ctx) => {
+    if (s.token && (s.username || s.password)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set SOURCE_TOKEN or SOURCE_USERNAME/SOURCE_PASSWORD, not both',
+      });
+    }
+    if (!s.token && Boolean(s.username) !== Boolean(s.password)) {
+      ctx.addIssue({ code: 'custom', message: 'SOURCE_USERNAME and SOURCE_PASSWORD go together' });
+    }
+  });
+
+export const sunshineSchema = z.object({
+  url,
+  email: z.string().min(1, 'SUNSHINE_EMAIL is required when SUNSHINE_URL is set'),
+  apiToken: z.string().min(1, 'SUNSHINE_API_TOKEN is required when SUNSHINE_URL is set'),
+  /** Seed 003: source and type are at most 40 characters; the source `zendesk` is reserved. */
+  profileSource: z
+    .string()
+    .min(1)
+    .max(40)
+    .refine(
+      (s) => s.toLowerCase() !== 'zendesk',
+      "the profile source 'zendesk' is reserved by Zendesk (seed 003)",
+    )
+    .default('identity'),
+  profileType: z.string().min(1).max(40).default('user'),
+  plan: z.enum(Object.keys(SUNSHINE_PLAN_LIMITS) as [SunshinePlan, ...SunshinePlan[]]).default('team'),
+  /** Requests per minute; defaults to the plan's published limit. */
+  rateLimit: positiveInt.optional(),
+  /** @defaultValue 'ignore' */
+  onDelete: z.enum(['ignore', 'delete']).default('ignore'),
+});
+
+export const zephrSchema = z.object({
+  url,
+  appId: z
+    .string()
+    .min(1, 'ZEPHR_APP_ID is required when ZEPHR_URL is set')
+    .refine((s) => !s.startsWith('_restricted'), "a Zephr appId may not start with '_restricted' (seed 000)"),
+  jwt: z.object({
+    secret: z.string().min(1).optional(),
+    privateKey: z.string().min(1).optional(),
+    keyId: z.string().min(1).optional(),
+    /** Claim that carries the source user id. @defaultValue 'sub' */
+    subjectClaim: z.string().min(1).default('sub'),
+    /** @defaultValue 'authorization' (sent as `Authorization: Bearer`) */
+    header: z.enum(['authorization', 'x-zephr-jwt']).default('authorization'),
+    /** Seed 000 leaves it open; the issue caps it at 5 minutes. @defaultValue 300 */
+    ttlSeconds: positiveInt.max(300).default(300),
+  }),
+  rateLimit: positiveInt.default(DEFAULT_UNPUBLISHED_RATE_LIMIT),
+  onDelete: onDeleteClear.default('ignore'),
+});
+
+export const preludeSchema = z.object({
+  url,
+  appId: z.string().min(1, 'PRELUDE_APP_ID is required when PRELUDE_URL is set'),
+  apiKey: z.string().min(1, 'PRELUDE_API_KEY is required when PRELUDE_URL is set'),
+  /** `{id}` is replaced by the source user id. @defaultValue '{id}' */
+  userIdTemplate: z.string().min(1).default('{id}'),
+  rateLimit: positiveInt.default(DEFAULT_UNPUBLISHED_RATE_LIMIT),
+  onDelete: onDeleteClear.default('ignore'),
+});
+
+export const configSchema = z.object({
+  redis: z.object({
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+    /** Key prefix for every Redis key profile-sync writes. @defaultValue 'profile-sync' */
+    prefix: z
+      .string()
+      .min(1)
+      .regex(/^[^:\s]+$/, 'may not contain ":" or spaces (BullMQ queue names may not contain ":")')
+      .default('profile-sync'),
+  }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Path of the optional mapping/config file (YAML or JSON). */
+  configFile: z.string().optional(),
+  source: sourceSchema,
+  targets: z.object({
+    sunshine: sunshineSchema.optional(),
+    zephr: zephrSchema.optional(),
+    prelude: preludeSchema.optional(),
+  }),
+  http: httpSchema,
+  sync: z.object({
+    /** Cron expression for the daemon's reconcile. @defaultValue '*\/15 * * * *' */
+    schedule: z.string().default('*/15 * * * *'),
+    /** Largest share of known users one run may remove. @defaultValue 0.05 */
+    maxDeleteRate: z.coerce.number().min(0).max(1).default(0.05),
+    /** @defaultValue 1000 */
+    maxDeletes: z.coerce.number().int().min(0).default(1000),
+  }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type SunshineConfig = z.infer<typeof sunshineSchema>;
+export type ZephrConfig = z.infer<typeof zephrSchema>;
+export type PreludeConfig = z.infer<typeof preludeSchema>;
+export type HttpConfig = z.infer<typeof httpSchema>;
+
+/** Requests per minute the engine allows a target. */
+export function targetRateLimit(config: Config, target: TargetId): number {
+  const t = config.targets;
+  switch (target) {
+    case 'sunshine':
+      return t.sunshine?.rateLimit ?? SUNSHINE_PLAN_LIMITS[t.sunshine?.plan ?? 'team'];
+    case 'zephr':
+      return t.zephr?.rateLimit ?? DEFAULT_UNPUBLISHED_RATE_LIMIT;
+    case 'prelude':
+      return t.prelude?.rateLimit ?? DEFAULT_UNPUBLISHED_RATE_LIMIT;
+  }
+}
+
+export function enabledTargets(config: Config): TargetId[] {
+  return TARGET_IDS.filter((t) => config.targets[t] !== undefined);
+}
