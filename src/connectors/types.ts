@@ -103,6 +103,11 @@ export interface TargetConnector {
    */
   read(user: SourceUser, linkedId?: string): Promise<FieldMap | null | undefined>;
   write(change: Change): Promise<ItemResult>;
+  /**
+   * The requests `write(change)` would send if the target held exactly `change.previous`, without sending
+   * anything: `--dry-run`, `--plan FILE` and `config check` print these. Bodies are unmasked here; callers mask PII.
+   */
+  plan(change: Change): PlannedRequest[];
   /** Deletes or clears the user's managed data (issue 5). */
   remove(user: SourceUser, previous: FieldMap | null, linkedId?: string): Promise<RemoveResult>;
   close(): Promise<void>;
@@ -116,4 +121,42 @@ export interface ConnectorDeps {
   /** A MockAgent in request-shape tests; an Agent with keep-alive otherwise. */
   dispatcher?: Dispatcher;
   throttle?: Throttle;
+}
+
+/** A request a connector would send (dry run, plan file, config check). No auth header, ever. */
+export interface PlannedRequest {
+  method: string;
+  path: string;
+  body?: unknown;
+  /** Why this request: `create`, `patch changed fields`, `read current profile`, ... */
+  note?: string;
+}
+
+/** One record from the source: valid users and rejected records alike, so one bad user never stops a scan. */
+export type SourceRecord = { ok: true; user: SourceUser } | { ok: false; userId?: string; reason: string };
+
+export interface SourcePage {
+  /** 0-based page number. */
+  index: number;
+  firstResult: number;
+  /** Records on this page. */
+  size: number;
+}
+
+export interface SourceConnector {
+  check(): Promise<void>;
+  /** `GET /user/count`, for progress. */
+  count(): Promise<number>;
+  /**
+   * Every user, page by page in userId order (`sortBy=userId&sortOrder=asc`), memory flat. Throws SyncError
+   * when a page cannot be read after HTTP-level retries: the caller then knows the scan is incomplete.
+   */
+  scan(options?: {
+    pageSize?: number;
+    signal?: AbortSignal;
+    onPage?: (page: SourcePage) => void;
+  }): AsyncIterable<SourceRecord>;
+  /** One user (`GET /user/{id}/profile`); null when the source answers 404. */
+  getUser(id: string): Promise<SourceRecord | null>;
+  close(): Promise<void>;
 }
