@@ -1,0 +1,443 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, type Dispatcher } from 'undici';
+import type { HttpConfig, TargetId } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { type ErrorClass, SyncError } from './errors.js';
+import type { RequestRecord, Throttle } from './types.js';
+
+/**
+ * The one HTTP layer every connector (source and targets) sends through: undici with keep-alive per
+ * origin, bounded connections, connect/headers/body timeouts, a request id per try, the engine's
+ * throttle before every try, short retries for idempotent methods, and the one error classifier.
+ *
+ * `request()` RETURNS non-2xx responses (so a connector can decide special cases first, e.g. Prelude
+ * 404 `user_not_found` -> unlinked) and THROWS a classified SyncError only when no response came
+ * (reset, refused, DNS, timeout). Connectors call `classify()` on a response they consider a failure.
+ */
+
+export type HttpTarget = TargetId | 'source';
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'POST' | 'PATCH';
+export type QueryValue = string | number | boolean | undefined | null;
+
+/**
+ * Default wait for a 429 whose `Retry-After` is absent or unparseable: 60 s, one full window of the
+ * per-minute limits every vendor here works with (Zendesk documents limits per minute, seed 003), so a
+ * guess never makes us hit the limit again within the same window.
+ */
+export const DEFAULT_RETRY_AFTER_MS = 60_000;
+
+/** Methods safe to resend after a transient failure (RFC 9110 §9.2.2). PATCH and POST are not. */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+/**
+ * undici and Node socket/DNS error codes that mean "no (complete) answer; the same request may work
+ * later". Anything else without a response (TLS certificate errors, invalid arguments, a MockAgent with
+ * no matching interceptor) is permanent: retrying a configuration or programming error only hides it.
+ */
+export const TRANSIENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+]);
+
+/** HTTP-level retry policy. Kept short on purpose: job retries (issue 4) sit on top and must not multiply. */
+export interface RetryOptions {
+  /** Extra tries after the first, for idempotent methods on transient failures. @defaultValue 2 */
+  retries?: number;
+  /**
+   * Backoff before retry n (1-based) is uniform in [minDelayMs, 2 * minDelayMs] * 2^(n-1), capped at
+   * maxDelayMs: with the defaults 100-200 ms, then 200-400 ms. Long enough for a reset connection or a
+   * restarted upstream pod, short enough that a job attempt does not stall a worker slot.
+   * @defaultValue 100
+   */
+  minDelayMs?: number;
+  /** @defaultValue 400 */
+  maxDelayMs?: number;
+}
+
+export interface HttpClientOptions {
+  /** Who we talk to; named in every error and log line. */
+  target: HttpTarget;
+  /** Origin plus optional base path (`https://x.zendesk.com`, `http://127.0.0.1:4100/engine-rest`). */
+  baseUrl: string;
+  /** Timeouts and connections per origin (src/config/schema.ts `httpSchema`). */
+  http: HttpConfig;
+  /** A MockAgent in request-shape tests. When absent, an undici Agent is created and closed by `close()`. */
+  dispatcher?: Dispatcher;
+  logger: Logger;
+  /**
+   * Auth and other headers, computed per try (Zephr mints a JWT per user, so `userId` is passed).
+   * Values never reach logs or error messages.
+   */
+  headers?: (ctx: {
+    userId?: string;
+    method: string;
+    path: string;
+  }) => Record<string, string> | Promise<Record<string, string>>;
+  /** The engine's global rate limiter, awaited before every try (retries included). */
+  throttle?: Throttle;
+  /** `false` disables HTTP-level retries. */
+  retry?: RetryOptions | false;
+  /** Largest response body read, in bytes; larger is a permanent error. @defaultValue 64 MiB */
+  maxBodyBytes?: number;
+}
+
+export interface HttpRequest {
+  method: HttpMethod;
+  /** Path below the base URL, already percent-encoded where it carries ids (`encodeURIComponent`). */
+  path: string;
+  /** Encoded with encodeURIComponent (space -> %20, `+` -> %2B); undefined/null values are left out. */
+  query?: Record<string, QueryValue | readonly QueryValue[]>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** The source user this request is for: in logs, records and errors. */
+  userId?: string;
+  /** Extra headers for this request only (override `headers()`). */
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON, or undefined when the body is empty or not JSON. */
+  body: unknown;
+  /** Every try of this request, the last one answered with `status`. */
+  records: RequestRecord[];
+  /** Request id of the last try. */
+  requestId: string;
+  /** The path and query as sent (for messages and plans). */
+  path: string;
+}
+
+export interface HttpClient {
+  readonly target: HttpTarget;
+  request(req: HttpRequest): Promise<HttpResponse>;
+  /** Builds the SyncError for a response the connector considers a failure. */
+  fail(req: Pick<HttpRequest, 'method' | 'userId'>, res: HttpResponse): SyncError;
+  close(): Promise<void>;
+}
+
+/** `path?query` as sent, with encodeURIComponent so that `+`, `:`, `/` and spaces are unambiguous. */
+export function buildPath(
+  basePath: string,
+  path: string,
+  query?: Record<string, QueryValue | readonly QueryValue[]>,
+): string {
+  const base = basePath.replace(/\/+$/, '');
+  const p = path.startsWith('/') ? path : `/${path}`;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(query ?? {})) {
+    const values = Array.isArray(v) ? v : [v];
+    for (const one of values) {
+      if (one === undefined || one === null) continue;
+      parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(String(one))}`);
+    }
+  }
+  return `${base}${p}${parts.length ? `?${parts.join('&')}` : ''}`;
+}
+
+/**
+ * `Retry-After` in milliseconds: delta-seconds or HTTP-date (RFC 9110 §10.2.3). Absent or garbage ->
+ * DEFAULT_RETRY_AFTER_MS; a date in the past -> 0.
+ */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  now: number = Date.now(),
+  fallbackMs: number = DEFAULT_RETRY_AFTER_MS,
+): number {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!v) return fallbackMs;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // Only accept something that looks like an HTTP-date, not any string Date.parse happens to take.
+  if (/^[A-Za-z]{3},\s/.test(v)) {
+    const t = Date.parse(v);
+    if (Number.isFinite(t)) return Math.max(0, t - now);
+  }
+  return fallbackMs;
+}
+
+/**
+ * The vendor's own error code, looked up generically: `{code}` (Prelude, seed 004), `{errors:[{code}]}`
+ * (Zendesk, seed 003), `{type}` (identity service, seed 002). Only short token-like strings are taken,
+ * so a free-text field never ends up in a message.
+ */
+export function vendorErrorCode(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const b = body as Record<string, unknown>;
+  const errors = Array.isArray(b.errors) ? (b.errors[0] as Record<string, unknown> | undefined) : undefined;
+  const error = typeof b.error === 'object' && b.error !== null ? (b.error as Record<string, unknown>) : {};
+  for (const c of [b.code, errors?.code, error.code, b.type]) {
+    if (typeof c === 'string' && /^[\w.-]{1,64}$/.test(c)) return c;
+    if (typeof c === 'number' && Number.isInteger(c)) return String(c);
+  }
+  return undefined;
+}
+
+/** Class of a non-2xx status. */
+export function classifyStatus(status: number): ErrorClass {
+  if (status === 429) return 'rate_limited';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 408 || status >= 500) return 'transient';
+  return 'permanent';
+}
+
+/** The error code of a failed request: `code` on the error, its cause, or an AggregateError's first. */
+export function errorCodeOf(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    const inner = (e as { errors?: unknown[] }).errors;
+    e = Array.isArray(inner) && inner.length ? inner[0] : (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Class of a request that got no response. */
+export function classifyErrorCode(code: string | undefined): ErrorClass {
+  return code !== undefined && TRANSIENT_ERROR_CODES.has(code) ? 'transient' : 'permanent';
+}
+
+export interface ClassifyInput {
+  target: HttpTarget;
+  method: string;
+  /** Path and query as sent. */
+  path: string;
+  userId?: string;
+  requestId?: string;
+  /** A response that came back. */
+  response?: { status: number; headers?: Record<string, string | string[] | undefined>; body?: unknown };
+  /** Or the error thrown when none came. */
+  error?: unknown;
+  now?: number;
+}
+
+/**
+ * THE classifier (issue 3 "One error taxonomy"): by status and error `code` only, never message text.
+ * 429 -> rate_limited (wait from Retry-After); 5xx, 408, timeouts, resets, refused, DNS -> transient;
+ * 401/403 -> auth; other 4xx and unknown network errors -> permanent. `unlinked` is never decided here:
+ * only a connector knows which 404 means "not linked" (Prelude `user_not_found`, seed 004).
+ * The message names target, user id, method, path, status and vendor code; never a header or secret.
+ */
+export function classify(input: ClassifyInput): SyncError {
+  const { target, method, path, userId, requestId, response } = input;
+  const who = `${target}: ${method} ${path}${userId === undefined ? '' : ` (user ${userId})`}`;
+  if (response) {
+    const errorClass = classifyStatus(response.status);
+    const vendorCode = vendorErrorCode(response.body);
+    const retryAfter = response.headers?.['retry-after'];
+    const retryAfterMs =
+      errorClass === 'rate_limited'
+        ? parseRetryAfter(retryAfter, input.now)
+        : retryAfter !== undefined && errorClass === 'transient'
+          ? parseRetryAfter(retryAfter, input.now)
+          : undefined;
+    const extra = [
+      vendorCode === undefined ? '' : ` ${vendorCode}`,
+      errorClass === 'rate_limited' ? `, retry after ${retryAfterMs} ms` : '',
+    ].join('');
+    return new SyncError(errorClass, `${who} failed: HTTP ${response.status}${extra}`, {
+      target,
+      userId,
+      status: response.status,
+      vendorCode,
+      retryAfterMs,
+      requestId,
+    });
+  }
+  const code = errorCodeOf(input.error);
+  const errorClass = classifyErrorCode(code);
+  return new SyncError(errorClass, `${who} failed: no response (${code ?? 'unknown error'})`, {
+    target,
+    userId,
+    vendorCode: code,
+    requestId,
+    cause: input.error,
+  });
+}
+
+function jitteredDelay(attempt: number, minDelayMs: number, maxDelayMs: number): number {
+  const base = minDelayMs * 2 ** (attempt - 1);
+  return Math.min(maxDelayMs, base + Math.random() * base);
+}
+
+class BodyTooLargeError extends Error {
+  readonly code = 'E_BODY_TOO_LARGE';
+}
+
+async function readBody(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new BodyTooLargeError(`response body larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string): unknown {
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Creates the HTTP client of one connector. */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const { target, http, logger, throttle } = options;
+  const base = new URL(options.baseUrl);
+  const origin = base.origin;
+  const basePath = base.pathname;
+  const retry = options.retry === false ? { retries: 0 } : (options.retry ?? {});
+  const retries = retry.retries ?? 2;
+  const minDelayMs = retry.minDelayMs ?? 100;
+  const maxDelayMs = retry.maxDelayMs ?? 400;
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
+  const ownDispatcher = options.dispatcher === undefined;
+  const dispatcher =
+    options.dispatcher ??
+    new Agent({
+      connections: http.connections,
+      connect: { timeout: http.connectTimeoutMs },
+      headersTimeout: http.headersTimeoutMs,
+      bodyTimeout: http.bodyTimeoutMs,
+      // Keep idle sockets a little longer than undici's 4 s default: a worker between two jobs of the
+      // same target should find its connection still open.
+      keepAliveTimeout: 10_000,
+    });
+
+  async function once(
+    req: HttpRequest,
+    path: string,
+    attempt: number,
+    records: RequestRecord[],
+  ): Promise<HttpResponse> {
+    if (throttle) await throttle();
+    const requestId = randomUUID();
+    const computed = options.headers
+      ? await options.headers({ userId: req.userId, method: req.method, path })
+      : {};
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...computed,
+      ...req.headers,
+      'x-request-id': requestId,
+    };
+    let payload: string | undefined;
+    if (req.body !== undefined) {
+      payload = JSON.stringify(req.body);
+      headers['content-type'] = 'application/json';
+    }
+    const started = performance.now();
+    const log = { target, requestId, method: req.method, path, attempt, userId: req.userId };
+    try {
+      const res = await dispatcher.request({
+        origin,
+        path,
+        method: req.method,
+        headers,
+        body: payload,
+        headersTimeout: http.headersTimeoutMs,
+        bodyTimeout: http.bodyTimeoutMs,
+        signal: req.signal,
+      });
+      const text = await readBody(res.body, maxBodyBytes);
+      const durationMs = Math.round(performance.now() - started);
+      records.push({ method: req.method, path, status: res.statusCode, durationMs, requestId, attempt });
+      logger.debug({ ...log, status: res.statusCode, durationMs }, 'http response');
+      return {
+        status: res.statusCode,
+        headers: res.headers as Record<string, string | string[] | undefined>,
+        body: parseJson(text),
+        records,
+        requestId,
+        path,
+      };
+    } catch (error) {
+      if (req.signal?.aborted) throw error; // the caller gave up: not a vendor failure
+      const durationMs = Math.round(performance.now() - started);
+      const errorCode = errorCodeOf(error);
+      records.push({ method: req.method, path, errorCode, durationMs, requestId, attempt });
+      logger.debug({ ...log, errorCode, durationMs }, 'http request failed');
+      throw classify({ target, method: req.method, path, userId: req.userId, requestId, error });
+    }
+  }
+
+  async function request(req: HttpRequest): Promise<HttpResponse> {
+    const path = buildPath(basePath, req.path, req.query);
+    const records: RequestRecord[] = [];
+    const tries = IDEMPOTENT_METHODS.has(req.method) ? 1 + retries : 1;
+    for (let attempt = 1; ; attempt++) {
+      let res: HttpResponse | undefined;
+      let failure: SyncError | undefined;
+      try {
+        res = await once(req, path, attempt, records);
+      } catch (e) {
+        if (!(e instanceof SyncError)) throw e;
+        failure = e;
+      }
+      // 429 is never retried here: the job layer waits Retry-After without spending an attempt.
+      const transient = failure
+        ? failure.errorClass === 'transient'
+        : classifyStatus(res!.status) === 'transient' && res!.status >= 400;
+      if (!transient || attempt >= tries) {
+        if (failure) throw failure;
+        return res!;
+      }
+      const delay = jitteredDelay(attempt, minDelayMs, maxDelayMs);
+      logger.debug(
+        {
+          target,
+          method: req.method,
+          path,
+          attempt,
+          status: res?.status,
+          errorCode: failure?.vendorCode,
+          delay,
+        },
+        'http retry',
+      );
+      await sleep(delay, undefined, req.signal ? { signal: req.signal } : undefined);
+    }
+  }
+
+  return {
+    target,
+    request,
+    fail(req, res) {
+      return classify({
+        target,
+        method: req.method,
+        path: res.path,
+        userId: req.userId,
+        requestId: res.requestId,
+        response: res,
+      });
+    },
+    async close() {
+      if (ownDispatcher) await dispatcher.close();
+    },
+  };
+}
