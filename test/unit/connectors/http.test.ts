@@ -370,7 +370,8 @@ describe('secrets', () => {
     const res = await c.request({ method: 'GET', path: '/a', userId: 'u1' });
     const authErr = c.fail({ method: 'GET', userId: 'u1' }, res);
     expect(authErr.errorClass).toBe('auth');
-    const netErr = await c.request({ method: 'GET', path: '/b' }).catch((e) => e as SyncError);
+    const netErr = (await c.request({ method: 'GET', path: '/b' }).catch((e) => e)) as SyncError;
+    expect(netErr).toBeInstanceOf(SyncError);
     for (const text of [authErr.message, JSON.stringify(authErr.toJSON()), netErr.message, ...sink.lines]) {
       expect(text).not.toContain(SECRET);
       expect(text).not.toContain('c2VjcmV0');
