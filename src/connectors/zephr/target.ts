@@ -1,0 +1,149 @@
+import type { HttpConfig, ZephrConfig } from '../../config/schema.js';
+import { diffFields } from '../../pipeline/diff.js';
+import { SyncError } from '../errors.js';
+import { createHttpClient } from '../http.js';
+import { type ConnectorMapping, isObject, managedFields, RequestLog } from '../target-common.js';
+import type {
+  Change,
+  ConnectorDeps,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+  TargetConnector,
+} from '../types.js';
+import { createJwtMinter } from './jwt.js';
+import { fieldsFromDocument, mergeDocument, sameJson } from './payload.js';
+
+export interface ZephrConnectorOptions {
+  config: ZephrConfig;
+  http: HttpConfig;
+  /** The compiled Zephr mapping (plain keys: `first_name`, `last_name`, `email`). */
+  mapping: ConnectorMapping;
+  /** Requests per minute (`targetRateLimit(config, 'zephr')`). */
+  rateLimit: number;
+}
+
+/** The subject `check()` mints a token for: a 404 for its profile proves URL and signing key. */
+export const CHECK_SUBJECT = 'profile-sync-connection-check';
+
+/**
+ * Zephr extended profiles (seed 000). The document is per (user, appId) and a PUT overwrites it whole,
+ * so every write is GET + PUT of the merge (mergeDocument): keys profile-sync does not own survive.
+ * The user is whoever the JWT names, so every request carries a token minted for that user (jwt.ts).
+ */
+export function createZephrConnector(options: ZephrConnectorOptions, deps: ConnectorDeps): TargetConnector {
+  const { config, mapping } = options;
+  const minter = createJwtMinter(config.jwt);
+  const headerName = config.jwt.header;
+  const path = `/blaize/profile/${encodeURIComponent(config.appId)}`;
+  const client = createHttpClient({
+    target: 'zephr',
+    baseUrl: config.url,
+    http: options.http,
+    dispatcher: deps.dispatcher,
+    logger: deps.logger,
+    throttle: deps.throttle,
+    // Minted per try, so a retry never sends an expired token. userId is always set by this connector.
+    headers: async ({ userId }): Promise<Record<string, string>> => {
+      const token = await minter.mint(userId ?? CHECK_SUBJECT);
+      return headerName === 'authorization' ? { authorization: `Bearer ${token}` } : { 'x-zephr-jwt': token };
+    },
+  });
+
+  /** GET the user's document: the object, or null on 404 (no extended profile yet). */
+  async function getDocument(log: RequestLog, userId: string): Promise<Record<string, unknown> | null> {
+    const res = log.add(await client.request({ method: 'GET', path, userId }));
+    if (res.status === 404) return null;
+    if (res.status !== 200) throw client.fail({ method: 'GET', userId }, res);
+    if (res.body === undefined) return {};
+    if (!isObject(res.body)) {
+      // Seed 000 allows arrays too; merging into one is impossible and overwriting would destroy
+      // someone else's data, so this user is left alone and reported.
+      throw new SyncError(
+        'permanent',
+        `zephr: GET ${res.path} (user ${userId}): the extended profile is not a JSON object; refusing to overwrite it`,
+        { target: 'zephr', userId, status: 200, requestId: res.requestId },
+      );
+    }
+    return res.body;
+  }
+
+  async function putDocument(log: RequestLog, userId: string, body: Record<string, unknown>): Promise<void> {
+    const res = log.add(await client.request({ method: 'PUT', path, body, userId }));
+    // Seed 000 documents 200 only; any 2xx is success.
+    if (res.status < 200 || res.status >= 300) throw client.fail({ method: 'PUT', userId }, res);
+  }
+
+  async function write(change: Change): Promise<ItemResult> {
+    const diff = diffFields(change.previous, change.next);
+    const log = new RequestLog();
+    if (change.previous !== null && Object.keys(diff).length === 0) {
+      return { outcome: 'unchanged', diff: {}, requests: [] };
+    }
+    const current = await getDocument(log, change.userId);
+    const body = mergeDocument(
+      current,
+      managedFields(mapping.fields, change.previous, change.next),
+      change.next,
+    );
+    if (current !== null && sameJson(current, body)) {
+      return { outcome: 'unchanged', diff: {}, requests: log.records };
+    }
+    await putDocument(log, change.userId, body);
+    return { outcome: current === null ? 'created' : 'updated', diff, requests: log.records };
+  }
+
+  function plan(change: Change): PlannedRequest[] {
+    if (change.previous !== null && Object.keys(diffFields(change.previous, change.next)).length === 0)
+      return [];
+    const managed = managedFields(mapping.fields, change.previous, change.next);
+    return [
+      { method: 'GET', path, note: 'read current extended profile (404 = none)' },
+      {
+        method: 'PUT',
+        path,
+        body: mergeDocument(change.previous, managed, change.next),
+        note:
+          change.previous === null
+            ? 'create (GET answered 404)'
+            : 'replace: current document with managed keys updated',
+      },
+    ];
+  }
+
+  async function read(user: SourceUser): Promise<FieldMap | null> {
+    const doc = await getDocument(new RequestLog(), user.id);
+    return doc === null ? null : fieldsFromDocument(doc, mapping.fields);
+  }
+
+  async function remove(user: SourceUser, previous: FieldMap | null): Promise<RemoveResult> {
+    const log = new RequestLog();
+    const current = await getDocument(log, user.id);
+    if (current === null) return { outcome: 'unchanged', action: 'absent', requests: log.records };
+    // PUT of the document without our keys: `{}` when only our keys were there; keys of others survive
+    // (the same rule as write: never touch what profile-sync does not own).
+    const stripped = mergeDocument(current, managedFields(mapping.fields, previous, null), {});
+    if (sameJson(current, stripped)) return { outcome: 'unchanged', action: 'absent', requests: log.records };
+    await putDocument(log, user.id, stripped);
+    return { outcome: 'removed', action: 'cleared', requests: log.records };
+  }
+
+  async function check(): Promise<void> {
+    const res = await client.request({ method: 'GET', path, userId: CHECK_SUBJECT });
+    if (res.status !== 200 && res.status !== 404) throw client.fail({ method: 'GET' }, res);
+  }
+
+  return {
+    id: 'zephr',
+    limits: { requestsPerMinute: options.rateLimit },
+    check,
+    map: (user) => mapping.map(user),
+    read,
+    write,
+    plan,
+    remove,
+    close: () => client.close(),
+  };
+}
