@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
+import { compileMappings } from '../pipeline/mapping.js';
+import { dottedPath, readConfigFile, unknownKeys } from './config-file.js';
 import { ConfigError } from './errors.js';
 import { type Config, configSchema } from './schema.js';
 
@@ -128,18 +130,63 @@ function crossChecks(config: Config): string[] {
 }
 
 /**
- * Reads and validates the configuration. Throws ConfigError listing every problem at once.
- * `overlay` is merged under the environment (the config file's values; env wins).
+ * The PROFILE_SYNC_CONFIG file as a raw overlay (src/config/config-file.ts): unknown keys refused, and
+ * the settings of a target whose `*_URL` is not set in the environment dropped, as for env variables
+ * (a target is enabled exactly when its `*_URL` is set).
+ */
+function fileOverlay(file: string, env: Env): Record<string, unknown> {
+  const raw = readConfigFile(file, env);
+  const problems = unknownKeys(raw, configSchema).map(
+    (p) =>
+      `${file}: ${dottedPath(p)}: unknown key; remove it or fix its spelling (docs/connectors-core.md lists the keys)`,
+  );
+  const targets = raw.targets;
+  if (isPlainObject(targets)) {
+    for (const [t, urlEnv] of Object.entries(TARGET_URL_ENV)) {
+      const section = targets[t];
+      if (isPlainObject(section) && 'url' in section) {
+        problems.push(
+          `${file}: targets.${t}.url: a target is enabled exactly when ${urlEnv} is set; set ${urlEnv} in the environment instead`,
+        );
+      }
+      if (!env[urlEnv]) delete targets[t];
+    }
+  }
+  if (problems.length) throw new ConfigError(`invalid config file:\n  ${problems.join('\n  ')}`, problems);
+  return raw;
+}
+
+function hasPath(obj: unknown, path: PropertyKey[]): boolean {
+  let cur = obj;
+  for (const p of path) {
+    if (typeof cur !== 'object' || cur === null || !(String(p) in cur)) return false;
+    cur = (cur as Record<string, unknown>)[String(p)];
+  }
+  return true;
+}
+
+/**
+ * Reads and validates the configuration: environment variables over the PROFILE_SYNC_CONFIG file (when
+ * set) over `overlay`; then the mapping is compiled and checked. Throws ConfigError listing every
+ * problem at once, each naming the variable, or the file and dotted path, and the fix.
  */
 export function loadConfig(env: Env = process.env, overlay: Record<string, unknown> = {}): Config {
-  const raw = deepMerge(overlay, rawConfigFromEnv(env));
+  const file = env.PROFILE_SYNC_CONFIG || undefined;
+  const fromFile = file ? fileOverlay(file, env) : {};
+  const fromEnv = rawConfigFromEnv(env);
+  const raw = deepMerge(deepMerge(overlay, fromFile), fromEnv);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = formatIssues(parsed.error.issues);
+    const problems = parsed.error.issues.map((i) =>
+      file && !hasPath(fromEnv, i.path) && hasPath(fromFile, i.path)
+        ? `${file}: ${dottedPath(i.path)}: ${i.message}`
+        : formatIssues([i])[0]!,
+    );
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }
   const problems = crossChecks(parsed.data);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
+  compileMappings(parsed.data); // a bad mapping is a ConfigError now, not a rejected user in production
   return parsed.data;
 }
 

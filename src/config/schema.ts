@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mappingSchema } from '../pipeline/mapping-schema.js';
 
 /**
  * The effective configuration of profile-sync, validated once at start-up.
@@ -142,6 +143,11 @@ export const configSchema = z.object({
     prelude: preludeSchema.optional(),
   }),
   http: httpSchema,
+  /**
+   * Mapping overrides from the config file's `mapping:` section (defaults: config/mapping.default.yaml;
+   * compiled and checked by src/pipeline/mapping.ts). @defaultValue {}
+   */
+  mapping: mappingSchema,
   sync: z.object({
     /** Cron expression for the daemon's reconcile. @defaultValue '*\/15 * * * *' */
     schedule: z.string().default('*/15 * * * *'),
