@@ -1,0 +1,109 @@
+import type { TargetId } from '../config/schema.js';
+import type { FieldDiff, Outcome, RequestRecord } from '../connectors/types.js';
+
+/** What started a run. */
+export type RunKind = 'scheduled' | 'backfill' | 'single-user' | 'retry';
+/** `held` is issue 5's: a run whose deletions wait for `--confirm-deletes`. */
+export type RunStatus = 'running' | 'completed' | 'aborted' | 'failed' | 'held';
+
+/** The options a run was started with (recorded as given; never a secret). */
+export interface RunOptions {
+  targets: TargetId[];
+  /** Only these source user ids (`--users`, `sync-user`); the scan is then not complete. */
+  users?: string[];
+  /** At most this many source records (`--limit`); the scan is then not complete. */
+  limit?: number;
+  /** Compute every diff and plan, send no write. @defaultValue false */
+  dryRun: boolean;
+  /** Ignore hashes and read each target's current state (drift repair). @defaultValue false */
+  full: boolean;
+  /** Store diffs unmasked (`--show-pii` or `RECORD_PII`). @defaultValue false */
+  showPii: boolean;
+  /** Keep every planned request in the run record (`--plan FILE`). @defaultValue false */
+  plan: boolean;
+  /** `retry-failed`: the run whose dead letters this run re-drives. */
+  retryOf?: string;
+  /** Abort once failed+rejected exceed this share after the first 100 users. */
+  maxFailureRate?: number;
+}
+
+/**
+ * Where the source scan of a run stands. `complete` is true only when every page was read and the scan
+ * was neither limited (`--limit`, `--users`) nor aborted: issue 5 concludes that a user left the source
+ * only from a complete scan.
+ */
+export interface ScanInfo {
+  status: 'pending' | 'running' | 'done' | 'failed' | 'aborted';
+  complete: boolean;
+  limited: boolean;
+  /** `GET /user/count` at the start, for progress. */
+  total?: number;
+  records: number;
+  pages: number;
+  error?: string;
+}
+
+/** One earlier attempt of a sync job that failed and was retried. */
+export interface AttemptRecord {
+  attempt: number;
+  at: number;
+  error: Record<string, unknown>;
+  /** HTTP requests sent during that attempt (counted at the throttle). */
+  requestsSent: number;
+}
+
+/** One recorded change, rejection or failure of one user in one target. */
+export interface RunItem {
+  userId: string;
+  target: TargetId;
+  outcome: Outcome;
+  /** Field-level diff applied (or planned, in a dry run); masked unless the run stores PII. */
+  diff?: FieldDiff;
+  /** `--full`: what changed in the target outside profile-sync (last written vs read), masked likewise. */
+  drift?: FieldDiff;
+  /** `rejected`: why. */
+  reason?: string;
+  /** Job attempts used (1 = first try succeeded). */
+  attempts: number;
+  requests: RequestRecord[];
+  /** Earlier failed attempts (transient errors, retried with backoff). */
+  tries?: AttemptRecord[];
+  lastError?: Record<string, unknown>;
+  jobId?: string;
+  dryRun?: boolean;
+  at: number;
+}
+
+export type OutcomeCounts = Record<Outcome, number>;
+
+export interface TargetRunCounts {
+  outcomes: OutcomeCounts;
+  /** HTTP requests actually sent (every try, HTTP-level retries included). */
+  requests: number;
+  /** Requests a dry run would send. */
+  planned: number;
+  /** Job attempts that failed and were retried. */
+  retries: number;
+  /** 429 answers that paused the queue (no attempt spent). */
+  rateLimited: number;
+  /** Jobs dropped because the run was aborted or the target stopped before they ran. */
+  skipped: number;
+  /** Why the target was stopped in this run (auth), if it was. */
+  stopped?: string;
+}
+
+export interface RunRecord {
+  id: string;
+  kind: RunKind;
+  status: RunStatus;
+  startedAt: number;
+  endedAt?: number;
+  options: RunOptions;
+  scan: ScanInfo;
+  targets: Partial<Record<TargetId, TargetRunCounts>>;
+  /** Sync jobs enqueued / finished for good: the run is over when the scan is and these are equal. */
+  enqueued: number;
+  settled: number;
+  abortReason?: string;
+  error?: string;
+}

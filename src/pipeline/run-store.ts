@@ -1,0 +1,438 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { TargetId } from '../config/schema.js';
+import { OUTCOMES, type Outcome, type RequestRecord } from '../connectors/types.js';
+import type { RedisLayout } from '../queue/redis-layout.js';
+import { userKey } from './hashing.js';
+import { maskDiff, maskPath } from './masking.js';
+import type {
+  AttemptRecord,
+  OutcomeCounts,
+  RunItem,
+  RunKind,
+  RunOptions,
+  RunRecord,
+  RunStatus,
+  ScanInfo,
+  TargetRunCounts,
+} from './run-record.js';
+
+/** Retention of run records. */
+export interface RunRetention {
+  /** Runs kept, newest first. @defaultValue 200 */
+  keep: number;
+  /** Runs (and history entries) older than this are deleted. @defaultValue 30 days */
+  maxAgeMs: number;
+  /** History entries kept per user, newest first. @defaultValue 200 */
+  historyPerUser: number;
+}
+
+export const DEFAULT_RETENTION: RunRetention = {
+  keep: 200,
+  maxAgeMs: 30 * 24 * 3600_000,
+  historyPerUser: 200,
+};
+
+/** A history entry: one item of one run. */
+export interface HistoryEntry {
+  runId: string;
+  kind: RunKind;
+  index: number;
+  item: RunItem;
+}
+
+/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|skipped`. */
+export type CounterDelta = [
+  TargetId,
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'skipped',
+  number,
+];
+
+/**
+ * Records outcome counters and items atomically, once per settle member.
+ * KEYS: run hash, items list, settled set, then one history key per item.
+ * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,
+ *       (field, by) pairs, item JSONs.
+ * Returns the first item index, -1 when the member had already settled (a replayed job: nothing recorded).
+ */
+const RECORD_LUA = `
+local now = tonumber(ARGV[1])
+local maxAge = tonumber(ARGV[2])
+local maxLen = tonumber(ARGV[3])
+local runId = ARGV[4]
+local member = ARGV[5]
+local nCounters = tonumber(ARGV[6])
+if member ~= '' then
+  if redis.call('SADD', KEYS[3], member) == 0 then return -1 end
+  redis.call('HINCRBY', KEYS[1], 'settled', 1)
+end
+for i = 0, nCounters - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i]))
+end
+local first = -2
+local base = 7 + 2 * nCounters
+for i = 4, #KEYS do
+  local n = redis.call('RPUSH', KEYS[2], ARGV[base + i - 4])
+  if first == -2 then first = n - 1 end
+  local h = KEYS[i]
+  redis.call('ZADD', h, now, runId .. '/' .. (n - 1))
+  redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
+  redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
+  redis.call('PEXPIRE', h, maxAge)
+end
+return first
+`;
+
+/** Marks jobs as pending (enqueued) once each; returns how many were new. KEYS: run hash, pending set. */
+const PENDING_LUA = `
+local added = 0
+for i = 1, #ARGV do added = added + redis.call('SADD', KEYS[2], ARGV[i]) end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', added) end
+return added
+`;
+
+/** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
+interface ScriptCommands {
+  psRecord(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psPending(numKeys: number, ...args: (string | number)[]): Promise<number>;
+}
+
+function withScripts(redis: Redis): Redis & ScriptCommands {
+  const r = redis as Redis & Partial<ScriptCommands>;
+  if (typeof r.psRecord !== 'function') {
+    redis.defineCommand('psRecord', { lua: RECORD_LUA });
+    redis.defineCommand('psPending', { lua: PENDING_LUA });
+  }
+  return redis as Redis & ScriptCommands;
+}
+
+/** A run id: sortable, readable, no `:` (it goes into BullMQ job ids): `20261123T182501Z-3fa2`. */
+export function newRunId(now = Date.now()): string {
+  const iso = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return `${iso}-${randomBytes(2).toString('hex')}`;
+}
+
+export function emptyCounts(): OutcomeCounts {
+  return Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as OutcomeCounts;
+}
+
+/**
+ * Run records in Redis: one hash per run with meta and counters, a list of items (one per change,
+ * rejection or failure, never one per unchanged user), and a per-user history index. Items are masked
+ * here, at write time, unless the run was started with `showPii`: what is not stored cannot leak.
+ * Never holds a secret: items carry requests as method, path, status and request id only.
+ */
+export class RunStore {
+  readonly retention: RunRetention;
+  private readonly redis: Redis & ScriptCommands;
+
+  constructor(
+    redis: Redis,
+    private readonly layout: RedisLayout,
+    retention: Partial<RunRetention> = {},
+  ) {
+    this.retention = { ...DEFAULT_RETENTION, ...retention };
+    this.redis = withScripts(redis);
+  }
+
+  /** Creates a run record (status `running`) and applies retention to older runs. */
+  async create(kind: RunKind, options: RunOptions, now = Date.now()): Promise<string> {
+    const id = newRunId(now);
+    const scan: ScanInfo = { status: 'pending', complete: false, limited: false, records: 0, pages: 0 };
+    await this.redis
+      .multi()
+      .hset(this.layout.run(id), {
+        id,
+        kind,
+        status: 'running',
+        startedAt: String(now),
+        options: JSON.stringify(options),
+        scan: JSON.stringify(scan),
+        enqueued: '0',
+        settled: '0',
+      })
+      .zadd(this.layout.runs(), now, id)
+      .exec();
+    await this.prune(now, id);
+    return id;
+  }
+
+  async get(runId: string): Promise<RunRecord | null> {
+    const h = await this.redis.hgetall(this.layout.run(runId));
+    if (!h.id) return null;
+    return parseRun(h);
+  }
+
+  /** The newest run, or null. */
+  async latestId(): Promise<string | null> {
+    const [id] = await this.redis.zrevrange(this.layout.runs(), 0, 0);
+    return id ?? null;
+  }
+
+  /** Runs, newest first. */
+  async list(limit = 20): Promise<RunRecord[]> {
+    const ids = await this.redis.zrevrange(this.layout.runs(), 0, limit - 1);
+    const runs = await Promise.all(ids.map((id) => this.get(id)));
+    return runs.filter((r): r is RunRecord => r !== null);
+  }
+
+  async setStatus(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
+    const fields: Record<string, string> = { status };
+    if (status !== 'running') fields.endedAt = String(Date.now());
+    if (extra.error) fields.error = extra.error;
+    await this.redis.hset(this.layout.run(runId), fields);
+  }
+
+  /** Marks a run finished unless already finished; drops the per-job bookkeeping sets. */
+  async finish(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
+    const current = await this.redis.hget(this.layout.run(runId), 'status');
+    if (current !== 'running') return;
+    await this.setStatus(runId, status, extra);
+    await this.redis.del(this.layout.runPending(runId), this.layout.runSettled(runId));
+  }
+
+  async updateScan(runId: string, patch: Partial<ScanInfo>): Promise<ScanInfo> {
+    const key = this.layout.run(runId);
+    const raw = await this.redis.hget(key, 'scan');
+    const scan: ScanInfo = { ...(raw ? (JSON.parse(raw) as ScanInfo) : emptyScan()), ...patch };
+    await this.redis.hset(key, 'scan', JSON.stringify(scan));
+    return scan;
+  }
+
+  /** Scan checkpoint for a restarted scan job: records flushed (counted) and records whose jobs were added. */
+  async scanCheckpoint(runId: string): Promise<{ flushed: number; enqueued: number }> {
+    const [f, e] = await this.redis.hmget(this.layout.run(runId), 'scanFlushed', 'scanEnqueued');
+    return { flushed: Number(f ?? 0), enqueued: Number(e ?? 0) };
+  }
+
+  async setScanCheckpoint(
+    runId: string,
+    field: 'scanFlushed' | 'scanEnqueued',
+    value: number,
+  ): Promise<void> {
+    await this.redis.hset(this.layout.run(runId), field, String(value));
+  }
+
+  /**
+   * Records counters and items in one atomic step. With `settle`, only the first call for that member
+   * records anything (a replayed or stalled-and-rerun job never counts twice); returns false then.
+   */
+  async record(
+    runId: string,
+    opts: { settle?: string; counters?: CounterDelta[]; items?: RunItem[]; pii?: boolean; now?: number },
+  ): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const items = (opts.items ?? []).map((i) => (opts.pii ? i : maskItem(i)));
+    const counters = opts.counters ?? [];
+    const keys = [
+      this.layout.run(runId),
+      this.layout.runItems(runId),
+      this.layout.runSettled(runId),
+      ...items.map((i) => this.layout.history(userKey(i.userId))),
+    ];
+    const args: (string | number)[] = [
+      now,
+      this.retention.maxAgeMs,
+      this.retention.historyPerUser,
+      runId,
+      opts.settle ?? '',
+      counters.length,
+      ...counters.flatMap(([t, c, by]) => [counterField(t, c), by]),
+      ...items.map((i) => JSON.stringify(i)),
+    ];
+    const r = await this.redis.psRecord(keys.length, ...keys, ...args);
+    return r !== -1;
+  }
+
+  /** Marks sync jobs as enqueued for the run (idempotent per member); returns how many were new. */
+  async addPending(runId: string, members: string[]): Promise<number> {
+    if (members.length === 0) return 0;
+    return this.redis.psPending(2, this.layout.run(runId), this.layout.runPending(runId), ...members);
+  }
+
+  async isSettled(runId: string, member: string): Promise<boolean> {
+    return (await this.redis.sismember(this.layout.runSettled(runId), member)) === 1;
+  }
+
+  async incr(runId: string, deltas: CounterDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    const m = this.redis.multi();
+    for (const [t, c, by] of deltas) m.hincrby(this.layout.run(runId), counterField(t, c), by);
+    await m.exec();
+  }
+
+  /** Stops a target for the rest of the run (auth failure): its remaining jobs fail without a request. */
+  async stopTarget(runId: string, target: TargetId, reason: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.layout.run(runId), `stop:${target}`, reason)) === 1;
+  }
+
+  /** Asks every worker to drop the run's remaining work (`--max-failure-rate`, operator abort). */
+  async requestAbort(runId: string, reason: string): Promise<void> {
+    await this.redis.hsetnx(this.layout.run(runId), 'abortReason', reason);
+  }
+
+  /** What a sync job checks before it sends anything: abort, a stopped target, PII flag. */
+  async jobGate(
+    runId: string,
+    target: TargetId,
+  ): Promise<{ exists: boolean; abort?: string; stopped?: string; pii: boolean }> {
+    const [id, abort, stopped, options] = await this.redis.hmget(
+      this.layout.run(runId),
+      'id',
+      'abortReason',
+      `stop:${target}`,
+      'options',
+    );
+    const pii = options ? Boolean((JSON.parse(options) as RunOptions).showPii) : false;
+    return { exists: id !== null, abort: abort ?? undefined, stopped: stopped ?? undefined, pii };
+  }
+
+  /** Remembers a failed attempt of a job, to be shown with its final item. */
+  async addTry(runId: string, jobId: string, attempt: AttemptRecord): Promise<AttemptRecord[]> {
+    const key = this.layout.runTries(runId);
+    const prev = await this.tries(runId, jobId);
+    const all = [...prev.filter((a) => a.attempt !== attempt.attempt), attempt];
+    await this.redis.hset(key, jobId, JSON.stringify(all));
+    return all;
+  }
+
+  async tries(runId: string, jobId: string): Promise<AttemptRecord[]> {
+    const raw = await this.redis.hget(this.layout.runTries(runId), jobId);
+    return raw ? (JSON.parse(raw) as AttemptRecord[]) : [];
+  }
+
+  /** Appends planned requests (dry run with a plan file); already masked by the caller. */
+  async addPlan(runId: string, lines: unknown[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.redis.rpush(this.layout.runPlan(runId), ...lines.map((l) => JSON.stringify(l)));
+  }
+
+  async *plan(runId: string, batch = 1000): AsyncIterable<unknown> {
+    for (let start = 0; ; start += batch) {
+      const rows = await this.redis.lrange(this.layout.runPlan(runId), start, start + batch - 1);
+      for (const r of rows) yield JSON.parse(r);
+      if (rows.length < batch) return;
+    }
+  }
+
+  async itemCount(runId: string): Promise<number> {
+    return this.redis.llen(this.layout.runItems(runId));
+  }
+
+  async items(runId: string, offset = 0, limit = 1000): Promise<RunItem[]> {
+    const rows = await this.redis.lrange(this.layout.runItems(runId), offset, offset + limit - 1);
+    return rows.map((r) => JSON.parse(r) as RunItem);
+  }
+
+  /** A user's timeline across runs and targets, oldest first. Entries of pruned runs are dropped. */
+  async history(userId: string): Promise<HistoryEntry[]> {
+    const key = this.layout.history(userKey(userId));
+    const refs = await this.redis.zrange(key, '0', '-1');
+    const out: HistoryEntry[] = [];
+    const dangling: string[] = [];
+    const kinds = new Map<string, RunKind | null>();
+    for (const ref of refs) {
+      const slash = ref.lastIndexOf('/');
+      const runId = ref.slice(0, slash);
+      const index = Number(ref.slice(slash + 1));
+      if (!kinds.has(runId))
+        kinds.set(runId, (await this.redis.hget(this.layout.run(runId), 'kind')) as RunKind | null);
+      const kind = kinds.get(runId);
+      const raw = kind ? await this.redis.lindex(this.layout.runItems(runId), index) : null;
+      if (!kind || !raw) {
+        dangling.push(ref);
+        continue;
+      }
+      const item = JSON.parse(raw) as RunItem;
+      // A user-key collision (64-bit hash) would show another user's item: filter by the real id.
+      if (item.userId !== userId) continue;
+      out.push({ runId, kind, index, item });
+    }
+    if (dangling.length) await this.redis.zrem(key, ...dangling);
+    return out;
+  }
+
+  /** Deletes one run's keys (history entries pointing at it are dropped lazily on read). */
+  async deleteRun(runId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(...this.layout.runKeys(runId))
+      .zrem(this.layout.runs(), runId)
+      .exec();
+  }
+
+  /** Retention: drop runs beyond `keep` (oldest first) and runs older than `maxAgeMs`. */
+  async prune(now = Date.now(), except?: string): Promise<string[]> {
+    const runs = this.layout.runs();
+    const old = await this.redis.zrangebyscore(runs, '-inf', now - this.retention.maxAgeMs);
+    const total = await this.redis.zcard(runs);
+    const excess =
+      total > this.retention.keep
+        ? await this.redis.zrange(runs, '0', String(total - this.retention.keep - 1))
+        : [];
+    const victims = [...new Set([...old, ...excess])].filter((id) => id !== except);
+    for (const id of victims) await this.deleteRun(id);
+    return victims;
+  }
+}
+
+export function counterField(target: TargetId, counter: string): string {
+  return `${counter}:${target}`;
+}
+
+function emptyScan(): ScanInfo {
+  return { status: 'pending', complete: false, limited: false, records: 0, pages: 0 };
+}
+
+function maskItem(item: RunItem): RunItem {
+  const out: RunItem = { ...item };
+  if (item.diff) out.diff = maskDiff(item.diff);
+  if (item.drift) out.drift = maskDiff(item.drift);
+  out.requests = item.requests.map(maskRequest);
+  return out;
+}
+
+function maskRequest(r: RequestRecord): RequestRecord {
+  return { ...r, path: maskPath(r.path) };
+}
+
+const COUNTERS = ['requests', 'planned', 'retries', 'rateLimited', 'skipped'] as const;
+
+function parseRun(h: Record<string, string>): RunRecord {
+  const options = JSON.parse(h.options ?? '{}') as RunOptions;
+  const targets: Partial<Record<TargetId, TargetRunCounts>> = {};
+  for (const t of options.targets ?? []) {
+    const outcomes = emptyCounts();
+    for (const o of OUTCOMES) outcomes[o] = Number(h[counterField(t, o)] ?? 0);
+    const c: TargetRunCounts = {
+      outcomes,
+      requests: 0,
+      planned: 0,
+      retries: 0,
+      rateLimited: 0,
+      skipped: 0,
+    };
+    for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);
+    const stopped = h[`stop:${t}`];
+    if (stopped) c.stopped = stopped;
+    targets[t] = c;
+  }
+  const run: RunRecord = {
+    id: h.id!,
+    kind: h.kind as RunKind,
+    status: h.status as RunStatus,
+    startedAt: Number(h.startedAt),
+    options,
+    scan: JSON.parse(h.scan ?? 'null') ?? emptyScan(),
+    targets,
+    enqueued: Number(h.enqueued ?? 0),
+    settled: Number(h.settled ?? 0),
+  };
+  if (h.endedAt) run.endedAt = Number(h.endedAt);
+  if (h.abortReason) run.abortReason = h.abortReason;
+  if (h.error) run.error = h.error;
+  return run;
+}
