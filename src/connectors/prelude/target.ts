@@ -1,0 +1,152 @@
+import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
+import { diffFields } from '../../pipeline/diff.js';
+import { SyncError } from '../errors.js';
+import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
+import { type ConnectorMapping, managedFields, RequestLog } from '../target-common.js';
+import type {
+  Change,
+  ConnectorDeps,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+  TargetConnector,
+} from '../types.js';
+import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
+import { compileUserIdTemplate, profilePath } from './user-id.js';
+
+export interface PreludeConnectorOptions {
+  config: PreludeConfig;
+  http: HttpConfig;
+  /** The compiled Prelude mapping (plain string-valued keys, reserved keys refused at config load). */
+  mapping: ConnectorMapping;
+  /** Requests per minute (`targetRateLimit(config, 'prelude')`). */
+  rateLimit: number;
+}
+
+/** The user `check()` patches with an empty profile: `user_not_found` for it proves URL, key and app. */
+export const CHECK_USER_ID = 'profile-sync-connection-check';
+
+/** What a PATCH answer means, per seed 004's responses. */
+type PatchResult = { kind: 'ok' } | { kind: 'unlinked' };
+
+/**
+ * Prelude Session Management API (seed 004): one endpoint, `PATCH .../users/{userID}/profile`, that
+ * merges string keys and answers 204. No read endpoint exists, so `read()` returns undefined and drift
+ * cannot be detected for Prelude.
+ */
+export function createPreludeConnector(
+  options: PreludeConnectorOptions,
+  deps: ConnectorDeps,
+): TargetConnector {
+  const { config, mapping } = options;
+  const userIdFor = compileUserIdTemplate(config.userIdTemplate);
+  const authorization = `Bearer ${config.apiKey}`;
+  const client = createHttpClient({
+    target: 'prelude',
+    baseUrl: config.url,
+    http: options.http,
+    dispatcher: deps.dispatcher,
+    logger: deps.logger,
+    throttle: deps.throttle,
+    headers: () => ({ authorization }),
+  });
+
+  const pathFor = (user: { id: string }, linkedId?: string) =>
+    profilePath(config.appId, linkedId ?? userIdFor(user.id));
+
+  /** Seed 004's errors, each to what the engine must do. */
+  function interpret(res: HttpResponse, userId: string | undefined): PatchResult {
+    if (res.status === 204 || res.status === 200) return { kind: 'ok' };
+    const code = vendorErrorCode(res.body);
+    // 404 user_not_found: the user never used this app. An outcome, not an error, never retried.
+    if (res.status === 404 && code === 'user_not_found') return { kind: 'unlinked' };
+    // 404 app_not_found is a configuration problem, as is 403 session_disabled: every other user would
+    // fail the same way, so the target is stopped (class auth) with the fix in the message.
+    if (res.status === 404 && code === 'app_not_found') {
+      throw new SyncError(
+        'auth',
+        `prelude: PATCH ${res.path}: HTTP 404 app_not_found: no app '${config.appId}' for this API key; check PRELUDE_APP_ID`,
+        { target: 'prelude', userId, status: 404, vendorCode: code, requestId: res.requestId },
+      );
+    }
+    if (res.status === 403 && code === 'session_disabled') {
+      throw new SyncError(
+        'auth',
+        `prelude: PATCH ${res.path}: HTTP 403 session_disabled: session management is disabled for app '${config.appId}'; enable it in the Prelude dashboard`,
+        { target: 'prelude', userId, status: 403, vendorCode: code, requestId: res.requestId },
+      );
+    }
+    // 400 reserved_profile_key / invalid_request -> permanent; 401 -> auth; 429 -> rate_limited; 5xx ...
+    throw client.fail({ method: 'PATCH', userId }, res);
+  }
+
+  async function patch(
+    log: RequestLog,
+    user: { id: string },
+    body: PreludePatchBody,
+    linkedId?: string,
+  ): Promise<PatchResult> {
+    const res = log.add(
+      await client.request({ method: 'PATCH', path: pathFor(user, linkedId), body, userId: user.id }),
+    );
+    return interpret(res, user.id);
+  }
+
+  async function write(change: Change): Promise<ItemResult> {
+    const diff = diffFields(change.previous, change.next);
+    if (change.previous !== null && Object.keys(diff).length === 0) {
+      return { outcome: 'unchanged', diff: {}, requests: [] };
+    }
+    const log = new RequestLog();
+    const result = await patch(log, change.user, patchBody(change.previous, change.next), change.linkedId);
+    if (result.kind === 'unlinked') return { outcome: 'unlinked', diff: {}, requests: log.records };
+    return { outcome: change.previous === null ? 'created' : 'updated', diff, requests: log.records };
+  }
+
+  function plan(change: Change): PlannedRequest[] {
+    if (change.previous !== null && Object.keys(diffFields(change.previous, change.next)).length === 0)
+      return [];
+    return [
+      {
+        method: 'PATCH',
+        path: pathFor(change.user, change.linkedId),
+        body: patchBody(change.previous, change.next),
+        note:
+          change.previous === null
+            ? 'create (PATCH merges; 404 user_not_found = unlinked)'
+            : 'patch changed keys ("" clears)',
+      },
+    ];
+  }
+
+  async function remove(
+    user: SourceUser,
+    previous: FieldMap | null,
+    linkedId?: string,
+  ): Promise<RemoveResult> {
+    const log = new RequestLog();
+    const result = await patch(log, user, clearBody(managedFields(mapping.fields, previous, null)), linkedId);
+    if (result.kind === 'unlinked') return { outcome: 'unchanged', action: 'absent', requests: log.records };
+    return { outcome: 'removed', action: 'cleared', requests: log.records };
+  }
+
+  async function check(): Promise<void> {
+    // 004 has no read endpoint. An empty PATCH for a user nobody has is harmless (it merges nothing)
+    // and exercises key, app and session: 204 or user_not_found = fine; the rest throws classified.
+    await patch(new RequestLog(), { id: CHECK_USER_ID }, { profile: {} }, CHECK_USER_ID);
+  }
+
+  return {
+    id: 'prelude',
+    limits: { requestsPerMinute: options.rateLimit },
+    check,
+    map: (user) => mapping.map(user),
+    read: async () => undefined,
+    write,
+    plan,
+    remove,
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,28 @@
+import { ConfigError } from '../../config/errors.js';
+
+/**
+ * Prelude's own user id for a source user: the link table's entry when there is one (links.ts), else
+ * `PRELUDE_USER_ID_TEMPLATE` with `{id}` replaced by the source user id (default `{id}`: the app knows
+ * users under their source ids). Checked when the connector is built: a template without `{id}` would
+ * send every user to the same Prelude user; an unknown `{token}` is a typo.
+ */
+export function compileUserIdTemplate(template: string): (sourceId: string) => string {
+  const tokens = template.match(/\{[^}]*\}/g) ?? [];
+  const unknown = tokens.filter((t) => t !== '{id}');
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `PRELUDE_USER_ID_TEMPLATE: unknown token ${unknown.join(', ')}; the only token is {id} (the source user id)`,
+    );
+  }
+  if (tokens.length === 0) {
+    throw new ConfigError(
+      'PRELUDE_USER_ID_TEMPLATE: must contain {id}, else every user would be written to the same Prelude user',
+    );
+  }
+  return (sourceId) => template.replaceAll('{id}', sourceId);
+}
+
+/** `/v2/session/apps/{appID}/users/{userID}/profile`, both percent-encoded as one path segment each. */
+export function profilePath(appId: string, userId: string): string {
+  return `/v2/session/apps/${encodeURIComponent(appId)}/users/${encodeURIComponent(userId)}/profile`;
+}

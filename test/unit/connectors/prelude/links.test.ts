@@ -1,0 +1,96 @@
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLinkStore, linksKey } from '../../../../src/connectors/prelude/links.js';
+import { parseCsv, parseLinkCsv } from '../../../../src/connectors/prelude/links-csv.js';
+import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../../helpers/redis.js';
+
+describe('link CSV (RFC 4180)', () => {
+  it('parses quoted fields with commas, doubled quotes and line breaks; CRLF; BOM', () => {
+    const text =
+      '\uFEFFsource_id,prelude_user_id\r\n"a,1",usr_1\r\n"say ""hi""",usr_2\n"multi\nline",usr_3\n\nplain id ,  usr_4  \n';
+    const { rows, errors } = parseLinkCsv(text);
+    expect(errors).toEqual([]);
+    expect(rows).toEqual([
+      { sourceId: 'a,1', preludeUserId: 'usr_1', line: 2 },
+      { sourceId: 'say "hi"', preludeUserId: 'usr_2', line: 3 },
+      { sourceId: 'multi\nline', preludeUserId: 'usr_3', line: 4 },
+      { sourceId: 'plain id ', preludeUserId: 'usr_4', line: 7 },
+    ]);
+  });
+
+  it('reports every bad row by line number', () => {
+    const text = [
+      'source_id,prelude_user_id',
+      'u1,usr_1',
+      'u2',
+      ',usr_3',
+      'u4,',
+      'u1,usr_5',
+      'u6,usr_6,extra',
+      'u"7,usr_7',
+      '"u8"x,usr_8',
+      '"u9,usr_9',
+    ].join('\n');
+    const { rows, errors } = parseLinkCsv(text);
+    expect(rows.map((r) => r.sourceId)).toEqual(['u1']);
+    expect(errors).toEqual([
+      'line 3: expected 2 fields (source_id,prelude_user_id), found 1',
+      'line 4: empty source_id',
+      'line 5: empty prelude_user_id',
+      'line 6: source_id already on line 2',
+      'line 7: expected 2 fields (source_id,prelude_user_id), found 3',
+      'line 8: a quote inside an unquoted field (quote the field and double it)',
+      'line 9: text after a closing quote (a quote inside a field must be doubled: "")',
+      'line 10: unterminated quoted field',
+    ]);
+  });
+
+  it('requires the header', () => {
+    expect(parseLinkCsv('u1,usr_1\n').errors).toEqual([
+      'line 1: the header must be "source_id,prelude_user_id"',
+    ]);
+    expect(parseLinkCsv('').errors).toHaveLength(1);
+    expect(parseCsv('a,b\n\n')).toEqual([{ fields: ['a', 'b'], line: 1, error: undefined }]);
+  });
+});
+
+describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
+  let redis: Redis;
+  const prefix = testPrefix('links');
+  beforeAll(() => {
+    redis = redisClient();
+  });
+  afterEach(async () => {
+    await cleanPrefix(redis, prefix);
+  });
+  afterAll(async () => {
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('imports, gets one and many, counts, lists, removes', async () => {
+    const store = createLinkStore(redis, prefix);
+    const rows = Array.from({ length: 2500 }, (_, i) => ({ sourceId: `u:${i}`, preludeUserId: `usr_${i}` }));
+    expect(await store.import(rows)).toBe(2500);
+    expect(await keysOf(redis, prefix)).toEqual([`{${prefix}}:links:prelude`]);
+    expect(linksKey(prefix)).toBe(`{${prefix}}:links:prelude`);
+    expect(await store.get('u:7')).toBe('usr_7');
+    expect(await store.get('nobody')).toBeUndefined();
+    const many = await store.getMany(['u:1', 'nobody', 'u:2499']);
+    expect([...many]).toEqual([
+      ['u:1', 'usr_1'],
+      ['u:2499', 'usr_2499'],
+    ]);
+    expect(await store.count()).toBe(2500);
+    let listed = 0;
+    for await (const [k, v] of store.entries()) {
+      expect(v).toBe(`usr_${k.slice(2)}`);
+      listed++;
+    }
+    expect(listed).toBe(2500);
+    expect(await store.remove(['u:1', 'nobody'])).toBe(1);
+    expect(await store.count()).toBe(2499);
+    await store.import([{ sourceId: 'x', preludeUserId: 'usr_x' }], { replace: true });
+    expect(await store.count()).toBe(1);
+  });
+});
