@@ -50,6 +50,16 @@ export const ENV_PATHS: Record<string, string> = {
   SYNC_SCHEDULE: 'sync.schedule',
   MAX_DELETE_RATE: 'sync.maxDeleteRate',
   MAX_DELETES: 'sync.maxDeletes',
+  SYNC_CONCURRENCY: 'sync.concurrency',
+  SYNC_ATTEMPTS: 'sync.attempts',
+  SYNC_ATTEMPTS_UNKNOWN: 'sync.attemptsUnknown',
+  SYNC_BACKOFF_BASE_MS: 'sync.backoffBaseMs',
+  SYNC_BACKOFF_MAX_MS: 'sync.backoffMaxMs',
+  UNLINKED_RECHECK: 'sync.unlinkedRecheckMs',
+  RECORD_PII: 'sync.recordPii',
+  RUNS_KEEP: 'sync.runsKeep',
+  RUNS_MAX_AGE: 'sync.runsMaxAgeMs',
+  RATE_LIMIT_MARGIN_MS: 'sync.rateLimitMarginMs',
 };
 
 const PATH_ENV = Object.fromEntries(Object.entries(ENV_PATHS).map(([k, v]) => [v, k]));

@@ -34,6 +34,21 @@ export const DEFAULT_UNPUBLISHED_RATE_LIMIT = 120;
 const url = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 const positiveInt = z.coerce.number().int().positive();
 const onDeleteClear = z.enum(['ignore', 'clear']);
+/** A duration: `90s`, `30m`, `24h`, `7d`, `500ms`, or a plain number of seconds; parsed to ms. */
+const duration = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+    if (!m) return v;
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms'];
+    return Math.round(Number(m[1]) * unit);
+  },
+  z.number({ error: 'must be a duration like 90s, 30m, 24h or 7d' }).int().min(0),
+);
+const booleanish = z.preprocess(
+  (v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase()) : v),
+  z.boolean(),
+);
 
 export const httpSchema = z.object({
   /** @defaultValue 5000 */
@@ -155,6 +170,32 @@ export const configSchema = z.object({
     maxDeleteRate: z.coerce.number().min(0).max(1).default(0.05),
     /** @defaultValue 1000 */
     maxDeletes: z.coerce.number().int().min(0).default(1000),
+    /** Sync jobs one worker process runs at once per target (`SYNC_CONCURRENCY`). @defaultValue 4 */
+    concurrency: positiveInt.max(256).default(4),
+    /**
+     * Job attempts for transient errors (5xx, timeouts, resets), backoff with full jitter between them
+     * (`SYNC_ATTEMPTS`). @defaultValue 8
+     */
+    attempts: positiveInt.max(50).default(8),
+    /** Job attempts for unclassified errors (bugs, Redis hiccups) (`SYNC_ATTEMPTS_UNKNOWN`). @defaultValue 3 */
+    attemptsUnknown: positiveInt.max(50).default(3),
+    /** First backoff ceiling in ms; doubles per attempt (`SYNC_BACKOFF_BASE_MS`). @defaultValue 2000 */
+    backoffBaseMs: positiveInt.default(2_000),
+    /** Largest backoff ceiling in ms (`SYNC_BACKOFF_MAX_MS`). @defaultValue 300000 */
+    backoffMaxMs: positiveInt.default(300_000),
+    /** How long a Prelude `user_not_found` is trusted before probing again (`UNLINKED_RECHECK`). @defaultValue 24h */
+    unlinkedRecheckMs: duration.default(24 * 3600_000),
+    /** Store diffs unmasked in run records (`RECORD_PII`). @defaultValue false */
+    recordPii: booleanish.default(false),
+    /** Run records kept (`RUNS_KEEP`). @defaultValue 200 */
+    runsKeep: positiveInt.default(200),
+    /** Run records older than this are deleted (`RUNS_MAX_AGE`). @defaultValue 30d */
+    runsMaxAgeMs: duration.default(30 * 24 * 3600_000),
+    /**
+     * Added to each target's rate-limit window for the delay between a grant and the request's arrival
+     * (`RATE_LIMIT_MARGIN_MS`, see src/queue/throttle.ts). @defaultValue 1000
+     */
+    rateLimitMarginMs: z.coerce.number().int().min(0).max(60_000).default(1_000),
   }),
 });
 
