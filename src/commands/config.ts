@@ -9,7 +9,7 @@ import {
   targetRateLimit,
 } from '../config/schema.js';
 import { isSyncError } from '../connectors/errors.js';
-import { closeConnectors, createTargetConnectors } from '../connectors/registry.js';
+import { closeConnectors, createSourceConnector, createTargetConnectors } from '../connectors/registry.js';
 import type { FieldMap, PlannedRequest, SourceUser, TargetConnector } from '../connectors/types.js';
 import { createLogger } from '../log.js';
 import { compileMappings } from '../pipeline/mapping.js';
@@ -249,9 +249,21 @@ export function registerConfig(program: Command): void {
     });
 }
 
+/** `GET /user/{id}/profile` from the source, validated like any scanned record. */
 async function fetchSourceUser(
-  _config: Config,
-  _id: string,
+  config: Config,
+  id: string,
 ): Promise<{ ok: true; user: SourceUser } | { ok: false; reason: string }> {
-  return { ok: false, reason: 'the source connector is not available yet' };
+  const source = createSourceConnector(config, { logger: createLogger({ level: 'silent' }) });
+  try {
+    const record = await source.getUser(id);
+    if (record === null)
+      return { ok: false, reason: `user ${JSON.stringify(id)} not found in the source (404)` };
+    if (!record.ok) return { ok: false, reason: `user ${JSON.stringify(id)} is rejected: ${record.reason}` };
+    return { ok: true, user: record.user };
+  } catch (e) {
+    return { ok: false, reason: isSyncError(e) ? `${e.code}: ${e.message}` : String(e) };
+  } finally {
+    await source.close();
+  }
 }

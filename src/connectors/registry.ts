@@ -1,8 +1,9 @@
 import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
 import { compileMappings, type TargetMapping } from '../pipeline/mapping.js';
 import { createPreludeConnector } from './prelude/target.js';
+import { createSourceConnector as createIdentitySource } from './source/connector.js';
 import { createSunshineConnector } from './sunshine/target.js';
-import type { ConnectorDeps, TargetConnector, Throttle } from './types.js';
+import type { ConnectorDeps, SourceConnector, TargetConnector, Throttle } from './types.js';
 import { createZephrConnector } from './zephr/target.js';
 
 /**
@@ -81,4 +82,12 @@ export function createTargetConnectors(
 /** Closes every connector of a registry result (their agents), ignoring none of the errors. */
 export async function closeConnectors(connectors: Partial<Record<TargetId, TargetConnector>>): Promise<void> {
   await Promise.all(Object.values(connectors).map((c) => c.close()));
+}
+
+/** The source connector (identity service) from the whole configuration: the registry's counterpart for reads. */
+export function createSourceConnector(config: Config, deps: ConnectorDeps): SourceConnector {
+  return createIdentitySource(
+    { config: config.source, http: config.http },
+    { ...deps, logger: deps.logger.child({ target: 'source' }) },
+  );
 }

@@ -1,0 +1,323 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import type { TargetId } from '../../src/config/schema.js';
+import { SyncError } from '../../src/connectors/errors.js';
+import { createTargetConnectors } from '../../src/connectors/registry.js';
+import type { Change, FieldMap, SourceUser, TargetConnector } from '../../src/connectors/types.js';
+import { createLogger } from '../../src/log.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+
+/**
+ * ONE contract suite, run against every target connector on the real sandbox (src/sandbox, simulators
+ * written from the seed documents alone): create, an unchanged second write that sends nothing,
+ * update, read back, remove, and the error taxonomy (401 -> auth, the simulator's 429 -> rate_limited
+ * with retryAfterMs, an injected 503 -> transient). Target-specific behaviour that only the real
+ * simulator can confirm (Sunshine's foreign identifiers surviving an email change, Prelude's
+ * user_not_found) follows the shared suite.
+ */
+
+const logger = createLogger({ level: 'silent' });
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ port: 0, users: 20, seed: 7 });
+});
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+function connectorFor(target: TargetId, envOverride: Record<string, string> = {}): TargetConnector {
+  const config = loadConfig({ ...sandbox.env, ...envOverride });
+  const connector = createTargetConnectors(config, { logger }, { only: [target] })[target];
+  if (!connector) throw new Error(`${target} is not enabled by the sandbox environment`);
+  return connector;
+}
+
+/** A fresh user whose id needs every kind of encoding: `:`, `/`, `%`, `+`, space, non-ASCII. */
+function freshUser(label: string): SourceUser {
+  return {
+    id: `ct-${label}-${randomBytes(3).toString('hex')}:a/b%c+d é`,
+    firstName: 'Zoë',
+    lastName: "O'Brien",
+    email: 'Zoe.OBrien@Example.com',
+  };
+}
+
+async function inspect(target: TargetId, path: string, method: 'GET' | 'PUT' = 'GET') {
+  const res = await request(`${sandbox.urls[target]}${path}`, { method });
+  const text = await res.body.text();
+  return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+/** Prelude knows most users, but not every one (seed 004 user_not_found): make sure it knows this one. */
+async function prepare(target: TargetId, user: SourceUser): Promise<void> {
+  if (target === 'prelude') {
+    const res = await inspect('prelude', `/__sandbox/users/${encodeURIComponent(user.id)}`, 'PUT');
+    expect(res.status).toBe(204);
+  }
+}
+
+/** The wrong credential per target: a 401 from the simulator. */
+const WRONG: Record<TargetId, Record<string, string>> = {
+  sunshine: { SUNSHINE_API_TOKEN: 'wrong-token' },
+  zephr: { ZEPHR_JWT_SECRET: 'wrong-secret-wrong-secret' },
+  prelude: { PRELUDE_API_KEY: 'wrong-key' },
+};
+
+function change(c: TargetConnector, user: SourceUser, previous: FieldMap | null): Change {
+  return { userId: user.id, user, previous, next: c.map(user) };
+}
+
+async function caught(p: Promise<unknown>): Promise<SyncError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(SyncError);
+  return e as SyncError;
+}
+
+describe.each(['sunshine', 'zephr', 'prelude'] as const)('target contract: %s on the sandbox', (target) => {
+  let connector: TargetConnector;
+  const user = freshUser(target);
+  let written: FieldMap;
+
+  beforeAll(async () => {
+    connector = connectorFor(target);
+    await prepare(target, user);
+  });
+  afterAll(async () => {
+    await connector?.close();
+  });
+
+  it('check() passes with the printed credentials', async () => {
+    await expect(connector.check()).resolves.toBeUndefined();
+  });
+
+  it('create: the first write creates the profile', async () => {
+    const c = change(connector, user, null);
+    expect(connector.plan(c).length).toBeGreaterThan(0);
+    const result = await connector.write(c);
+    expect(result.outcome).toBe('created');
+    expect(result.requests.length).toBeGreaterThan(0);
+    expect(result.requests.every((r) => r.status === 404 || (r.status !== undefined && r.status < 300))).toBe(
+      true,
+    );
+    written = c.next;
+  });
+
+  it('unchanged: a second write with the same fields plans nothing and sends nothing', async () => {
+    const before = sandbox.sims[target].counters().total;
+    const c = change(connector, user, written);
+    expect(connector.plan(c)).toEqual([]);
+    const result = await connector.write(c);
+    expect(result).toEqual({ outcome: 'unchanged', diff: {}, requests: [] });
+    expect(sandbox.sims[target].counters().total).toBe(before);
+  });
+
+  it('update: a changed name and email are written; read back gives the new fields', async () => {
+    const moved: SourceUser = { ...user, firstName: 'Zoé', email: 'zoe@new.example' };
+    const c = change(connector, moved, written);
+    const result = await connector.write(c);
+    expect(result.outcome).toBe('updated');
+    expect(Object.keys(result.diff).length).toBeGreaterThan(0);
+    const back = await connector.read(moved);
+    if (target === 'prelude') {
+      // Seed 004 has no read endpoint; the simulator's inspection API shows what the PATCHes left.
+      expect(back).toBeUndefined();
+      const stored = await inspect('prelude', `/__sandbox/profiles/${encodeURIComponent(user.id)}`);
+      expect((stored.body as { profile: unknown }).profile).toEqual(c.next);
+    } else {
+      expect(back).toEqual(c.next);
+    }
+    written = c.next;
+  });
+
+  it('remove: the managed data goes; read back finds none', async () => {
+    const result = await connector.remove(user, written);
+    expect(result.outcome).toBe('removed');
+    expect(result.action).toBe(target === 'sunshine' ? 'deleted' : 'cleared');
+    const back = await connector.read(user);
+    if (target === 'sunshine') expect(back).toBeNull();
+    if (target === 'zephr') expect(back).toEqual({});
+    if (target === 'prelude') {
+      const stored = await inspect('prelude', `/__sandbox/profiles/${encodeURIComponent(user.id)}`);
+      expect(
+        Object.values((stored.body as { profile: Record<string, string> }).profile).every((v) => v === ''),
+      ).toBe(true);
+    }
+  });
+
+  it('a wrong credential is classified auth (401), never retried', async () => {
+    const bad = connectorFor(target, WRONG[target]);
+    try {
+      const e = await caught(bad.check());
+      expect(e.errorClass).toBe('auth');
+      expect(e.status).toBe(401);
+      for (const secret of Object.values(WRONG[target])) expect(e.message).not.toContain(secret);
+      const before = sandbox.sims[target].counters().total;
+      const w = await caught(bad.write(change(bad, user, null)));
+      expect(w.errorClass).toBe('auth');
+      // One request, one 401: an auth failure is never retried at the HTTP level.
+      expect(sandbox.sims[target].counters().total - before).toBe(1);
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it("the simulator's 429 is classified rate_limited with retryAfterMs", async () => {
+    const sim = sandbox.sims[target];
+    const saved = sim.rateLimit();
+    sim.setRateLimit({ perMinute: 1, burst: 1 });
+    try {
+      let error: SyncError | undefined;
+      for (let i = 0; i < 5 && !error; i++) {
+        error = await connector.check().then(
+          () => undefined,
+          (e: unknown) => e as SyncError,
+        );
+      }
+      expect(error).toBeInstanceOf(SyncError);
+      expect(error!.errorClass).toBe('rate_limited');
+      expect(error!.status).toBe(429);
+      expect(error!.retryAfterMs).toBeGreaterThan(0);
+    } finally {
+      sim.setRateLimit(saved);
+    }
+  });
+
+  it('an injected 503 is classified transient', async () => {
+    const sim = sandbox.sims[target];
+    sim.setFaults([{ kind: 'status', rate: 1, status: 503 }]);
+    try {
+      const e = await caught(connector.write(change(connector, freshUser(`${target}-503`), null)));
+      expect(e.errorClass).toBe('transient');
+      expect(e.status).toBe(503);
+      expect(e.retryable).toBe(true);
+    } finally {
+      sim.setFaults([]);
+    }
+  });
+});
+
+describe('sunshine on the sandbox: seed 001 rules end to end', () => {
+  let connector: TargetConnector;
+  beforeAll(() => {
+    connector = connectorFor('sunshine');
+  });
+  afterAll(async () => {
+    await connector?.close();
+  });
+
+  it('an email change drops the old email identifier and keeps identifiers and attributes of others', async () => {
+    const user = freshUser('email');
+    const first = change(connector, user, null);
+    expect((await connector.write(first)).outcome).toBe('created');
+    // Another system adds its own identifier and attribute (a PATCH adds identifiers, seed 001).
+    const auth = `Basic ${Buffer.from(`${sandbox.env.SUNSHINE_EMAIL}/token:${sandbox.env.SUNSHINE_API_TOKEN}`).toString('base64')}`;
+    const query = encodeURIComponent(`identity:user:external_id:${user.id}`);
+    const url = `${sandbox.urls.sunshine}/api/v2/user_profiles?identifier=${query}`;
+    const patched = await request(url, {
+      method: 'PATCH',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        profile: { identifiers: [{ type: 'member_id', value: 'M-77' }], attributes: { membership: 'gold' } },
+      }),
+    });
+    expect(patched.statusCode).toBe(200);
+    await patched.body.dump();
+
+    const moved = { ...user, email: 'zoe@moved.example' };
+    const result = await connector.write(change(connector, moved, first.next));
+    expect(result.outcome).toBe('updated');
+    expect(result.requests.map((r) => r.method)).toEqual(['GET', 'PUT']);
+
+    const got = await request(url, { headers: { authorization: auth } });
+    const profile = (
+      (await got.body.json()) as {
+        profile: { identifiers: { type: string; value: string }[]; attributes: Record<string, unknown> };
+      }
+    ).profile;
+    const ids = profile.identifiers.map((i) => `${i.type}=${i.value}`).sort();
+    expect(ids).toEqual([`email=zoe@moved.example`, `external_id=${user.id}`, 'member_id=M-77'].sort());
+    expect(profile.attributes).toEqual({ first_name: 'Zoë', last_name: "O'Brien", membership: 'gold' });
+
+    // Removing the user now strips (foreign data present) instead of deleting (seed 001, privacy).
+    const removed = await connector.remove(moved, change(connector, moved, null).next);
+    expect(removed.action).toBe('stripped');
+    expect(await connector.read(moved)).toBeNull();
+  });
+
+  it('a name-only change is one PATCH; a profile deleted meanwhile is created again', async () => {
+    const user = freshUser('patch');
+    const first = change(connector, user, null);
+    await connector.write(first);
+    const renamed = { ...user, lastName: 'Brien' };
+    const patch = await connector.write(change(connector, renamed, first.next));
+    expect(patch.requests.map((r) => r.method)).toEqual(['PATCH']);
+    expect(await connector.read(renamed)).toEqual(connector.map(renamed));
+    await connector.remove(renamed, connector.map(renamed));
+    const again = await connector.write(
+      change(connector, { ...renamed, firstName: 'Z' }, connector.map(renamed)),
+    );
+    expect(again.outcome).toBe('created');
+    expect(again.requests.map((r) => `${r.method} ${r.status}`)).toEqual(['PATCH 404', 'GET 404', 'PUT 201']);
+  });
+});
+
+describe('zephr on the sandbox: foreign keys survive', () => {
+  it('keys another app wrote into the extended profile are kept by write and remove', async () => {
+    const connector = connectorFor('zephr');
+    try {
+      const user = freshUser('zephr-foreign');
+      const token = await new SignJWT({ sub: user.id })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(new TextEncoder().encode(sandbox.env.ZEPHR_JWT_SECRET));
+      const url = `${sandbox.urls.zephr}/blaize/profile/${encodeURIComponent(sandbox.env.ZEPHR_APP_ID!)}`;
+      const put = await request(url, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ consent_prefs: { email: false }, first_name: 'Old' }),
+      });
+      expect(put.statusCode).toBe(200);
+      await put.body.dump();
+      const result = await connector.write(change(connector, user, null));
+      expect(result.outcome).toBe('updated');
+      const doc = async () => {
+        const res = await request(url, { headers: { authorization: `Bearer ${token}` } });
+        return res.body.json();
+      };
+      expect(await doc()).toEqual({ consent_prefs: { email: false }, ...connector.map(user) });
+      await connector.remove(user, connector.map(user));
+      expect(await doc()).toEqual({ consent_prefs: { email: false } });
+    } finally {
+      await connector.close();
+    }
+  });
+});
+
+describe('prelude on the sandbox: user_not_found', () => {
+  it('a user the app does not know is the outcome unlinked', async () => {
+    const connector = connectorFor('prelude');
+    try {
+      const user = freshUser('unknown');
+      const res = await inspect('prelude', `/__sandbox/users/${encodeURIComponent(user.id)}`);
+      if ((res.body as { known: boolean }).known) {
+        const del = await request(`${sandbox.urls.prelude}/__sandbox/users/${encodeURIComponent(user.id)}`, {
+          method: 'DELETE',
+        });
+        await del.body.dump();
+      }
+      const result = await connector.write(change(connector, user, null));
+      expect(result.outcome).toBe('unlinked');
+      expect(result.requests).toHaveLength(1);
+    } finally {
+      await connector.close();
+    }
+  });
+});
