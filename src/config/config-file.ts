@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -110,11 +110,13 @@ export function readConfigFile(file: string, env: Env): Record<string, unknown> 
     );
   }
   const kind = extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  // prettyErrors off: a pretty error quotes the offending line, which may hold a secret.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length) {
     const problems = doc.errors.map((err) => {
-      const pos = err.linePos?.[0];
-      const at = pos ? `line ${pos.line}, column ${pos.col}` : `offset ${err.pos[0]}`;
+      const pos = lineCounter.linePos(err.pos[0]);
+      const at = `line ${pos.line}, column ${pos.col}`;
       return `${file}: ${kind} syntax error at ${at} (${err.code}); fix the file`;
     });
     throw new ConfigError(`invalid config file:\n  ${problems.join('\n  ')}`, problems);
