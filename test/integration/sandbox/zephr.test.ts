@@ -5,9 +5,10 @@ import { call } from './http.js';
 
 let sb: Sandbox;
 let secret: Uint8Array;
-let rsa: CryptoKey;
-let ec: CryptoKey;
-let otherRsa: CryptoKey;
+type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+let rsa: PrivateKey;
+let ec: PrivateKey;
+let otherRsa: PrivateKey;
 
 const now = () => Math.floor(Date.now() / 1000);
 const UPDATED = { message: 'User extended profile updated' };
