@@ -75,6 +75,8 @@ export interface TargetReport {
   rateLimitPerMinute?: number;
   /** Where the limit comes from. */
   rateLimitSource?: string;
+  /** The effective mapping rules (config/mapping.default.yaml plus the config file's overrides). */
+  mapping?: Record<string, unknown>;
   fields?: FieldMap;
   plan?: PlannedRequest[];
   /** Why no payload: mapping rejected the user, connector could not be built, ... */
@@ -136,6 +138,7 @@ export async function buildReport(config: Config, options: BuildReportOptions = 
         enabled: true,
         rateLimitPerMinute: targetRateLimit(config, target),
         rateLimitSource: rateLimitSource(config, target),
+        mapping: { ...mappings[target].spec },
       };
       const connector = connectors[target]!;
       try {
@@ -175,6 +178,18 @@ function indent(text: string, by: string): string {
     .join('\n');
 }
 
+/** `{from: email, transforms: [trim]}` as `email | trim`, `{template}` quoted, `{const}` as JSON. */
+function describeRule(rule: unknown): string {
+  const r = rule as { from?: string; template?: string; const?: unknown; transforms?: string[] };
+  const base =
+    r.from !== undefined
+      ? r.from
+      : r.template !== undefined
+        ? `template ${JSON.stringify(r.template)}`
+        : `const ${JSON.stringify(r.const)}`;
+  return [base, ...(r.transforms ?? [])].join(' | ');
+}
+
 /** The human-readable form. */
 export function formatReport(report: CheckReport): string {
   const lines: string[] = [];
@@ -203,6 +218,8 @@ export function formatReport(report: CheckReport): string {
       lines.push(`  cannot map this user: ${t.error}`);
       continue;
     }
+    lines.push('  mapping:');
+    for (const [k, rule] of Object.entries(t.mapping ?? {})) lines.push(`    ${k} <- ${describeRule(rule)}`);
     lines.push('  fields:');
     for (const [k, v] of Object.entries(t.fields ?? {})) lines.push(`    ${k} = ${JSON.stringify(v)}`);
     lines.push('  requests for a create (plan):');

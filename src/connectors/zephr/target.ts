@@ -99,16 +99,14 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
     if (change.previous !== null && Object.keys(diffFields(change.previous, change.next)).length === 0)
       return [];
     const managed = managedFields(mapping.fields, change.previous, change.next);
+    const as = `JWT ${config.jwt.subjectClaim}=${change.userId}`;
     return [
-      { method: 'GET', path, note: 'read current extended profile (404 = none)' },
+      { method: 'GET', path, note: `read current extended profile, ${as} (404 = none)` },
       {
         method: 'PUT',
         path,
         body: mergeDocument(change.previous, managed, change.next),
-        note:
-          change.previous === null
-            ? 'create (GET answered 404)'
-            : 'replace: current document with managed keys updated',
+        note: `${change.previous === null ? 'create (GET answered 404)' : 'replace: current document, managed keys updated'}, ${as}`,
       },
     ];
   }
