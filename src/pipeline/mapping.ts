@@ -284,7 +284,8 @@ export function compileMappings(
 ): Record<TargetId, TargetMapping> {
   const defaultsFile = options.defaultsFile ?? join(packageRoot(), DEFAULT_MAPPING_FILE);
   const defaults = loadDefaultMappings(defaultsFile);
-  const overridesFile = config.configFile ? displayFile(config.configFile) : 'PROFILE_SYNC_CONFIG';
+  // As the operator wrote it in PROFILE_SYNC_CONFIG, like the config file's own errors.
+  const overridesFile = config.configFile ?? 'PROFILE_SYNC_CONFIG';
   const problems: string[] = [];
   const out = {} as Record<TargetId, TargetMapping>;
   for (const target of TARGET_IDS) {
