@@ -179,6 +179,32 @@ export class RunStore {
     return runs.filter((r): r is RunRecord => r !== null);
   }
 
+  /** The few fields that decide whether a run is over (cheaper than `get`). */
+  async completion(runId: string): Promise<{
+    status: RunStatus;
+    scanStatus: ScanInfo['status'];
+    enqueued: number;
+    settled: number;
+    abortReason?: string;
+  } | null> {
+    const [status, scan, enqueued, settled, abortReason] = await this.redis.hmget(
+      this.layout.run(runId),
+      'status',
+      'scan',
+      'enqueued',
+      'settled',
+      'abortReason',
+    );
+    if (!status) return null;
+    const out = {
+      status: status as RunStatus,
+      scanStatus: (scan ? (JSON.parse(scan) as ScanInfo).status : 'pending') as ScanInfo['status'],
+      enqueued: Number(enqueued ?? 0),
+      settled: Number(settled ?? 0),
+    };
+    return abortReason ? { ...out, abortReason } : out;
+  }
+
   async setStatus(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
     const fields: Record<string, string> = { status };
     if (status !== 'running') fields.endedAt = String(Date.now());
@@ -222,11 +248,22 @@ export class RunStore {
    */
   async record(
     runId: string,
-    opts: { settle?: string; counters?: CounterDelta[]; items?: RunItem[]; pii?: boolean; now?: number },
+    opts: {
+      settle?: string;
+      counters?: CounterDelta[];
+      /** Raw run-hash fields to increment in the same step (the scan's checkpoint). */
+      raw?: [string, number][];
+      items?: RunItem[];
+      pii?: boolean;
+      now?: number;
+    },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
     const items = (opts.items ?? []).map((i) => (opts.pii ? i : maskItem(i)));
-    const counters = opts.counters ?? [];
+    const counters: [string, number][] = [
+      ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
+      ...(opts.raw ?? []),
+    ];
     const keys = [
       this.layout.run(runId),
       this.layout.runItems(runId),
@@ -240,7 +277,7 @@ export class RunStore {
       runId,
       opts.settle ?? '',
       counters.length,
-      ...counters.flatMap(([t, c, by]) => [counterField(t, c), by]),
+      ...counters.flat(),
       ...items.map((i) => JSON.stringify(i)),
     ];
     const r = await this.redis.psRecord(keys.length, ...keys, ...args);
@@ -278,7 +315,7 @@ export class RunStore {
   async jobGate(
     runId: string,
     target: TargetId,
-  ): Promise<{ exists: boolean; abort?: string; stopped?: string; pii: boolean }> {
+  ): Promise<{ exists: boolean; abort?: string; stopped?: string; pii: boolean; plan: boolean }> {
     const [id, abort, stopped, options] = await this.redis.hmget(
       this.layout.run(runId),
       'id',
@@ -286,8 +323,14 @@ export class RunStore {
       `stop:${target}`,
       'options',
     );
-    const pii = options ? Boolean((JSON.parse(options) as RunOptions).showPii) : false;
-    return { exists: id !== null, abort: abort ?? undefined, stopped: stopped ?? undefined, pii };
+    const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
+    return {
+      exists: id !== null,
+      abort: abort ?? undefined,
+      stopped: stopped ?? undefined,
+      pii: Boolean(opts?.showPii),
+      plan: Boolean(opts?.plan),
+    };
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */

@@ -1,0 +1,323 @@
+import { type Job, type JobsOptions, RateLimitError, UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
+import { isSyncError, RejectedRecordError, type SyncError } from '../src/connectors/errors.js';
+import type {
+  Change,
+  FieldDiff,
+  FieldMap,
+  Outcome,
+  PlannedRequest,
+  SourceUser,
+} from '../src/connectors/types.js';
+import { diffFields, isEmptyDiff } from '../src/pipeline/diff.js';
+import { userKey } from '../src/pipeline/hashing.js';
+import { maskBody, maskPath } from '../src/pipeline/masking.js';
+import type { AttemptRecord, RunItem, RunKind } from '../src/pipeline/run-record.js';
+import type { CounterDelta } from '../src/pipeline/run-store.js';
+import { FULL_JITTER } from '../src/queue/backoff.js';
+import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
+import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+
+/**
+ * One (user, target): compare, write what changed, record it. Runs in the target's queue
+ * (`sync-<target>`), whose BullMQ limiter gates jobs and whose throttle gates every request.
+ */
+export const name = 'sync';
+
+/** Ids, the run, and the four source fields the mapping needs: never a secret, never more user data. */
+export const payloadSchema = z.object({
+  runId: z.string().min(1),
+  target: z.enum(TARGET_IDS),
+  userId: z.string().min(1),
+  user: z.object({
+    id: z.string().min(1),
+    firstName: z.string().nullish(),
+    lastName: z.string().nullish(),
+    email: z.string().nullish(),
+  }),
+  /** Read the target first and repair drift (`--full`). */
+  full: z.boolean().default(false),
+  /** Read (with `full`) and plan, write nothing. */
+  dryRun: z.boolean().default(false),
+});
+export type SyncPayload = z.infer<typeof payloadSchema>;
+
+export interface SyncResult {
+  outcome: Outcome | 'skipped';
+  requests: number;
+}
+
+/**
+ * Deterministic job id: a duplicate enqueue within a run collapses. User ids may contain `:` (forbidden
+ * in BullMQ ids), hence the hash.
+ */
+export function jobId(target: TargetId, runId: string, userId: string): string {
+  return `sync-${target}-${runId}-${userKey(userId)}`;
+}
+
+/** The run's bookkeeping member for a (target, user): settles exactly once. */
+export function settleMember(target: TargetId, userId: string): string {
+  return `${target}/${userKey(userId)}`;
+}
+
+/** Job options: priority lane by run kind, the most attempts any class may use, our backoff. */
+export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
+  return {
+    priority: PRIORITY[kind],
+    attempts: Math.max(settings.attempts.transient, settings.attempts.unknown),
+    backoff: { type: FULL_JITTER },
+    // Completed jobs are recorded in the run record; BullMQ's copy is only kept briefly.
+    removeOnComplete: { age: 3600, count: 10_000 },
+    // Failed jobs stay: they are the dead letters `retry-failed` re-drives (bounded like run records).
+    removeOnFail: false,
+  };
+}
+
+export function sourceUserOf(data: SyncPayload): SourceUser {
+  const u: SourceUser = { id: data.user.id };
+  if (data.user.firstName !== undefined) u.firstName = data.user.firstName;
+  if (data.user.lastName !== undefined) u.lastName = data.user.lastName;
+  if (data.user.email !== undefined) u.email = data.user.email;
+  return u;
+}
+
+/** A planned request as stored for `--plan FILE`: masked unless the run stores PII. */
+export function planLine(
+  target: TargetId,
+  userId: string,
+  req: PlannedRequest,
+  pii: boolean,
+): Record<string, unknown> {
+  const line: Record<string, unknown> = {
+    target,
+    userId,
+    method: req.method,
+    path: pii ? req.path : maskPath(req.path),
+  };
+  if (req.body !== undefined) line.body = pii ? req.body : maskBody(req.body);
+  if (req.note) line.note = req.note;
+  return line;
+}
+
+export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
+  const data = payloadSchema.parse(job.data);
+  const { runId, target, userId } = data;
+  const member = settleMember(target, userId);
+  const log = ctx.logger.child({ job: job.id, runId, target });
+  const attempt = job.attemptsMade + 1;
+
+  const gate = await ctx.runs.jobGate(runId, target);
+  if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
+  const settle = async (
+    outcome: Outcome | 'skipped',
+    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
+    counters: CounterDelta[] = [],
+  ) => {
+    const counter: CounterDelta = [target, outcome, 1];
+    const full: RunItem[] = item
+      ? [{ userId, target, attempts: attempt, at: Date.now(), jobId: job.id, ...item }]
+      : [];
+    await ctx.runs.record(runId, {
+      settle: member,
+      counters: [counter, ...counters],
+      items: full,
+      pii: gate.pii,
+    });
+    await maybeFinishRun(ctx.runs, runId);
+  };
+
+  if (gate.abort) {
+    await settle('skipped');
+    return { outcome: 'skipped', requests: 0 };
+  }
+  if (gate.stopped) {
+    // The target refused our credentials earlier in this run: fail without a request (never hammer it).
+    // The job lands in the failed set, so `retry-failed` re-drives it once the credentials are fixed.
+    const lastError = {
+      code: 'E_TARGET_STOPPED',
+      class: 'auth',
+      message: `target ${target} stopped: ${gate.stopped}`,
+    };
+    await settle('failed', { outcome: 'failed', requests: [], lastError });
+    throw new UnrecoverableError(lastError.message);
+  }
+  if (await ctx.runs.isSettled(runId, member)) return { outcome: 'skipped', requests: 0 }; // replay of a settled job
+
+  const connector = ctx.targets[target];
+  if (!connector) throw new UnrecoverableError(`target ${target} is not enabled in this worker`);
+  const user = sourceUserOf(data);
+
+  let next: FieldMap;
+  try {
+    next = connector.map(user);
+  } catch (err) {
+    if (err instanceof RejectedRecordError) {
+      await settle('rejected', { outcome: 'rejected', reason: err.reason, requests: [] });
+      return { outcome: 'rejected', requests: 0 };
+    }
+    throw err;
+  }
+
+  const scope: RequestScope = { sent: 0 };
+  try {
+    const result = await ctx.requestScope.run(scope, () => attemptSync(ctx, data, user, next));
+    const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
+    const counters: CounterDelta[] = [
+      [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
+    ];
+    if (data.dryRun && scope.sent) counters.push([target, 'requests', scope.sent]);
+    if (data.dryRun && result.planned.length && gate.plan) {
+      await ctx.runs.addPlan(
+        runId,
+        result.planned.map((r) => planLine(target, userId, r, gate.pii)),
+      );
+    }
+    const changed = result.outcome !== 'unchanged' || (result.drift && !isEmptyDiff(result.drift));
+    const item: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'> | undefined = changed
+      ? {
+          outcome: result.outcome,
+          diff: result.diff,
+          requests: result.requests,
+          ...(result.drift && !isEmptyDiff(result.drift) ? { drift: result.drift } : {}),
+          ...(tries.length ? { tries } : {}),
+          ...(data.dryRun ? { dryRun: true } : {}),
+        }
+      : undefined;
+    await settle(result.outcome, item, counters);
+    if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
+    return { outcome: result.outcome, requests: scope.sent };
+  } catch (err) {
+    return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next });
+  }
+}
+
+interface AttemptResult {
+  outcome: 'created' | 'updated' | 'unchanged' | 'unlinked';
+  diff: FieldDiff;
+  drift?: FieldDiff;
+  requests: RunItem['requests'];
+  planned: PlannedRequest[];
+}
+
+async function attemptSync(
+  ctx: JobContext,
+  data: SyncPayload,
+  user: SourceUser,
+  next: FieldMap,
+): Promise<AttemptResult> {
+  const { target, userId } = data;
+  const connector = ctx.targets[target]!;
+  const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
+  const stored = await ctx.state.get(target, userId);
+  let previous: FieldMap | null = stored?.fields ?? null;
+  let drift: FieldDiff | undefined;
+  if (data.full) {
+    // Drift: what changed in the target since we wrote it, outside profile-sync. Only managed fields
+    // come back from read(), so repairing them never touches fields profile-sync does not own.
+    const current = await connector.read(user, linkedId);
+    if (current !== undefined) {
+      if (stored) drift = diffFields(stored.fields, current);
+      previous = current;
+    }
+  }
+  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : {}) };
+  if (data.dryRun) {
+    const diff = diffFields(previous, next);
+    const outcome = previous === null ? 'created' : isEmptyDiff(diff) ? 'unchanged' : 'updated';
+    return { outcome, diff, requests: [], planned: connector.plan(change), ...(drift ? { drift } : {}) };
+  }
+  const result = await connector.write(change);
+  if (result.outcome === 'unlinked') await ctx.state.markUnlinked(target, userId, next);
+  else await ctx.state.saveWritten(target, userId, next);
+  return {
+    outcome: result.outcome,
+    diff: result.diff,
+    requests: result.requests,
+    planned: [],
+    ...(drift ? { drift } : {}),
+  };
+}
+
+interface FailureContext {
+  job: Job;
+  ctx: JobContext;
+  data: SyncPayload;
+  scope: RequestScope;
+  attempt: number;
+  next: FieldMap;
+  log: JobContext['logger'];
+  settle: (
+    outcome: Outcome | 'skipped',
+    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
+    counters?: CounterDelta[],
+  ) => Promise<void>;
+}
+
+/**
+ * Turns an error class into BullMQ behaviour (src/connectors/errors.ts has the table):
+ * rate_limited -> pause the whole queue for Retry-After, RateLimitError (no attempt spent);
+ * unlinked -> outcome `unlinked`; auth -> stop the target for this run; permanent -> failed now;
+ * transient (and unknown) -> retry with full-jitter backoff until the class's attempts are used.
+ */
+async function handleFailure(err: unknown, f: FailureContext): Promise<SyncResult> {
+  const { job, ctx, data, scope, attempt, log, settle } = f;
+  const { runId, target, userId } = data;
+  const sent: CounterDelta = [target, 'requests', scope.sent];
+  const errJson = errorJson(err);
+
+  if (isSyncError(err) && err.errorClass === 'rate_limited') {
+    const wait = err.retryAfterMs ?? ctx.settings.defaultRetryAfterMs;
+    const queue = ctx.syncQueues[target];
+    await ctx.runs.incr(runId, [sent, [target, 'rateLimited', 1]]);
+    log.warn(
+      { userId, waitMs: wait, status: err.status },
+      `${target} answered 429: queue paused for ${wait} ms`,
+    );
+    if (queue) await queue.rateLimit(wait);
+    throw new RateLimitError();
+  }
+  if (isSyncError(err) && err.errorClass === 'unlinked') {
+    if (!data.dryRun) await ctx.state.markUnlinked(target, userId, f.next);
+    await settle('unlinked', { outcome: 'unlinked', requests: [], lastError: errJson }, [sent]);
+    return { outcome: 'unlinked', requests: scope.sent };
+  }
+  if (isSyncError(err) && err.errorClass === 'auth') {
+    if (await ctx.runs.stopTarget(runId, target, `${err.code} ${err.status ?? ''} ${err.message}`.trim())) {
+      log.error(
+        { userId, status: err.status, vendorCode: err.vendorCode },
+        `AUTH FAILED for ${target}: target stopped for run ${runId}, no further requests will be sent to it; fix the credentials and run retry-failed`,
+      );
+    }
+    await settle('failed', { outcome: 'failed', requests: [], lastError: errJson }, [sent]);
+    throw new UnrecoverableError(`${err.code}: ${err.message}`);
+  }
+  if (isSyncError(err) && err.errorClass === 'permanent') {
+    await settle('failed', { outcome: 'failed', requests: [], lastError: errJson }, [sent]);
+    throw new UnrecoverableError(`${err.code}: ${err.message}`);
+  }
+  // transient, or an error nobody classified
+  const allowed = isSyncError(err) ? ctx.settings.attempts.transient : ctx.settings.attempts.unknown;
+  const tryRecord: AttemptRecord = { attempt, at: Date.now(), error: errJson, requestsSent: scope.sent };
+  if (attempt >= allowed) {
+    const tries = await ctx.runs.tries(runId, String(job.id));
+    await settle(
+      'failed',
+      { outcome: 'failed', requests: [], lastError: errJson, ...(tries.length ? { tries } : {}) },
+      [sent],
+    );
+    log.warn({ userId, attempts: attempt, err: errJson }, 'sync failed for good');
+    throw new UnrecoverableError(`${String(errJson.code ?? 'E_UNKNOWN')}: ${String(errJson.message)}`);
+  }
+  await ctx.runs.addTry(runId, String(job.id), tryRecord);
+  await ctx.runs.incr(runId, [sent, [target, 'retries', 1]]);
+  log.info({ userId, attempt, err: errJson }, 'sync attempt failed, retrying with backoff');
+  throw err;
+}
+
+function errorJson(err: unknown): Record<string, unknown> {
+  if (isSyncError(err)) return (err as SyncError).toJSON();
+  if (err instanceof Error)
+    return { code: (err as { code?: unknown }).code ?? 'E_UNKNOWN', message: err.message };
+  return { code: 'E_UNKNOWN', message: String(err) };
+}

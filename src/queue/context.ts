@@ -1,0 +1,54 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Queue } from 'bullmq';
+import type { TargetId } from '../config/schema.js';
+import type { LinkStore } from '../connectors/prelude/links.js';
+import type { SourceConnector, TargetConnector } from '../connectors/types.js';
+import type { Logger } from '../log.js';
+import type { RunKind } from '../pipeline/run-record.js';
+import type { RunStore } from '../pipeline/run-store.js';
+import type { StateStore } from '../pipeline/state-store.js';
+import type { BackoffPolicy } from './backoff.js';
+
+/** Engine settings the jobs read (from `config.sync`, see src/config/schema.ts). */
+export interface EngineSettings {
+  /** Attempts per error class; permanent, auth and unlinked never retry. */
+  attempts: { transient: number; unknown: number };
+  backoff: BackoffPolicy;
+  unlinkedRecheckMs: number;
+  /** Jobs per `addBulk` call. @defaultValue 500 */
+  chunkSize: number;
+  /** Source page size (`SOURCE_PAGE_SIZE`). */
+  pageSize: number;
+  /** Wait after a 429 without a usable `Retry-After`. @defaultValue 60000 */
+  defaultRetryAfterMs: number;
+}
+
+/** Counts the HTTP requests of one job attempt: the throttle increments it before every request. */
+export interface RequestScope {
+  sent: number;
+}
+
+/** BullMQ priorities (lower runs first; 0 would run before every prioritised job, so none uses it). */
+export const PRIORITY: Record<RunKind, number> = {
+  'single-user': 1,
+  scheduled: 2,
+  retry: 3,
+  backfill: 10,
+};
+
+/** What a job handler gets besides its payload: stores, connectors and queues, never globals. */
+export interface JobContext {
+  logger: Logger;
+  runs: RunStore;
+  state: StateStore;
+  links?: LinkStore;
+  source: () => SourceConnector;
+  targets: Partial<Record<TargetId, TargetConnector>>;
+  syncQueues: Partial<Record<TargetId, Queue>>;
+  settings: EngineSettings;
+  requestScope: AsyncLocalStorage<RequestScope>;
+}
+
+export function newRequestScope(): AsyncLocalStorage<RequestScope> {
+  return new AsyncLocalStorage<RequestScope>();
+}

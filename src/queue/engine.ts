@@ -1,0 +1,418 @@
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Dispatcher } from 'undici';
+import * as scanJob from '../../jobs/scan.js';
+import * as syncJob from '../../jobs/sync.js';
+import { ConfigError } from '../config/errors.js';
+import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
+import { createLinkStore, type LinkStore } from '../connectors/prelude/links.js';
+import { closeConnectors, createTargetConnectors } from '../connectors/registry.js';
+import { createSourceConnector } from '../connectors/source/connector.js';
+import type { SourceConnector, TargetConnector, Throttle } from '../connectors/types.js';
+import { createLogger, type Logger } from '../log.js';
+import type { RunKind, RunOptions, RunRecord } from '../pipeline/run-record.js';
+import { RunStore } from '../pipeline/run-store.js';
+import { StateStore } from '../pipeline/state-store.js';
+import { backoffStrategy } from './backoff.js';
+import { createRedisConnection } from './connection.js';
+import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
+import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
+import { maybeFinishRun } from './run-lifecycle.js';
+import { SlidingWindowThrottle } from './throttle.js';
+
+export interface EngineOptions {
+  config: Config;
+  /** @defaultValue a pino logger on stderr at `config.logLevel` */
+  logger?: Logger;
+  /** Used by every Queue, Worker and store; created from `config.redis.url` (and closed by `close()`) when absent. */
+  connection?: Redis;
+  /** Connectors built elsewhere (tests); otherwise built from `config` by the registry. */
+  source?: SourceConnector;
+  targets?: Partial<Record<TargetId, TargetConnector>>;
+  /** undici dispatcher for connectors built here (a MockAgent in tests). */
+  dispatcher?: Dispatcher;
+  /** Restrict the engine to these enabled targets. @defaultValue every enabled target */
+  only?: readonly TargetId[];
+  /**
+   * The rate-limit window in ms, for BullMQ's limiter and the throttle alike. Internal: tests shrink
+   * it to prove "never more than L per window" in seconds. @defaultValue 60000
+   */
+  rateWindowMs?: number;
+  /** Overrides of the settings derived from `config.sync` (tests use short backoffs). */
+  settings?: Partial<EngineSettings>;
+}
+
+export interface StartRunRequest {
+  kind: RunKind;
+  /** @defaultValue every target of the engine */
+  targets?: TargetId[];
+  users?: string[];
+  limit?: number;
+  /** @defaultValue false */
+  dryRun?: boolean;
+  /** @defaultValue false */
+  full?: boolean;
+  /** @defaultValue `config.sync.recordPii` */
+  showPii?: boolean;
+  /** Keep planned requests for `--plan FILE`. @defaultValue false */
+  plan?: boolean;
+  maxFailureRate?: number;
+}
+
+export interface StartWorkersOptions {
+  /** Sync jobs per target in this process. @defaultValue `config.sync.concurrency` */
+  concurrency?: number;
+  /** Also run scan jobs. @defaultValue true */
+  scan?: boolean;
+}
+
+export interface WaitOptions {
+  /** @defaultValue 500 */
+  pollMs?: number;
+  onProgress?: (run: RunRecord) => void;
+  /** Abort when failed+rejected exceed this share of a target's outcomes after its first 100. */
+  maxFailureRate?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The sync engine: one `scan` queue and one `sync-<target>` queue per enabled target, their workers,
+ * the per-target throttles, and the stores. Commands and the daemon use only this API:
+ *
+ * ```ts
+ * const engine = await Engine.create({ config });
+ * await engine.startWorkers();                       // omit for enqueue-only
+ * const runId = await engine.startRun({ kind: 'backfill' });
+ * const run = await engine.waitForRun(runId, { onProgress });
+ * await engine.close();
+ * ```
+ */
+export class Engine {
+  readonly layout: RedisLayout;
+  readonly runs: RunStore;
+  readonly state: StateStore;
+  readonly links?: LinkStore;
+  /** Targets this engine drives (enabled, restricted by `only`). */
+  readonly targets: TargetId[];
+  readonly logger: Logger;
+  readonly settings: EngineSettings;
+  readonly scanQueue: Queue;
+  readonly syncQueues: Partial<Record<TargetId, Queue>>;
+  private workers: Worker[] = [];
+  private readonly throttles: SlidingWindowThrottle[] = [];
+  private sourceConnector?: SourceConnector;
+  private closed = false;
+
+  private constructor(
+    readonly config: Config,
+    readonly connection: Redis,
+    private readonly ownsConnection: boolean,
+    private readonly connectors: Partial<Record<TargetId, TargetConnector>>,
+    private readonly ownsConnectors: boolean,
+    private readonly opts: EngineOptions,
+    logger: Logger,
+  ) {
+    this.logger = logger;
+    this.layout = new RedisLayout(config.redis.prefix);
+    this.runs = new RunStore(connection, this.layout, {
+      keep: config.sync.runsKeep,
+      maxAgeMs: config.sync.runsMaxAgeMs,
+    });
+    this.state = new StateStore(connection, this.layout);
+    this.targets = Object.keys(connectors) as TargetId[];
+    if (this.targets.includes('prelude')) this.links = createLinkStore(connection, config.redis.prefix);
+    this.settings = {
+      attempts: { transient: config.sync.attempts, unknown: config.sync.attemptsUnknown },
+      backoff: { baseMs: config.sync.backoffBaseMs, maxMs: config.sync.backoffMaxMs },
+      unlinkedRecheckMs: config.sync.unlinkedRecheckMs,
+      chunkSize: 500,
+      pageSize: config.source.pageSize,
+      defaultRetryAfterMs: 60_000,
+      ...opts.settings,
+    };
+    const queueOpts = { connection, prefix: this.layout.bullPrefix };
+    this.scanQueue = new Queue(SCAN_QUEUE, queueOpts);
+    this.syncQueues = Object.fromEntries(
+      this.targets.map((t) => [t, new Queue(syncQueueName(t), queueOpts)]),
+    );
+    this.sourceConnector = opts.source;
+  }
+
+  static async create(opts: EngineOptions): Promise<Engine> {
+    const { config } = opts;
+    const logger = opts.logger ?? createLogger({ level: config.logLevel });
+    const only = opts.only ?? enabledTargets(config);
+    for (const t of only) {
+      if (!enabledTargets(config).includes(t) && !opts.targets?.[t]) {
+        throw new ConfigError(`target ${t} is not enabled: set ${t.toUpperCase()}_URL`);
+      }
+    }
+    const connection = opts.connection ?? createRedisConnection(config.redis.url);
+    const windowMs = opts.rateWindowMs ?? 60_000;
+    const scope = newRequestScope();
+    const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
+    const throttleFns: Partial<Record<TargetId, Throttle>> = {};
+    const layout = new RedisLayout(config.redis.prefix);
+    for (const t of only) {
+      const th = new SlidingWindowThrottle({
+        redis: connection,
+        key: layout.throttle(t),
+        limit: targetRateLimit(config, t),
+        windowMs,
+        marginMs: config.sync.rateLimitMarginMs,
+      });
+      throttles[t] = th;
+      throttleFns[t] = async () => {
+        const s = scope.getStore();
+        if (s) s.sent++;
+        await th.acquire();
+      };
+    }
+    let connectors: Partial<Record<TargetId, TargetConnector>>;
+    const ownsConnectors = !opts.targets;
+    try {
+      connectors = opts.targets
+        ? Object.fromEntries(only.filter((t) => opts.targets?.[t]).map((t) => [t, opts.targets![t]!]))
+        : createTargetConnectors(
+            config,
+            { logger, dispatcher: opts.dispatcher },
+            { only, throttles: throttleFns },
+          );
+    } catch (err) {
+      if (!opts.connection) connection.disconnect();
+      throw err;
+    }
+    const engine = new Engine(config, connection, !opts.connection, connectors, ownsConnectors, opts, logger);
+    engine.throttles.push(...Object.values(throttles));
+    engine.requestScope = scope;
+    engine.throttleFns = throttleFns;
+    return engine;
+  }
+
+  private requestScope = newRequestScope();
+  private throttleFns: Partial<Record<TargetId, Throttle>> = {};
+
+  /** The throttle connectors built outside the engine must call before each request (tests). */
+  throttleFor(target: TargetId): Throttle | undefined {
+    return this.throttleFns[target];
+  }
+
+  private source(): SourceConnector {
+    this.sourceConnector ??= createSourceConnector(
+      { config: this.config.source, http: this.config.http },
+      { logger: this.logger.child({ target: 'source' }), dispatcher: this.opts.dispatcher },
+    );
+    return this.sourceConnector;
+  }
+
+  private context(): JobContext {
+    return {
+      logger: this.logger,
+      runs: this.runs,
+      state: this.state,
+      links: this.links,
+      source: () => this.source(),
+      targets: this.connectors,
+      syncQueues: this.syncQueues,
+      settings: this.settings,
+      requestScope: this.requestScope,
+    };
+  }
+
+  /**
+   * A job's lock must outlive its longest request, or a slow vendor gets a healthy job marked stalled
+   * and run twice. One request can take connect + headers + body timeouts (5 + 15 + 15 s by default);
+   * a job sends at most two plus short HTTP retries, and the lock is renewed every half lock, so twice
+   * one request's worst case (70 s by default), at least 60 s, is ample.
+   */
+  get lockDurationMs(): number {
+    const h = this.config.http;
+    return Math.max(60_000, 2 * (h.connectTimeoutMs + h.headersTimeoutMs + h.bodyTimeoutMs));
+  }
+
+  /** Starts this process's workers: one per target queue (BullMQ limiter = the target's rate limit) and the scan worker. */
+  async startWorkers(options: StartWorkersOptions = {}): Promise<void> {
+    if (this.workers.length) return;
+    const ctx = this.context();
+    const concurrency = options.concurrency ?? this.config.sync.concurrency;
+    const base = {
+      connection: this.connection,
+      prefix: this.layout.bullPrefix,
+      lockDuration: this.lockDurationMs,
+      maxStalledCount: 2,
+      settings: { backoffStrategy: backoffStrategy(this.settings.backoff) },
+    };
+    for (const t of this.targets) {
+      const w = new Worker(syncQueueName(t), (job: Job) => syncJob.handler(job, ctx), {
+        ...base,
+        concurrency,
+        // The job-level gate, global across processes. The exact per-request limit is the throttle.
+        limiter: { max: targetRateLimit(this.config, t), duration: this.opts.rateWindowMs ?? 60_000 },
+      });
+      this.watch(w);
+    }
+    if (options.scan !== false) {
+      this.watch(
+        new Worker(SCAN_QUEUE, (job: Job) => scanJob.handler(job, ctx), { ...base, concurrency: 1 }),
+      );
+    }
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  private watch(w: Worker): void {
+    w.on('error', (err) => this.logger.error({ err: err.message, queue: w.name }, 'worker error'));
+    this.workers.push(w);
+  }
+
+  /** Records a run and enqueues its scan; returns the run id. Workers (here or in a daemon) do the rest. */
+  async startRun(req: StartRunRequest): Promise<string> {
+    const targets = req.targets ?? this.targets;
+    const unknown = targets.filter((t) => !this.targets.includes(t));
+    if (unknown.length)
+      throw new ConfigError(
+        `--targets: ${unknown.join(', ')} not enabled (set ${unknown.map((t) => `${t.toUpperCase()}_URL`).join(', ')})`,
+      );
+    if (targets.length === 0)
+      throw new ConfigError('no target enabled: set SUNSHINE_URL, ZEPHR_URL or PRELUDE_URL');
+    const options: RunOptions = {
+      targets,
+      dryRun: req.dryRun ?? false,
+      full: req.full ?? false,
+      showPii: req.showPii ?? this.config.sync.recordPii,
+      plan: req.plan ?? false,
+    };
+    if (req.users) options.users = req.users;
+    if (req.limit !== undefined) options.limit = req.limit;
+    if (req.maxFailureRate !== undefined) options.maxFailureRate = req.maxFailureRate;
+    const runId = await this.runs.create(req.kind, options);
+    await this.scanQueue.add(scanJob.name, { runId }, scanJob.options(runId, req.kind));
+    this.logger.info(
+      { runId, kind: req.kind, targets, dryRun: options.dryRun, full: options.full },
+      'run started',
+    );
+    return runId;
+  }
+
+  /** Asks every worker to drop the run's remaining work; the run ends as `aborted`. */
+  async abortRun(runId: string, reason: string): Promise<void> {
+    await this.runs.requestAbort(runId, reason);
+    this.logger.warn({ runId, reason }, 'run abort requested');
+  }
+
+  /**
+   * Resolves when the run is over: its scan ended and every sync job it enqueued completed or failed
+   * for good. Polls the run record, so it works whichever process runs the jobs.
+   */
+  async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+    const pollMs = options.pollMs ?? 500;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      await maybeFinishRun(this.runs, runId);
+      const run = await this.runs.get(runId);
+      if (!run) throw new Error(`run ${runId} not found`);
+      options.onProgress?.(run);
+      if (run.status !== 'running') return run;
+      const rate = options.maxFailureRate ?? run.options.maxFailureRate;
+      if (rate !== undefined && !run.abortReason) {
+        for (const [t, c] of Object.entries(run.targets)) {
+          const o = c.outcomes;
+          const done = Object.values(o).reduce((a, b) => a + b, 0);
+          const bad = o.failed + o.rejected;
+          if (done >= 100 && bad / done > rate) {
+            await this.abortRun(
+              runId,
+              `max failure rate exceeded in ${t}: ${bad} of ${done} failed or rejected (> ${rate})`,
+            );
+            break;
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /**
+   * Re-drives dead letters (failed sync jobs) as a new `retry` run, optionally only those of one run
+   * and/or target. Each failed job is replaced by a job with the same payload in the new run; writes
+   * are upserts keyed by the user's identifier, so a replay never creates a duplicate profile.
+   */
+  async retryFailed(
+    filter: { runId?: string; target?: TargetId } = {},
+  ): Promise<{ runId: string | null; jobs: number }> {
+    const targets = filter.target ? [filter.target] : this.targets;
+    const found: { target: TargetId; job: Job }[] = [];
+    for (const t of targets) {
+      const q = this.syncQueues[t];
+      if (!q) throw new ConfigError(`--target: ${t} not enabled`);
+      for (let start = 0; ; start += 500) {
+        const jobs = await q.getFailed(start, start + 499);
+        for (const job of jobs)
+          if (job && (!filter.runId || job.data?.runId === filter.runId)) found.push({ target: t, job });
+        if (jobs.length < 500) break;
+      }
+    }
+    if (found.length === 0) return { runId: null, jobs: 0 };
+    const involved = [...new Set(found.map((f) => f.target))];
+    const runId = await this.runs.create('retry', {
+      targets: involved,
+      dryRun: false,
+      full: false,
+      showPii: this.config.sync.recordPii,
+      plan: false,
+      ...(filter.runId ? { retryOf: filter.runId } : {}),
+    });
+    await this.runs.updateScan(runId, { status: 'running', limited: true });
+    for (const t of involved) {
+      const mine = found.filter((f) => f.target === t);
+      const specs = mine.map(({ job }) => {
+        const data = syncJob.payloadSchema.parse({ ...job.data, runId });
+        return {
+          name: syncJob.name,
+          data,
+          opts: { ...syncJob.options('retry', this.settings), jobId: syncJob.jobId(t, runId, data.userId) },
+        };
+      });
+      await this.runs.addPending(
+        runId,
+        specs.map((s) => syncJob.settleMember(t, s.data.userId)),
+      );
+      await this.syncQueues[t]!.addBulk(specs);
+      for (const { job } of mine) await job.remove().catch(() => undefined);
+    }
+    await this.runs.updateScan(runId, { status: 'done', records: found.length });
+    await maybeFinishRun(this.runs, runId);
+    this.logger.info({ runId, jobs: found.length, retryOf: filter.runId }, 'dead letters re-driven');
+    return { runId, jobs: found.length };
+  }
+
+  /** Job counts per target queue (for progress and the daemon's health). */
+  async queueCounts(): Promise<Partial<Record<TargetId, Record<string, number>>>> {
+    const out: Partial<Record<TargetId, Record<string, number>>> = {};
+    for (const t of this.targets) {
+      out[t] = await this.syncQueues[t]!.getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'prioritized',
+        'failed',
+      );
+    }
+    return out;
+  }
+
+  /**
+   * Stops taking jobs, lets in-flight ones finish (BullMQ `Worker.close()` waits for them), then
+   * closes queues, connectors and the Redis connection it created.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.close()));
+    this.workers = [];
+    for (const th of this.throttles) th.close();
+    await Promise.all([this.scanQueue, ...Object.values(this.syncQueues)].map((q) => q.close()));
+    if (this.ownsConnectors) await closeConnectors(this.connectors);
+    if (this.sourceConnector && !this.opts.source) await this.sourceConnector.close();
+    if (this.ownsConnection) await this.connection.quit().catch(() => this.connection.disconnect());
+  }
+}

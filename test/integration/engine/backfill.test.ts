@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../../src/queue/engine.js';
+import { type Harness, inspect, type SourceUserRow, startHarness, writeCount } from './harness.js';
+
+describe('engine: backfill into the sandbox', () => {
+  let h: Harness;
+  let engine: Engine;
+
+  beforeAll(async () => {
+    h = await startHarness({ label: 'backfill' });
+    engine = await h.engine();
+    await engine.startWorkers({ concurrency: 8 });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('writes every user into every target, then a second run is all unchanged with no write', async () => {
+    const runId = await engine.startRun({ kind: 'backfill' });
+    const run = await engine.waitForRun(runId, { pollMs: 100 });
+    expect(run.status).toBe('completed');
+    expect(run.scan).toMatchObject({ status: 'done', complete: true, records: 200 });
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    console.log(JSON.stringify(run.targets, null, 1));
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
+      const o = run.targets[t]!.outcomes;
+      expect(o.failed).toBe(0);
+      expect(o.created + o.rejected + o.unlinked).toBe(users.length);
+    }
+
+    for (const s of ['sunshine', 'zephr', 'prelude'] as const) h.sandbox.sims[s].resetCounters();
+    const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    expect(again.status).toBe('completed');
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
+      const o = again.targets[t]!.outcomes;
+      expect(o.unchanged + o.rejected + o.unlinked).toBe(users.length);
+      expect(o.created + o.updated + o.failed).toBe(0);
+      expect(again.targets[t]!.requests).toBe(0);
+      expect(writeCount(h.sandbox, t)).toBe(0);
+      expect(h.sandbox.sims[t].counters().total).toBe(0);
+    }
+  });
+});
