@@ -212,6 +212,8 @@ export function createSunshineConnector(
       const res = log.add(
         await client.request({ method: 'PUT', path: profilePath(id), body: stripped, userId: user.id }),
       );
+      // 404: deleted by someone else between our GET and PUT; nothing of ours is left.
+      if (res.status === 404) return { outcome: 'unchanged', action: 'absent', requests: log.records };
       if (res.status !== 200) throw client.fail({ method: 'PUT', userId: user.id }, res);
       return { outcome: 'removed', action: 'stripped', requests: log.records };
     }
