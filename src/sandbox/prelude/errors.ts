@@ -26,6 +26,7 @@ export const PRELUDE_ERRORS = {
   unauthorized: { http: 401, status: 'unauthorized', message: 'The API key is missing or invalid.' },
   not_found: { http: 404, status: 'not_found', message: 'The requested resource was not found.' },
   method_not_allowed: { http: 405, status: 'method_not_allowed', message: 'The method is not allowed.' },
+  payload_too_large: { http: 413, status: 'payload_too_large', message: 'The request body is too large.' },
   too_many_requests: { http: 429, status: 'too_many_requests', message: 'Too many requests.' },
   internal_error: { http: 500, status: 'internal_server_error', message: 'An internal error occurred.' },
   bad_gateway: { http: 502, status: 'bad_gateway', message: 'Bad gateway.' },
@@ -40,24 +41,22 @@ export function preludeError(code: PreludeErrorCode): { status: number; body: Pr
   return { status: e.http, body: { code, status: e.status, message: e.message } };
 }
 
-/** The error for a status the kit produces (no route, wrong method, injected faults). */
+/** The error for a status the kit produces (no route, wrong method, too large, injected faults). */
 export function preludeErrorForStatus(status: number): { status: number; body: PreludeErrorBody } {
-  const code: PreludeErrorCode =
-    status === 401
-      ? 'unauthorized'
-      : status === 404
-        ? 'not_found'
-        : status === 405
-          ? 'method_not_allowed'
-          : status === 429
-            ? 'too_many_requests'
-            : status === 502
-              ? 'bad_gateway'
-              : status === 503
-                ? 'service_unavailable'
-                : status === 400
-                  ? 'invalid_request'
-                  : 'internal_error';
+  const code = KIT_STATUSES[status] ?? (status < 500 ? 'invalid_request' : 'internal_error');
   const e = preludeError(code);
+  // The body names the error; the HTTP status stays the one asked for (an injected 504 is a 504).
   return { status, body: e.body };
 }
+
+const KIT_STATUSES: Record<number, PreludeErrorCode> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  429: 'too_many_requests',
+  500: 'internal_error',
+  502: 'bad_gateway',
+  503: 'service_unavailable',
+};

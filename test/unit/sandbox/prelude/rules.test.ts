@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { preludeErrorForStatus } from '../../../../src/sandbox/prelude/errors.js';
 import { inUnknownShare } from '../../../../src/sandbox/prelude/known-users.js';
 import { checkPatchRequest } from '../../../../src/sandbox/prelude/patch-request.js';
 import { isReservedProfileKey } from '../../../../src/sandbox/prelude/reserved-keys.js';
@@ -87,5 +88,25 @@ describe('PreludeState', () => {
     expect(s.sessionEnabled('a')).toBe(true);
     expect(s.hasApp('c')).toBe(false);
     expect(s.getProfile('a', 'u')).toBeUndefined();
+  });
+});
+
+describe('preludeErrorForStatus (errors the kit produces)', () => {
+  it('names each status in the {code, status, message} shape, keeping the HTTP status', () => {
+    expect(preludeErrorForStatus(413)).toEqual({
+      status: 413,
+      body: {
+        code: 'payload_too_large',
+        status: 'payload_too_large',
+        message: 'The request body is too large.',
+      },
+    });
+    expect(preludeErrorForStatus(404).body.code).toBe('not_found');
+    expect(preludeErrorForStatus(503).body).toMatchObject({
+      code: 'service_unavailable',
+      status: 'service_unavailable',
+    });
+    expect(preludeErrorForStatus(504)).toMatchObject({ status: 504, body: { code: 'internal_error' } });
+    expect(preludeErrorForStatus(418)).toMatchObject({ status: 418, body: { code: 'invalid_request' } });
   });
 });
