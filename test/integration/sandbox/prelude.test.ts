@@ -183,6 +183,32 @@ describe('Prelude simulator: errors, each as the OpenAPI says', () => {
     expect((await patch(KNOWN, { profile: { a: 'c' } })).status).toBe(204);
   });
 
+  it('checks in the documented order: app, session, body, reserved key, user', async () => {
+    await start({ moreAppIds: ['app_off'], sessionDisabledApps: ['app_off'] });
+    expectError(await patch(UNKNOWN, '{bad', 'no_such_app'), 404, 'app_not_found');
+    expectError(await patch(UNKNOWN, '{bad', 'app_off'), 403, 'session_disabled');
+    expectError(await patch(UNKNOWN, { profile: { a: 1, sub: 'x' } }), 400, 'invalid_request');
+    expectError(await patch(UNKNOWN, { profile: { sub: 'x' } }), 400, 'reserved_profile_key');
+    expectError(await patch(UNKNOWN, { profile: { a: 'b' } }), 404, 'user_not_found');
+  });
+
+  it('apps can be added and removed at run time', async () => {
+    expectError(await patch(KNOWN, { profile: { a: 'b' } }, 'app_new'), 404, 'app_not_found');
+    expect((await call('PUT', '/__sandbox/apps/app_new', {}, {})).body).toEqual({
+      appId: 'app_new',
+      sessionEnabled: true,
+    });
+    expect((await patch(KNOWN, { profile: { a: 'b' } }, 'app_new')).status).toBe(204);
+    expect(await stored(KNOWN, 'app_new')).toEqual({ a: 'b' });
+    expect(await stored(KNOWN)).toBeUndefined();
+    expect((await call('DELETE', '/__sandbox/apps/app_new', undefined, {})).status).toBe(204);
+    expectError(await patch(KNOWN, { profile: { a: 'b' } }, 'app_new'), 404, 'app_not_found');
+    expect((await call('POST', '/__sandbox/reset', undefined, {})).status).toBe(204);
+    expect((await call('GET', '/__sandbox/apps', undefined, {})).body).toEqual({
+      app_sandbox: { sessionEnabled: true, known: [], unknown: [], profiles: {} },
+    });
+  });
+
   it('404 user_not_found for a user in the unknown share, until made known; a known user can be removed', async () => {
     expectError(await patch(UNKNOWN, { profile: { a: 'b' } }), 404, 'user_not_found');
     expect((await call('GET', `/__sandbox/users/${UNKNOWN}`, undefined, {})).body.known).toBe(false);
