@@ -48,8 +48,8 @@ function file(name: string, text: string): string {
 }
 
 beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   redis = redisClient();
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
 });
 afterAll(async () => {
   await cleanPrefix(redis, prefix);
