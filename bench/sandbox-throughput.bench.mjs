@@ -1,0 +1,213 @@
+#!/usr/bin/env node
+// Simulator throughput: how many requests a second each simulator answers, so that a benchmark of the
+// sync engine never measures the sandbox instead. The sandbox runs as `profile-sync sandbox` in its own
+// process, pinned to CPU 0; the load generator (undici Pool, pipelining) runs in another, pinned to CPU 1.
+// Target (issue 2): a simple PUT >= 5,000 req/s on one core.
+//
+// Run alone: npm run build && node bench/sandbox-throughput.bench.mjs
+// Tunables: BENCH_DURATION_MS (default 5000), BENCH_CONNECTIONS (10), BENCH_PIPELINING (10).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import { request } from 'undici';
+import { writeResult } from './lib/report.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const durationMs = Number(process.env.BENCH_DURATION_MS ?? 5000);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const pipelining = Number(process.env.BENCH_PIPELINING ?? 10);
+const TARGET_RPS = 5000;
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const pin = hasTaskset();
+/** `node args` on one CPU when taskset exists. */
+function nodeOn(cpu, args) {
+  return pin ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args];
+}
+
+async function startSandbox() {
+  const [cmd, args] = nodeOn(0, [
+    join(root, 'dist', 'cli.js'),
+    'sandbox',
+    '--port',
+    '0',
+    '--users',
+    '1000',
+    '--rate-limit',
+    '0',
+  ]);
+  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('PRELUDE_API_KEY=')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sandbox did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  return { child, env };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; undefined elsewhere. */
+function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return undefined;
+  }
+}
+
+const configFile = join(mkdtempSync(join(tmpdir(), 'sandbox-bench-')), 'load.json');
+
+function load(config) {
+  writeFileSync(configFile, JSON.stringify(config));
+  const [cmd, args] = nodeOn(1, [join(root, 'bench', 'lib', 'load-generator.mjs'), configFile]);
+  const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out.trim().split('\n').at(-1));
+}
+
+if (!existsSync(join(root, 'dist', 'cli.js'))) {
+  console.error('dist/cli.js is missing: run `npm run build` first (npm run bench does).');
+  process.exit(1);
+}
+
+const { child, env } = await startSandbox();
+try {
+  const basic = `Basic ${Buffer.from(`${env.SOURCE_USERNAME}:${env.SOURCE_PASSWORD}`).toString('base64')}`;
+  const res = await request(`${env.SOURCE_URL}/user?maxResults=1000`, { headers: { authorization: basic } });
+  const ids = (await res.body.json()).map((u) => u.id);
+  const enc = (id) => encodeURIComponent(id);
+  const jwt = await new SignJWT({ sub: 'bench-user', exp: Math.floor(Date.now() / 1000) + 3600 })
+    .setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(env.ZEPHR_JWT_SECRET));
+  const sunshineAuth = `Basic ${Buffer.from(`${env.SUNSHINE_EMAIL}/token:${env.SUNSHINE_API_TOKEN}`).toString('base64')}`;
+
+  const common = { connections, pipelining, durationMs, warmupMs: 2000 };
+  const scenarios = [
+    {
+      name: 'source PUT /user/{id}/profile',
+      url: env.SOURCE_URL,
+      method: 'PUT',
+      paths: ids.map((id) => `/user/${enc(id)}/profile`),
+      headers: { authorization: basic },
+      body: { firstName: 'Bench', lastName: 'Mark', email: 'bench@example.com' },
+    },
+    {
+      name: 'source GET /user/{id}/profile',
+      url: env.SOURCE_URL,
+      method: 'GET',
+      paths: ids.map((id) => `/user/${enc(id)}/profile`),
+      headers: { authorization: basic },
+    },
+    {
+      name: 'zephr PUT /blaize/profile/{appId} (HS256 JWT)',
+      url: env.ZEPHR_URL,
+      method: 'PUT',
+      paths: [`/blaize/profile/${env.ZEPHR_APP_ID}`],
+      headers: { authorization: `Bearer ${jwt}` },
+      body: { first_name: 'Bench', last_name: 'Mark', email: 'bench@example.com' },
+    },
+    {
+      name: 'sunshine PUT /api/v2/user_profiles?identifier=',
+      url: env.SUNSHINE_URL,
+      method: 'PUT',
+      paths: ids.map((id) => `/api/v2/user_profiles?identifier=${enc(`identity:user:id:${id}`)}`),
+      headers: { authorization: sunshineAuth },
+      // A replacing PUT must repeat the profile's identifiers (003), so each path has its own body.
+      bodies: ids.map((id) => ({
+        profile: { identifiers: [{ type: 'id', value: id }], attributes: { first_name: 'Bench' } },
+      })),
+    },
+    {
+      name: 'prelude PATCH /v2/session/apps/{appID}/users/{userID}/profile',
+      url: env.PRELUDE_URL,
+      method: 'PATCH',
+      paths: ids.map((id) => `/v2/session/apps/${env.PRELUDE_APP_ID}/users/${enc(id)}/profile`),
+      headers: { authorization: `Bearer ${env.PRELUDE_API_KEY}` },
+      body: { profile: { first_name: 'Bench' } },
+    },
+  ];
+
+  const metrics = [];
+  /**
+   * Runs one scenario. Besides the rate the load generator saw, it reports the sandbox's CPU time per
+   * request: 1 / that is what one fully used core answers, a figure that other load on the machine does
+   * not distort (the wall-clock rate falls whenever other processes take the CPU).
+   */
+  function measure(s) {
+    const cpu0 = cpuSeconds(child.pid);
+    const r = load({
+      ...common,
+      url: s.url,
+      method: s.method,
+      paths: s.paths,
+      headers: s.headers,
+      body: s.body,
+      bodies: s.bodies,
+    });
+    const cpu1 = cpuSeconds(child.pid);
+    const cpuUsPerRequest = cpu0 === undefined ? undefined : Math.round(((cpu1 - cpu0) * 1e6) / r.answered);
+    const perCore = cpuUsPerRequest ? Math.round(1e6 / cpuUsPerRequest) : undefined;
+    console.error(
+      `${s.name}: ${r.rps} req/s ${JSON.stringify(r.statuses)} p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms; ` +
+        `${cpuUsPerRequest ?? '?'} CPU-us/request = ${perCore ?? '?'} req/s per core`,
+    );
+    metrics.push({
+      name: s.name,
+      value: r.rps,
+      unit: 'req/s',
+      better: 'higher',
+      detail: { ...r, cpuUsPerRequest },
+    });
+    if (perCore)
+      metrics.push({
+        name: `${s.name}: per core (1 / CPU time)`,
+        value: perCore,
+        unit: 'req/s',
+        better: 'higher',
+      });
+    return { rps: r.rps, perCore };
+  }
+
+  const put = measure(scenarios[0]);
+  for (const s of scenarios.slice(1)) measure(s);
+  // The same simple PUT with a token bucket on every request (a limit too high to refuse anything).
+  await request(`${env.SOURCE_URL}/__sandbox/rate-limit`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ perMinute: 1e12, burst: 1e12 }),
+  }).then((r) => r.body.dump());
+  measure({ ...scenarios[0], name: 'source PUT /user/{id}/profile, token bucket on' });
+
+  const verdict = (x) => (x >= TARGET_RPS ? 'met' : 'NOT met');
+  writeResult({
+    name: 'sandbox-throughput',
+    description:
+      `Simulator throughput: sandbox on ${pin ? 'CPU 0' : 'any CPU'}, undici load generator on ${pin ? 'CPU 1' : 'any CPU'}, ` +
+      `${connections} connections x ${pipelining} pipelined, ${durationMs} ms after 2 s warm-up. ` +
+      '"per core" rows divide one second by the sandbox process\'s CPU time per request (from /proc).',
+    metrics,
+    notes: [
+      `target, a simple PUT >= ${TARGET_RPS} req/s on one core: ${verdict(put.rps)} by wall clock (${put.rps} req/s), ` +
+        `${verdict(put.perCore ?? 0)} by CPU time (${put.perCore ?? '?'} req/s per core)`,
+      `load average when it ended: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} (other processes on the machine lower the wall-clock rows)`,
+    ],
+  });
+} finally {
+  child.kill('SIGTERM');
+}
