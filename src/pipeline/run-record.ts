@@ -3,8 +3,11 @@ import type { FieldDiff, Outcome, RequestRecord } from '../connectors/types.js';
 
 /** What started a run. */
 export type RunKind = 'scheduled' | 'backfill' | 'single-user' | 'retry';
-/** `held` is issue 5's: a run whose deletions wait for `--confirm-deletes`. */
-export type RunStatus = 'running' | 'completed' | 'aborted' | 'failed' | 'held';
+/**
+ * `held` is issue 5's: a run whose deletions wait for `--confirm-deletes`. `skipped` is a scheduled tick
+ * that found the previous scheduled run still running (src/daemon/scheduler.ts): recorded, never run.
+ */
+export type RunStatus = 'running' | 'completed' | 'aborted' | 'failed' | 'held' | 'skipped';
 
 /** The options a run was started with (recorded as given; never a secret). */
 export interface RunOptions {

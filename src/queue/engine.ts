@@ -64,6 +64,11 @@ export interface StartWorkersOptions {
   concurrency?: number;
   /** Also run scan jobs. @defaultValue true */
   scan?: boolean;
+  /**
+   * How often each worker looks for stalled jobs (a dead worker's expired locks). The daemon shortens
+   * it so a SIGKILLed worker's jobs move on promptly (docs/daemon.md). @defaultValue 30000 (BullMQ's)
+   */
+  stalledIntervalMs?: number;
 }
 
 export interface WaitOptions {
@@ -240,6 +245,7 @@ export class Engine {
       prefix: this.layout.bullPrefix,
       lockDuration: this.lockDurationMs,
       maxStalledCount: 2,
+      ...(options.stalledIntervalMs !== undefined ? { stalledInterval: options.stalledIntervalMs } : {}),
       settings: { backoffStrategy: backoffStrategy(this.settings.backoff) },
     };
     for (const t of this.targets) {
@@ -257,6 +263,11 @@ export class Engine {
       );
     }
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  /** This process's workers (the daemon hands their in-flight jobs back when a shutdown times out). */
+  get runningWorkers(): readonly Worker[] {
+    return this.workers;
   }
 
   private watch(w: Worker): void {
