@@ -60,6 +60,8 @@ export const ENV_PATHS: Record<string, string> = {
   RUNS_KEEP: 'sync.runsKeep',
   RUNS_MAX_AGE: 'sync.runsMaxAgeMs',
   RATE_LIMIT_MARGIN_MS: 'sync.rateLimitMarginMs',
+  SHUTDOWN_TIMEOUT_MS: 'sync.shutdownTimeoutMs',
+  PROFILE_SYNC_TEST_RATE_WINDOW_MS: 'sync.rateWindowMs',
 };
 
 const PATH_ENV = Object.fromEntries(Object.entries(ENV_PATHS).map(([k, v]) => [v, k]));

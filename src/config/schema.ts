@@ -196,6 +196,17 @@ export const configSchema = z.object({
      * (`RATE_LIMIT_MARGIN_MS`, see src/queue/throttle.ts). @defaultValue 1000
      */
     rateLimitMarginMs: z.coerce.number().int().min(0).max(60_000).default(1_000),
+    /**
+     * How long the daemon waits for in-flight jobs on SIGTERM/SIGINT before handing them back to the
+     * queue (`SHUTDOWN_TIMEOUT_MS`, docs/daemon.md). @defaultValue 30000
+     */
+    shutdownTimeoutMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    /**
+     * TEST ONLY (`PROFILE_SYNC_TEST_RATE_WINDOW_MS`): the window every `*_RATE_LIMIT` counts in, instead
+     * of the vendors' minute, so a reliability test proves "never more than L per window" in seconds.
+     * Never set it in production: the vendors count per minute. @defaultValue 60000
+     */
+    rateWindowMs: positiveInt.default(60_000),
   }),
 });
 
