@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../src/queue/engine.js';
-import { type Harness, inspect, type SourceUserRow, startHarness, writeCount } from './harness.js';
+import {
+  type Harness,
+  inspect,
+  mismatches,
+  type SourceUserRow,
+  startHarness,
+  writeCount,
+} from './harness.js';
 
 describe('engine: backfill into the sandbox', () => {
   let h: Harness;
@@ -21,12 +28,17 @@ describe('engine: backfill into the sandbox', () => {
     expect(run.status).toBe('completed');
     expect(run.scan).toMatchObject({ status: 'done', complete: true, records: 200 });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
-    console.log(JSON.stringify(run.targets, null, 1));
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
       const o = run.targets[t]!.outcomes;
       expect(o.failed).toBe(0);
       expect(o.created + o.rejected + o.unlinked).toBe(users.length);
     }
+
+    const unlinked = new Set(
+      (await engine.runs.items(runId)).filter((i) => i.outcome === 'unlinked').map((i) => i.userId),
+    );
+    expect(unlinked.size).toBe(run.targets.prelude!.outcomes.unlinked);
+    expect(await mismatches(h, { unlinked })).toEqual([]);
 
     for (const s of ['sunshine', 'zephr', 'prelude'] as const) h.sandbox.sims[s].resetCounters();
     const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });

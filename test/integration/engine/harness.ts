@@ -100,3 +100,70 @@ export function writeCount(sandbox: Sandbox, sim: 'sunshine' | 'zephr' | 'prelud
   }
   return n;
 }
+
+interface SunshineProfileRow {
+  identifiers: { type: string; value: string }[];
+  attributes: Record<string, unknown>;
+  name?: string;
+  source: string;
+}
+
+const present = (v: string | null | undefined): v is string => typeof v === 'string' && v !== '';
+
+/**
+ * Compares what each target holds with what the default mapping (config/mapping.default.yaml) should
+ * have written for each source user, from the simulators' own state. Written out by hand on purpose:
+ * it must not share code with the connectors. Returns human-readable mismatches (empty = all correct).
+ */
+export async function mismatches(h: Harness, opts: { unlinked?: Set<string> } = {}): Promise<string[]> {
+  const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+  const out: string[] = [];
+  const sun = await inspect<{ profiles: SunshineProfileRow[] }>(h.sandbox.urls.sunshine, 'state');
+  const byExt = new Map<string, SunshineProfileRow>();
+  for (const p of sun.profiles) {
+    const ext = p.identifiers.find((i) => i.type === 'external_id');
+    if (ext && p.source === 'identity') byExt.set(ext.value, p);
+  }
+  const zephr = await inspect<{ appId: string; sub: string; profile: Record<string, unknown> }[]>(
+    h.sandbox.urls.zephr,
+    'profiles',
+  );
+  const bySub = new Map(zephr.map((z) => [z.sub, z.profile]));
+  const prelude = await inspect<{
+    apps: Record<string, { profiles: Record<string, Record<string, string>> }>;
+  }>(h.sandbox.urls.prelude, 'state');
+  const preludeProfiles = prelude.apps[h.env.PRELUDE_APP_ID!]?.profiles ?? {};
+  for (const u of users) {
+    const p = byExt.get(u.id);
+    if (!p) {
+      out.push(`sunshine: no profile for ${u.id}`);
+    } else {
+      const emails = p.identifiers.filter((i) => i.type === 'email').map((i) => i.value);
+      const want = present(u.email?.trim()) ? [u.email!.trim().toLowerCase()] : [];
+      if (JSON.stringify(emails) !== JSON.stringify(want))
+        out.push(`sunshine ${u.id}: emails ${emails} != ${want}`);
+      const name = `${u.firstName ?? ''} ${u.lastName ?? ''}`.trim();
+      if (name && p.name !== name) out.push(`sunshine ${u.id}: name ${p.name} != ${name}`);
+      if ((p.attributes.first_name ?? null) !== (present(u.firstName) ? u.firstName : (u.firstName ?? null)))
+        out.push(`sunshine ${u.id}: first_name ${p.attributes.first_name} != ${u.firstName}`);
+    }
+    const z = bySub.get(u.id);
+    if (!z) out.push(`zephr: no profile for ${u.id}`);
+    else {
+      for (const [k, f] of [
+        ['first_name', 'firstName'],
+        ['last_name', 'lastName'],
+        ['email', 'email'],
+      ] as const) {
+        if ((z[k] ?? null) !== (u[f] ?? null)) out.push(`zephr ${u.id}: ${k} ${z[k]} != ${u[f]}`);
+      }
+    }
+    const pr = preludeProfiles[u.id];
+    if (!pr) {
+      if (!opts.unlinked?.has(u.id)) out.push(`prelude: no profile for ${u.id}`);
+    } else if (pr.first_name !== (u.firstName ?? pr.first_name) || pr.email !== (u.email ?? pr.email)) {
+      out.push(`prelude ${u.id}: ${JSON.stringify(pr)} != ${JSON.stringify(u)}`);
+    }
+  }
+  return out;
+}
