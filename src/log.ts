@@ -37,6 +37,9 @@ export const REDACT_PATHS = [
   'config.targets.zephr.jwt.secret',
   'config.targets.zephr.jwt.privateKey',
   'config.targets.prelude.apiKey',
+  'dashboardToken',
+  '*.dashboardToken',
+  'config.ops.dashboardToken',
 ];
 
 export interface CreateLoggerOptions {

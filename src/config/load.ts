@@ -60,6 +60,10 @@ export const ENV_PATHS: Record<string, string> = {
   RUNS_KEEP: 'sync.runsKeep',
   RUNS_MAX_AGE: 'sync.runsMaxAgeMs',
   RATE_LIMIT_MARGIN_MS: 'sync.rateLimitMarginMs',
+  OPS_PORT: 'ops.port',
+  OPS_HOST: 'ops.host',
+  OPS_DASHBOARD_TOKEN: 'ops.dashboardToken',
+  OPS_DASHBOARD_READ_ONLY: 'ops.dashboardReadOnly',
   SHUTDOWN_TIMEOUT_MS: 'sync.shutdownTimeoutMs',
   PROFILE_SYNC_TEST_RATE_WINDOW_MS: 'sync.rateWindowMs',
 };

@@ -135,6 +135,34 @@ export const preludeSchema = z.object({
   onDelete: onDeleteClear.default('ignore'),
 });
 
+/**
+ * The operations HTTP surface the daemon starts (src/http/server.ts, docs/operations.md): `/healthz`,
+ * `/readyz`, `/metrics`, `/dashboard`, `/api/runs`.
+ */
+export const opsSchema = z.object({
+  /**
+   * `OPS_PORT`; 0 disables the server. 9464 is the port OpenTelemetry's Prometheus exporter uses, so
+   * scrape configs and network policies that already allow it need no change. @defaultValue 9464
+   */
+  port: z.coerce.number().int().min(0).max(65_535).default(9_464),
+  /**
+   * `OPS_HOST`. Loopback by default: the dashboard shows job payloads (masked) and run records, so
+   * exposing it is a decision; a container sets `OPS_HOST=0.0.0.0` so that the kubelet and Prometheus
+   * reach it on the pod IP. @defaultValue '127.0.0.1'
+   */
+  host: z.string().min(1).default('127.0.0.1'),
+  /**
+   * `OPS_DASHBOARD_TOKEN`: when set, `/dashboard` and `/api/*` need `Authorization: Bearer <token>` or
+   * HTTP Basic with the token as password. A secret (redacted in logs). @defaultValue unset (open)
+   */
+  dashboardToken: z
+    .string()
+    .min(16, 'use at least 16 characters (e.g. `openssl rand -hex 24`)')
+    .optional(),
+  /** `OPS_DASHBOARD_READ_ONLY`: the dashboard cannot retry, clean, pause or remove jobs. @defaultValue true */
+  dashboardReadOnly: booleanish.default(true),
+});
+
 export const configSchema = z.object({
   redis: z.object({
     url: z
@@ -158,6 +186,8 @@ export const configSchema = z.object({
     prelude: preludeSchema.optional(),
   }),
   http: httpSchema,
+  /** @defaultValue every field's default */
+  ops: opsSchema.prefault({}),
   /**
    * Mapping overrides from the config file's `mapping:` section (defaults: config/mapping.default.yaml;
    * compiled and checked by src/pipeline/mapping.ts). @defaultValue {}
@@ -216,6 +246,7 @@ export type SunshineConfig = z.infer<typeof sunshineSchema>;
 export type ZephrConfig = z.infer<typeof zephrSchema>;
 export type PreludeConfig = z.infer<typeof preludeSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
+export type OpsConfig = z.infer<typeof opsSchema>;
 
 /** Requests per minute the engine allows a target. */
 export function targetRateLimit(config: Config, target: TargetId): number {
