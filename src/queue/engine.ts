@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Dispatcher } from 'undici';
@@ -35,7 +36,8 @@ export interface EngineOptions {
   only?: readonly TargetId[];
   /**
    * The rate-limit window in ms, for BullMQ's limiter and the throttle alike. Internal: tests shrink
-   * it to prove "never more than L per window" in seconds. @defaultValue 60000
+   * it to prove "never more than L per window" in seconds.
+   * @defaultValue `config.sync.rateWindowMs` (60000; `PROFILE_SYNC_TEST_RATE_WINDOW_MS`, tests only)
    */
   rateWindowMs?: number;
   /** Overrides of the settings derived from `config.sync` (tests use short backoffs). */
@@ -153,7 +155,7 @@ export class Engine {
       }
     }
     const connection = opts.connection ?? createRedisConnection(config.redis.url);
-    const windowMs = opts.rateWindowMs ?? 60_000;
+    const windowMs = opts.rateWindowMs ?? config.sync.rateWindowMs;
     const scope = newRequestScope();
     const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
     const throttleFns: Partial<Record<TargetId, Throttle>> = {};
@@ -241,6 +243,8 @@ export class Engine {
     const ctx = this.context();
     const concurrency = options.concurrency ?? this.config.sync.concurrency;
     const base = {
+      // Stored on each job as `processedBy`: which process ran it.
+      name: `profile-sync-${hostname()}-${process.pid}`,
       connection: this.connection,
       prefix: this.layout.bullPrefix,
       lockDuration: this.lockDurationMs,
@@ -253,7 +257,10 @@ export class Engine {
         ...base,
         concurrency,
         // The job-level gate, global across processes. The exact per-request limit is the throttle.
-        limiter: { max: targetRateLimit(this.config, t), duration: this.opts.rateWindowMs ?? 60_000 },
+        limiter: {
+          max: targetRateLimit(this.config, t),
+          duration: this.opts.rateWindowMs ?? this.config.sync.rateWindowMs,
+        },
       });
       this.watch(w);
     }

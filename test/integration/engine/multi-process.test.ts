@@ -1,0 +1,98 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Harness, mismatches, startHarness } from './harness.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
+const DIST = fileURLToPath(new URL('../../../dist/src/queue/engine.js', import.meta.url));
+
+/** The largest number of requests inside any half-open window [t, t + windowMs). */
+function maxInAnyWindow(times: number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  let lo = 0;
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while (sorted[hi]! - sorted[lo]! >= windowMs) lo++;
+    max = Math.max(max, hi - lo + 1);
+  }
+  return max;
+}
+
+function startWorker(env: Record<string, string>): Promise<ChildProcess> {
+  const child = fork(FIXTURE, [], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
+    child.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('ready')) resolve(child);
+    });
+  });
+}
+
+describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit', () => {
+  const L = 20;
+  const WINDOW = 1000;
+  let h: Harness;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness({
+      label: 'multiproc',
+      sandbox: { users: 90 },
+      env: {
+        ZEPHR_RATE_LIMIT: String(L),
+        PROFILE_SYNC_TEST_RATE_WINDOW_MS: String(WINDOW),
+        // Grant-to-arrival allowance (src/queue/throttle.ts): generous on a loaded 2-core test machine.
+        RATE_LIMIT_MARGIN_MS: '250',
+      },
+    });
+    const env = { ...h.env };
+    delete env.SUNSHINE_URL;
+    delete env.PRELUDE_URL;
+    for (let i = 0; i < 3; i++) children.push(await startWorker(env));
+  });
+  afterAll(async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null) return resolve();
+            c.removeAllListeners('exit');
+            c.once('exit', () => resolve());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    await h?.close();
+  });
+
+  it('never exceeds L requests in any window at the vendor, and every user is written', async () => {
+    const engine = await h.engine({ only: ['zephr'] });
+    const since = Date.now();
+    const runId = await engine.startRun({ kind: 'backfill' });
+    const run = await engine.waitForRun(runId, { pollMs: 200 });
+    expect(run.status).toBe('completed');
+    expect(run.targets.zephr!.outcomes.created).toBe(90);
+    const log = h.sandbox.sims.zephr.requests(since).filter((r) => !r.route.includes('__sandbox'));
+    expect(log.length).toBe(run.targets.zephr!.requests);
+    // Measured on the simulator's own arrival times.
+    expect(
+      maxInAnyWindow(
+        log.map((r) => r.t),
+        WINDOW,
+      ),
+    ).toBeLessThanOrEqual(L);
+    // All three processes did work: the limit was shared, not one process doing everything.
+    const completed = await engine.syncQueues.zephr!.getCompleted(0, 200);
+    expect(new Set(completed.map((j) => j.processedBy)).size).toBe(3);
+    const mine = await engine.runs.items(runId);
+    expect(mine).toHaveLength(90);
+    const users = new Set(mine.map((i) => i.userId));
+    expect(users.size).toBe(90);
+    expect((await mismatches(h)).filter((m) => m.startsWith('zephr'))).toEqual([]);
+  }, 120_000);
+});
