@@ -45,12 +45,23 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
   let buckets: TokenBuckets | null = limit ? new TokenBuckets(limit, now) : null;
 
   const router = new Router(vendor.routes);
+  let url = '';
+  let port = 0;
 
   const sim: Sim = {
     vendor,
-    url: '',
-    port: 0,
-    close: async () => {},
+    get url() {
+      return url;
+    },
+    get port() {
+      return port;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Keep-alive sockets and hung requests would hold close() open forever.
+        server.closeAllConnections();
+      }),
     counters: () => log.counters(),
     resetCounters: () => log.clear(),
     requests: (since) => log.since(since),
@@ -255,17 +266,8 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
-  Object.assign(sim, {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        // Keep-alive sockets and hung requests would hold close() open forever.
-        server.closeAllConnections();
-      }),
-  });
+  port = (server.address() as AddressInfo).port;
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return sim;
 }
 

@@ -2,6 +2,7 @@ import { INSPECT_PREFIX, InspectError } from '../kit/server.js';
 import type { Route, SimResponse } from '../kit/types.js';
 import { chooseShare, MUTABLE_FIELDS, type MutableField, mutateUsers } from './mutations.js';
 import type { SourceVendor } from './source-vendor.js';
+import type { StoredRecord } from './user-store.js';
 
 const p = INSPECT_PREFIX;
 const FIELDS = ['id', 'firstName', 'lastName', 'email'];
@@ -66,13 +67,11 @@ export function sourceInspectRoutes(vendor: SourceVendor): Route[] {
         if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'raw' in body) {
           const raw = (body as { raw: unknown }).raw;
           if (!Array.isArray(raw)) throw new InspectError(400, 'raw must be an array');
-          const keys = raw.map((r) =>
-            store.put((typeof r === 'object' && r !== null ? r : { value: r }) as never),
+          const records = raw.map(
+            (r) => (typeof r === 'object' && r !== null ? r : { value: r }) as StoredRecord,
           );
-          return ok(
-            { stored: keys.length, ids: raw.map((r) => (r as { id?: unknown } | null)?.id ?? null) },
-            201,
-          );
+          for (const r of records) store.put(r);
+          return ok({ stored: records.length, ids: records.map((r) => r.id ?? null) }, 201);
         }
         const users = Array.isArray(body)
           ? body.map((u, i) => validUser(u, `users[${i}]`))

@@ -62,7 +62,7 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
   const password = options.password ?? SOURCE_DEFAULTS.password;
   const token = options.token ?? SOURCE_DEFAULTS.token;
   const initialReadOnly = options.readOnly ?? false;
-  const store = new UserStore(syntheticUsers(seed, userCount) as unknown as Record<string, unknown>[]);
+  const store = new UserStore(syntheticUsers(seed, userCount));
 
   const vendor: SourceVendor = {
     name: 'source',
@@ -105,7 +105,7 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
     inspect: [],
     reset() {
       store.clear();
-      for (const u of syntheticUsers(seed, userCount)) store.put(u as unknown as Record<string, unknown>);
+      for (const u of syntheticUsers(seed, userCount)) store.put(u);
       vendor.readOnly = initialReadOnly;
     },
   };

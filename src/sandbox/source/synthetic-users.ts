@@ -5,12 +5,13 @@ import { hash32, pick, prng } from '../kit/prng.js';
  * missing value is `null` or the key is absent, both on purpose); records injected raw through the
  * inspection API may hold anything.
  */
-export interface UserRecord {
+// A type, not an interface, so that it is assignable to the store's Record<string, unknown>.
+export type UserRecord = {
   id: string;
   firstName?: string | null;
   lastName?: string | null;
   email?: string | null;
-}
+};
 
 // biome-ignore format: a word list reads better packed
 export const FIRST_NAMES = [
