@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { errors, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Sim, type SimOptions, startSim } from '../../../../src/sandbox/kit/index.js';
@@ -176,5 +177,17 @@ describe('startSim', () => {
     expect((await call('GET', '/__sandbox/nothing')).status).toBe(404);
     expect((await call('POST', '/__sandbox/state')).status).toBe(405);
     expect((await call('DELETE', '/__sandbox/faults')).status).toBe(204);
+  });
+
+  it('survives a client that disconnects in the middle of a body', async () => {
+    await start();
+    const socket = connect(sim!.port, '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write(
+      'PUT /items/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nContent-Length: 100\r\n\r\n{"a":',
+    );
+    socket.destroy();
+    await new Promise((r) => socket.once('close', r));
+    expect((await call('GET', '/items/2')).status).toBe(200);
   });
 });
