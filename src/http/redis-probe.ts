@@ -1,0 +1,55 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+
+export type ProbeResult = { ok: true; ms: number } | { ok: false; error: string };
+
+/**
+ * Answers "does Redis answer PING within `timeoutMs`?" on a connection of its own.
+ *
+ * Not on the engine's connection: that one has `maxRetriesPerRequest: null` (BullMQ requires it), so
+ * while Redis is away a PING there is queued forever, and every probe of a 10-second readiness check
+ * would add one more. This one has no offline queue: while disconnected a command fails at once, so a
+ * probe answers in microseconds when Redis is down and nothing piles up. It reconnects on its own.
+ */
+export class RedisProbe {
+  private readonly client: Redis;
+
+  constructor(
+    engineConnection: Redis,
+    private readonly timeoutMs: number,
+    logger?: Logger,
+  ) {
+    this.client = engineConnection.duplicate({
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectionName: 'profile-sync-ops-probe',
+    });
+    // Without a listener ioredis prints every failed reconnect to stderr; readiness reports it instead.
+    this.client.on('error', (err: Error) => logger?.debug({ err: err.message }, 'ops redis probe'));
+  }
+
+  async ping(): Promise<ProbeResult> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.client.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no PING answer within ${this.timeoutMs} ms`)),
+            this.timeoutMs,
+          );
+        }),
+      ]);
+      return { ok: true, ms: Math.round((performance.now() - started) * 10) / 10 };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.client.disconnect();
+  }
+}
