@@ -1,8 +1,14 @@
 import type { Command } from 'commander';
+import { registerBackfill } from './backfill.js';
 import { registerConfig } from './config.js';
 import { registerDaemon } from './daemon.js';
+import { registerHistory } from './history.js';
 import { registerLinks } from './links.js';
+import { registerReport } from './report.js';
+import { registerRetryFailed } from './retry-failed.js';
+import { registerRuns } from './runs.js';
 import { registerSandbox } from './sandbox.js';
+import { registerSyncUser } from './sync-user.js';
 
 /** Every subcommand, one file each. Add a command by adding its register function here. */
 export const commands: ((program: Command) => void)[] = [
@@ -10,4 +16,10 @@ export const commands: ((program: Command) => void)[] = [
   registerConfig,
   registerLinks,
   registerDaemon,
+  registerBackfill,
+  registerRuns,
+  registerReport,
+  registerSyncUser,
+  registerHistory,
+  registerRetryFailed,
 ];

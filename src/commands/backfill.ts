@@ -1,0 +1,213 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
+import { type Config, TARGET_IDS, type TargetId, targetRateLimit } from '../config/schema.js';
+import { createProgressReporter } from '../pipeline/progress.js';
+import type { RunRecord } from '../pipeline/run-record.js';
+import {
+  exitCodeFor,
+  planTable,
+  runHeadline,
+  runSummaryJson,
+  runWarnings,
+  summaryTable,
+} from '../pipeline/run-report.js';
+import { Engine } from '../queue/engine.js';
+
+/** `--targets a,b`: known names only (exit 2 otherwise). */
+export function parseTargets(raw: string | undefined): TargetId[] | undefined {
+  if (raw === undefined) return undefined;
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = list.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
+  if (bad.length || list.length === 0)
+    throw new ConfigError(
+      `--targets: unknown target(s) '${bad.join(',') || raw}'; use ${TARGET_IDS.join(',')}`,
+    );
+  return [...new Set(list)] as TargetId[];
+}
+
+export function parsePositiveInt(
+  name: string,
+  raw: string | undefined,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > max)
+    throw new ConfigError(`${name} must be an integer from 1 to ${max} (got '${raw}')`);
+  return n;
+}
+
+export function parseRate(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !(n >= 0 && n <= 1))
+    throw new ConfigError(`${name} must be a share from 0 to 1, e.g. 0.05 (got '${raw}')`);
+  return n;
+}
+
+export function parseUsers(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const ids = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (ids.length === 0) throw new ConfigError('--users: give at least one user id');
+  return ids;
+}
+
+interface BackfillFlags {
+  targets?: string;
+  users?: string;
+  limit?: string;
+  dryRun?: boolean;
+  full?: boolean;
+  enqueueOnly?: boolean;
+  concurrency?: string;
+  json?: boolean;
+  plan?: string;
+  maxFailureRate?: string;
+  showPii?: boolean;
+}
+
+/** Rate limits of the run's targets, for the dry-run plan. */
+export function limitsOf(config: Config, targets: TargetId[]): Partial<Record<TargetId, number>> {
+  return Object.fromEntries(targets.map((t) => [t, targetRateLimit(config, t)]));
+}
+
+/**
+ * Runs `fn` with an engine, aborting the run cleanly on the first SIGINT/SIGTERM (remaining jobs are
+ * dropped, the summary still printed); a second signal exits at once.
+ */
+export async function withEngine<T>(
+  config: Config,
+  only: TargetId[] | undefined,
+  fn: (engine: Engine, onStart: (runId: string) => void) => Promise<T>,
+): Promise<T> {
+  const engine = await Engine.create({ config, ...(only ? { only } : {}) });
+  let runId: string | undefined;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1 || !runId) process.exit(130);
+    process.stderr.write(
+      `\n${sig}: aborting run ${runId} (remaining jobs are dropped); press again to exit now\n`,
+    );
+    void engine.abortRun(runId, `interrupted by ${sig}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await fn(engine, (id) => {
+      runId = id;
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await engine.close();
+  }
+}
+
+/** Prints a finished run: the table (or JSON on stdout) and warnings; sets the exit code. */
+export function printRun(
+  run: RunRecord,
+  opts: { json?: boolean; extra?: Record<string, unknown>; config: Config },
+): void {
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(runSummaryJson(run, opts.extra ?? {}), null, 2)}\n`);
+  } else {
+    const out = [runHeadline(run), '', summaryTable(run)];
+    if (run.options.dryRun)
+      out.push(
+        '',
+        'dry run: nothing was written. A real run would send:',
+        planTable(run, limitsOf(opts.config, run.options.targets)),
+      );
+    out.push('', `details: profile-sync report ${run.id}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+  }
+  for (const w of runWarnings(run)) process.stderr.write(`${w}\n`);
+  process.exitCode = exitCodeFor(run);
+}
+
+export function registerBackfill(program: Command): void {
+  program
+    .command('backfill')
+    .description(
+      'One-off sync of every source user into the targets; runs its own workers and waits (exit 0 ok, 1 failures, 2 usage)',
+    )
+    .option(
+      '--targets <list>',
+      `comma-separated targets (${TARGET_IDS.join(',')}; default every enabled one)`,
+    )
+    .option('--users <ids>', 'only these source user ids, comma-separated')
+    .option('--limit <n>', 'at most n source users')
+    .option('--dry-run', 'compute every diff and plan; send no write (reads only with --full)')
+    .option('--full', 'ignore hashes, read each target and repair drift in managed fields')
+    .option('--enqueue-only', 'enqueue the run for a running daemon and exit')
+    .option('--concurrency <n>', 'sync jobs per target in this process (default SYNC_CONCURRENCY)')
+    .option('--json', 'print the run summary as JSON on stdout (progress on stderr)')
+    .option('--plan <file>', 'write each planned request (PII masked) as JSON lines (with --dry-run)')
+    .option(
+      '--max-failure-rate <r>',
+      'abort cleanly once failed+rejected exceed this share after the first 100 users',
+    )
+    .option('--show-pii', 'store and show diffs unmasked')
+    .action(async (flags: BackfillFlags) => {
+      const targets = parseTargets(flags.targets);
+      const users = parseUsers(flags.users);
+      const limit = parsePositiveInt('--limit', flags.limit);
+      const concurrency = parsePositiveInt('--concurrency', flags.concurrency, 256);
+      const maxFailureRate = parseRate('--max-failure-rate', flags.maxFailureRate);
+      if (flags.plan && !flags.dryRun) throw new ConfigError('--plan FILE needs --dry-run');
+      const config = loadConfig();
+      await withEngine(config, targets, async (engine, onStart) => {
+        if (!flags.enqueueOnly) await engine.startWorkers(concurrency ? { concurrency } : {});
+        const runId = await engine.startRun({
+          kind: 'backfill',
+          ...(targets ? { targets } : {}),
+          ...(users ? { users } : {}),
+          ...(limit !== undefined ? { limit } : {}),
+          dryRun: Boolean(flags.dryRun),
+          full: Boolean(flags.full),
+          ...(flags.showPii ? { showPii: true } : {}),
+          plan: Boolean(flags.plan),
+          ...(maxFailureRate !== undefined ? { maxFailureRate } : {}),
+        });
+        onStart(runId);
+        if (flags.enqueueOnly) {
+          if (flags.json) process.stdout.write(`${JSON.stringify({ runId, enqueued: true })}\n`);
+          else
+            process.stdout.write(
+              `run ${runId} enqueued; a running daemon picks it up. Follow it with: profile-sync report ${runId}\n`,
+            );
+          return;
+        }
+        process.stderr.write(`run ${runId} started\n`);
+        const progress = createProgressReporter();
+        let run: RunRecord;
+        try {
+          run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+        } finally {
+          progress.stop();
+        }
+        let planned = 0;
+        if (flags.plan) {
+          const lines: string[] = [];
+          for await (const line of engine.runs.plan(runId)) lines.push(JSON.stringify(line));
+          writeFileSync(flags.plan, lines.length ? `${lines.join('\n')}\n` : '');
+          planned = lines.length;
+          process.stderr.write(`plan: ${planned} requests written to ${flags.plan}\n`);
+        }
+        printRun(run, {
+          json: flags.json,
+          config,
+          ...(flags.plan ? { extra: { planFile: flags.plan, plannedRequests: planned } } : {}),
+        });
+      });
+    });
+}

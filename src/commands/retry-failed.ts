@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../config/errors.js';
+import { loadConfig } from '../config/load.js';
+import { createProgressReporter } from '../pipeline/progress.js';
+import { parseTargets, printRun, withEngine } from './backfill.js';
+
+export function registerRetryFailed(program: Command): void {
+  program
+    .command('retry-failed')
+    .description(
+      'Re-drive the dead letters (failed sync jobs) as a new run; replays never duplicate a profile',
+    )
+    .option('--run <id>', 'only the failed jobs of this run')
+    .option('--target <t>', 'only this target')
+    .option('--enqueue-only', 'enqueue for a running daemon and exit')
+    .option('--json', 'JSON on stdout')
+    .action(async (flags: { run?: string; target?: string; enqueueOnly?: boolean; json?: boolean }) => {
+      if (flags.target?.includes(',')) throw new ConfigError('--target takes one target');
+      const target = parseTargets(flags.target)?.[0];
+      const config = loadConfig();
+      await withEngine(config, target ? [target] : undefined, async (engine, onStart) => {
+        if (!flags.enqueueOnly) await engine.startWorkers();
+        const { runId, jobs } = await engine.retryFailed({
+          ...(flags.run ? { runId: flags.run } : {}),
+          ...(target ? { target } : {}),
+        });
+        if (!runId) {
+          if (flags.json) process.stdout.write(`${JSON.stringify({ runId: null, jobs: 0 })}\n`);
+          else process.stdout.write('no failed jobs to retry\n');
+          return;
+        }
+        onStart(runId);
+        process.stderr.write(`retrying ${jobs} failed job(s) as run ${runId}\n`);
+        if (flags.enqueueOnly) {
+          if (flags.json) process.stdout.write(`${JSON.stringify({ runId, jobs, enqueued: true })}\n`);
+          return;
+        }
+        const progress = createProgressReporter();
+        try {
+          const run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+          progress.stop();
+          printRun(run, { json: flags.json, config, extra: { retried: jobs } });
+        } finally {
+          progress.stop();
+        }
+      });
+    });
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { formatRunsList, runSummaryJson } from '../pipeline/run-report.js';
+import { RunStore } from '../pipeline/run-store.js';
+import { createRedisConnection } from '../queue/connection.js';
+import { RedisLayout } from '../queue/redis-layout.js';
+import { parsePositiveInt } from './backfill.js';
+
+/** Opens the run store on the configured Redis for a read-only command. */
+export async function withRunStore<T>(fn: (runs: RunStore) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const redis = createRedisConnection(config.redis.url);
+  try {
+    return await fn(
+      new RunStore(redis, new RedisLayout(config.redis.prefix), {
+        keep: config.sync.runsKeep,
+        maxAgeMs: config.sync.runsMaxAgeMs,
+      }),
+    );
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+export function registerRuns(program: Command): void {
+  program
+    .command('runs')
+    .description('List recorded runs, newest first')
+    .option('--limit <n>', 'how many (default 20)')
+    .option('--json', 'JSON on stdout')
+    .action(async (flags: { limit?: string; json?: boolean }) => {
+      const limit = parsePositiveInt('--limit', flags.limit, 10_000) ?? 20;
+      await withRunStore(async (runs) => {
+        const list = await runs.list(limit);
+        if (flags.json)
+          process.stdout.write(
+            `${JSON.stringify(
+              list.map((r) => runSummaryJson(r)),
+              null,
+              2,
+            )}\n`,
+          );
+        else process.stdout.write(list.length ? `${formatRunsList(list)}\n` : 'no runs recorded\n');
+      });
+    });
+}
