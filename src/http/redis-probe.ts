@@ -13,6 +13,8 @@ export type ProbeResult = { ok: true; ms: number } | { ok: false; error: string 
  */
 export class RedisProbe {
   private readonly client: Redis;
+  /** Settles when the connection in progress becomes ready; shared by concurrent probes. */
+  private connecting?: Promise<void>;
 
   constructor(
     engineConnection: Redis,
@@ -33,7 +35,7 @@ export class RedisProbe {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.client.ping(),
+        this.readyThenPing(),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no PING answer within ${this.timeoutMs} ms`)),
@@ -47,6 +49,33 @@ export class RedisProbe {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * A fresh probe is still connecting, and without an offline queue a PING sent now would fail
+   * although Redis is fine: wait for `ready` first (the caller's timeout bounds the wait). A
+   * connection that lost Redis and is retrying (`reconnecting`) fails at once.
+   */
+  private async readyThenPing(): Promise<void> {
+    const c = this.client;
+    if (['wait', 'connecting', 'connect'].includes(c.status)) {
+      this.connecting ??= new Promise<void>((resolve, reject) => {
+        const done = (err?: Error) => {
+          c.off('ready', onReady);
+          c.off('close', onClose);
+          this.connecting = undefined;
+          if (err) reject(err);
+          else resolve();
+        };
+        const onReady = () => done();
+        const onClose = () => done(new Error('connection closed before it was ready'));
+        c.on('ready', onReady);
+        c.on('close', onClose);
+        if (c.status === 'wait') c.connect().catch(() => undefined);
+      });
+      await this.connecting;
+    }
+    await c.ping();
   }
 
   close(): void {
