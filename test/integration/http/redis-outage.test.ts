@@ -1,0 +1,101 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OpsServer } from '../../../src/http/server.js';
+import type { Engine } from '../../../src/queue/engine.js';
+import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
+
+/** A throwaway redis-server of this test's own: the shared one on 6379 is never stopped. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('Ready to accept connections')) {
+        child.stdout?.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out.slice(-500)}`)));
+  });
+  child.removeAllListeners('exit');
+  return child;
+}
+
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe('ops server when Redis goes away and comes back', () => {
+  let port: number;
+  let redis: ChildProcess;
+  let h: OpsHarness;
+  let engine: Engine;
+  let ops: OpsServer;
+
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startRedis(port);
+    h = await startOpsHarness({ label: 'outage', redisUrl: `redis://127.0.0.1:${port}` });
+    engine = await h.engine();
+    await engine.startWorkers({ concurrency: 2 });
+    ops = await h.server(engine, { redisTimeoutMs: 500 });
+  });
+  afterAll(async () => {
+    // Redis must be up for the engine to close cleanly (workers hand their locks back).
+    if (redis.exitCode !== null || redis.signalCode !== null) redis = await startRedis(port);
+    await h?.close();
+    await stopRedis(redis);
+  });
+
+  it('readyz flips to 503 naming Redis, healthz stays 200, metrics say redis_up 0; all recover', async () => {
+    await until(async () => ((await h.get(`${ops.url}/readyz`)).status === 200 ? true : undefined), 'ready');
+    await engine.syncQueues.sunshine!.pause(); // keep the jobs where they are
+    await engine.syncQueues.sunshine!.addBulk(
+      Array.from({ length: 3 }, (_, i) => ({ name: 'probe', data: { i } })),
+    );
+    let text = (await h.get(`${ops.url}/metrics`)).text;
+    expect(sample(text, 'profile_sync_redis_up')).toBe(1);
+    expect(sample(text, 'profile_sync_queue_jobs', { target: 'sunshine', state: 'paused' })).toBe(3);
+
+    await stopRedis(redis);
+
+    const down = await until(async () => {
+      const r = await h.get(`${ops.url}/readyz`);
+      return r.status === 503 ? r : undefined;
+    }, 'readyz 503 after Redis died');
+    const body = JSON.parse(down.text);
+    expect(body.status).toBe('unavailable');
+    expect(body.checks.redis.ok).toBe(false);
+    expect(body.reasons[0]).toMatch(/^redis: /);
+    // Liveness is not about Redis: restarting every pod would not bring Redis back.
+    const live = await h.get(`${ops.url}/healthz`);
+    expect(live.status).toBe(200);
+    expect(JSON.parse(live.text).status).toBe('ok');
+    // A scrape still answers, says Redis is down and drops the queue depths it cannot read.
+    const scrape = await h.get(`${ops.url}/metrics`);
+    expect(scrape.status).toBe(200);
+    text = scrape.text;
+    expect(sample(text, 'profile_sync_redis_up')).toBe(0);
+    expect(sample(text, 'profile_sync_queue_jobs', { target: 'sunshine', state: 'paused' })).toBeUndefined();
+    // The run API answers 503 instead of hanging on the engine's queued connection.
+    expect((await h.get(`${ops.url}/api/runs`)).status).toBe(503);
+
+    redis = await startRedis(port); // same port, empty (no persistence): a Redis that restarted
+
+    await until(
+      async () => ((await h.get(`${ops.url}/readyz`)).status === 200 ? true : undefined),
+      'readyz 200 after Redis came back',
+      20_000,
+    );
+    text = (await h.get(`${ops.url}/metrics`)).text;
+    expect(sample(text, 'profile_sync_redis_up')).toBe(1);
+    expect(sample(text, 'profile_sync_queue_jobs', { target: 'sunshine', state: 'waiting' })).toBe(0);
+  });
+});
