@@ -5,7 +5,8 @@
 // Target (issue 2): a simple PUT >= 5,000 req/s on one core.
 //
 // Run alone: npm run build && node bench/sandbox-throughput.bench.mjs
-// Tunables: BENCH_DURATION_MS (default 5000), BENCH_CONNECTIONS (10), BENCH_PIPELINING (10).
+// Tunables: BENCH_DURATION_MS (default 5000), BENCH_CONNECTIONS (10), BENCH_PIPELINING (10), BENCH_REPEAT
+// (3 runs per scenario; the best counts).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 5000);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const pipelining = Number(process.env.BENCH_PIPELINING ?? 10);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const TARGET_RPS = 5000;
 
 function hasTaskset() {
@@ -148,38 +150,46 @@ try {
    * not distort (the wall-clock rate falls whenever other processes take the CPU).
    */
   function measure(s) {
-    const cpu0 = cpuSeconds(child.pid);
-    const r = load({
-      ...common,
-      url: s.url,
-      method: s.method,
-      paths: s.paths,
-      headers: s.headers,
-      body: s.body,
-      bodies: s.bodies,
-    });
-    const cpu1 = cpuSeconds(child.pid);
-    const cpuUsPerRequest = cpu0 === undefined ? undefined : Math.round(((cpu1 - cpu0) * 1e6) / r.answered);
-    const perCore = cpuUsPerRequest ? Math.round(1e6 / cpuUsPerRequest) : undefined;
+    const runs = [];
+    for (let k = 0; k < repeat; k++) {
+      const cpu0 = cpuSeconds(child.pid);
+      const r = load({
+        ...common,
+        url: s.url,
+        method: s.method,
+        paths: s.paths,
+        headers: s.headers,
+        body: s.body,
+        bodies: s.bodies,
+      });
+      const cpu1 = cpuSeconds(child.pid);
+      r.cpuUsPerRequest = cpu0 === undefined ? undefined : ((cpu1 - cpu0) * 1e6) / r.answered;
+      runs.push(r);
+    }
+    // Best of `repeat`: other processes only ever slow a run down, so the best is the closest to capacity.
+    const best = runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const cpuUs = Math.min(...runs.map((r) => r.cpuUsPerRequest ?? Number.POSITIVE_INFINITY));
+    const perCore = Number.isFinite(cpuUs) ? Math.round(1e6 / cpuUs) : undefined;
     console.error(
-      `${s.name}: ${r.rps} req/s ${JSON.stringify(r.statuses)} p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms; ` +
-        `${cpuUsPerRequest ?? '?'} CPU-us/request = ${perCore ?? '?'} req/s per core`,
+      `${s.name}: ${runs.map((r) => r.rps).join(' / ')} req/s, best ${JSON.stringify(best.statuses)} ` +
+        `p50 ${best.latencyMs.p50} ms p99 ${best.latencyMs.p99} ms; ${perCore ?? '?'} req/s per core by CPU time`,
     );
     metrics.push({
       name: s.name,
-      value: r.rps,
+      value: best.rps,
       unit: 'req/s',
       better: 'higher',
-      detail: { ...r, cpuUsPerRequest },
+      detail: { best, rates: runs.map((r) => r.rps), cpuUsPerRequest: runs.map((r) => r.cpuUsPerRequest) },
     });
-    if (perCore)
+    if (perCore) {
       metrics.push({
         name: `${s.name}: per core (1 / CPU time)`,
         value: perCore,
         unit: 'req/s',
         better: 'higher',
       });
-    return { rps: r.rps, perCore };
+    }
+    return { rps: best.rps, perCore };
   }
 
   const put = measure(scenarios[0]);
@@ -197,7 +207,7 @@ try {
     name: 'sandbox-throughput',
     description:
       `Simulator throughput: sandbox on ${pin ? 'CPU 0' : 'any CPU'}, undici load generator on ${pin ? 'CPU 1' : 'any CPU'}, ` +
-      `${connections} connections x ${pipelining} pipelined, ${durationMs} ms after 2 s warm-up. ` +
+      `${connections} connections x ${pipelining} pipelined, ${durationMs} ms after 2 s warm-up, best of ${repeat} runs. ` +
       '"per core" rows divide one second by the sandbox process\'s CPU time per request (from /proc).',
     metrics,
     notes: [
