@@ -1,8 +1,7 @@
-import type { Queue } from 'bullmq';
 import type { RunRecord } from '../pipeline/run-record.js';
 import type { EventLoopMonitor } from './event-loop.js';
 import type { OpsEngine } from './ops-engine.js';
-import type { ProbeResult, RedisProbe } from './redis-probe.js';
+import type { RedisProbe } from './redis-probe.js';
 
 export interface HealthOptions {
   engine: OpsEngine;
@@ -56,10 +55,10 @@ export async function readiness(opts: HealthOptions): Promise<HealthAnswer> {
   const redis = await opts.probe.ping();
   if (!redis.ok) reasons.push(`redis: ${redis.error}`);
 
-  let workers: Record<string, boolean | number> | undefined;
+  let workers: Record<string, boolean> | undefined;
   if (opts.requireWorkers !== false) {
-    workers = await workerCheck(opts.engine, redis);
-    const down = Object.entries(workers).filter(([, v]) => v === false || v === 0);
+    workers = workerCheck(opts.engine);
+    const down = Object.entries(workers).filter(([, running]) => !running);
     if (Object.keys(workers).length === 0) reasons.push('workers: none started in this process');
     for (const [queue] of down) reasons.push(`workers: no running worker for queue ${queue}`);
   }
@@ -88,17 +87,11 @@ export async function readiness(opts: HealthOptions): Promise<HealthAnswer> {
   return { status: reasons.length ? 503 : 200, body };
 }
 
-/**
- * This process's workers when the engine can tell (`workerStatus`); otherwise how many workers Redis
- * knows for each queue (`CLIENT LIST`, any process). With Redis down the second cannot be answered,
- * and the Redis reason already says why.
- */
-async function workerCheck(engine: OpsEngine, redis: ProbeResult): Promise<Record<string, boolean | number>> {
-  if (typeof engine.workerStatus === 'function') return engine.workerStatus();
-  if (!redis.ok) return { unknown: true };
-  const queues: Queue[] = [engine.scanQueue, ...engine.targets.map((t) => engine.syncQueues[t]!)];
-  const out: Record<string, number> = {};
-  for (const q of queues) out[q.name] = await q.getWorkersCount();
+/** This process's workers by queue: running and not paused (a daemon pauses them as it shuts down). */
+function workerCheck(engine: OpsEngine): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const w of engine.runningWorkers)
+    out[w.name] = (out[w.name] ?? true) && w.isRunning() && !w.isPaused();
   return out;
 }
 

@@ -7,11 +7,5 @@ import type { Engine } from '../queue/engine.js';
  */
 export type OpsEngine = Pick<
   Engine,
-  'config' | 'connection' | 'layout' | 'runs' | 'scanQueue' | 'syncQueues' | 'targets'
-> & {
-  /**
-   * This process's workers by queue name and whether each is running. Used when the engine offers it;
-   * otherwise readiness asks Redis whether each queue has a worker connected anywhere.
-   */
-  workerStatus?: () => Record<string, boolean>;
-};
+  'config' | 'connection' | 'layout' | 'runs' | 'runningWorkers' | 'scanQueue' | 'syncQueues' | 'targets'
+>;

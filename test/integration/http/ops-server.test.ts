@@ -63,14 +63,26 @@ describe('ops server on the sandbox engine', () => {
     const body = JSON.parse(r.text);
     expect(body.status).toBe('unavailable');
     expect(body.checks.redis.ok).toBe(true);
-    expect(body.reasons.join('\n')).toMatch(/no running worker for queue sync-sunshine/);
+    expect(body.reasons).toContain('workers: none started in this process');
 
     await engine.startWorkers({ concurrency: 4 });
     r = await until(async () => {
       const x = await h.get(`${ops.url}/readyz`);
       return x.status === 200 ? x : undefined;
     }, 'readyz 200 after startWorkers');
-    expect(JSON.parse(r.text)).toMatchObject({ status: 'ok', checks: { redis: { ok: true } } });
+    expect(JSON.parse(r.text)).toMatchObject({
+      status: 'ok',
+      checks: { redis: { ok: true }, workers: { scan: true, 'sync-zephr': true } },
+    });
+
+    // A paused worker (the daemon pauses them all when it shuts down) takes no job: not ready.
+    const zephr = engine.runningWorkers.find((w) => w.name === 'sync-zephr')!;
+    await zephr.pause(true);
+    r = await h.get(`${ops.url}/readyz`);
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.text).reasons).toEqual(['workers: no running worker for queue sync-zephr']);
+    zephr.resume();
+    expect((await h.get(`${ops.url}/readyz`)).status).toBe(200);
   });
 
   it('outcome, request and run counters after a small run equal the run record', async () => {
