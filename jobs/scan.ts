@@ -10,7 +10,7 @@ import type { CounterDelta } from '../src/pipeline/run-store.js';
 import { unlinkedIsFresh } from '../src/pipeline/state-store.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
-import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as sync from './sync.js';
 
 /**
@@ -87,6 +87,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, chunk, start, checkpoint);
     chunk = [];
     await ctx.runs.updateScan(runId, { records: index, pages });
+    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
     const c = await ctx.runs.completion(runId);
     if (c?.abortReason) aborted = true;
   };

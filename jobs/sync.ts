@@ -17,7 +17,7 @@ import type { AttemptRecord, RunItem, RunKind } from '../src/pipeline/run-record
 import type { CounterDelta } from '../src/pipeline/run-store.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
-import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 
 /**
  * One (user, target): compare, write what changed, record it. Runs in the target's queue
@@ -124,6 +124,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
       items: full,
       pii: gate.pii,
     });
+    if (outcome === 'failed' || outcome === 'rejected')
+      await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
     await maybeFinishRun(ctx.runs, runId);
   };
 

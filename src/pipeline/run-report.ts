@@ -80,11 +80,18 @@ export function formatDuration(ms: number): string {
 /** The end-of-run table: one row per target, one column per outcome, then requests and retries. */
 export function summaryTable(run: RunRecord): string {
   const outcomes = shownOutcomes(run);
-  const extra = run.options.dryRun ? ['planned', 'requests'] : ['requests', 'retries', '429s'];
+  const skipped = Object.values(run.targets).some((c) => c.skipped > 0);
+  const extra = [
+    ...(run.options.dryRun ? ['planned', 'requests'] : ['requests', 'retries', '429s']),
+    ...(skipped ? ['skipped'] : []),
+  ];
   const rows: string[][] = [['target', ...outcomes, ...extra]];
   const totals = new Array<number>(outcomes.length + extra.length).fill(0);
   for (const [t, c] of Object.entries(run.targets)) {
-    const extras = run.options.dryRun ? [c.planned, c.requests] : [c.requests, c.retries, c.rateLimited];
+    const extras = [
+      ...(run.options.dryRun ? [c.planned, c.requests] : [c.requests, c.retries, c.rateLimited]),
+      ...(skipped ? [c.skipped] : []),
+    ];
     const values = [...outcomes.map((o) => c.outcomes[o]), ...extras];
     values.forEach((v, i) => {
       totals[i]! += v;

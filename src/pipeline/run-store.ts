@@ -315,7 +315,14 @@ export class RunStore {
   async jobGate(
     runId: string,
     target: TargetId,
-  ): Promise<{ exists: boolean; abort?: string; stopped?: string; pii: boolean; plan: boolean }> {
+  ): Promise<{
+    exists: boolean;
+    abort?: string;
+    stopped?: string;
+    pii: boolean;
+    plan: boolean;
+    maxFailureRate?: number;
+  }> {
     const [id, abort, stopped, options] = await this.redis.hmget(
       this.layout.run(runId),
       'id',
@@ -330,6 +337,7 @@ export class RunStore {
       stopped: stopped ?? undefined,
       pii: Boolean(opts?.showPii),
       plan: Boolean(opts?.plan),
+      ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
     };
   }
 

@@ -18,7 +18,7 @@ import { backoffStrategy } from './backoff.js';
 import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
-import { maybeFinishRun } from './run-lifecycle.js';
+import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 export interface EngineOptions {
@@ -330,21 +330,12 @@ export class Engine {
       if (!run) throw new Error(`run ${runId} not found`);
       options.onProgress?.(run);
       if (run.status !== 'running') return run;
-      const rate = options.maxFailureRate ?? run.options.maxFailureRate;
-      if (rate !== undefined && !run.abortReason) {
-        for (const [t, c] of Object.entries(run.targets)) {
-          const o = c.outcomes;
-          const done = Object.values(o).reduce((a, b) => a + b, 0);
-          const bad = o.failed + o.rejected;
-          if (done >= 100 && bad / done > rate) {
-            await this.abortRun(
-              runId,
-              `max failure rate exceeded in ${t}: ${bad} of ${done} failed or rejected (> ${rate})`,
-            );
-            break;
-          }
-        }
-      }
+      const reason = await checkFailureRate(
+        this.runs,
+        runId,
+        options.maxFailureRate ?? run.options.maxFailureRate,
+      );
+      if (reason) this.logger.warn({ runId, reason }, 'run abort requested');
       await new Promise((r) => setTimeout(r, pollMs));
     }
   }

@@ -12,6 +12,37 @@ export async function maybeFinishRun(runs: RunStore, runId: string): Promise<Run
   if (!['done', 'failed', 'aborted'].includes(s.scanStatus)) return null;
   if (s.settled < s.enqueued) return null;
   const status: RunStatus = s.scanStatus === 'failed' ? 'failed' : s.abortReason ? 'aborted' : 'completed';
+  // An aborted run never counts as a complete scan, even if every page was read before the abort:
+  // issue 5 concludes that users left only from complete scans of runs that ran to the end.
+  if (status === 'aborted') await runs.updateScan(runId, { complete: false });
   await runs.finish(runId, status);
   return status;
+}
+
+/** Users a target must have settled before `--max-failure-rate` is judged (issue 4: "after the first 100"). */
+export const FAILURE_RATE_MIN_USERS = 100;
+
+/**
+ * `--max-failure-rate`: asks the run to abort once failed+rejected exceed the share of a target's
+ * outcomes, after its first 100. Called by the workers as failures happen (a run can finish between
+ * two polls of the command) and by `waitForRun`. Returns the abort reason when it asked.
+ */
+export async function checkFailureRate(
+  runs: RunStore,
+  runId: string,
+  rate: number | undefined,
+): Promise<string | null> {
+  if (rate === undefined) return null;
+  const run = await runs.get(runId);
+  if (!run || run.status !== 'running' || run.abortReason) return null;
+  for (const [t, c] of Object.entries(run.targets)) {
+    const done = Object.values(c.outcomes).reduce((a, b) => a + b, 0);
+    const bad = c.outcomes.failed + c.outcomes.rejected;
+    if (done >= FAILURE_RATE_MIN_USERS && bad / done > rate) {
+      const reason = `max failure rate exceeded in ${t}: ${bad} of ${done} failed or rejected (> ${rate})`;
+      await runs.requestAbort(runId, reason);
+      return reason;
+    }
+  }
+  return null;
 }

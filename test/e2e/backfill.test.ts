@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: env as NodeJS.ProcessEnv, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+interface Counts {
+  created: number;
+  updated: number;
+  unchanged: number;
+  unlinked: number;
+  rejected: number;
+  failed: number;
+  requests: number;
+  skipped?: number;
+}
+
+interface Summary {
+  runId: string;
+  status: string;
+  exitCode: number;
+  targets: Record<string, Counts>;
+}
+
+describe.skipIf(!existsSync(CLI))('profile-sync backfill (the command, against the sandbox)', () => {
+  let sandbox: Sandbox;
+  let redis: Redis;
+  const prefix = testPrefix('e2e-backfill');
+  let env: Record<string, string | undefined>;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0, users: 150, rateLimit: null });
+    redis = redisClient();
+    env = {
+      PATH: process.env.PATH,
+      ...sandbox.env,
+      REDIS_URL,
+      PROFILE_SYNC_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+      SUNSHINE_RATE_LIMIT: '100000',
+      ZEPHR_RATE_LIMIT: '100000',
+      PRELUDE_RATE_LIMIT: '100000',
+    };
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('exits 0 with the JSON summary on stdout, then a second run is all unchanged with no write', async () => {
+    const first = await cli(['backfill', '--json'], env);
+    expect(first.code).toBe(0);
+    const s = JSON.parse(first.stdout) as Summary;
+    expect(s.runId).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{4}$/);
+    expect(s.targets.sunshine!.created).toBe(150);
+    expect(s.targets.zephr!.created).toBe(150);
+    expect(s.targets.prelude!.created + s.targets.prelude!.unlinked).toBe(150);
+    expect(s.targets.prelude!.unlinked).toBeGreaterThan(0);
+    expect(s.targets.prelude!.failed).toBe(0);
+
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) sandbox.sims[t].resetCounters();
+    const second = await cli(['backfill', '--json'], env);
+    expect(second.code).toBe(0);
+    const again = JSON.parse(second.stdout) as Summary;
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
+      expect(again.targets[t]!.created + again.targets[t]!.updated).toBe(0);
+      expect(again.targets[t]!.requests).toBe(0);
+      expect(sandbox.sims[t].counters().total).toBe(0);
+    }
+    // The human summary and the run list name the run.
+    const runs = await cli(['runs'], env);
+    expect(runs.code).toBe(0);
+    expect(runs.stdout).toContain(again.runId);
+    const report = await cli(['report', 'latest', '--json'], env);
+    expect((JSON.parse(report.stdout) as Summary).runId).toBe(again.runId);
+  }, 120_000);
+
+  it('--dry-run sends no write and writes the masked plan', async () => {
+    await fetch(`${sandbox.urls.source}/__sandbox/users/mutate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ share: 0.1, seed: 3, fields: ['email'] }),
+    });
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) sandbox.sims[t].resetCounters();
+    const dir = mkdtempSync(join(tmpdir(), 'ps-plan-'));
+    const file = join(dir, 'plan.jsonl');
+    const dry = await cli(['backfill', '--dry-run', '--plan', file], env);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('dry run: nothing was written');
+    expect(dry.stdout).toMatch(/sunshine\s+\d+\s+100000/);
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const)
+      expect(sandbox.sims[t].counters().total).toBe(0);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { target: string; method: string; body?: unknown });
+    expect(lines.length).toBeGreaterThanOrEqual(15 * 2);
+    const text = JSON.stringify(lines);
+    // Emails appear masked only.
+    expect(text).not.toMatch(/"[^"*@]{2,}@[^"]+"/);
+    expect(text).toMatch(/\*\*\*@/);
+  }, 120_000);
+
+  it('exits 1 when a user is rejected, 2 on a usage or config error', async () => {
+    const rejected = await cli(['backfill', '--users', 'no-such-user', '--json'], env);
+    expect(rejected.code).toBe(1);
+    expect((JSON.parse(rejected.stdout) as Summary).targets.sunshine!.rejected).toBe(1);
+    expect((await cli(['backfill', '--targets', 'bogus'], env)).code).toBe(2);
+    expect((await cli(['backfill', '--limit', 'ten'], env)).code).toBe(2);
+    const noSource = await cli(['backfill'], { ...env, SOURCE_URL: undefined });
+    expect(noSource.code).toBe(2);
+    expect(noSource.stderr).toContain('SOURCE_URL');
+  }, 60_000);
+
+  it('--max-failure-rate aborts cleanly after the first 100 users when a mapping is bad', async () => {
+    // Every Prelude write is refused as invalid (a permanent 400): a canary for a broken mapping.
+    sandbox.sims.prelude.setFaults([{ kind: 'status', status: 400, rate: 1, match: { method: 'PATCH' } }]);
+    const fresh = testPrefix('e2e-canary');
+    try {
+      const run = await cli(
+        ['backfill', '--targets', 'prelude', '--max-failure-rate', '0.2', '--json', '--concurrency', '1'],
+        { ...env, PROFILE_SYNC_PREFIX: fresh },
+      );
+      expect(run.code, run.stderr).toBe(1);
+      const s = JSON.parse(run.stdout) as Summary & { abortReason?: string; scan: { complete: boolean } };
+      expect(s.status).toBe('aborted');
+      expect(s.abortReason).toMatch(/max failure rate exceeded in prelude/);
+      const p = s.targets.prelude!;
+      // Judged after the first 100, then the rest of the run was dropped, not sent.
+      expect(p.failed).toBeGreaterThanOrEqual(100);
+      expect(p.skipped).toBeGreaterThan(0);
+      expect(p.failed + (p.skipped ?? 0)).toBe(150);
+      expect(s.scan.complete).toBe(false);
+    } finally {
+      sandbox.sims.prelude.setFaults([]);
+      await cleanPrefix(redis, fresh);
+    }
+  }, 120_000);
+});
