@@ -33,8 +33,6 @@ export function registerDaemon(program: Command): void {
         schedule: flags.schedule,
         ...(concurrency !== undefined ? { concurrency } : {}),
       });
-      // The operations HTTP surface (health, metrics, dashboard; src/http/server.ts, another change)
-      // mounts here on `daemon.engine` once it exists.
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -182,6 +182,19 @@ function hasPath(obj: unknown, path: PropertyKey[]): boolean {
 }
 
 /**
+ * The named variables of the environment, for commands that build their own configuration (the demo
+ * points every URL at its own sandbox and takes only `REDIS_URL` and a prefix from the operator).
+ */
+export function readEnv(names: readonly string[], env: Env = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) {
+    const v = env[n];
+    if (v !== undefined && v !== '') out[n] = v;
+  }
+  return out;
+}
+
+/**
  * Reads and validates the configuration: environment variables over the PROFILE_SYNC_CONFIG file (when
  * set) over `overlay`; then the mapping is compiled and checked. Throws ConfigError listing every
  * problem at once, each naming the variable, or the file and dotted path, and the fix.

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import type { Job, Queue, Worker } from 'bullmq';
 import type { Config, TargetId } from '../config/schema.js';
+import { type OpsServer, opsListen, startOpsServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
+import { packageRoot } from '../paths.js';
 import { Engine } from '../queue/engine.js';
 import { Scheduler, validateSchedule } from './scheduler.js';
 
@@ -26,6 +29,8 @@ export interface DaemonOptions {
   statusIntervalMs?: number;
   /** @defaultValue {@link DAEMON_STALLED_INTERVAL_MS} */
   stalledIntervalMs?: number;
+  /** Serve the operations HTTP surface (docs/operations.md) unless `OPS_PORT=0`. @defaultValue true */
+  ops?: boolean;
 }
 
 export interface StopResult {
@@ -49,6 +54,8 @@ export class Daemon {
     readonly engine: Engine,
     readonly scheduler: Scheduler | undefined,
     readonly logger: Logger,
+    /** The operations HTTP surface, when served. */
+    readonly ops: OpsServer | undefined,
   ) {}
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -58,6 +65,7 @@ export class Daemon {
     const logger = opts.logger ?? createLogger({ level: config.logLevel });
     const engine = await Engine.create({ config, logger, rateWindowMs: config.sync.rateWindowMs });
     let scheduler: Scheduler | undefined;
+    let ops: OpsServer | undefined;
     try {
       await engine.startWorkers({
         ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
@@ -67,12 +75,14 @@ export class Daemon {
         scheduler = new Scheduler({ engine, logger });
         await scheduler.start();
       }
+      const listen = opts.ops === false ? null : opsListen(config);
+      if (listen) ops = await startOpsServer({ engine, logger, version: packageVersion(), ...listen });
     } catch (err) {
       await scheduler?.close(true).catch(() => undefined);
       await engine.close().catch(() => undefined);
       throw err;
     }
-    const daemon = new Daemon(engine, scheduler, logger);
+    const daemon = new Daemon(engine, scheduler, logger, ops);
     const concurrency = opts.concurrency ?? config.sync.concurrency;
     logger.info(
       {
@@ -82,6 +92,7 @@ export class Daemon {
         lockDurationMs: engine.lockDurationMs,
         stalledIntervalMs: opts.stalledIntervalMs ?? DAEMON_STALLED_INTERVAL_MS,
         shutdownTimeoutMs: config.sync.shutdownTimeoutMs,
+        ops: ops?.url ?? null,
         ...(config.sync.rateWindowMs !== 60_000 ? { testRateWindowMs: config.sync.rateWindowMs } : {}),
       },
       'daemon started',
@@ -153,12 +164,17 @@ export class Daemon {
       }),
     ]);
     clearTimeout(timer);
-    if (!timedOut) return { clean: true, handedBack: 0 };
+    // Readiness already answers 503 (workers paused); the surface goes last so probes see the stop.
+    if (!timedOut) {
+      await this.ops?.close();
+      return { clean: true, handedBack: 0 };
+    }
     const handedBack = await handBack(held, this.engine, this.logger);
     this.logger.warn(
       { handedBack, timeoutMs },
       'shutdown timeout: in-flight jobs handed back to their queues for another worker',
     );
+    await this.ops?.close();
     return { clean: false, handedBack };
   }
 }
@@ -192,4 +208,8 @@ async function handBack(held: [Worker, Queue][], engine: Engine, logger: Logger)
     }
   }
   return moved;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
 }

@@ -44,6 +44,7 @@ describe('reliability: a worker dies mid-run', () => {
       REDIS_URL,
       PROFILE_SYNC_PREFIX: prefix,
       LOG_LEVEL: 'info',
+      OPS_PORT: '0', // two daemons on one host: no ops surface (it binds one port)
       SUNSHINE_RATE_LIMIT: '100000',
       ZEPHR_RATE_LIMIT: '100000',
       PRELUDE_RATE_LIMIT: '100000',

@@ -61,7 +61,7 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
       const found = lines.find((l) => re.test(l));
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const w = { re, resolve };
+        const w: { re: RegExp; resolve: (l: string) => void } = { re, resolve: () => undefined };
         waiters.push(w);
         const timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(w), 1);
@@ -71,11 +71,10 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
             ),
           );
         }, timeoutMs);
-        const clear = (l: string) => {
+        w.resolve = (l: string) => {
           clearTimeout(timer);
           resolve(l);
         };
-        w.resolve = clear;
         void exited.then(() => {
           if (waiters.includes(w)) {
             clearTimeout(timer);

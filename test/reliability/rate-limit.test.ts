@@ -51,6 +51,7 @@ describe('reliability: three daemons share one rate limit', () => {
       REDIS_URL,
       PROFILE_SYNC_PREFIX: prefix,
       LOG_LEVEL: 'info',
+      OPS_PORT: '0', // three daemons on one host: no ops surface (it binds one port)
     };
     for (let i = 0; i < 3; i++) procs.push(spawnCli(['daemon', '--no-schedule', '--concurrency', '8'], env));
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));

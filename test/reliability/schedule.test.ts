@@ -49,6 +49,7 @@ describe('reliability: three daemons, one schedule', () => {
       REDIS_URL,
       PROFILE_SYNC_PREFIX: prefix,
       LOG_LEVEL: 'info',
+      OPS_PORT: '0', // three daemons on one host: no ops surface (it binds one port)
     };
     for (let i = 0; i < 3; i++) procs.push(spawnCli(['daemon'], env));
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));
