@@ -315,6 +315,41 @@ export class Engine {
   async abortRun(runId: string, reason: string): Promise<void> {
     await this.runs.requestAbort(runId, reason);
     this.logger.warn({ runId, reason }, 'run abort requested');
+    await this.drainRun(runId);
+  }
+
+  /**
+   * Removes an aborted run's jobs that have not started, settling each as `skipped`: otherwise each
+   * would still wait for a slot of the target's rate budget just to find the run aborted. Jobs already
+   * active (locked) are left to finish; they skip themselves at their start check.
+   */
+  async drainRun(runId: string): Promise<number> {
+    let removed = 0;
+    for (const t of this.targets) {
+      const q = this.syncQueues[t]!;
+      for (;;) {
+        const jobs = (await q.getJobs(['prioritized', 'waiting', 'delayed'], 0, 999)).filter(
+          (j) => j?.data?.runId === runId,
+        );
+        let progress = 0;
+        for (const job of jobs) {
+          const gone = await job.remove().then(
+            () => true,
+            () => false,
+          );
+          if (!gone) continue;
+          progress++;
+          await this.runs.record(runId, {
+            settle: syncJob.settleMember(t, job.data.userId),
+            counters: [[t, 'skipped', 1]],
+          });
+        }
+        removed += progress;
+        if (progress === 0) break;
+      }
+    }
+    await maybeFinishRun(this.runs, runId);
+    return removed;
   }
 
   /**
@@ -323,6 +358,7 @@ export class Engine {
    */
   async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
     const pollMs = options.pollMs ?? 500;
+    let drained = false;
     for (;;) {
       options.signal?.throwIfAborted();
       await maybeFinishRun(this.runs, runId);
@@ -335,7 +371,13 @@ export class Engine {
         runId,
         options.maxFailureRate ?? run.options.maxFailureRate,
       );
-      if (reason) this.logger.warn({ runId, reason }, 'run abort requested');
+      if (reason) {
+        this.logger.warn({ runId, reason }, 'run abort requested');
+        await this.drainRun(runId);
+      } else if (run.abortReason && !drained) {
+        drained = true;
+        await this.drainRun(runId);
+      }
       await new Promise((r) => setTimeout(r, pollMs));
     }
   }

@@ -51,5 +51,14 @@ describe('engine: backfill into the sandbox', () => {
       expect(writeCount(h.sandbox, t)).toBe(0);
       expect(h.sandbox.sims[t].counters().total).toBe(0);
     }
-  });
+    // Unlinked Prelude users are counted, not failed, and not probed again until UNLINKED_RECHECK.
+    expect(again.targets.prelude!.outcomes.unlinked).toBe(unlinked.size);
+    expect(again.targets.prelude!.outcomes.failed).toBe(0);
+    await engine.close(); // its workers would take the scan with the default 24 h recheck
+    const recheck = await h.engine({ only: ['prelude'], settings: { unlinkedRecheckMs: 0 } });
+    await recheck.startWorkers({ concurrency: 4 });
+    const third = await recheck.waitForRun(await recheck.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    expect(third.targets.prelude!.outcomes.unlinked).toBe(unlinked.size);
+    expect(third.targets.prelude!.requests).toBe(unlinked.size);
+  }, 60_000);
 });

@@ -1,0 +1,44 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Harness, startHarness } from './harness.js';
+
+describe('engine: priority lanes', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('a single-user sync goes ahead of a running backfill in the same target queue', async () => {
+    // 5 jobs per second: the 60-user backfill takes ~12 s of rate budget.
+    h = await startHarness({
+      label: 'priority',
+      sandbox: { users: 60 },
+      env: { PRELUDE_RATE_LIMIT: '5', PROFILE_SYNC_TEST_RATE_WINDOW_MS: '1000', RATE_LIMIT_MARGIN_MS: '0' },
+    });
+    const engine = await h.engine({ only: ['prelude'] });
+    await engine.startWorkers({ concurrency: 1 });
+    const backfill = await engine.startRun({ kind: 'backfill' });
+    // Wait until the whole backfill is enqueued and has started writing.
+    for (let i = 0; i < 200; i++) {
+      const r = await engine.runs.get(backfill);
+      if (r?.scan.status === 'done' && r.settled > 0) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const single = await engine.startRun({ kind: 'single-user', users: ['user-000060'] });
+    const done = await engine.waitForRun(single, { pollMs: 50 });
+    expect(done.status).toBe('completed');
+    const during = (await engine.runs.get(backfill))!;
+    // FIFO would have made it wait behind ~60 backfill jobs; the priority lane takes the next free slot.
+    expect(during.status).toBe('running');
+    expect(during.settled).toBeLessThan(30);
+    // Aborting drops the jobs that have not started (they would each wait for the rate budget just to skip).
+    await engine.abortRun(backfill, 'test over');
+    const aborted = await engine.waitForRun(backfill, { pollMs: 50 });
+    expect(aborted.status).toBe('aborted');
+    const p = aborted.targets.prelude!;
+    expect(p.skipped).toBeGreaterThan(20);
+    expect(p.skipped + Object.values(p.outcomes).reduce((a, b) => a + b, 0)).toBe(60);
+    expect(await engine.syncQueues.prelude!.getWaitingCount()).toBe(0);
+    expect(await engine.syncQueues.prelude!.getPrioritizedCount()).toBe(0);
+  }, 60_000);
+});
