@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerBackfill } from './backfill.js';
 import { registerConfig } from './config.js';
 import { registerDaemon } from './daemon.js';
+import { registerDemo } from './demo.js';
 import { registerHistory } from './history.js';
 import { registerLinks } from './links.js';
 import { registerReport } from './report.js';
@@ -16,6 +17,7 @@ export const commands: ((program: Command) => void)[] = [
   registerConfig,
   registerLinks,
   registerDaemon,
+  registerDemo,
   registerBackfill,
   registerRuns,
   registerReport,
