@@ -13,7 +13,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { writeResult } from './lib/report.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -195,7 +195,10 @@ try {
   const put = measure(scenarios[0]);
   for (const s of scenarios.slice(1)) measure(s);
   // The same simple PUT with a token bucket on every request (a limit too high to refuse anything).
+  // A fresh connection: measure() blocks this process's event loop (execFileSync) for minutes, so a kept-alive
+  // socket from before may have been closed by the server without undici noticing.
   await request(`${env.SOURCE_URL}/__sandbox/rate-limit`, {
+    dispatcher: new Agent({ pipelining: 0 }),
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ perMinute: 1e12, burst: 1e12 }),
