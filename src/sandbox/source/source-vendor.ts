@@ -184,11 +184,17 @@ function getProfile(store: UserStore, req: SimRequest): SimResponse {
 const PROFILE_FIELDS = new Set(['id', 'firstName', 'lastName', 'email']);
 
 /**
- * Seed 002: 204; 403 when read-only; 404 unknown. A body that is not a JSON object fails in the JSON
- * layer, before the resource runs (400); then read-only, then existence, as Camunda's UserResourceImpl.
+ * Seed 002: 204; 403 when read-only; 404 unknown. A content type other than JSON (415) and a body that is
+ * not a JSON object (400) fail in the JAX-RS layer, before the resource runs; then read-only, then
+ * existence, as Camunda's UserResourceImpl.
  */
 function putProfile(vendor: SourceVendor, req: SimRequest): SimResponse {
   const id = req.params.id!;
+  // Camunda's resource consumes application/json only; JAX-RS refuses anything else before it runs.
+  const type = req.headers['content-type'];
+  if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
+    return camundaError(415, 'NotSupportedException', 'HTTP 415 Unsupported Media Type');
+  }
   const body = req.body;
   if (body === INVALID_JSON) return invalid('The request body is not valid JSON');
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {

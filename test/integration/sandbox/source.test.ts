@@ -214,7 +214,7 @@ describe('source simulator: GET and PUT /user/{id}/profile', () => {
     });
   });
 
-  it('answers 400 for a body that is not a valid profile', async () => {
+  it('answers 400 for a body that is not a valid profile, 415 for one that is not JSON', async () => {
     const id = 'user-000001';
     const path = `/user/${id}/profile`;
     expect(await put(id, { id: 'user-000002', firstName: 'X' })).toMatchObject({
@@ -232,6 +232,18 @@ describe('source simulator: GET and PUT /user/{id}/profile', () => {
       });
     }
     expect(await put(id, { firstName: 7 })).toMatchObject({ status: 400, body: invalidRequest(/firstName/) });
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+      const r = await call(sb.urls.source, 'PUT', path, {
+        headers: { ...auth, 'content-type': type },
+        raw: '{"firstName":"X"}',
+      });
+      expect(r).toMatchObject({ status: 415, body: { type: 'NotSupportedException' } });
+    }
+    const charset = await call(sb.urls.source, 'PUT', path, {
+      headers: { ...auth, 'content-type': 'application/json; charset=utf-8' },
+      raw: '{"firstName":"Zoë"}',
+    });
+    expect(charset.status).toBe(204);
     expect(await put(id, { nickname: 'x' })).toMatchObject({ status: 400, body: invalidRequest(/nickname/) });
     expect((await get(path)).body).toEqual(users(await get(`/user?id=${id}`))[0]);
   });
