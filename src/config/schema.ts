@@ -228,9 +228,11 @@ export const configSchema = z.object({
     rateLimitMarginMs: z.coerce.number().int().min(0).max(60_000).default(1_000),
     /**
      * How long the daemon waits for in-flight jobs on SIGTERM/SIGINT before handing them back to the
-     * queue (`SHUTDOWN_TIMEOUT_MS`, docs/daemon.md). @defaultValue 30000
+     * queue (`SHUTDOWN_TIMEOUT_MS`, docs/daemon.md). 20 s leaves the hand-back 10 s inside Kubernetes'
+     * default 30 s grace period; a SIGKILL before the hand-back delays those jobs by a lock duration.
+     * @defaultValue 20000
      */
-    shutdownTimeoutMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    shutdownTimeoutMs: z.coerce.number().int().min(0).max(3_600_000).default(20_000),
     /**
      * TEST ONLY (`PROFILE_SYNC_TEST_RATE_WINDOW_MS`): the window every `*_RATE_LIMIT` counts in, instead
      * of the vendors' minute, so a reliability test proves "never more than L per window" in seconds.
