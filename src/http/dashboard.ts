@@ -4,7 +4,9 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { HonoAdapter } from '@bull-board/hono';
 import { getRequestListener } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
+import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
+import { targetRateLimit } from '../config/schema.js';
 import { maskBody } from '../pipeline/masking.js';
 import type { OpsEngine } from './ops-engine.js';
 
@@ -22,6 +24,26 @@ export interface DashboardOptions {
   title?: string;
 }
 
+/**
+ * bull-board's "rate limited Ns" badge reads the limiter key's TTL, which exists for the whole window
+ * after any job ran, so every sync queue looked rate limited after a run. With the worker limiter's
+ * `max`, BullMQ reports a TTL only when the window's budget is used up or a 429 paused the queue
+ * (`queue.rateLimit`, which sets the counter to the maximum): what an operator means by it.
+ */
+class LimitAwareAdapter extends BullMQAdapter {
+  constructor(
+    private readonly bullQueue: Queue,
+    private readonly maxJobs: number | undefined,
+    options: ConstructorParameters<typeof BullMQAdapter>[1],
+  ) {
+    super(bullQueue, options);
+  }
+
+  override async getActiveRateLimitTtl(): Promise<number> {
+    return Math.max(0, await this.bullQueue.getRateLimitTtl(this.maxJobs));
+  }
+}
+
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 /**
@@ -37,12 +59,16 @@ export function createDashboard(opts: DashboardOptions): NodeHandler {
   const basePath = opts.basePath ?? '/dashboard';
   const readOnly = opts.readOnly ?? true;
   const { engine } = opts;
-  const queues = [engine.scanQueue, ...engine.targets.map((t) => engine.syncQueues[t]!)].map((q) => {
-    const adapter = new BullMQAdapter(q, {
-      readOnlyMode: readOnly,
-      description:
-        q.name === engine.scanQueue.name ? 'source scans (one per run)' : `writes to ${q.name.slice(5)}`,
-    });
+  const boards: [Queue, string, number | undefined][] = [
+    [engine.scanQueue, 'source scans (one per run)', undefined],
+    ...engine.targets.map((t): [Queue, string, number] => [
+      engine.syncQueues[t]!,
+      `writes to ${t}`,
+      targetRateLimit(engine.config, t),
+    ]),
+  ];
+  const queues = boards.map(([q, description, limit]) => {
+    const adapter = new LimitAwareAdapter(q, limit, { readOnlyMode: readOnly, description });
     adapter.setFormatter('data', (data: unknown) => maskBody(data));
     return adapter;
   });

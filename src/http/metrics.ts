@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { TargetId } from '../config/schema.js';
+import { type TargetId, targetRateLimit } from '../config/schema.js';
 import { OUTCOMES } from '../connectors/types.js';
 import type { Logger } from '../log.js';
 import type { RunRecord } from '../pipeline/run-record.js';
@@ -107,8 +107,8 @@ export class OpsMetrics {
       registers,
     });
     this.rateLimitTtl = new Gauge({
-      name: 'profile_sync_rate_limit_pause_seconds',
-      help: "Seconds left of the pause a target's 429 (Retry-After) put on its sync queue; 0 when not paused.",
+      name: 'profile_sync_rate_limit_wait_seconds',
+      help: "Seconds until a target's sync queue takes jobs again: a 429's Retry-After pause, or the window's job budget used up; 0 otherwise.",
       labelNames: ['target'],
       registers,
     });
@@ -238,7 +238,10 @@ export class OpsMetrics {
       const d = await queueDepth(q);
       for (const s of QUEUE_STATES) this.queueJobs.set({ target: t, state: s }, d.counts[s]);
       this.queuePaused.set({ queue: q.name }, d.paused ? 1 : 0);
-      this.rateLimitTtl.set({ target: t }, Math.max(0, await q.getRateLimitTtl()) / 1000);
+      // With the limiter's max, BullMQ reports a TTL only when the budget is spent or a 429 paused
+      // the queue; without it, the window's TTL after any job would read as "rate limited".
+      const ttl = await q.getRateLimitTtl(targetRateLimit(engine.config, t));
+      this.rateLimitTtl.set({ target: t }, Math.max(0, ttl) / 1000);
     }
   }
 

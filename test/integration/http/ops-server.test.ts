@@ -102,6 +102,8 @@ describe('ops server on the sandbox engine', () => {
       expect(sample(text, 'profile_sync_requests_total', { target: t })).toBe(c.requests);
       expect(c.requests).toBeGreaterThan(0);
       expect(sample(text, 'profile_sync_target_stopped', { target: t })).toBe(0);
+      // The limiter window is open after the run, but its budget is not spent: no rate-limit wait.
+      expect(sample(text, 'profile_sync_rate_limit_wait_seconds', { target: t })).toBe(0);
     }
     expect(sample(text, 'profile_sync_runs_total', { kind: 'backfill', status: 'completed' })).toBe(1);
     expect(sample(text, 'profile_sync_last_run_status', { kind: 'backfill', status: 'completed' })).toBe(1);
@@ -120,6 +122,26 @@ describe('ops server on the sandbox engine', () => {
       run.targets.sunshine!.outcomes.created,
     );
     expect(sample(again, 'profile_sync_runs_total', { kind: 'backfill', status: 'completed' })).toBe(1);
+  });
+
+  it('a 429 pause (queue.rateLimit) shows as a rate-limit wait in /metrics and on the dashboard', async () => {
+    const q = engine.syncQueues.prelude!;
+    await q.rateLimit(30_000);
+    try {
+      const text = (await h.get(`${ops.url}/metrics`)).text;
+      const wait = sample(text, 'profile_sync_rate_limit_wait_seconds', { target: 'prelude' })!;
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThanOrEqual(30);
+      expect(sample(text, 'profile_sync_rate_limit_wait_seconds', { target: 'zephr' })).toBe(0);
+      const api = JSON.parse((await h.get(`${ops.url}/dashboard/api/queues`)).text) as {
+        queues: { name: string; activeRateLimitTtl: number }[];
+      };
+      const ttl = Object.fromEntries(api.queues.map((x) => [x.name, x.activeRateLimitTtl]));
+      expect(ttl['sync-prelude']).toBeGreaterThan(0);
+      expect(ttl['sync-zephr']).toBe(0); // window open after the run, budget not spent
+    } finally {
+      await q.removeRateLimitKey();
+    }
   });
 
   it('a server started after that run takes it as the baseline and counts only newer runs', async () => {
