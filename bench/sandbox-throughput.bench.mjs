@@ -7,14 +7,15 @@
 // Run alone: npm run build && node bench/sandbox-throughput.bench.mjs
 // Tunables: BENCH_DURATION_MS (default 5000), BENCH_CONNECTIONS (10), BENCH_PIPELINING (10), BENCH_REPEAT
 // (3 runs per scenario; the best counts).
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { writeResult } from './lib/report.mjs';
+import { canPin, nodeCommand, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -22,45 +23,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const pipelining = Number(process.env.BENCH_PIPELINING ?? 10);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const TARGET_RPS = 5000;
-
-function hasTaskset() {
-  try {
-    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const pin = hasTaskset();
-/** `node args` on one CPU when taskset exists. */
-function nodeOn(cpu, args) {
-  return pin ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args];
-}
-
-async function startSandbox() {
-  const [cmd, args] = nodeOn(0, [
-    join(root, 'dist', 'cli.js'),
-    'sandbox',
-    '--port',
-    '0',
-    '--users',
-    '1000',
-    '--rate-limit',
-    '0',
-  ]);
-  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('PRELUDE_API_KEY=')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sandbox did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
-  return { child, env };
-}
+const pin = canPin();
 
 /** CPU seconds (user + system) a process has used so far, from /proc; undefined elsewhere. */
 function cpuSeconds(pid) {
@@ -76,17 +39,12 @@ const configFile = join(mkdtempSync(join(tmpdir(), 'sandbox-bench-')), 'load.jso
 
 function load(config) {
   writeFileSync(configFile, JSON.stringify(config));
-  const [cmd, args] = nodeOn(1, [join(root, 'bench', 'lib', 'load-generator.mjs'), configFile]);
+  const [cmd, args] = nodeCommand([join(root, 'bench', 'lib', 'load-generator.mjs'), configFile], 1);
   const out = execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim().split('\n').at(-1));
 }
 
-if (!existsSync(join(root, 'dist', 'cli.js'))) {
-  console.error('dist/cli.js is missing: run `npm run build` first (npm run bench does).');
-  process.exit(1);
-}
-
-const { child, env } = await startSandbox();
+const { child, env } = await startSandboxProcess(['--users', '1000', '--rate-limit', '0'], { cpu: 0 });
 try {
   const basic = `Basic ${Buffer.from(`${env.SOURCE_USERNAME}:${env.SOURCE_PASSWORD}`).toString('base64')}`;
   const res = await request(`${env.SOURCE_URL}/user?maxResults=1000`, { headers: { authorization: basic } });

@@ -6,5 +6,5 @@ export { hash32, hashUnit, pick, prng } from './prng.js';
 export { RequestLog } from './request-log.js';
 export { Router } from './router.js';
 export { INSPECT_PREFIX, InspectError, startSim, validateRateLimit } from './server.js';
-export { TokenBuckets } from './token-bucket.js';
+export { rateLimitHeaders, TokenBuckets } from './token-bucket.js';
 export * from './types.js';

@@ -56,3 +56,19 @@ export class TokenBuckets {
     this.buckets.clear();
   }
 }
+
+/**
+ * The headers of a 429 in the style Zendesk documents and the source and Zephr simulators copy:
+ * `Retry-After` in seconds, `X-Rate-Limit` (per minute) and `X-Rate-Limit-Remaining`.
+ */
+export function rateLimitHeaders(
+  retryAfterSeconds: number,
+  limit: number,
+  remaining: number,
+): Record<string, string> {
+  return {
+    'retry-after': String(retryAfterSeconds),
+    'x-rate-limit': String(limit),
+    'x-rate-limit-remaining': String(remaining),
+  };
+}

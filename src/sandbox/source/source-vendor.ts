@@ -1,4 +1,5 @@
 import { basicCredentials, bearerToken, sameSecret } from '../kit/auth.js';
+import { rateLimitHeaders } from '../kit/token-bucket.js';
 import { INVALID_JSON, type SimRequest, type SimResponse, type Vendor } from '../kit/types.js';
 import { sourceInspectRoutes } from './source-inspect.js';
 import { syntheticUsers } from './synthetic-users.js';
@@ -93,11 +94,7 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
     },
     tooManyRequests: (retryAfter, limit, remaining) => ({
       status: 429,
-      headers: {
-        'retry-after': String(retryAfter),
-        'x-rate-limit': String(limit),
-        'x-rate-limit-remaining': String(remaining),
-      },
+      headers: rateLimitHeaders(retryAfter, limit, remaining),
       body: { type: 'TooManyRequestsException', message: `Rate limit exceeded, retry in ${retryAfter} s` },
     }),
     errorResponse: (status, message) => camundaError(status, ERROR_TYPES[status] ?? 'RestException', message),

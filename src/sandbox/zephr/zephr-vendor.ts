@@ -1,5 +1,6 @@
 import type { JSONWebKeySet } from 'jose';
 import { INSPECT_PREFIX, InspectError } from '../kit/server.js';
+import { rateLimitHeaders } from '../kit/token-bucket.js';
 import { INVALID_JSON, type SimRequest, type SimResponse, type Vendor } from '../kit/types.js';
 import { findJwt } from './jwt-location.js';
 import { JwtVerifier } from './jwt-verifier.js';
@@ -103,11 +104,7 @@ export function zephrVendor(options: ZephrVendorOptions = {}): ZephrVendor {
     },
     tooManyRequests: (retryAfter, limit, remaining) => ({
       status: 429,
-      headers: {
-        'retry-after': String(retryAfter),
-        'x-rate-limit': String(limit),
-        'x-rate-limit-remaining': String(remaining),
-      },
+      headers: rateLimitHeaders(retryAfter, limit, remaining),
       body: { message: `Too many requests, retry in ${retryAfter} s` },
     }),
     errorResponse: error,
