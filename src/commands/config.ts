@@ -23,7 +23,15 @@ import { maskBody, maskPath } from '../pipeline/masking.js';
  */
 
 /** Keys whose values are secrets wherever they appear in the config. */
-const SECRET_KEYS = new Set(['password', 'token', 'apiToken', 'apiKey', 'secret', 'privateKey']);
+const SECRET_KEYS = new Set([
+  'password',
+  'token',
+  'apiToken',
+  'apiKey',
+  'secret',
+  'privateKey',
+  'dashboardToken',
+]);
 
 /** `****` + at most the last 2 characters (only for values long enough that 2 characters reveal nothing useful). */
 export function maskSecret(key: string, value: unknown): string {

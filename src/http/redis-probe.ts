@@ -74,6 +74,9 @@ export class RedisProbe {
         if (c.status === 'wait') c.connect().catch(() => undefined);
       });
       await this.connecting;
+    } else if (c.status !== 'ready') {
+      // ioredis would say "Stream isn't writeable and enableOfflineQueue options is false".
+      throw new Error(`not connected (${c.status})`);
     }
     await c.ping();
   }

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { maskConfig } from '../../../src/commands/config.js';
 import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { opsListen } from '../../../src/http/server.js';
@@ -39,6 +40,12 @@ describe('OPS_* configuration', () => {
     expect(msg).toMatch(/OPS_DASHBOARD_TOKEN: use at least 16 characters/);
     expect(msg).toMatch(/OPS_PORT: /);
     expect(msg).not.toContain('short-secret');
+  });
+
+  it('`config check` prints the token masked', () => {
+    const shown = JSON.stringify(maskConfig(loadConfig({ ...BASE, OPS_DASHBOARD_TOKEN: TOKEN })));
+    expect(shown).not.toContain(TOKEN);
+    expect(shown).toContain('"dashboardToken":"****xx"');
   });
 
   it('the token is censored in log lines, with the whole config or alone', () => {
