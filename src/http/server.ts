@@ -102,6 +102,9 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
         );
         return;
       }
+      if (isDashboard && isCrossSiteWrite(req)) {
+        return send(res, 403, { error: 'cross-site request refused' });
+      }
       if (isDashboard) return dashboard(req, res);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
@@ -199,6 +202,26 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
 function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * A browser re-sends Basic credentials with any request to this origin, whichever page made it, and
+ * bull-board's `POST .../add` accepts a body a cross-site form can send without a CORS preflight. With
+ * `OPS_DASHBOARD_READ_ONLY=false` a hostile page open in the operator's browser could then add or
+ * drop jobs: refuse writes whose `Sec-Fetch-Site` or `Origin` says they come from another site.
+ * (curl and scripts send neither header and are not affected.)
+ */
+export function isCrossSiteWrite(req: IncomingMessage): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return true;
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true; // `Origin: null` (sandboxed frames, file://) and garbage
+  }
 }
 
 function isLoopback(address: string): boolean {

@@ -43,6 +43,7 @@ export async function startOpsHarness(
   };
   const config = loadConfig(env);
   const redis = redisClient(env.REDIS_URL);
+  redis.on('error', () => undefined); // the outage test kills its Redis: reconnect errors are expected
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const engines: Engine[] = [];
   const servers: OpsServer[] = [];

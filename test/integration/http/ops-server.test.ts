@@ -273,6 +273,46 @@ describe('ops server on the sandbox engine', () => {
       expect((await h.get(`${locked.url}${path}`)).status, path).toBe(200);
   });
 
+  it('a writable dashboard refuses writes from another site (the browser would send Basic credentials)', async () => {
+    const writable = await h.server(engine, { dashboard: { token: TOKEN, readOnly: false } });
+    const auth = { authorization: `Basic ${Buffer.from(`ops:${TOKEN}`).toString('base64')}` };
+    const add = `${writable.url}/dashboard/api/queues/scan/add`;
+    const body = JSON.stringify({ name: 'csrf', data: {} });
+    await engine.scanQueue.pause();
+    try {
+      const crossSite: Record<string, string>[] = [
+        { origin: 'https://evil.example' },
+        { 'sec-fetch-site': 'cross-site' },
+        { origin: 'null' },
+      ];
+      for (const headers of crossSite) {
+        const r = await h.get(add, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'text/plain', ...headers },
+          body,
+        });
+        expect(r.status, JSON.stringify(headers)).toBe(403);
+      }
+      expect(await engine.scanQueue.count()).toBe(0);
+      // The page itself (same origin) and scripts (no Origin) may write when read-only is off.
+      const same = await h.get(add, {
+        method: 'POST',
+        headers: {
+          ...auth,
+          'content-type': 'application/json',
+          origin: writable.url,
+          'sec-fetch-site': 'same-origin',
+        },
+        body,
+      });
+      expect(same.status).toBe(200);
+      expect(await engine.scanQueue.count()).toBe(1);
+    } finally {
+      await engine.scanQueue.obliterate({ force: true });
+      await engine.scanQueue.resume();
+    }
+  });
+
   it('no secret in any response: the token, vendor credentials, Redis URL password', () => {
     const secrets = [
       TOKEN,
