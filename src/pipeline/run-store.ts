@@ -212,12 +212,18 @@ export class RunStore {
     await this.redis.hset(this.layout.run(runId), fields);
   }
 
-  /** Marks a run finished unless already finished; drops the per-job bookkeeping sets. */
+  /** Marks a run finished unless already finished; the per-job bookkeeping sets expire an hour later. */
   async finish(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
     const current = await this.redis.hget(this.layout.run(runId), 'status');
     if (current !== 'running') return;
     await this.setStatus(runId, status, extra);
-    await this.redis.del(this.layout.runPending(runId), this.layout.runSettled(runId));
+    // Kept an hour, not deleted: a job still finishing (a stalled one rerun, an abort racing the drain)
+    // must find its member settled rather than count a second time.
+    await this.redis
+      .multi()
+      .pexpire(this.layout.runPending(runId), 3_600_000)
+      .pexpire(this.layout.runSettled(runId), 3_600_000)
+      .exec();
   }
 
   async updateScan(runId: string, patch: Partial<ScanInfo>): Promise<ScanInfo> {

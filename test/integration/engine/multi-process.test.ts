@@ -35,19 +35,20 @@ function startWorker(env: Record<string, string>): Promise<ChildProcess> {
 
 describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit', () => {
   const L = 20;
-  const WINDOW = 1000;
+  const WINDOW = 2000;
   let h: Harness;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
     h = await startHarness({
       label: 'multiproc',
-      sandbox: { users: 90 },
+      sandbox: { users: 60 },
       env: {
         ZEPHR_RATE_LIMIT: String(L),
         PROFILE_SYNC_TEST_RATE_WINDOW_MS: String(WINDOW),
-        // Grant-to-arrival allowance (src/queue/throttle.ts): generous on a loaded 2-core test machine.
-        RATE_LIMIT_MARGIN_MS: '250',
+        // Grant-to-arrival allowance (src/queue/throttle.ts). The simulator stamps arrivals from the test
+        // process's event loop, which a loaded 2-core machine stalls for a few hundred ms: generous.
+        RATE_LIMIT_MARGIN_MS: '600',
       },
     });
     const env = { ...h.env };
@@ -76,7 +77,7 @@ describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit'
     const runId = await engine.startRun({ kind: 'backfill' });
     const run = await engine.waitForRun(runId, { pollMs: 200 });
     expect(run.status).toBe('completed');
-    expect(run.targets.zephr!.outcomes.created).toBe(90);
+    expect(run.targets.zephr!.outcomes.created).toBe(60);
     const log = h.sandbox.sims.zephr.requests(since).filter((r) => !r.route.includes('__sandbox'));
     expect(log.length).toBe(run.targets.zephr!.requests);
     // Measured on the simulator's own arrival times.
@@ -90,9 +91,9 @@ describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit'
     const completed = await engine.syncQueues.zephr!.getCompleted(0, 200);
     expect(new Set(completed.map((j) => j.processedBy)).size).toBe(3);
     const mine = await engine.runs.items(runId);
-    expect(mine).toHaveLength(90);
+    expect(mine).toHaveLength(60);
     const users = new Set(mine.map((i) => i.userId));
-    expect(users.size).toBe(90);
+    expect(users.size).toBe(60);
     expect((await mismatches(h)).filter((m) => m.startsWith('zephr'))).toEqual([]);
   }, 120_000);
 });
