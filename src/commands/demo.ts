@@ -163,10 +163,9 @@ export function registerDemo(program: Command): void {
           out('  profile-sync runs');
           out(`  profile-sync report ${second.id}`);
         }
-        const ok =
-          first.status === 'completed' &&
-          second.status === 'completed' &&
-          Object.values(second.targets).every((c) => c.outcomes.failed === 0);
+        const ok = [first, second].every(
+          (r) => r.status === 'completed' && Object.values(r.targets).every((c) => c.outcomes.failed === 0),
+        );
         process.exitCode = ok ? 0 : 1;
       } finally {
         process.off('SIGINT', onSignal);
