@@ -146,7 +146,7 @@ export class Scheduler {
       this.key('tick', String(tick)),
       String(job.id),
       'PX',
-      7 * 86_400_000,
+      3_600_000, // duplicates of a tick arrive within seconds; an hour is ample and keeps the keys few
       'NX',
     );
     if (claimed === null) {
@@ -190,8 +190,11 @@ export class Scheduler {
       await runs.finish(runId, 'skipped', {
         error: `tick ${at} skipped: the previous scheduled run ${previous} is still running`,
       });
+      const run = await runs.get(previous);
+      // A run that never ends (its jobs removed by hand, say) would skip every tick: the duration in
+      // the warning and in `profile-sync runs` is what tells the operator.
       this.logger.warn(
-        { runId, tick: at, previous },
+        { runId, tick: at, previous, previousRunningForMs: run ? Date.now() - run.startedAt : undefined },
         'scheduled run skipped: the previous one is still running',
       );
       return { action: 'skipped', runId, tick, previous };
