@@ -140,6 +140,7 @@ export class Daemon {
   }
 
   private async doStop(timeoutMs: number): Promise<StopResult> {
+    const since = Date.now();
     clearInterval(this.statusTimer);
     const held: [Worker, Queue][] = [];
     const queues = [this.engine.scanQueue, ...Object.values(this.engine.syncQueues)];
@@ -171,8 +172,8 @@ export class Daemon {
     }
     const handedBack = await handBack(held, this.engine, this.logger);
     this.logger.warn(
-      { handedBack, timeoutMs },
-      'shutdown timeout: in-flight jobs handed back to their queues for another worker',
+      { handedBack, timeoutMs, waitedMs: Date.now() - since },
+      'in-flight jobs handed back to their queues for another worker (shutdown timeout or second signal)',
     );
     await this.ops?.close();
     return { clean: false, handedBack };
