@@ -64,6 +64,9 @@ export class Daemon {
     if (schedule) validateSchedule(config.sync.schedule); // before any connection: exit 2 fast
     const logger = opts.logger ?? createLogger({ level: config.logLevel });
     const engine = await Engine.create({ config, logger, rateWindowMs: config.sync.rateWindowMs });
+    // Workers wait for Redis; say where, so a daemon stuck at start-up says why (host only: the URL
+    // may carry a password).
+    logger.info({ redis: redisHost(config.redis.url), prefix: config.redis.prefix }, 'starting workers');
     let scheduler: Scheduler | undefined;
     let ops: OpsServer | undefined;
     try {
@@ -213,4 +216,12 @@ async function handBack(held: [Worker, Queue][], engine: Engine, logger: Logger)
 
 function packageVersion(): string {
   return (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
+}
+
+function redisHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(unparsable REDIS_URL)';
+  }
 }
