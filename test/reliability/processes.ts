@@ -50,7 +50,9 @@ export function spawnCli(args: string[], env: Record<string, string>): CliProces
   child.stdout!.on('data', (c: Buffer) => feed(c, true));
   child.stderr!.on('data', (c: Buffer) => feed(c, false));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+    // 'close', not 'exit': 'exit' can come before the last stdout/stderr chunks are read, and a test
+    // that looks for a line printed just before exiting must find it.
+    child.once('close', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
   return {
     child,
