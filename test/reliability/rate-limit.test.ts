@@ -15,7 +15,7 @@ import { assertBuilt, type CliProcess, maxInAnyWindow, spawnCli } from './proces
  */
 const L = 8;
 const WINDOW_MS = 2_000;
-const USERS = 48;
+const USERS = 36;
 
 describe('reliability: three daemons share one rate limit', () => {
   let sandbox: Sandbox;
@@ -47,7 +47,9 @@ describe('reliability: three daemons share one rate limit', () => {
       SUNSHINE_API_TOKEN: sandbox.env.SUNSHINE_API_TOKEN!,
       SUNSHINE_RATE_LIMIT: String(L),
       PROFILE_SYNC_TEST_RATE_WINDOW_MS: String(WINDOW_MS),
-      RATE_LIMIT_MARGIN_MS: '200',
+      // The production margin (a grant may reach the vendor up to 1 s later): a smaller one makes the
+      // test faster but lets a loaded machine's scheduling delays show up as an overshoot.
+      RATE_LIMIT_MARGIN_MS: '1000',
       REDIS_URL,
       PROFILE_SYNC_PREFIX: prefix,
       LOG_LEVEL: 'info',
