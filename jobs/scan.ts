@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { TargetId } from '../src/config/schema.js';
 import { isSyncError, RejectedRecordError } from '../src/connectors/errors.js';
 import type { FieldMap, SourceRecord, SourceUser } from '../src/connectors/types.js';
+import { recordSeen } from '../src/pipeline/deletions.js';
 import { diffFields } from '../src/pipeline/diff.js';
 import { hashFields } from '../src/pipeline/hashing.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/pipeline/run-record.js';
@@ -11,6 +12,7 @@ import { unlinkedIsFresh } from '../src/pipeline/state-store.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
 
 /**
@@ -81,7 +83,15 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   let enqueued = 0;
   let aborted = false;
   let chunk: SourceRecord[] = [];
+  // Issue 5: an unlimited scan remembers every id it read (valid or rejected: a rejected user is
+  // still in the source), so that after a complete scan the users it did not return can be found.
+  const remember = !limited;
+  const { redis, layout } = ctx.runs.backing();
   const flush = async () => {
+    if (remember) {
+      const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
+      await recordSeen(redis, layout, runId, ids);
+    }
     const start = index;
     index += chunk.length;
     enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, chunk, start, checkpoint);
@@ -127,7 +137,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     await maybeFinishRun(ctx.runs, runId);
     throw new UnrecoverableError(`scan failed: ${message}`);
   }
-  const complete = !limited && !aborted;
+  const complete = !limited && !aborted && (await ctx.runs.completion(runId))?.abortReason === undefined;
+  if (complete) {
+    // Before the scan is marked done: removal jobs must be pending before the run can finish.
+    await ctx.runs.updateScan(runId, { complete, records: index, pages });
+    await reconcileDeletions(ctx, run, targets);
+  }
   await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records: index, pages });
   log.info({ records: index, pages, enqueued, complete }, 'source scan finished');
   await maybeFinishRun(ctx.runs, runId);

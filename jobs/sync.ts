@@ -241,7 +241,7 @@ async function attemptSync(
   };
 }
 
-interface FailureContext {
+export interface FailureContext {
   job: Job;
   ctx: JobContext;
   data: SyncPayload;
@@ -262,7 +262,7 @@ interface FailureContext {
  * unlinked -> outcome `unlinked`; auth -> stop the target for this run; permanent -> failed now;
  * transient (and unknown) -> retry with full-jitter backoff until the class's attempts are used.
  */
-async function handleFailure(err: unknown, f: FailureContext): Promise<SyncResult> {
+export async function handleFailure(err: unknown, f: FailureContext): Promise<SyncResult> {
   const { job, ctx, data, scope, attempt, log, settle } = f;
   const { runId, target, userId } = data;
   const sent: CounterDelta = [target, 'requests', scope.sent];

@@ -1,5 +1,6 @@
 import type { TargetId } from '../config/schema.js';
-import type { FieldDiff, Outcome, RequestRecord } from '../connectors/types.js';
+import type { FieldDiff, FieldMap, Outcome, RequestRecord } from '../connectors/types.js';
+import type { DeletionSettings, DeletionSummary } from './deletions.js';
 
 /** What started a run. */
 export type RunKind = 'scheduled' | 'backfill' | 'single-user' | 'retry';
@@ -28,6 +29,8 @@ export interface RunOptions {
   retryOf?: string;
   /** Abort once failed+rejected exceed this share after the first 100 users. */
   maxFailureRate?: number;
+  /** Issue 5: the per-target policy for users who left the source and the safety brake, as in force at the start. */
+  deletions?: DeletionSettings;
 }
 
 /**
@@ -74,6 +77,10 @@ export interface RunItem {
   lastError?: Record<string, unknown>;
   jobId?: string;
   dryRun?: boolean;
+  /** `removed` / `orphaned`: the payload profile-sync last wrote (masked unless the run stores PII). */
+  payload?: FieldMap;
+  /** `orphaned` because the safety brake held the run's removals (`backfill --confirm-deletes`). */
+  held?: boolean;
   at: number;
 }
 
@@ -109,4 +116,6 @@ export interface RunRecord {
   settled: number;
   abortReason?: string;
   error?: string;
+  /** Issue 5: what detection found per target after a complete scan, and whether the brake held. */
+  deletions?: DeletionSummary;
 }

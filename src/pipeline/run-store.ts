@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { TargetId } from '../config/schema.js';
+import { TARGET_IDS, type TargetId } from '../config/schema.js';
 import { OUTCOMES, type Outcome, type RequestRecord } from '../connectors/types.js';
 import type { RedisLayout } from '../queue/redis-layout.js';
+import { type DeletionSummary, goneKey, seenKey } from './deletions.js';
 import { userKey } from './hashing.js';
-import { maskDiff, maskPath } from './masking.js';
+import { maskBody, maskDiff, maskPath } from './masking.js';
 import type {
   AttemptRecord,
   OutcomeCounts,
@@ -138,6 +139,11 @@ export class RunStore {
     this.redis = withScripts(redis);
   }
 
+  /** The Redis client and key layout behind the store (issue 5's set comparisons and `forget` use them). */
+  backing(): { redis: Redis; layout: RedisLayout } {
+    return { redis: this.redis, layout: this.layout };
+  }
+
   /** Creates a run record (status `running`) and applies retention to older runs. */
   async create(kind: RunKind, options: RunOptions, now = Date.now()): Promise<string> {
     const id = newRunId(now);
@@ -186,14 +192,17 @@ export class RunStore {
     enqueued: number;
     settled: number;
     abortReason?: string;
+    /** Issue 5: the safety brake held this run's removals; it ends `held`, not `completed`. */
+    deletionsHeld?: string;
   } | null> {
-    const [status, scan, enqueued, settled, abortReason] = await this.redis.hmget(
+    const [status, scan, enqueued, settled, abortReason, deletionsHeld] = await this.redis.hmget(
       this.layout.run(runId),
       'status',
       'scan',
       'enqueued',
       'settled',
       'abortReason',
+      'deletionsHeld',
     );
     if (!status) return null;
     const out = {
@@ -202,7 +211,11 @@ export class RunStore {
       enqueued: Number(enqueued ?? 0),
       settled: Number(settled ?? 0),
     };
-    return abortReason ? { ...out, abortReason } : out;
+    return {
+      ...out,
+      ...(abortReason ? { abortReason } : {}),
+      ...(deletionsHeld ? { deletionsHeld } : {}),
+    };
   }
 
   async setStatus(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
@@ -416,7 +429,11 @@ export class RunStore {
   async deleteRun(runId: string): Promise<void> {
     await this.redis
       .multi()
-      .del(...this.layout.runKeys(runId))
+      .del(
+        ...this.layout.runKeys(runId),
+        seenKey(this.layout, runId),
+        ...TARGET_IDS.map((t) => goneKey(this.layout, runId, t)),
+      )
       .zrem(this.layout.runs(), runId)
       .exec();
   }
@@ -448,6 +465,7 @@ function maskItem(item: RunItem): RunItem {
   const out: RunItem = { ...item };
   if (item.diff) out.diff = maskDiff(item.diff);
   if (item.drift) out.drift = maskDiff(item.drift);
+  if (item.payload) out.payload = maskBody(item.payload) as RunItem['payload'];
   out.requests = item.requests.map(maskRequest);
   return out;
 }
@@ -491,5 +509,6 @@ function parseRun(h: Record<string, string>): RunRecord {
   if (h.endedAt) run.endedAt = Number(h.endedAt);
   if (h.abortReason) run.abortReason = h.abortReason;
   if (h.error) run.error = h.error;
+  if (h.deletions) run.deletions = JSON.parse(h.deletions) as DeletionSummary;
   return run;
 }

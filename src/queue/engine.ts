@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Dispatcher } from 'undici';
+import { type ConfirmResult, confirmHeldDeletions } from '../../jobs/reconcile-deletions.js';
+import * as removeJob from '../../jobs/remove.js';
 import * as scanJob from '../../jobs/scan.js';
 import * as syncJob from '../../jobs/sync.js';
 import { ConfigError } from '../config/errors.js';
@@ -11,6 +13,7 @@ import { closeConnectors, createTargetConnectors } from '../connectors/registry.
 import { createSourceConnector } from '../connectors/source/connector.js';
 import type { SourceConnector, TargetConnector, Throttle } from '../connectors/types.js';
 import { createLogger, type Logger } from '../log.js';
+import { deletionSettings } from '../pipeline/deletions.js';
 import type { RunKind, RunOptions, RunRecord } from '../pipeline/run-record.js';
 import { RunStore } from '../pipeline/run-store.js';
 import { StateStore } from '../pipeline/state-store.js';
@@ -253,7 +256,10 @@ export class Engine {
       settings: { backoffStrategy: backoffStrategy(this.settings.backoff) },
     };
     for (const t of this.targets) {
-      const w = new Worker(syncQueueName(t), (job: Job) => syncJob.handler(job, ctx), {
+      // One queue per target carries writes and issue 5's removals alike: one rate limit for both.
+      const processor = (job: Job) =>
+        job.name === removeJob.name ? removeJob.handler(job, ctx) : syncJob.handler(job, ctx);
+      const w = new Worker(syncQueueName(t), processor, {
         ...base,
         concurrency,
         // The job-level gate, global across processes. The exact per-request limit is the throttle.
@@ -298,6 +304,7 @@ export class Engine {
       full: req.full ?? false,
       showPii: req.showPii ?? this.config.sync.recordPii,
       plan: req.plan ?? false,
+      deletions: deletionSettings(this.config),
     };
     if (req.users) options.users = req.users;
     if (req.limit !== undefined) options.limit = req.limit;
@@ -416,6 +423,17 @@ export class Engine {
     for (const t of involved) {
       const mine = found.filter((f) => f.target === t);
       const specs = mine.map(({ job }) => {
+        if (job.name === removeJob.name) {
+          const data = removeJob.payloadSchema.parse({ ...job.data, runId });
+          return {
+            name: removeJob.name,
+            data,
+            opts: {
+              ...removeJob.options('retry', this.settings),
+              jobId: removeJob.jobId(t, runId, data.userId),
+            },
+          };
+        }
         const data = syncJob.payloadSchema.parse({ ...job.data, runId });
         return {
           name: syncJob.name,
@@ -434,6 +452,14 @@ export class Engine {
     await maybeFinishRun(this.runs, runId);
     this.logger.info({ runId, jobs: found.length, retryOf: filter.runId }, 'dead letters re-driven');
     return { runId, jobs: found.length };
+  }
+
+  /**
+   * `backfill --confirm-deletes RUN`: re-drives the removals the safety brake held in that run (issue 5,
+   * jobs/reconcile-deletions.ts), with the deletion policy in force now. Wait with `waitForRun`.
+   */
+  async confirmDeletes(runId: string): Promise<ConfirmResult> {
+    return confirmHeldDeletions(this.context(), runId, deletionSettings(this.config));
   }
 
   /** Job counts per target queue (for progress and the daemon's health). */

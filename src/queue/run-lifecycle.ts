@@ -11,7 +11,9 @@ export async function maybeFinishRun(runs: RunStore, runId: string): Promise<Run
   if (s?.status !== 'running') return null;
   if (!['done', 'failed', 'aborted'].includes(s.scanStatus)) return null;
   if (s.settled < s.enqueued) return null;
-  const status: RunStatus = s.scanStatus === 'failed' ? 'failed' : s.abortReason ? 'aborted' : 'completed';
+  let status: RunStatus = s.scanStatus === 'failed' ? 'failed' : s.abortReason ? 'aborted' : 'completed';
+  // Issue 5: the safety brake held this run's removals; it waits for `backfill --confirm-deletes`.
+  if (status === 'completed' && s.deletionsHeld) status = 'held';
   // An aborted run never counts as a complete scan, even if every page was read before the abort:
   // issue 5 concludes that users left only from complete scans of runs that ran to the end.
   if (status === 'aborted') await runs.updateScan(runId, { complete: false });

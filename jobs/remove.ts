@@ -1,0 +1,120 @@
+import type { Job, JobsOptions } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
+import type { Outcome } from '../src/connectors/types.js';
+import { userKey } from '../src/pipeline/hashing.js';
+import type { RunItem, RunKind } from '../src/pipeline/run-record.js';
+import type { CounterDelta } from '../src/pipeline/run-store.js';
+import type { EngineSettings, JobContext, RequestScope } from '../src/queue/context.js';
+import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import * as sync from './sync.js';
+
+/**
+ * One (user, target) removal for a user who left the source (issue 5): `connector.remove()` (Sunshine
+ * DELETE or privacy-strip PUT, Zephr clear, Prelude PATCH to ""), then the user's state and unlinked
+ * marker are dropped so a user who comes back is created afresh. Runs in the target's `sync-<target>`
+ * queue, so the target's rate limit, the 429 pause, retries with backoff and the dead letter apply
+ * exactly as to writes. The Prelude link table entry is kept: links are operator data, imported from
+ * a file, and a returning user still maps to the same Prelude user (only `forget` drops a link).
+ */
+export const name = 'remove';
+
+/** Ids only: the payload to record is read from the state store when the job runs. */
+export const payloadSchema = z.object({
+  runId: z.string().min(1),
+  target: z.enum(TARGET_IDS),
+  userId: z.string().min(1),
+});
+export type RemovePayload = z.infer<typeof payloadSchema>;
+
+export function jobId(target: TargetId, runId: string, userId: string): string {
+  return `remove-${target}-${runId}-${userKey(userId)}`;
+}
+
+/** Same lanes, attempts and backoff as a sync job of the same run kind. */
+export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
+  return sync.options(kind, settings);
+}
+
+export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResult> {
+  const data = payloadSchema.parse(job.data);
+  const { runId, target, userId } = data;
+  // The same bookkeeping member as a sync job: a user who left has no sync job in this run.
+  const member = sync.settleMember(target, userId);
+  const log = ctx.logger.child({ job: job.id, runId, target });
+  const attempt = job.attemptsMade + 1;
+
+  const gate = await ctx.runs.jobGate(runId, target);
+  if (!gate.exists) return { outcome: 'skipped', requests: 0 };
+  const settle = async (
+    outcome: Outcome | 'skipped',
+    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
+    counters: CounterDelta[] = [],
+  ) => {
+    const full: RunItem[] = item
+      ? [{ userId, target, attempts: attempt, at: Date.now(), jobId: String(job.id), ...item }]
+      : [];
+    await ctx.runs.record(runId, {
+      settle: member,
+      counters: [[target, outcome, 1], ...counters],
+      items: full,
+      pii: gate.pii,
+    });
+    if (outcome === 'failed') await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
+    await maybeFinishRun(ctx.runs, runId);
+  };
+
+  if (gate.abort) {
+    await settle('skipped');
+    return { outcome: 'skipped', requests: 0 };
+  }
+  if (gate.stopped) {
+    const lastError = {
+      code: 'E_TARGET_STOPPED',
+      class: 'auth',
+      message: `target ${target} stopped: ${gate.stopped}`,
+    };
+    await settle('failed', { outcome: 'failed', requests: [], lastError });
+    throw new UnrecoverableError(lastError.message);
+  }
+  if (await ctx.runs.isSettled(runId, member)) return { outcome: 'skipped', requests: 0 };
+
+  const connector = ctx.targets[target];
+  if (!connector) throw new UnrecoverableError(`target ${target} is not enabled in this worker`);
+  const stored = await ctx.state.get(target, userId);
+  const previous = stored?.fields ?? null;
+  const scope: RequestScope = { sent: 0 };
+  try {
+    const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
+    const result = await ctx.requestScope.run(scope, () =>
+      connector.remove({ id: userId }, previous, linkedId),
+    );
+    await ctx.state.remove(target, userId);
+    const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
+    await settle(
+      'removed',
+      {
+        outcome: 'removed',
+        reason: `left the source: ${result.action === 'absent' ? 'absent in the target already' : result.action}`,
+        requests: result.requests,
+        ...(previous ? { payload: previous } : {}),
+        ...(tries.length ? { tries } : {}),
+      },
+      [[target, 'requests', scope.sent]],
+    );
+    log.info({ userKey: userKey(userId), action: result.action }, 'user who left the source removed');
+    return { outcome: 'removed', requests: scope.sent };
+  } catch (err) {
+    return sync.handleFailure(err, {
+      job,
+      ctx,
+      data: { ...data, user: { id: userId }, full: false, dryRun: false },
+      scope,
+      attempt,
+      settle,
+      log,
+      next: {},
+    });
+  }
+}
