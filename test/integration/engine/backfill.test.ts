@@ -4,6 +4,7 @@ import {
   type Harness,
   inspect,
   mismatches,
+  redisText,
   type SourceUserRow,
   startHarness,
   writeCount,
@@ -39,6 +40,13 @@ describe('engine: backfill into the sandbox', () => {
     );
     expect(unlinked.size).toBe(run.targets.prelude!.outcomes.unlinked);
     expect(await mismatches(h, { unlinked })).toEqual([]);
+    // No secret reached Redis: not in job data, run records, state or BullMQ's own keys.
+    const everything = await redisText(h.redis, h.prefix);
+    expect(everything.length).toBeGreaterThan(10_000);
+    for (const name of ['SOURCE_PASSWORD', 'SUNSHINE_API_TOKEN', 'ZEPHR_JWT_SECRET', 'PRELUDE_API_KEY']) {
+      expect(everything).not.toContain(h.sandbox.env[name]!);
+    }
+    expect(everything).not.toMatch(/authorization|bearer|eyJ[A-Za-z0-9_-]{10,}\./i);
 
     for (const s of ['sunshine', 'zephr', 'prelude'] as const) h.sandbox.sims[s].resetCounters();
     const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });

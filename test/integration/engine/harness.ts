@@ -4,7 +4,7 @@ import type { Config } from '../../../src/config/schema.js';
 import { createLogger } from '../../../src/log.js';
 import { Engine, type EngineOptions } from '../../../src/queue/engine.js';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../../src/sandbox/index.js';
-import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
+import { cleanPrefix, keysOf, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
 
 /** A sandbox, a config pointing at it under a fresh Redis prefix, and a way to clean both. */
 export interface Harness {
@@ -166,4 +166,20 @@ export async function mismatches(h: Harness, opts: { unlinked?: Set<string> } = 
     }
   }
   return out;
+}
+
+/** Every value under the prefix as text (strings, hashes, lists, sets, zsets, streams), for secret scans. */
+export async function redisText(redis: Redis, prefix: string): Promise<string> {
+  const parts: string[] = [];
+  for (const key of await keysOf(redis, prefix)) {
+    const type = await redis.type(key);
+    parts.push(key);
+    if (type === 'string') parts.push((await redis.get(key)) ?? '');
+    else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+    else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+    else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+    else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
+    else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+  }
+  return parts.join('\n');
 }
