@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { ConfirmError } from '../../jobs/reconcile-deletions.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { type Config, TARGET_IDS, type TargetId, targetRateLimit } from '../config/schema.js';
@@ -8,6 +9,7 @@ import type { RunRecord } from '../pipeline/run-record.js';
 import {
   exitCodeFor,
   planTable,
+  removalList,
   runHeadline,
   runSummaryJson,
   runWarnings,
@@ -72,6 +74,7 @@ interface BackfillFlags {
   plan?: string;
   maxFailureRate?: string;
   showPii?: boolean;
+  confirmDeletes?: string;
 }
 
 /** Rate limits of the run's targets, for the dry-run plan. */
@@ -115,7 +118,7 @@ export async function withEngine<T>(
 /** Prints a finished run: the table (or JSON on stdout) and warnings; sets the exit code. */
 export function printRun(
   run: RunRecord,
-  opts: { json?: boolean; extra?: Record<string, unknown>; config: Config },
+  opts: { json?: boolean; extra?: Record<string, unknown>; config: Config; removals?: string[] },
 ): void {
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(runSummaryJson(run, opts.extra ?? {}), null, 2)}\n`);
@@ -127,6 +130,7 @@ export function printRun(
         'dry run: nothing was written. A real run would send:',
         planTable(run, limitsOf(opts.config, run.options.targets)),
       );
+    if (opts.removals?.length) out.push('', ...opts.removals);
     out.push('', `details: profile-sync report ${run.id}`);
     process.stdout.write(`${out.join('\n')}\n`);
   }
@@ -157,7 +161,15 @@ export function registerBackfill(program: Command): void {
       'abort cleanly once failed+rejected exceed this share after the first 100 users',
     )
     .option('--show-pii', 'store and show diffs unmasked')
+    .option(
+      '--confirm-deletes <runId>',
+      'remove the users whose removal the safety brake held in that run (re-checked against the source first)',
+    )
     .action(async (flags: BackfillFlags) => {
+      if (flags.confirmDeletes !== undefined) {
+        await confirmDeletes(flags.confirmDeletes, flags);
+        return;
+      }
       const targets = parseTargets(flags.targets);
       const users = parseUsers(flags.users);
       const limit = parsePositiveInt('--limit', flags.limit);
@@ -207,7 +219,50 @@ export function registerBackfill(program: Command): void {
           json: flags.json,
           config,
           ...(flags.plan ? { extra: { planFile: flags.plan, plannedRequests: planned } } : {}),
+          ...(run.options.dryRun ? { removals: await dryRunRemovals(engine, run) } : {}),
         });
       });
     });
+}
+
+/** The dry run's "would be removed" lines: its removal items are the last ones the scan recorded. */
+async function dryRunRemovals(engine: Engine, run: RunRecord): Promise<string[]> {
+  const gone = Object.values(run.targets).reduce((n, c) => n + c.outcomes.removed + c.outcomes.orphaned, 0);
+  if (gone === 0) return [];
+  const total = await engine.runs.itemCount(run.id);
+  const from = Math.max(0, total - gone);
+  return removalList(run, await engine.runs.items(run.id, from, Math.min(gone, 1000)));
+}
+
+/**
+ * `backfill --confirm-deletes RUN` (issue 5): re-drives the removals the brake held in that run,
+ * waits for them and prints the run. Exit 1 when the run has nothing held (or a removal failed).
+ */
+async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void> {
+  const concurrency = parsePositiveInt('--concurrency', flags.concurrency, 256);
+  const config = loadConfig();
+  await withEngine(config, undefined, async (engine, onStart) => {
+    await engine.startWorkers(concurrency ? { concurrency } : {});
+    let confirmed: Awaited<ReturnType<Engine['confirmDeletes']>>;
+    try {
+      confirmed = await engine.confirmDeletes(runId);
+    } catch (err) {
+      if (!(err instanceof ConfirmError)) throw err;
+      process.stderr.write(`--confirm-deletes: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    onStart(runId);
+    process.stderr.write(
+      `run ${runId}: ${confirmed.removals} held removals re-driven; ${confirmed.returned} users are back in the source and are kept${confirmed.ignored.length ? `; policy now ignore in ${confirmed.ignored.join(', ')}: nobody removed there` : ''}\n`,
+    );
+    const progress = createProgressReporter();
+    let run: RunRecord;
+    try {
+      run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+    } finally {
+      progress.stop();
+    }
+    printRun(run, { json: flags.json, config, extra: { confirmed } });
+  });
 }

@@ -15,7 +15,10 @@ function shownOutcomes(run: RunRecord): Outcome[] {
   return OUTCOMES.filter((o) => !['removed', 'orphaned'].includes(o) || used.has(o));
 }
 
-/** Exit code of a run: 0 when nothing failed or was rejected and the run completed, else 1. */
+/**
+ * Exit code of a run: 0 when nothing failed or was rejected and the run completed, else 1 (also a run
+ * `held` by the deletion safety brake).
+ */
 export function exitCodeFor(run: RunRecord): 0 | 1 {
   if (run.status !== 'completed') return 1;
   for (const c of Object.values(run.targets)) if (c.outcomes.failed || c.outcomes.rejected) return 1;
@@ -49,6 +52,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
     targets,
     ...(run.abortReason ? { abortReason: run.abortReason } : {}),
     ...(run.error ? { error: run.error } : {}),
+    ...(run.deletions ? { deletions: run.deletions } : {}),
     exitCode: exitCodeFor(run),
     ...extra,
   };
@@ -123,6 +127,17 @@ export function runWarnings(run: RunRecord): string[] {
       );
   }
   if (run.abortReason) out.push(`!! run aborted: ${run.abortReason}`);
+  const d = run.deletions;
+  if (d?.held && run.options.dryRun)
+    out.push(`!! a real run would be HELD by the safety brake and remove nobody: ${d.held}`);
+  else if (d?.held && !d.confirmed)
+    out.push(
+      `!! DELETIONS HELD by the safety brake: ${d.held}. Nobody was removed. Check the source, then confirm with: profile-sync backfill --confirm-deletes ${run.id} (or raise MAX_DELETE_RATE / MAX_DELETES)`,
+    );
+  else if (d?.confirmed)
+    out.push(
+      `held deletions confirmed ${new Date(d.confirmed.at).toISOString()}: ${d.confirmed.removals} removals re-driven, ${d.confirmed.returned} users back in the source (kept)`,
+    );
   if (run.scan.status === 'failed')
     out.push(`!! source scan failed: ${run.scan.error ?? 'unknown error'} (the run is incomplete)`);
   return out;
@@ -157,6 +172,7 @@ export function formatItem(item: RunItem): string[] {
   if (item.drift && Object.keys(item.drift).length)
     lines.push('    drift repaired (changed outside profile-sync):', ...formatDiff(item.drift, '      '));
   if (item.reason) lines.push(`    reason: ${item.reason}`);
+  if (item.payload) lines.push(`    last written: ${JSON.stringify(item.payload)}`);
   for (const r of item.requests)
     lines.push(
       `    ${r.method} ${r.path} -> ${r.status ?? r.errorCode ?? '?'} (${r.durationMs} ms, ${r.requestId})`,
@@ -166,6 +182,23 @@ export function formatItem(item: RunItem): string[] {
   if (item.lastError)
     lines.push(`    error: ${String(item.lastError.code)} ${String(item.lastError.message)}`);
   return lines;
+}
+
+/**
+ * A dry run's "who would be removed" (issue 5): one line per user, masked as stored, at most `max`.
+ * `items` are the run's `removed` items of the dry run.
+ */
+export function removalList(run: RunRecord, items: RunItem[], max = 50): string[] {
+  const would = items.filter((i) => i.outcome === 'removed' && i.dryRun);
+  const total = Object.values(run.targets).reduce((n, c) => n + c.outcomes.removed, 0);
+  if (total === 0) return [];
+  const out = [
+    `users who left the source and would be removed (${total}${run.options.showPii ? '' : ', PII masked'}):`,
+  ];
+  for (const i of would.slice(0, max))
+    out.push(`  ${i.target} ${i.userId}${i.payload ? `  last written: ${JSON.stringify(i.payload)}` : ''}`);
+  if (total > Math.min(max, would.length)) out.push(`  ... (profile-sync report ${run.id} lists them all)`);
+  return out;
 }
 
 export function formatRunsList(runs: RunRecord[]): string {
