@@ -161,9 +161,22 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     throw err;
   }
 
-  const scope: RequestScope = { sent: 0 };
+  // A job can wait a whole window for the rate budget: if its run is aborted meanwhile (Ctrl-C,
+  // --max-failure-rate, from any process), it gives up instead of sending.
+  const abort = new AbortController();
+  const watch = setInterval(() => {
+    ctx.runs.completion(runId).then(
+      (c) => {
+        if (c?.abortReason) abort.abort(new RunAbortedError(c.abortReason));
+      },
+      () => undefined,
+    );
+  }, 1000);
+  const scope: RequestScope = { sent: 0, signal: abort.signal };
   try {
-    const result = await ctx.requestScope.run(scope, () => attemptSync(ctx, data, user, next));
+    const result = await ctx.requestScope
+      .run(scope, () => attemptSync(ctx, data, user, next))
+      .finally(() => clearInterval(watch));
     const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
     const counters: CounterDelta[] = [
       [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
@@ -190,8 +203,17 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {
+    if (abort.signal.aborted) {
+      await settle('skipped', undefined, [[target, 'requests', scope.sent]]);
+      return { outcome: 'skipped', requests: scope.sent };
+    }
     return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next });
   }
+}
+
+/** The job's run was aborted while the job waited for the rate budget. */
+export class RunAbortedError extends Error {
+  override readonly name = 'RunAbortedError';
 }
 
 interface AttemptResult {

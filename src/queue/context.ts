@@ -26,6 +26,8 @@ export interface EngineSettings {
 /** Counts the HTTP requests of one job attempt: the throttle increments it before every request. */
 export interface RequestScope {
   sent: number;
+  /** Aborted when the job's run is aborted: a request still waiting for the rate budget gives up. */
+  signal?: AbortSignal;
 }
 
 /** BullMQ priorities (lower runs first; 0 would run before every prioritised job, so none uses it). */

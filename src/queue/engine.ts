@@ -174,6 +174,7 @@ export class Engine {
       throttles[t] = th;
       throttleFns[t] = async () => {
         const s = scope.getStore();
+        await th.acquire(s?.signal);
         if (s) s.sent++;
         await th.acquire();
       };

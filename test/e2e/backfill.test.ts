@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +137,42 @@ describe.skipIf(!existsSync(CLI))('profile-sync backfill (the command, against t
     const noSource = await cli(['backfill'], { ...env, SOURCE_URL: undefined });
     expect(noSource.code).toBe(2);
     expect(noSource.stderr).toContain('SOURCE_URL');
+  }, 60_000);
+
+  it('Ctrl-C aborts the run cleanly: waiting jobs dropped, summary printed, exit 1', async () => {
+    const fresh = testPrefix('e2e-sigint');
+    try {
+      // 3 Zephr requests a minute: the backfill would take an hour.
+      const child = spawn(process.execPath, [CLI, 'backfill', '--targets', 'zephr', '--json'], {
+        env: { ...env, PROFILE_SYNC_PREFIX: fresh, ZEPHR_RATE_LIMIT: '3' } as NodeJS.ProcessEnv,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+      });
+      const started = new Promise<void>((resolve) => {
+        child.stderr.on('data', (b: Buffer) => {
+          stderr += b.toString();
+          if (/run \S+ started/.test(stderr)) resolve();
+        });
+      });
+      await started;
+      // Let the scan enqueue everything before the interrupt.
+      for (let i = 0; i < 100 && !(await redis.exists(`{${fresh}}:sync-zephr:meta`)); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      child.kill('SIGINT');
+      const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+      expect(code, stderr).toBe(1);
+      const s = JSON.parse(stdout) as Summary & { abortReason?: string };
+      expect(s.status).toBe('aborted');
+      expect(s.abortReason).toMatch(/SIGINT/);
+      expect(s.targets.zephr!.skipped).toBeGreaterThan(100);
+    } finally {
+      await cleanPrefix(redis, fresh);
+    }
   }, 60_000);
 
   it('--max-failure-rate aborts cleanly after the first 100 users when a mapping is bad', async () => {
