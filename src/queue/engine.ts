@@ -176,7 +176,6 @@ export class Engine {
         const s = scope.getStore();
         await th.acquire(s?.signal);
         if (s) s.sent++;
-        await th.acquire();
       };
     }
     let connectors: Partial<Record<TargetId, TargetConnector>>;
