@@ -3,6 +3,7 @@ import { registerBackfill } from './backfill.js';
 import { registerConfig } from './config.js';
 import { registerDaemon } from './daemon.js';
 import { registerDemo } from './demo.js';
+import { registerForget } from './forget.js';
 import { registerHistory } from './history.js';
 import { registerLinks } from './links.js';
 import { registerReport } from './report.js';
@@ -24,4 +25,5 @@ export const commands: ((program: Command) => void)[] = [
   registerSyncUser,
   registerHistory,
   registerRetryFailed,
+  registerForget,
 ];

@@ -207,7 +207,13 @@ export class Engine {
     return this.throttleFns[target];
   }
 
-  private source(): SourceConnector {
+  /** A target's connector as this engine built it (throttled like the workers' requests): `forget` uses it. */
+  connector(target: TargetId): TargetConnector | undefined {
+    return this.connectors[target];
+  }
+
+  /** The source connector (built on first use). */
+  source(): SourceConnector {
     this.sourceConnector ??= createSourceConnector(
       { config: this.config.source, http: this.config.http },
       { logger: this.logger.child({ target: 'source' }), dispatcher: this.opts.dispatcher },

@@ -1,0 +1,487 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { TARGET_IDS, type TargetId } from '../config/schema.js';
+import { isSyncError } from '../connectors/errors.js';
+import type { LinkStore } from '../connectors/prelude/links.js';
+import type { FieldMap, RemoveResult, SourceConnector, TargetConnector } from '../connectors/types.js';
+import type { Logger } from '../log.js';
+import type { RedisLayout } from '../queue/redis-layout.js';
+import { tombstonesKey } from './deletions.js';
+import { sha256Hex, userKey } from './hashing.js';
+import type { StateStore } from './state-store.js';
+
+/**
+ * `profile-sync forget <userId>` (issue 5, erasure on request): removes the user from every target
+ * (`connector.remove`: Sunshine DELETE, or a PUT without the managed identifiers when other systems'
+ * identifiers are on the profile, seed 001's privacy procedure; Zephr and Prelude cleared), then
+ * erases every trace in Redis, and keeps one tombstone (sha256 of the id, time, targets, actions).
+ *
+ * Order matters: the user's queued jobs go first (a waiting sync job would re-create the profile
+ * after the target removal), then the targets, then Redis. Redis is erased by walking EVERY key of
+ * the prefix, BullMQ's included, and testing every member, field, element and value (state, unlinked
+ * markers, the Prelude link, history, run items and plan lines, retry notes, bookkeeping sets, dead
+ * letters and retained completed jobs, BullMQ's event streams), not by a list of known places: a key
+ * added later by another feature is covered too. Run items are overwritten in place with an `erased`
+ * item (same target, outcome and time), so other users' history references (list indexes) stay valid.
+ */
+
+export interface ErasureDeps {
+  redis: Redis;
+  layout: RedisLayout;
+  state: StateStore;
+  links?: LinkStore;
+  /** Each enabled target's queue (`sync-<target>`). */
+  queues: Partial<Record<TargetId, Queue>>;
+  connectors: Partial<Record<TargetId, TargetConnector>>;
+  source?: SourceConnector;
+  logger: Logger;
+}
+
+export type TargetErasure =
+  | { ok: true; action: RemoveResult['action']; requests: number }
+  | { ok: false; error: string; skipped?: boolean };
+
+/** What `forget` stores: no id, no PII. */
+export interface Tombstone {
+  /** sha256 (hex) of the user id. */
+  userIdHash: string;
+  at: number;
+  /** Per target: the action taken, or `failed` (run forget again). */
+  targets: Partial<Record<TargetId, RemoveResult['action'] | 'failed'>>;
+  /** How many times forget ran for this id. */
+  times: number;
+}
+
+export interface ForgetReport {
+  userIdHash: string;
+  /** A second forget found nothing left to do: no request sent, nothing in Redis. */
+  noop: boolean;
+  /** The previous tombstone, when there was one. */
+  previous?: Tombstone;
+  targets: Partial<Record<TargetId, TargetErasure>>;
+  /** Redis: what was erased, by kind. */
+  erased: Record<string, number>;
+  /** Keys that still hold a trace (an active job, a target that failed keeps its state for the re-run). */
+  remaining: string[];
+  /** The source still returns the user: the next sync would create them again. */
+  stillInSource?: boolean;
+  sourceError?: string;
+  ok: boolean;
+}
+
+/** An erased run item: what happened stays countable, whose data it was does not. */
+export const ERASED_USER = '(erased)';
+
+export async function forgetUser(
+  deps: ErasureDeps,
+  userId: string,
+  targets: TargetId[],
+  now = Date.now(),
+): Promise<ForgetReport> {
+  const { redis, layout } = deps;
+  const hash = sha256Hex(userId);
+  const key = userKey(userId);
+  const previousRaw = await redis.hget(tombstonesKey(layout), hash);
+  const previous = previousRaw ? (JSON.parse(previousRaw) as Tombstone) : undefined;
+
+  // Needles: the id, and every email this user had as far as profile-sync knows (state, source).
+  const states = new Map<TargetId, FieldMap | null>();
+  for (const t of TARGET_IDS) states.set(t, (await deps.state.get(t, userId))?.fields ?? null);
+  const emails = new Set<string>();
+  for (const fields of states.values()) for (const v of Object.values(fields ?? {})) addEmail(emails, v);
+  let stillInSource: boolean | undefined;
+  let sourceError: string | undefined;
+  if (deps.source) {
+    try {
+      const rec = await deps.source.getUser(userId);
+      stillInSource = rec !== null;
+      if (rec?.ok) addEmail(emails, rec.user.email);
+    } catch (err) {
+      sourceError = err instanceof Error ? err.message : String(err);
+    }
+  }
+  const matcher = userMatcher(userId, key, [...emails]);
+
+  // A previous forget that succeeded everywhere, and nothing written since: a no-op (no request).
+  const traces = await sweep(deps, matcher, { dryRun: true, keepTargets: [], userId });
+  const doneBefore =
+    previous !== undefined &&
+    targets.every((t) => previous.targets[t] !== undefined && previous.targets[t] !== 'failed');
+  if (doneBefore && traces.remaining.length === 0) {
+    return {
+      userIdHash: hash,
+      noop: true,
+      previous,
+      targets: {},
+      erased: {},
+      remaining: [],
+      ...(stillInSource !== undefined ? { stillInSource } : {}),
+      ...(sourceError ? { sourceError } : {}),
+      ok: true,
+    };
+  }
+
+  // 1. Jobs first: nothing queued may write the user again after the targets forgot them.
+  const erased: Record<string, number> = {};
+  const bump = (k: string, n = 1) => {
+    if (n) erased[k] = (erased[k] ?? 0) + n;
+  };
+  const activeJobs: string[] = [];
+  for (const q of Object.values(deps.queues)) {
+    if (!q) continue;
+    for (const jobId of await jobIdsOf(redis, layout, q.name, key)) {
+      const state = await q.getJobState(jobId);
+      if (state === 'active') {
+        activeJobs.push(`${q.name}/${jobId}`);
+        continue;
+      }
+      if ((await q.remove(jobId)) === 1) bump('jobs');
+    }
+  }
+
+  // 2. The targets.
+  const results: Partial<Record<TargetId, TargetErasure>> = {};
+  const linkedId = deps.links ? await deps.links.get(userId) : undefined;
+  for (const t of targets) {
+    const c = deps.connectors[t];
+    if (!c) {
+      results[t] = { ok: false, error: `target ${t} is not enabled`, skipped: true };
+      continue;
+    }
+    if (activeJobs.some((j) => j.startsWith(`sync-${t}/`))) {
+      results[t] = {
+        ok: false,
+        error: 'a job for this user is running in this target; run forget again when it ends',
+      };
+      continue;
+    }
+    try {
+      const r = await c.remove({ id: userId }, states.get(t) ?? null, t === 'prelude' ? linkedId : undefined);
+      results[t] = { ok: true, action: r.action, requests: r.requests.length };
+    } catch (err) {
+      const error = isSyncError(err)
+        ? `${err.code} ${err.errorClass}${err.status ? ` ${err.status}` : ''}`
+        : 'E_UNKNOWN';
+      results[t] = { ok: false, error };
+      deps.logger.error({ target: t, userIdHash: hash, error }, `forget: ${t} failed; run forget again`);
+    }
+  }
+
+  // 3. Redis: everything, except what a failed target needs for the re-run (its state; the link).
+  const keepTargets = targets.filter((t) => !results[t]?.ok);
+  for (const t of TARGET_IDS) if (!targets.includes(t)) keepTargets.push(t);
+  const swept = await sweep(deps, matcher, { dryRun: false, keepTargets, userId, activeJobs });
+  for (const [k, n] of Object.entries(swept.erased)) bump(k, n);
+
+  const ok = targets.every((t) => results[t]?.ok);
+  const tombstone: Tombstone = {
+    userIdHash: hash,
+    at: now,
+    targets: {
+      ...(previous?.targets ?? {}),
+      ...Object.fromEntries(
+        Object.entries(results).map(([t, r]) => [t, r.ok ? r.action : 'failed'] as const),
+      ),
+    },
+    times: (previous?.times ?? 0) + 1,
+  };
+  await redis.hset(tombstonesKey(layout), hash, JSON.stringify(tombstone));
+  deps.logger.info(
+    { event: 'user.forgotten', userIdHash: hash, targets: tombstone.targets, erased, ok },
+    'forget: user erased',
+  );
+  return {
+    userIdHash: hash,
+    noop: false,
+    ...(previous ? { previous } : {}),
+    targets: results,
+    erased,
+    remaining: [...swept.remaining, ...activeJobs],
+    ...(stillInSource !== undefined ? { stillInSource } : {}),
+    ...(sourceError ? { sourceError } : {}),
+    ok,
+  };
+}
+
+function addEmail(set: Set<string>, v: unknown): void {
+  if (typeof v === 'string' && /^[^@\s]+@[^@\s]+$/.test(v.trim())) set.add(v.trim().toLowerCase());
+}
+
+/** Whether a string (a key, field, member, element or value) holds this user. */
+export type Matcher = (s: string) => boolean;
+
+const ID_CHAR = /[A-Za-z0-9._~-]/;
+
+/**
+ * True when `s` contains `token` as a whole id: `user-1` does not match inside `user-10`. The id may
+ * stand alone, quoted in JSON, as a path segment, or percent-encoded after `%3A` (an identifier query).
+ */
+export function containsToken(s: string, token: string): boolean {
+  if (token === '') return false;
+  for (let i = s.indexOf(token); i !== -1; i = s.indexOf(token, i + 1)) {
+    const before = s[i - 1];
+    const after = s[i + token.length];
+    const startOk =
+      before === undefined ||
+      !ID_CHAR.test(before) ||
+      /%[0-9A-Fa-f]{2}$/.test(s.slice(Math.max(0, i - 3), i));
+    const endOk = after === undefined || !ID_CHAR.test(after);
+    if (startOk && endOk) return true;
+  }
+  return false;
+}
+
+export function userMatcher(userId: string, key: string, emails: string[]): Matcher {
+  const encoded = encodeURIComponent(userId);
+  return (s: string) => {
+    if (containsToken(s, userId) || (encoded !== userId && containsToken(s, encoded))) return true;
+    if (s.includes(`-${key}`) || s.endsWith(`/${key}`) || s.includes(`:${key}`)) return true;
+    if (emails.length) {
+      const lower = s.toLowerCase();
+      if (emails.some((e) => lower.includes(e))) return true;
+    }
+    return false;
+  };
+}
+
+/** BullMQ job ids of this user in one queue: every job id ends with `-<userKey>` (jobs/sync.ts, jobs/remove.ts). */
+async function jobIdsOf(redis: Redis, layout: RedisLayout, queue: string, key: string): Promise<string[]> {
+  const base = `${layout.bullPrefix}:${queue}:`;
+  const ids = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${base}*-${key}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const k of keys) {
+      const rest = k.slice(base.length);
+      const end = rest.indexOf(`-${key}`) + key.length + 1;
+      ids.add(rest.slice(0, end));
+    }
+  } while (cursor !== '0');
+  return [...ids];
+}
+
+interface SweepResult {
+  erased: Record<string, number>;
+  remaining: string[];
+}
+
+/**
+ * Walks every key of the prefix and erases what holds the user (or, with `dryRun`, only lists it).
+ * The big per-user hashes (state, unlinked, links) are looked up by field instead of read whole, and
+ * other users' BullMQ job hashes are skipped by their id; everything else is read in batches.
+ */
+async function sweep(
+  deps: ErasureDeps,
+  match: Matcher,
+  opts: { dryRun: boolean; keepTargets: TargetId[]; userId: string; activeJobs?: string[] },
+): Promise<SweepResult> {
+  const { redis, layout } = deps;
+  const erased: Record<string, number> = {};
+  const remaining: string[] = [];
+  const bump = (k: string, n = 1) => {
+    if (n) erased[k] = (erased[k] ?? 0) + n;
+  };
+  const found = (k: string) => {
+    if (!remaining.includes(k)) remaining.push(k);
+  };
+  const base = `${layout.bullPrefix}:`;
+  const tomb = tombstonesKey(layout);
+  const perUser = new Map<string, { kind: string; target?: TargetId }>();
+  for (const t of TARGET_IDS) {
+    perUser.set(layout.state(t), { kind: 'state', target: t });
+    perUser.set(layout.unlinked(t), { kind: 'unlinked', target: t });
+  }
+  perUser.set(layout.key('links', 'prelude'), { kind: 'links', target: 'prelude' });
+  const otherJob = /:(?:sync|remove)-[a-z]+-\d{8}T\d{6}Z-[0-9a-f]{4}-([0-9a-f]{16})(?::[a-z]+)?$/;
+
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+
+  for (const k of keys) {
+    if (k === tomb) continue;
+    const special = perUser.get(k);
+    if (special) {
+      const fields = await userFields(redis, k, opts.userId);
+      if (fields.length === 0) continue;
+      if (special.target && opts.keepTargets.includes(special.target)) {
+        found(k);
+        continue;
+      }
+      if (opts.dryRun) found(k);
+      else bump(special.kind, await redis.hdel(k, ...fields));
+      continue;
+    }
+    const job = otherJob.exec(k);
+    if (job && !match(k)) continue; // another user's job: its data holds that user only
+    if (opts.activeJobs?.some((j) => k.startsWith(`${base}${j.replace('/', ':')}`))) {
+      found(k); // a running job of this user: BullMQ owns it until it ends (forget again then)
+      continue;
+    }
+    const type = await redis.type(k);
+    if (match(k.slice(base.length))) {
+      // The key itself names the user (history:<userKey>, a job's hash or logs): all of it goes.
+      if (opts.dryRun) found(k);
+      else bump(type === 'zset' && k.includes(':history:') ? 'history' : 'keys', await redis.del(k));
+      continue;
+    }
+    const n = await eraseInKey(redis, k, type, match, opts.dryRun);
+    if (n > 0) {
+      if (opts.dryRun) found(k);
+      else bump(kindOf(k, type), n);
+    }
+  }
+  return { erased, remaining };
+}
+
+function kindOf(key: string, type: string): string {
+  if (key.endsWith(':items')) return 'runItems';
+  if (key.endsWith(':plan')) return 'planLines';
+  if (key.endsWith(':tries')) return 'retryNotes';
+  if (key.endsWith(':events')) return 'queueEvents';
+  return `${type}Entries`;
+}
+
+/**
+ * The field of a per-user hash (state, unlinked, links) that holds the user: its field is the source
+ * id and no other field can hold this user, so one HEXISTS replaces reading millions of entries.
+ */
+async function userFields(redis: Redis, key: string, userId: string): Promise<string[]> {
+  return (await redis.hexists(key, userId)) ? [userId] : [];
+}
+
+/** Erases (or counts) the members of one key that hold the user. Returns how many. */
+async function eraseInKey(
+  redis: Redis,
+  key: string,
+  type: string,
+  match: Matcher,
+  dryRun: boolean,
+): Promise<number> {
+  let n = 0;
+  switch (type) {
+    case 'string': {
+      const v = await redis.get(key);
+      if (v !== null && match(v)) {
+        n = 1;
+        if (!dryRun) await redis.del(key);
+      }
+      return n;
+    }
+    case 'hash': {
+      let cursor = '0';
+      do {
+        const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 1000);
+        cursor = next;
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const field = flat[i]!;
+          const value = flat[i + 1]!;
+          if (!match(field) && !match(value)) continue;
+          n++;
+          if (dryRun) continue;
+          // A JSON value keeps its shape with the user's strings replaced (a run's options listing
+          // `--users`); a field named after the user, or a plain value, goes.
+          const scrubbed = match(field) ? null : scrubJson(value, match);
+          if (scrubbed === null) await redis.hdel(key, field);
+          else await redis.hset(key, field, scrubbed);
+        }
+      } while (cursor !== '0');
+      return n;
+    }
+    case 'set': {
+      let cursor = '0';
+      do {
+        const [next, members] = await redis.sscan(key, cursor, 'COUNT', 1000);
+        cursor = next;
+        const hit = members.filter(match);
+        n += hit.length;
+        if (hit.length && !dryRun) await redis.srem(key, ...hit);
+      } while (cursor !== '0');
+      return n;
+    }
+    case 'zset': {
+      let cursor = '0';
+      do {
+        const [next, flat] = await redis.zscan(key, cursor, 'COUNT', 1000);
+        cursor = next;
+        const hit = flat.filter((_, i) => i % 2 === 0).filter(match);
+        n += hit.length;
+        if (hit.length && !dryRun) await redis.zrem(key, ...hit);
+      } while (cursor !== '0');
+      return n;
+    }
+    case 'list': {
+      const len = await redis.llen(key);
+      for (let start = 0; start < len; start += 1000) {
+        const rows = await redis.lrange(key, start, start + 999);
+        for (const [i, row] of rows.entries()) {
+          if (!match(row)) continue;
+          n++;
+          if (!dryRun) await redis.lset(key, start + i, erasedElement(row));
+        }
+      }
+      return n;
+    }
+    case 'stream': {
+      let from = '-';
+      for (;;) {
+        const entries = (await redis.xrange(key, from, '+', 'COUNT', 1000)) as [string, string[]][];
+        const hit = entries.filter(([, fields]) => fields.some(match)).map(([id]) => id);
+        n += hit.length;
+        if (hit.length && !dryRun) await redis.xdel(key, ...hit);
+        if (entries.length < 1000) break;
+        from = `(${entries[entries.length - 1]![0]}`;
+      }
+      return n;
+    }
+    default:
+      return 0;
+  }
+}
+
+/** A JSON text with every string that holds the user replaced by `(erased)`; null when not JSON. */
+function scrubJson(text: string, match: Matcher): string | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (v === null || typeof v !== 'object') return null;
+  const walk = (x: unknown): unknown => {
+    if (typeof x === 'string') return match(x) ? ERASED_USER : x;
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object')
+      return Object.fromEntries(
+        Object.entries(x)
+          .filter(([k]) => !match(k))
+          .map(([k, y]) => [k, walk(y)]),
+      );
+    return x;
+  };
+  return JSON.stringify(walk(v));
+}
+
+/**
+ * The replacement of a list element that held the user: run items and plan lines keep their place
+ * (other users' history points at items by index) and what is not personal (target, outcome, time).
+ */
+function erasedElement(row: string): string {
+  try {
+    const v = JSON.parse(row) as Record<string, unknown>;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const kept: Record<string, unknown> = { userId: ERASED_USER, erased: true };
+      for (const k of ['target', 'outcome', 'at', 'attempts', 'dryRun'] as const) if (k in v) kept[k] = v[k];
+      if ('outcome' in v) kept.requests = [];
+      return JSON.stringify(kept);
+    }
+  } catch {
+    // not JSON: replaced by the marker alone
+  }
+  return JSON.stringify({ erased: true });
+}

@@ -1,0 +1,221 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { userKey } from '../../src/pipeline/hashing.js';
+import type { Engine } from '../../src/queue/engine.js';
+import { keysOf } from '../helpers/redis.js';
+import {
+  type Harness,
+  inspect,
+  inspectPost,
+  type SourceUserRow,
+  startHarness,
+} from '../integration/engine/harness.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Everything a key holds, as one text (its name included), whatever its type. */
+async function dump(redis: Redis, key: string): Promise<string> {
+  const type = await redis.type(key);
+  const parts: string[] = [key];
+  if (type === 'string') parts.push((await redis.get(key)) ?? '');
+  else if (type === 'hash') parts.push(...Object.entries(await redis.hgetall(key)).flat());
+  else if (type === 'list') parts.push(...(await redis.lrange(key, 0, -1)));
+  else if (type === 'set') parts.push(...(await redis.smembers(key)));
+  else if (type === 'zset') parts.push(...(await redis.zrange(key, '0', '-1')));
+  else if (type === 'stream')
+    for (const [id, fields] of (await redis.xrange(key, '-', '+')) as [string, string[]][])
+      parts.push(id, ...fields);
+  else parts.push(`(type ${type})`);
+  return parts.join('\n');
+}
+
+/** Every key of the prefix (BullMQ's included) whose name or content holds one of the needles. */
+async function traces(redis: Redis, prefix: string, needles: RegExp[]): Promise<string[]> {
+  const hits: string[] = [];
+  for (const key of await keysOf(redis, prefix)) {
+    const text = await dump(redis, key);
+    for (const n of needles) if (n.test(text)) hits.push(`${key} ~ ${n}`);
+  }
+  return hits;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The id as a whole token: `user-000007` must not match inside `user-0000071`. */
+const idToken = (id: string) => new RegExp(`(^|[^A-Za-z0-9._~-])${escapeRe(id)}($|[^A-Za-z0-9._~-])`);
+
+async function run(engine: Engine, req: Parameters<Engine['startRun']>[0]) {
+  return engine.waitForRun(await engine.startRun(req), { pollMs: 100 });
+}
+
+describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('leaves no trace of the user in any target or anywhere in Redis but the tombstone; a second forget is a no-op', async () => {
+    h = await startHarness({ label: 'forget', sandbox: { users: 60 } });
+    const engine = await h.engine();
+    await engine.startWorkers({ concurrency: 4 });
+    expect((await run(engine, { kind: 'backfill' })).status).toBe('completed');
+
+    // A user known to every target, with an email and names no other user shares.
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const count = (v: string | null | undefined, f: 'firstName' | 'lastName') =>
+      users.filter((u) => u[f] === v).length;
+    const candidates = [];
+    for (const u of users) {
+      if (!u.email || !u.firstName || !u.lastName || u.firstName.length < 3 || u.lastName.length < 3)
+        continue;
+      if (count(u.firstName, 'firstName') !== 1 || count(u.lastName, 'lastName') !== 1) continue;
+      if ((await engine.state.get('prelude', u.id)) === null) continue;
+      candidates.push(u);
+    }
+    const me = candidates[0]!;
+    const other = candidates[1]!;
+    expect(me).toBeDefined();
+    // Every place a user's data can sit in Redis:
+    await engine.links!.import([{ sourceId: me.id, preludeUserId: me.id }]); // a Prelude link
+    const email2 = `forget.me.${Date.now()}@example.org`;
+    const last2 = `${me.lastName}-Zed`;
+    await inspectPost(
+      h.sandbox.urls.source,
+      `users/${encodeURIComponent(me.id)}`,
+      { email: email2 },
+      'PATCH',
+    );
+    // an unmasked single-user run (options.users holds the id; items hold the new email)
+    expect((await run(engine, { kind: 'single-user', users: [me.id], showPii: true })).status).toBe(
+      'completed',
+    );
+    // a dead letter: Sunshine refuses this user's next write (400, permanent) and the job stays failed
+    await inspectPost(
+      h.sandbox.urls.source,
+      `users/${encodeURIComponent(me.id)}`,
+      { lastName: last2 },
+      'PATCH',
+    );
+    h.sandbox.sims.sunshine.setFaults([
+      { kind: 'status', status: 400, match: { query: { identifier: `identity:user:external_id:${me.id}` } } },
+    ]);
+    const failedRun = await run(engine, { kind: 'scheduled' });
+    expect(failedRun.targets.sunshine!.outcomes.failed).toBe(1);
+    h.sandbox.sims.sunshine.setFaults([]);
+    expect((await engine.syncQueues.sunshine!.getFailed()).some((j) => j.data.userId === me.id)).toBe(true);
+    // a dry run with a plan (plan lines), completed jobs retained by BullMQ, history entries
+    await run(engine, { kind: 'backfill', dryRun: true, plan: true });
+    expect((await engine.runs.history(me.id)).length).toBeGreaterThan(2);
+
+    const needles = [
+      idToken(me.id),
+      new RegExp(escapeRe(me.email!), 'i'),
+      new RegExp(escapeRe(email2), 'i'),
+      new RegExp(escapeRe(me.firstName!)),
+      new RegExp(escapeRe(me.lastName!)),
+      new RegExp(escapeRe(userKey(me.id))),
+    ];
+    expect((await traces(h.redis, h.prefix, needles)).length).toBeGreaterThan(5);
+    const otherBefore = await engine.runs.history(other.id);
+
+    // The privacy request: the user left the identity service, then forget.
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [me.id] });
+    const env = { ...h.env, LOG_LEVEL: 'error' };
+    const first = await cli(['forget', me.id], env);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/sunshine\s+(deleted|stripped)/);
+    expect(first.stdout).toMatch(/zephr\s+cleared/);
+    expect(first.stdout).toMatch(/prelude\s+cleared/);
+    expect(first.stdout).toContain('redis: no trace left but the tombstone');
+
+    // Targets: nothing of the user is left (sandbox state).
+    const sun = await inspect<{ identifiers: { type: string; value: string }[] }[]>(
+      h.sandbox.urls.sunshine,
+      'profiles',
+    );
+    const zephr = await inspect<{ sub: string; profile: Record<string, unknown> }[]>(
+      h.sandbox.urls.zephr,
+      'profiles',
+    );
+    const prelude = await inspect<{
+      apps: Record<string, { profiles: Record<string, Record<string, string>> }>;
+    }>(h.sandbox.urls.prelude, 'state');
+    for (const [name, state] of [
+      ['sunshine', sun],
+      ['zephr', zephr],
+      ['prelude', prelude],
+    ] as const) {
+      const text = JSON.stringify(state);
+      for (const n of needles.slice(1, 5)) expect(n.test(text), `${name} still holds ${n}`).toBe(false);
+    }
+    expect(sun.some((p) => p.identifiers.some((i) => i.value === me.id))).toBe(false);
+    expect(zephr.find((z) => z.sub === me.id)?.profile ?? {}).toEqual({});
+    const pp = prelude.apps[h.env.PRELUDE_APP_ID!]!.profiles[me.id] ?? {};
+    for (const v of Object.values(pp)) expect(v).toBe('');
+
+    // Redis: every key of the prefix, BullMQ's included, every value: only the tombstone remains.
+    const left = await traces(h.redis, h.prefix, needles);
+    expect(left.filter((t) => !t.startsWith(`{${h!.prefix}}:tombstones `))).toEqual([]);
+    const tomb = await h.redis.hgetall(`{${h.prefix}}:tombstones`);
+    const [stone] = Object.values(tomb).map((v) => JSON.parse(v) as Record<string, unknown>);
+    expect(stone).toMatchObject({ targets: { zephr: 'cleared', prelude: 'cleared' }, times: 1 });
+    expect(JSON.stringify(tomb)).not.toMatch(idToken(me.id));
+    // Nobody else lost anything.
+    expect(await engine.runs.history(other.id)).toEqual(otherBefore);
+    expect(await engine.state.get('sunshine', other.id)).not.toBeNull();
+
+    // A second forget: a no-op that says so, no request sent.
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const) h.sandbox.sims[t].resetCounters();
+    const second = await cli(['forget', me.id, '--json'], env);
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ noop: true, ok: true });
+    const text = await cli(['forget', me.id], env);
+    expect(text.stdout).toContain('was already forgotten');
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const)
+      expect(h.sandbox.sims[t].counters().total).toBe(0);
+  }, 180_000);
+
+  it('a target that fails: exit 1, its state kept for the re-run; the re-run finishes the job', async () => {
+    h = await startHarness({ label: 'forget-fail', sandbox: { users: 20 } });
+    const engine = await h.engine();
+    await engine.startWorkers({ concurrency: 4 });
+    await run(engine, { kind: 'backfill' });
+    const id = (await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users'))[3]!.id;
+    h.sandbox.sims.zephr.setFaults([{ kind: 'status', status: 400 }]);
+    const env = { ...h.env, LOG_LEVEL: 'silent' };
+    const failed = await cli(['forget', id, '--json'], env);
+    expect(failed.code).toBe(1);
+    const r = JSON.parse(failed.stdout) as { ok: boolean; targets: Record<string, { ok: boolean }> };
+    expect(r.ok).toBe(false);
+    expect(r.targets.zephr!.ok).toBe(false);
+    expect(r.targets.sunshine!.ok).toBe(true);
+    expect(await engine.state.get('zephr', id)).not.toBeNull();
+    expect(await engine.state.get('sunshine', id)).toBeNull();
+    h.sandbox.sims.zephr.setFaults([]);
+    const again = await cli(['forget', id], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/zephr\s+cleared/);
+    expect(again.stderr).toContain('the source still returns user');
+    expect(await engine.state.get('zephr', id)).toBeNull();
+  }, 120_000);
+});
