@@ -27,7 +27,11 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     const sent = h.sandbox.sims.sunshine.counters().total;
     expect(sent).toBeLessThanOrEqual(8);
     expect(s.requests).toBe(sent);
-    // Every job is a dead letter with its error.
+    // Every job is a dead letter with its error. A job records its outcome just before BullMQ moves
+    // it to the failed set, so the last one may still be on its way when the run is over.
+    for (let i = 0; i < 100 && (await bad.syncQueues.sunshine!.getFailedCount()) < 60; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const failed = await bad.syncQueues.sunshine!.getFailed(0, 100);
     expect(failed).toHaveLength(60);
     expect(failed.every((j) => /E_AUTH|E_TARGET_STOPPED|stopped/.test(j.failedReason))).toBe(true);
