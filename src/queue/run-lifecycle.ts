@@ -36,7 +36,7 @@ export async function checkFailureRate(
 ): Promise<string | null> {
   if (rate === undefined) return null;
   const run = await runs.get(runId);
-  if (!run || run.status !== 'running' || run.abortReason) return null;
+  if (run?.status !== 'running' || run.abortReason) return null;
   for (const [t, c] of Object.entries(run.targets)) {
     const done = Object.values(c.outcomes).reduce((a, b) => a + b, 0);
     const bad = c.outcomes.failed + c.outcomes.rejected;
