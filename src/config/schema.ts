@@ -155,10 +155,7 @@ export const opsSchema = z.object({
    * `OPS_DASHBOARD_TOKEN`: when set, `/dashboard` and `/api/*` need `Authorization: Bearer <token>` or
    * HTTP Basic with the token as password. A secret (redacted in logs). @defaultValue unset (open)
    */
-  dashboardToken: z
-    .string()
-    .min(16, 'use at least 16 characters (e.g. `openssl rand -hex 24`)')
-    .optional(),
+  dashboardToken: z.string().min(16, 'use at least 16 characters (e.g. `openssl rand -hex 24`)').optional(),
   /** `OPS_DASHBOARD_READ_ONLY`: the dashboard cannot retry, clean, pause or remove jobs. @defaultValue true */
   dashboardReadOnly: booleanish.default(true),
 });
