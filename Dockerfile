@@ -18,7 +18,9 @@ COPY config ./config
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production
+ENV NODE_ENV=production \
+    OPS_HOST=0.0.0.0 \
+    OPS_PORT=9464
 WORKDIR /app
 # tini reaps zombies and forwards SIGTERM to node, whose handlers drain the workers
 # (in-flight jobs finish or are handed back) before exiting.
@@ -28,6 +30,12 @@ COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 COPY --from=build --chown=node:node /app/config ./config
 USER node
+# /healthz, /readyz, /metrics, /dashboard (docs/operations.md). Bound to all interfaces in the container so
+# the kubelet and Prometheus reach it on the pod IP; set OPS_DASHBOARD_TOKEN to protect the dashboard.
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.OPS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# SHUTDOWN_TIMEOUT_MS (20 s) drains in-flight jobs; give `docker stop -t 30` or a 30 s grace period.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli.js"]
 CMD ["daemon"]
