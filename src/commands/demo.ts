@@ -157,9 +157,7 @@ export function registerDemo(program: Command): void {
           out('  REDIS_URL=redis://127.0.0.1:6379 npm run demo');
         } else {
           out('Look at the runs (they stay in Redis under the demo prefix):');
-          out(
-            `  export REDIS_URL=${redactUrl(redis.url)} PROFILE_SYNC_PREFIX=${prefix} SOURCE_URL=${sandbox.urls.source}`,
-          );
+          out(`  export REDIS_URL=${redactUrl(redis.url)} PROFILE_SYNC_PREFIX=${prefix}`);
           out('  profile-sync runs');
           out(`  profile-sync report ${second.id}`);
         }

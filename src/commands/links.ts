@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../config/errors.js';
-import { loadConfig } from '../config/load.js';
+import { loadRedisConfig } from '../config/load.js';
 import { createLinkStore, type LinkStore, linksKey } from '../connectors/prelude/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';
 
@@ -21,7 +21,7 @@ function checkTarget(target: string): void {
 }
 
 async function withStore<T>(fn: (store: LinkStore, key: string) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = loadRedisConfig(); // only Redis: no vendor credentials needed
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
   try {
     await redis.connect();

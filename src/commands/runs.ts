@@ -1,22 +1,21 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { loadRedisConfig } from '../config/load.js';
 import { formatRunsList, runSummaryJson } from '../pipeline/run-report.js';
 import { RunStore } from '../pipeline/run-store.js';
 import { createRedisConnection } from '../queue/connection.js';
 import { RedisLayout } from '../queue/redis-layout.js';
 import { parsePositiveInt } from './backfill.js';
 
-/** Opens the run store on the configured Redis for a read-only command. */
+/**
+ * Opens the run store on the configured Redis for a read-only command. Only the Redis settings are
+ * loaded (`loadRedisConfig`): reading records needs no source or target credentials. Retention is
+ * applied by whoever creates runs, never here, so its defaults are fine.
+ */
 export async function withRunStore<T>(fn: (runs: RunStore) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = loadRedisConfig();
   const redis = createRedisConnection(config.redis.url);
   try {
-    return await fn(
-      new RunStore(redis, new RedisLayout(config.redis.prefix), {
-        keep: config.sync.runsKeep,
-        maxAgeMs: config.sync.runsMaxAgeMs,
-      }),
-    );
+    return await fn(new RunStore(redis, new RedisLayout(config.redis.prefix)));
   } finally {
     await redis.quit().catch(() => redis.disconnect());
   }

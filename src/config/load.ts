@@ -219,6 +219,29 @@ export function loadConfig(env: Env = process.env, overlay: Record<string, unkno
   return parsed.data;
 }
 
+/** What a command that only reads Redis (`runs`, `report`, `history`, `links`) needs. */
+export const redisConfigSchema = configSchema.pick({ redis: true, logLevel: true });
+export type RedisOnlyConfig = z.infer<typeof redisConfigSchema>;
+
+/**
+ * The Redis part of the configuration only (`REDIS_URL`, `PROFILE_SYNC_PREFIX`, `LOG_LEVEL`), validated
+ * with the same schema pieces and error naming as `loadConfig`: for commands that only read Redis, so
+ * an operator can run `profile-sync runs` on a bastion without the source's or targets' credentials.
+ */
+export function loadRedisConfig(env: Env = process.env): RedisOnlyConfig {
+  const raw: Record<string, unknown> = { redis: {} };
+  for (const name of ['REDIS_URL', 'PROFILE_SYNC_PREFIX', 'LOG_LEVEL']) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, ENV_PATHS[name]!, value);
+  }
+  const parsed = redisConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = formatIssues(parsed.error.issues);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
+  }
+  return parsed.data;
+}
+
 export function deepMerge(
   base: Record<string, unknown>,
   over: Record<string, unknown>,

@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLinkStore } from '../../src/connectors/prelude/links.js';
+import { RunStore } from '../../src/pipeline/run-store.js';
+import { RedisLayout } from '../../src/queue/redis-layout.js';
+import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+import { CLI } from '../reliability/processes.js';
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI with exactly this environment (nothing inherited but PATH). */
+function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+// Bug: `runs`, `report`, `history` and `links` loaded the full configuration and so demanded
+// SOURCE_URL, although they only read Redis: an operator on a bastion without vendor credentials got
+// exit 2 "SOURCE_URL: ...". They now load only REDIS_URL, PROFILE_SYNC_PREFIX and LOG_LEVEL.
+describe.skipIf(!existsSync(CLI))('read-only commands need only REDIS_URL (no SOURCE_URL)', () => {
+  const prefix = testPrefix('e2e-readonly');
+  let redis: Redis;
+  let runId: string;
+  const env = () => ({ REDIS_URL, PROFILE_SYNC_PREFIX: prefix });
+
+  beforeAll(async () => {
+    redis = redisClient();
+    const runs = new RunStore(redis, new RedisLayout(prefix));
+    runId = await runs.create('backfill', {
+      targets: ['zephr'],
+      dryRun: false,
+      full: false,
+      showPii: false,
+      plan: false,
+    });
+    await runs.record(runId, {
+      settle: 'zephr/x',
+      counters: [['zephr', 'created', 1]],
+      items: [{ userId: 'user-ro-1', target: 'zephr', outcome: 'created', attempts: 1, requests: [], at: 1 }],
+    });
+    await runs.updateScan(runId, { status: 'done' });
+    await runs.finish(runId, 'completed');
+    await createLinkStore(redis, prefix).import([{ sourceId: 'user-ro-1', preludeUserId: 'prelude-1' }]);
+  });
+  afterAll(async () => {
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('runs_without_SOURCE_URL: runs, report, history and links exit 0 with only REDIS_URL and a prefix', async () => {
+    const list = await cli(['runs', '--json'], env());
+    expect(list.stderr).not.toContain('SOURCE_URL');
+    expect(list.code).toBe(0);
+    const ids = (JSON.parse(list.stdout) as { runId: string }[]).map((r) => r.runId);
+    expect(ids).toEqual([runId]);
+
+    const text = await cli(['runs'], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(runId);
+
+    const report = await cli(['report', 'latest', '--json'], env());
+    expect(report.code).toBe(0);
+    expect(JSON.parse(report.stdout)).toMatchObject({ runId, status: 'completed', itemCount: 1 });
+
+    const history = await cli(['history', 'user-ro-1', '--json'], env());
+    expect(history.code).toBe(0);
+    expect((JSON.parse(history.stdout) as { entries: { runId: string }[] }).entries[0]?.runId).toBe(runId);
+
+    const count = await cli(['links', 'count', 'prelude'], env());
+    expect(count.code).toBe(0);
+    expect(count.stdout.trim()).toBe('1');
+  });
+
+  it('runs_without_SOURCE_URL: a bad REDIS_URL still exits 2 naming REDIS_URL (and not SOURCE_URL)', async () => {
+    for (const args of [['runs'], ['links', 'count', 'prelude']]) {
+      const r = await cli(args, { REDIS_URL: 'http://nope', PROFILE_SYNC_PREFIX: prefix });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('REDIS_URL');
+      expect(r.stderr).not.toContain('SOURCE_URL');
+    }
+    const badPrefix = await cli(['runs'], { REDIS_URL, PROFILE_SYNC_PREFIX: 'a:b' });
+    expect(badPrefix.code).toBe(2);
+    expect(badPrefix.stderr).toContain('PROFILE_SYNC_PREFIX');
+  });
+});
