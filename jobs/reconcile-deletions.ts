@@ -5,6 +5,7 @@ import {
   brakeReason,
   type DeletionSettings,
   type DeletionSummary,
+  dropUnlinkedOfGone,
   findGone,
   goneBatches,
   goneKey,
@@ -52,8 +53,12 @@ export async function reconcileDeletions(
     );
     summary.targets[t] = { policy: policyOf(settings, t), known, gone };
   }
-  await redis.del(seenKey(layout, run.id));
   const held = brakeReason(summary.targets, settings ?? { maxDeleteRate: 0.05, maxDeletes: 1000 });
+  if (!held && !run.options.dryRun && targets.includes('prelude')) {
+    const dropped = await dropUnlinkedOfGone(redis, layout, run.id, 'prelude');
+    if (dropped) log.info({ target: 'prelude', dropped }, 'unlinked markers of users who left dropped');
+  }
+  await redis.del(seenKey(layout, run.id));
   if (held) summary.held = held;
   // Written before any removal job exists: whoever settles last must already see the hold.
   await writeDeletions(redis, layout, run.id, summary, { hold: Boolean(held) && !run.options.dryRun });
@@ -61,6 +66,9 @@ export async function reconcileDeletions(
   for (const t of targets) {
     const d = summary.targets[t]!;
     if (d.gone === 0) continue;
+    // A scan job retried after this point (its worker died) must not record a target twice.
+    const doneField = `deletionsDone:${t}`;
+    if ((await redis.hsetnx(layout.run(run.id), doneField, '1')) === 0) continue;
     const acts = d.policy !== 'ignore';
     for await (const ids of goneBatches(redis, layout, run.id, t)) {
       const payloads = await lastWritten(ctx.state, t, ids);

@@ -135,6 +135,33 @@ export async function findGone(
   return { known, gone: await redis.scard(gone) };
 }
 
+/**
+ * Drops the Prelude `user_not_found` markers of users the complete scan did not return: a marker only
+ * saves a probe, and one for a user who left would never be read again. No request is involved.
+ */
+export async function dropUnlinkedOfGone(
+  redis: Redis,
+  layout: RedisLayout,
+  runId: string,
+  target: TargetId,
+  batch = 1000,
+): Promise<number> {
+  const seen = seenKey(layout, runId);
+  const key = layout.unlinked(target);
+  let dropped = 0;
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', batch);
+    cursor = next;
+    const ids = flat.filter((_, i) => i % 2 === 0);
+    if (ids.length === 0) continue;
+    const member = (await redis.smismember(seen, ...ids)) as number[];
+    const gone = ids.filter((_, i) => member[i] === 0);
+    if (gone.length) dropped += await redis.hdel(key, ...gone);
+  } while (cursor !== '0');
+  return dropped;
+}
+
 /** Batches of a gone set (SSCAN): memory flat however many users left. */
 export async function* goneBatches(
   redis: Redis,
