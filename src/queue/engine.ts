@@ -20,6 +20,7 @@ import { StateStore } from '../pipeline/state-store.js';
 import { backoffStrategy } from './backoff.js';
 import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
+import { settleFailedJob } from './failed-jobs.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
@@ -74,6 +75,13 @@ export interface StartWorkersOptions {
    * it so a SIGKILLed worker's jobs move on promptly (docs/daemon.md). @defaultValue 30000 (BullMQ's)
    */
   stalledIntervalMs?: number;
+  /**
+   * Stalls a job may survive before BullMQ fails it (it kept killing its worker); such a job is then
+   * settled `failed` (src/queue/failed-jobs.ts). @defaultValue 2
+   */
+  maxStalledCount?: number;
+  /** Tests only: a shorter job lock than `lockDurationMs`, so a stall shows in a second. @defaultValue `lockDurationMs` */
+  lockDurationMs?: number;
 }
 
 export interface WaitOptions {
@@ -256,8 +264,8 @@ export class Engine {
       name: `profile-sync-${hostname()}-${process.pid}`,
       connection: this.connection,
       prefix: this.layout.bullPrefix,
-      lockDuration: this.lockDurationMs,
-      maxStalledCount: 2,
+      lockDuration: options.lockDurationMs ?? this.lockDurationMs,
+      maxStalledCount: options.maxStalledCount ?? 2,
       ...(options.stalledIntervalMs !== undefined ? { stalledInterval: options.stalledIntervalMs } : {}),
       settings: { backoffStrategy: backoffStrategy(this.settings.backoff) },
     };
@@ -274,11 +282,12 @@ export class Engine {
           duration: this.opts.rateWindowMs ?? this.config.sync.rateWindowMs,
         },
       });
-      this.watch(w);
+      this.watch(w, ctx);
     }
     if (options.scan !== false) {
       this.watch(
         new Worker(SCAN_QUEUE, (job: Job) => scanJob.handler(job, ctx), { ...base, concurrency: 1 }),
+        ctx,
       );
     }
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
@@ -289,8 +298,18 @@ export class Engine {
     return this.workers;
   }
 
-  private watch(w: Worker): void {
+  private watch(w: Worker, ctx: JobContext): void {
     w.on('error', (err) => this.logger.error({ err: err.message, queue: w.name }, 'worker error'));
+    // A job failed by BullMQ itself (stalled more than maxStalledCount, or a throw before the handler
+    // settled) must still settle, or its run never ends. Idempotent with the handlers' own settling.
+    w.on('failed', (job, err) => {
+      settleFailedJob(job, err, ctx).catch((e: unknown) =>
+        this.logger.error(
+          { err: e instanceof Error ? e.message : String(e), queue: w.name, job: job?.id },
+          'could not settle a failed job',
+        ),
+      );
+    });
     this.workers.push(w);
   }
 

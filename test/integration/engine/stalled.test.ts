@@ -1,0 +1,144 @@
+import type { Job } from 'bullmq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeConnectors, createTargetConnectors } from '../../../src/connectors/registry.js';
+import { createSourceConnector } from '../../../src/connectors/source/connector.js';
+import type { Change, SourceConnector, TargetConnector } from '../../../src/connectors/types.js';
+import { createLogger } from '../../../src/log.js';
+import type { Engine } from '../../../src/queue/engine.js';
+import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
+
+const logger = createLogger({ level: 'silent' });
+
+/**
+ * The workers that will die: a 1 s lock, so their held job is stalled a second after they stop; and
+ * a short stalled interval, because BullMQ's stalled check runs at most once per `stalledInterval` of
+ * whichever worker ran it last (a `stalled-check` key with that TTL) across all workers.
+ */
+const DYING = { lockDurationMs: 1000, stalledIntervalMs: 200 };
+
+/** A promise the test releases (rejects) at the end, so the stuck handler can unwind. */
+function hangUntilReleased(): { hang: Promise<never>; release: () => void } {
+  let release!: () => void;
+  const hang = new Promise<never>((_, reject) => {
+    release = () => reject(new Error('released by the test'));
+  });
+  hang.catch(() => undefined);
+  return { hang, release };
+}
+
+async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * "The worker died holding the job": stop its lock renewal and its processing without releasing the
+ * job (BullMQ's forced close, as its own stalled-job tests do). The job stays active with a lock that
+ * expires after the short `lockDurationMs`, so another worker's stalled check finds it.
+ */
+async function killWorkers(engine: Engine): Promise<void> {
+  await Promise.all(engine.runningWorkers.map((w) => w.close(true)));
+}
+
+// Bug: a job that BullMQ fails for stalling (more than maxStalledCount) never runs its handler again
+// (BullMQ 6 fails it on the next pickup without calling the processor), so its (run, target, user)
+// never settled: the run stayed `running` for ever and every later scheduled tick was `skipped`.
+describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
+  let h: Harness | undefined;
+  const releases: (() => void)[] = [];
+  afterEach(async () => {
+    for (const r of releases.splice(0)) r();
+    await h?.close();
+    h = undefined;
+  });
+
+  it('stalled_sync_job_settles_failed: the run completes with that user failed (E_STALLED) and the job in the dead letters', async () => {
+    h = await startHarness({ label: 'stalled-sync', sandbox: { users: 6 } });
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const victim = users[0]!.id;
+    const real = createTargetConnectors(h.config, { logger }, { only: ['zephr'] }).zephr!;
+    const { hang, release } = hangUntilReleased();
+    releases.push(release, () => void closeConnectors({ zephr: real }));
+    let victimStarted = false;
+    const zephr: TargetConnector = Object.assign(Object.create(real) as TargetConnector, {
+      write: (change: Change) => {
+        if (change.userId !== victim) return real.write(change);
+        victimStarted = true;
+        return hang;
+      },
+    });
+
+    const doomed = await h.engine({ only: ['zephr'], targets: { zephr } });
+    await doomed.startWorkers({ ...DYING, concurrency: 4 });
+    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    // Every other user settles; the victim's job hangs in its write.
+    await until('the other users to settle', async () => {
+      const c = await doomed.runs.completion(runId);
+      return victimStarted && c?.scanStatus === 'done' && c.settled === c.enqueued - 1;
+    });
+    await killWorkers(doomed);
+
+    const rescuer = await h.engine({ only: ['zephr'] });
+    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
+    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+
+    expect(run.status).toBe('completed');
+    const o = run.targets.zephr!.outcomes;
+    expect(o.failed).toBe(1);
+    expect(o.created + o.rejected).toBe(users.length - 1);
+    const failed = (await rescuer.runs.items(runId)).filter((i) => i.outcome === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ userId: victim, target: 'zephr', lastError: { code: 'E_STALLED' } });
+    expect(String(failed[0]!.lastError!.message)).toContain('stalled more than allowable limit');
+    // It is a dead letter like any other failure: retry-failed can re-drive it.
+    const dead = (await rescuer.syncQueues.zephr!.getFailed()) as Job[];
+    expect(dead.map((j) => j.data.userId)).toEqual([victim]);
+    const retry = await rescuer.retryFailed({ runId });
+    expect(retry.jobs).toBe(1);
+    const again = await rescuer.waitForRun(retry.runId!, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
+    expect(again.status).toBe('completed');
+    expect(again.targets.zephr!.outcomes.failed).toBe(0);
+  });
+
+  it('stalled_scan_job_fails_run: a scan failed for stalling ends the run failed and incomplete', async () => {
+    h = await startHarness({ label: 'stalled-scan', sandbox: { users: 6 } });
+    const realSource = createSourceConnector({ config: h.config.source, http: h.config.http }, { logger });
+    const { hang, release } = hangUntilReleased();
+    releases.push(release);
+    releases.push(() => void realSource.close());
+    let scanning = false;
+    const source: SourceConnector = Object.assign(Object.create(realSource) as SourceConnector, {
+      // biome-ignore lint/correctness/useYield: it never gets to yield, like a worker that died mid-page
+      scan: async function* () {
+        scanning = true;
+        await hang;
+      },
+    });
+
+    const doomed = await h.engine({ only: ['zephr'], source });
+    await doomed.startWorkers(DYING);
+    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    await until('the scan to start', async () => scanning);
+    await killWorkers(doomed);
+
+    const rescuer = await h.engine({ only: ['zephr'] });
+    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
+    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+
+    expect(run.status).toBe('failed');
+    expect(run.scan).toMatchObject({ status: 'failed', complete: false });
+    expect(run.scan.error).toContain('stalled more than allowable limit');
+    // The next scheduled run is not held up by it.
+    const next = await rescuer.waitForRun(await rescuer.startRun({ kind: 'scheduled', targets: ['zephr'] }), {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
+    expect(next.status).toBe('completed');
+  });
+});
