@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import type { TargetId } from '../src/config/schema.js';
+import { isSyncError } from '../src/connectors/errors.js';
+import type { SourceConnector } from '../src/connectors/types.js';
 import {
   alertHeld,
   brakeReason,
@@ -102,7 +105,8 @@ export async function reconcileDeletions(
     }
     log.info({ target: t, ...d, held: Boolean(held) }, 'users who left the source detected');
   }
-  if (held && !run.options.dryRun) alertHeld(log, { runId: run.id, reason: held, targets: summary.targets });
+  if (held && !run.options.dryRun)
+    alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets });
   return summary;
 }
 
@@ -206,7 +210,7 @@ export async function confirmHeldDeletions(
       await Promise.all(
         ids.map((id) =>
           limit(async () => {
-            if (!absent.has(id)) absent.set(id, (await source.getUser(id)) === null);
+            if (!absent.has(id)) absent.set(id, await stillAbsent(source, id));
             if (!absent.get(id)) back.push(id);
           }),
         ),
@@ -241,6 +245,25 @@ export async function confirmHeldDeletions(
   }
   ctx.logger.warn({ runId, removals, returned, ignored }, 'held deletions confirmed by the operator');
   return { runId, removals, returned, ignored };
+}
+
+/** Re-check attempts per user: a 429 or a 5xx from the source waits and tries again. */
+const RECHECK_ATTEMPTS = 10;
+
+/**
+ * Whether the source still answers 404 for the user. The re-check sends one GET per held user, so a
+ * large hold meets the source's rate limit: a 429 waits its `Retry-After` (plus up to 250 ms of
+ * jitter, so eight parallel checks do not return together), a transient error backs off linearly.
+ */
+async function stillAbsent(source: SourceConnector, id: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await source.getUser(id)) === null;
+    } catch (err) {
+      if (!isSyncError(err) || !err.retryable || attempt >= RECHECK_ATTEMPTS) throw err;
+      await sleep((err.retryAfterMs ?? 500 * attempt) + Math.random() * 250);
+    }
+  }
 }
 
 /** `--confirm-deletes` refused (unknown run, nothing held): exit 1 with the message. */
