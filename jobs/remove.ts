@@ -84,6 +84,17 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
   if (!connector) throw new UnrecoverableError(`target ${target} is not enabled in this worker`);
   const stored = await ctx.state.get(target, userId);
   const previous = stored?.fields ?? null;
+  // Written after this run started: the user came back and a later run created them again (a held
+  // run may be confirmed days later). Removing now would delete a live user's fresh profile.
+  const startedAt = (await ctx.runs.get(runId))?.startedAt ?? 0;
+  if (stored && stored.writtenAt >= startedAt) {
+    await settle('unchanged', {
+      outcome: 'unchanged',
+      reason: 'back in the source and written again since this run started: not removed',
+      requests: [],
+    });
+    return { outcome: 'unchanged', requests: 0 };
+  }
   const scope: RequestScope = { sent: 0 };
   try {
     const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;

@@ -142,6 +142,43 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
     expect(await sunshineCount(h)).toBe(100);
   }, 120_000);
 
+  it('a confirmed removal never deletes a profile written after the held run started (the user came back meanwhile)', async () => {
+    h = await startHarness({
+      label: 'del-back',
+      sandbox: { users: 50 },
+      env: { SUNSHINE_ON_DELETE: 'delete', MAX_DELETES: '0' },
+    });
+    const engine = await h.engine({ only: ['sunshine'] });
+    await engine.startWorkers({ concurrency: 4 });
+    await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const [a, b] = [users[1]!, users[2]!];
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [a.id, b.id] });
+    const held = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    expect(held.status).toBe('held');
+    // b comes back with a new email and is written again, then leaves again before the confirm.
+    await inspectPost(h.sandbox.urls.source, 'users', { ...b, email: 'back.again@example.org' });
+    const sync = await engine.waitForRun(await engine.startRun({ kind: 'single-user', users: [b.id] }), {
+      pollMs: 100,
+    });
+    expect(sync.targets.sunshine!.outcomes.updated).toBe(1);
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [b.id] });
+    const c = await engine.confirmDeletes(held.id);
+    expect(c).toMatchObject({ removals: 2, returned: 0 });
+    const done = await engine.waitForRun(held.id, { pollMs: 100 });
+    expect(done.status).toBe('completed');
+    expect(done.targets.sunshine!.outcomes.removed).toBe(1);
+    // b: not removed (the scan counted the 48 others unchanged before; b is the one more).
+    expect(done.targets.sunshine!.outcomes.unchanged).toBe(held.targets.sunshine!.outcomes.unchanged + 1);
+    const items = await engine.runs.items(held.id);
+    expect(items.find((i) => i.userId === b.id && i.outcome === 'unchanged')?.reason).toContain(
+      'back in the source',
+    );
+    expect(await engine.state.get('sunshine', a.id)).toBeNull();
+    expect(await engine.state.get('sunshine', b.id)).not.toBeNull();
+    expect(await sunshineCount(h)).toBe(49);
+  }, 120_000);
+
   it('--dry-run shows who would be removed (masked), in the summary and the plan, and sends nothing', async () => {
     h = await startHarness({
       label: 'del-dry',
