@@ -214,7 +214,9 @@ const ID_CHAR = /[A-Za-z0-9._~-]/;
 
 /**
  * True when `s` contains `token` as a whole id: `user-1` does not match inside `user-10`. The id may
- * stand alone, quoted in JSON, as a path segment, or percent-encoded after `%3A` (an identifier query).
+ * stand alone, quoted in JSON, as a path or query segment, or percent-encoded after `%3A` (an
+ * identifier query). A number after `":` is a JSON number (`"attempts":42`), never a user id, so a
+ * numeric id does not match every counter that happens to hold the same number.
  */
 export function containsToken(s: string, token: string): boolean {
   if (token === '') return false;
@@ -223,8 +225,8 @@ export function containsToken(s: string, token: string): boolean {
     const after = s[i + token.length];
     const startOk =
       before === undefined ||
-      !ID_CHAR.test(before) ||
-      /%[0-9A-Fa-f]{2}$/.test(s.slice(Math.max(0, i - 3), i));
+      /%[0-9A-Fa-f]{2}$/.test(s.slice(Math.max(0, i - 3), i)) ||
+      (before === ':' ? s[i - 2] !== '"' : !ID_CHAR.test(before) && !'[,'.includes(before));
     const endOk = after === undefined || !ID_CHAR.test(after);
     if (startOk && endOk) return true;
   }
@@ -233,7 +235,11 @@ export function containsToken(s: string, token: string): boolean {
 
 export function userMatcher(userId: string, key: string, emails: string[]): Matcher {
   const encoded = encodeURIComponent(userId);
+  const numeric = /^\d+$/.test(userId);
   return (s: string) => {
+    // A value that is only digits is a counter or a BullMQ id, not this user (sets of ids are
+    // handled by exact member in `sweep`).
+    if (numeric && s === userId) return false;
     if (containsToken(s, userId) || (encoded !== userId && containsToken(s, encoded))) return true;
     if (s.includes(`-${key}`) || s.endsWith(`/${key}`) || s.includes(`:${key}`)) return true;
     if (emails.length) {
@@ -315,6 +321,14 @@ async function sweep(
       }
       if (opts.dryRun) found(k);
       else bump(special.kind, await redis.hdel(k, ...fields));
+      continue;
+    }
+    if (/:run:[^:]+:(?:seen|gone:[a-z]+)$/.test(k)) {
+      // Sets of source ids (issue 5's seen/gone): the member is the id, exactly.
+      if ((await redis.sismember(k, opts.userId)) === 1) {
+        if (opts.dryRun) found(k);
+        else bump('setEntries', await redis.srem(k, opts.userId));
+      }
       continue;
     }
     const job = otherJob.exec(k);
