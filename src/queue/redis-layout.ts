@@ -18,6 +18,8 @@ import type { TargetId } from '../config/schema.js';
  * | `{p}:run:<runId>:tries`               | hash | jobId -> earlier failed attempts of that job           |
  * | `{p}:run:<runId>:pending` / `:settled`| set  | sync jobs enqueued / finished for good (exactly-once)  |
  * | `{p}:history:<userKey>`               | zset | `<runId>/<itemIndex>` by time, for `history <userId>`  |
+ * | `{p}:run:<runId>:seen` / `:gone:<t>`  | set  | issue 5: ids a complete scan read / users who left (src/pipeline/deletions.ts) |
+ * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
  */
 export class RedisLayout {
   /** The BullMQ `prefix` option. */
