@@ -27,6 +27,9 @@ import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as remove from './remove.js';
 import * as sync from './sync.js';
 
+/** Items a held run records per target (the counters count every user; the gone set lists them all). */
+export const HELD_ITEMS_MAX = 1000;
+
 /**
  * Issue 5, after a COMPLETE scan (every page read, not limited, not aborted): every target's known
  * users the scan did not return are gone. Per target policy `ignore` records them `orphaned`
@@ -73,6 +76,7 @@ export async function reconcileDeletions(
     const doneField = `deletionsDone:${t}`;
     if ((await redis.hsetnx(layout.run(run.id), doneField, '1')) === 0) continue;
     const acts = d.policy !== 'ignore';
+    let heldItems = 0;
     for await (const ids of goneBatches(redis, layout, run.id, t)) {
       const payloads = await lastWritten(ctx.state, t, ids);
       if (run.options.dryRun) {
@@ -91,9 +95,16 @@ export async function reconcileDeletions(
         }
         await ctx.runs.record(run.id, { counters, items, pii: run.options.showPii });
       } else if (!acts || held) {
-        const items = ids.map((userId, i) =>
-          goneItem(userId, t, 'orphaned', payloads[i] ?? null, acts ? { held: true } : {}),
-        );
+        // A held run records at most HELD_ITEMS_MAX items per target: a source outage that returns no
+        // users would otherwise write every known user into each scheduled run's record until fixed.
+        // The full list is the run's gone set, which --confirm-deletes uses.
+        const room = acts ? Math.max(0, HELD_ITEMS_MAX - heldItems) : ids.length;
+        const items = ids
+          .slice(0, room)
+          .map((userId, i) =>
+            goneItem(userId, t, 'orphaned', payloads[i] ?? null, acts ? { held: true } : {}),
+          );
+        if (acts) heldItems += items.length;
         await ctx.runs.record(run.id, {
           counters: [[t, 'orphaned', ids.length]],
           items,
