@@ -195,6 +195,44 @@ describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () =
       expect(h.sandbox.sims[t].counters().total).toBe(0);
   }, 180_000);
 
+  it("Sunshine: a profile that also carries another system's identifier is stripped (seed 001), not deleted", async () => {
+    h = await startHarness({ label: 'forget-strip', sandbox: { users: 10 } });
+    const engine = await h.engine({ only: ['sunshine'] });
+    await engine.startWorkers({ concurrency: 2 });
+    await run(engine, { kind: 'backfill' });
+    const me = (await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users')).find((u) => u.email)!;
+    type Row = {
+      id: string;
+      name?: string;
+      identifiers: { type: string; value: string }[];
+      attributes: Record<string, unknown>;
+    };
+    const mine = (await inspect<Row[]>(h.sandbox.urls.sunshine, 'profiles')).find((p) =>
+      p.identifiers.some((i) => i.type === 'external_id' && i.value === me.id),
+    )!;
+    await inspectPost(
+      h.sandbox.urls.sunshine,
+      `profiles/${mine.id}`,
+      {
+        identifiers: [...mine.identifiers, { type: 'member_id', value: 'M-778' }],
+        attributes: { ...mine.attributes, loyalty: 'gold' },
+      },
+      'PATCH',
+    );
+    const out = await cli(['forget', me.id, '--targets', 'sunshine'], { ...h.env, LOG_LEVEL: 'error' });
+    expect(out.code).toBe(0);
+    expect(out.stdout).toMatch(/sunshine\s+stripped\s+2/);
+    const after = await inspect<Row>(h.sandbox.urls.sunshine, `profiles/${mine.id}`);
+    // The other system's data survives; nothing of the user does.
+    expect(after.identifiers).toEqual([{ type: 'member_id', value: 'M-778' }]);
+    expect(after.attributes).toEqual({ loyalty: 'gold' });
+    const text = JSON.stringify(after);
+    for (const v of [me.id, me.email!, me.firstName, me.lastName].filter(
+      (x): x is string => !!x && x.length > 2,
+    ))
+      expect(text.toLowerCase()).not.toContain(v.toLowerCase());
+  }, 120_000);
+
   it('a target that fails: exit 1, its state kept for the re-run; the re-run finishes the job', async () => {
     h = await startHarness({ label: 'forget-fail', sandbox: { users: 20 } });
     const engine = await h.engine();
