@@ -293,10 +293,19 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
   if (isSyncError(err) && err.errorClass === 'rate_limited') {
     const wait = err.retryAfterMs ?? ctx.settings.defaultRetryAfterMs;
     const queue = ctx.syncQueues[target];
-    await ctx.runs.incr(runId, [sent, [target, 'rateLimited', 1]]);
+    // The vendor allows less than *_RATE_LIMIT (or a smaller burst): lower the effective limit for
+    // every process (AIMD, src/queue/throttle.ts), or the jobs can meet 429s for ever.
+    const cut = await ctx.lowerRateLimit?.(target);
+    await ctx.runs.incr(runId, [
+      sent,
+      [target, 'rateLimited', 1],
+      ...(cut?.lowered ? [[target, 'limitCuts', 1] as CounterDelta] : []),
+    ]);
     log.warn(
-      { userId, waitMs: wait, status: err.status },
-      `${target} answered 429: queue paused for ${wait} ms`,
+      { userId, waitMs: wait, status: err.status, ...(cut ? { effectiveLimit: cut.limit } : {}) },
+      cut?.lowered
+        ? `${target} answered 429: queue paused for ${wait} ms, rate limit lowered to ${cut.limit} per window`
+        : `${target} answered 429: queue paused for ${wait} ms`,
     );
     if (queue) await queue.rateLimit(wait);
     throw new RateLimitError();

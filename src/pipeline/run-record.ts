@@ -96,6 +96,8 @@ export interface TargetRunCounts {
   retries: number;
   /** 429 answers that paused the queue (no attempt spent). */
   rateLimited: number;
+  /** Times a 429 lowered the target's effective rate limit (AIMD, src/queue/throttle.ts). */
+  limitCuts: number;
   /** Jobs dropped because the run was aborted or the target stopped before they ran. */
   skipped: number;
   /** Why the target was stopped in this run (auth), if it was. */

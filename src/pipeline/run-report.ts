@@ -35,6 +35,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       ...(run.options.dryRun ? { planned: c.planned } : {}),
       retries: c.retries,
       rateLimited: c.rateLimited,
+      ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.stopped ? { stopped: c.stopped } : {}),
     };
@@ -124,6 +125,12 @@ export function runWarnings(run: RunRecord): string[] {
     if (c.stopped)
       out.push(
         `!! ${t} was STOPPED in this run: ${c.stopped}. Fix its credentials, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
+      );
+  }
+  for (const [t, c] of Object.entries(run.targets)) {
+    if (c.limitCuts)
+      out.push(
+        `${t}: 429s lowered its rate limit ${c.limitCuts} time(s) in this run (adaptive limit): ${t.toUpperCase()}_RATE_LIMIT is above what the vendor allows; set it to the vendor's figure`,
       );
   }
   if (run.abortReason) out.push(`!! run aborted: ${run.abortReason}`);

@@ -42,10 +42,10 @@ export interface HistoryEntry {
   item: RunItem;
 }
 
-/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|skipped`. */
+/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
 export type CounterDelta = [
   TargetId,
-  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'skipped',
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
   number,
 ];
 
@@ -474,7 +474,7 @@ function maskRequest(r: RequestRecord): RequestRecord {
   return { ...r, path: maskPath(r.path) };
 }
 
-const COUNTERS = ['requests', 'planned', 'retries', 'rateLimited', 'skipped'] as const;
+const COUNTERS = ['requests', 'planned', 'retries', 'rateLimited', 'limitCuts', 'skipped'] as const;
 
 function parseRun(h: Record<string, string>): RunRecord {
   const options = JSON.parse(h.options ?? '{}') as RunOptions;
@@ -488,6 +488,7 @@ function parseRun(h: Record<string, string>): RunRecord {
       planned: 0,
       retries: 0,
       rateLimited: 0,
+      limitCuts: 0,
       skipped: 0,
     };
     for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);

@@ -49,6 +49,11 @@ export interface JobContext {
   syncQueues: Partial<Record<TargetId, Queue>>;
   settings: EngineSettings;
   requestScope: AsyncLocalStorage<RequestScope>;
+  /**
+   * A 429 from `target`: lowers its effective rate limit for every process (AIMD,
+   * src/queue/throttle.ts). `lowered` is false when another 429 of the same burst already did.
+   */
+  lowerRateLimit?: (target: TargetId) => Promise<{ lowered: boolean; limit: number } | undefined>;
 }
 
 export function newRequestScope(): AsyncLocalStorage<RequestScope> {

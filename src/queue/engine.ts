@@ -202,6 +202,7 @@ export class Engine {
     }
     const engine = new Engine(config, connection, !opts.connection, connectors, ownsConnectors, opts, logger);
     engine.throttles.push(...Object.values(throttles));
+    engine.throttleByTarget = throttles;
     engine.requestScope = scope;
     engine.throttleFns = throttleFns;
     return engine;
@@ -209,6 +210,7 @@ export class Engine {
 
   private requestScope = newRequestScope();
   private throttleFns: Partial<Record<TargetId, Throttle>> = {};
+  private throttleByTarget: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
 
   /** The throttle connectors built outside the engine must call before each request (tests). */
   throttleFor(target: TargetId): Throttle | undefined {
@@ -240,6 +242,7 @@ export class Engine {
       syncQueues: this.syncQueues,
       settings: this.settings,
       requestScope: this.requestScope,
+      lowerRateLimit: async (target) => this.throttleByTarget[target]?.lower(),
     };
   }
 

@@ -19,20 +19,75 @@ import type { Throttle } from '../connectors/types.js';
  * the vendor counts arrivals; with L grants per `window + margin`, any vendor window of `window` sees at
  * most L arrivals as long as a request leaves within `margin` of its grant.
  */
+/**
+ * The effective limit, in Lua (shared by both scripts; needs `now`, `limit`, KEYS[2], ARGV[3..4]).
+ * Without a cut it is the configured limit. After a cut to `base` it stays there for the cool-down
+ * (ARGV[3]), then grows by `step` (10% of `base`) every `stepEvery` (ARGV[4]): additive increase,
+ * until the configured limit is reached and the hash is dropped.
+ */
+const EFFECTIVE_LIMIT = `(function()
+  local a = redis.call('HMGET', KEYS[2], 'base', 'at', 'step')
+  if not a[1] then return limit end
+  local since = now - tonumber(a[2]) - tonumber(ARGV[3])
+  if since < 0 then return math.min(limit, tonumber(a[1])) end
+  local e = tonumber(a[1]) + tonumber(a[3]) * (1 + math.floor(since / tonumber(ARGV[4])))
+  if e >= limit then
+    redis.call('DEL', KEYS[2])
+    return limit
+  end
+  return e
+end)()`;
+
+/** KEYS: log, adapt hash. ARGV: limit, window, cooldown, stepEvery, member. */
 const ACQUIRE_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local eff = ${EFFECTIVE_LIMIT}
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, ARGV[3])
+local count = redis.call('ZCARD', key)
+if count < eff then
+  redis.call('ZADD', key, now, ARGV[5])
   redis.call('PEXPIRE', key, window + 1000)
-  return {1, now}
+  return {1, now, eff}
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + window - now + 1}
+-- The next grant comes when the (count - eff + 1)-th oldest entry leaves the window.
+local nth = redis.call('ZRANGE', key, count - eff, count - eff, 'WITHSCORES')
+return {0, tonumber(nth[2]) + window - now + 1, eff}
+`;
+
+/**
+ * AIMD after a 429 (docs/engine.md "Rate limiting"): the vendor refused although the log said there
+ * was budget, so `*_RATE_LIMIT` is above what the vendor really allows (or its burst is smaller).
+ * Multiplicative decrease: the effective limit becomes half of what was really granted in the last
+ * window (half of min(effective limit, requests in the window), at least 1). Halving the configured
+ * figure would not do: with `ZEPHR_RATE_LIMIT=5000` and 40 requests in the window, 2500 changes
+ * nothing. 429s of the same burst (every concurrent job meets one) count once: a second cut within
+ * `minGapMs` of the last is ignored. The state (`base`, `at`, `step`) lives in one Redis hash next to
+ * the log, so every process uses the same effective limit at once.
+ * KEYS: log, adapt hash. ARGV: limit, window, cooldown, stepEvery, minGap.
+ * Returns {1 if lowered else 0, effective limit now}.
+ */
+const DECREASE_LUA = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local minGap = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local eff = ${EFFECTIVE_LIMIT}
+local at = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
+if now - at < minGap then return {0, eff} end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local base = math.max(1, math.floor(math.min(eff, redis.call('ZCARD', key)) / 2))
+local step = math.max(1, math.ceil(base / 10))
+redis.call('HSET', KEYS[2], 'base', base, 'at', now, 'step', step)
+-- Kept until the limit is fully restored (then it expires by itself), plus a window.
+local steps = math.ceil((limit - base) / step)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + steps * tonumber(ARGV[4]) + window)
+return {1, base}
 `;
 
 export interface SlidingWindowThrottleOptions {
@@ -53,18 +108,54 @@ export interface SlidingWindowThrottleOptions {
   marginMs?: number;
   /** Called with each wait, for metrics and logs. */
   onWait?: (ms: number) => void;
+  /** How the limit adapts after a 429 (`lower`). */
+  adaptive?: AdaptiveOptions;
 }
 
-/** Defined with `numberOfKeys: 1`, so ioredis passes the key count itself. */
-interface AcquireCommand {
-  psThrottle(key: string, limit: number, window: number, member: string): Promise<[number, number]>;
+/** Defined with `numberOfKeys: 2`, so ioredis passes the key count itself. */
+interface ThrottleCommands {
+  psThrottleAcquire(
+    key: string,
+    adapt: string,
+    limit: number,
+    window: number,
+    cooldown: number,
+    stepEvery: number,
+    member: string,
+  ): Promise<[number, number, number]>;
+  psThrottleCut(
+    key: string,
+    adapt: string,
+    limit: number,
+    window: number,
+    cooldown: number,
+    stepEvery: number,
+    minGap: number,
+  ): Promise<[number, number]>;
+}
+
+/**
+ * AIMD figures. With the production window (60 s) and a vendor that answers 429 while 40 requests
+ * went out in the last minute: the limit drops to 20 a minute at once (every process), stays there
+ * for one window (60 s), then grows by 2 a minute (10% of 20): 40 again ten minutes later, the
+ * configured figure eventually if the vendor takes it. Further 429s cut again, from the current rate.
+ */
+export interface AdaptiveOptions {
+  /** How long a cut limit holds before it grows again. @defaultValue the window */
+  cooldownMs?: number;
+  /** One additive step (10% of the cut level) per this long. @defaultValue the window */
+  stepEveryMs?: number;
+  /** 429s closer than this to the last cut are the same burst: no second cut. @defaultValue 1000 */
+  minGapMs?: number;
 }
 
 export class SlidingWindowThrottle {
   readonly limit: number;
   readonly windowMs: number;
   readonly marginMs: number;
-  private readonly redis: Redis & AcquireCommand;
+  private readonly adapt: Required<AdaptiveOptions>;
+  private readonly adaptKey: string;
+  private readonly redis: Redis & ThrottleCommands;
   private closed = false;
 
   constructor(private readonly opts: SlidingWindowThrottleOptions) {
@@ -73,22 +164,55 @@ export class SlidingWindowThrottle {
     this.limit = opts.limit;
     this.windowMs = opts.windowMs ?? 60_000;
     this.marginMs = opts.marginMs ?? 1_000;
-    const r = opts.redis as Redis & Partial<AcquireCommand>;
-    if (typeof r.psThrottle !== 'function')
-      opts.redis.defineCommand('psThrottle', { numberOfKeys: 1, lua: ACQUIRE_LUA });
-    this.redis = opts.redis as Redis & AcquireCommand;
+    this.adapt = {
+      cooldownMs: opts.adaptive?.cooldownMs ?? this.windowMs,
+      stepEveryMs: opts.adaptive?.stepEveryMs ?? this.windowMs,
+      minGapMs: opts.adaptive?.minGapMs ?? 1_000,
+    };
+    this.adaptKey = `${opts.key}:adapt`;
+    const r = opts.redis as Redis & Partial<ThrottleCommands>;
+    if (typeof r.psThrottleAcquire !== 'function') {
+      opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
+      opts.redis.defineCommand('psThrottleCut', { numberOfKeys: 2, lua: DECREASE_LUA });
+    }
+    this.redis = opts.redis as Redis & ThrottleCommands;
   }
 
-  /** One attempt: the grant time (Redis clock, ms) or the wait before the next attempt may succeed. */
-  async tryAcquire(): Promise<{ granted: true; at: number } | { granted: false; waitMs: number }> {
+  /**
+   * One attempt: the grant time (Redis clock, ms) or the wait before the next attempt may succeed,
+   * with the effective limit (below `limit` for a while after a 429, see `lower`).
+   */
+  async tryAcquire(): Promise<
+    { granted: true; at: number; limit: number } | { granted: false; waitMs: number; limit: number }
+  > {
     const member = `${Date.now()}-${randomBytes(6).toString('hex')}`;
-    const [ok, value] = await this.redis.psThrottle(
+    const [ok, value, limit] = await this.redis.psThrottleAcquire(
       this.opts.key,
+      this.adaptKey,
       this.limit,
       this.windowMs + this.marginMs,
+      this.adapt.cooldownMs,
+      this.adapt.stepEveryMs,
       member,
     );
-    return ok === 1 ? { granted: true, at: value } : { granted: false, waitMs: value };
+    return ok === 1 ? { granted: true, at: value, limit } : { granted: false, waitMs: value, limit };
+  }
+
+  /**
+   * The vendor answered 429: halve the effective limit for every process (AIMD, see DECREASE_LUA).
+   * `lowered` is false when a cut of the same burst came first; `limit` is the effective limit now.
+   */
+  async lower(): Promise<{ lowered: boolean; limit: number }> {
+    const [lowered, limit] = await this.redis.psThrottleCut(
+      this.opts.key,
+      this.adaptKey,
+      this.limit,
+      this.windowMs + this.marginMs,
+      this.adapt.cooldownMs,
+      this.adapt.stepEveryMs,
+      this.adapt.minGapMs,
+    );
+    return { lowered: lowered === 1, limit };
   }
 
   /** Waits until a request may be sent, then records it. */
