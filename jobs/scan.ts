@@ -141,7 +141,24 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   if (complete) {
     // Before the scan is marked done: removal jobs must be pending before the run can finish.
     await ctx.runs.updateScan(runId, { complete, records: index, pages });
-    await reconcileDeletions(ctx, run, targets);
+    try {
+      await reconcileDeletions(ctx, run, targets);
+    } catch (err) {
+      // Retried like a failed page (the rescan skips checkpointed chunks; each target's departures
+      // are recorded once). On the last attempt the run ends `failed` rather than hang in `running`.
+      const message = `deletion detection failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (job.attemptsMade + 1 < SCAN_ATTEMPTS) throw err;
+      await ctx.runs.updateScan(runId, {
+        status: 'failed',
+        complete: false,
+        error: message,
+        records: index,
+        pages,
+      });
+      log.error({ err: message }, 'deletion detection failed: the run is incomplete');
+      await maybeFinishRun(ctx.runs, runId);
+      throw new UnrecoverableError(message);
+    }
   }
   await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records: index, pages });
   log.info({ records: index, pages, enqueued, complete }, 'source scan finished');
