@@ -48,6 +48,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local eff = ${EFFECTIVE_LIMIT}
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
+if eff < limit and count > 0 then
+  -- Adapted after a 429: also pace the grants evenly (one per window / eff). A vendor that refused
+  -- a burst (token bucket) takes the same number of requests spread out; the log alone would let
+  -- the whole effective budget out at once again.
+  local spacing = math.floor(window / eff)
+  local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+  if now - newest < spacing then return {0, newest + spacing - now, eff} end
+end
 if count < eff then
   redis.call('ZADD', key, now, ARGV[5])
   redis.call('PEXPIRE', key, window + 1000)
@@ -61,11 +69,13 @@ return {0, tonumber(nth[2]) + window - now + 1, eff}
 /**
  * AIMD after a 429 (docs/engine.md "Rate limiting"): the vendor refused although the log said there
  * was budget, so `*_RATE_LIMIT` is above what the vendor really allows (or its burst is smaller).
- * Multiplicative decrease: the effective limit becomes half of what was really granted in the last
- * window (half of min(effective limit, requests in the window), at least 1). Halving the configured
- * figure would not do: with `ZEPHR_RATE_LIMIT=5000` and 40 requests in the window, 2500 changes
- * nothing. 429s of the same burst (every concurrent job meets one) count once: a second cut within
- * `minGapMs` of the last is ignored. The state (`base`, `at`, `step`) lives in one Redis hash next to
+ * Multiplicative decrease: the effective limit becomes half of the rate really granted (half of
+ * min(effective limit, requests per window at the recent rate), at least 1), and grants are then
+ * paced evenly (ACQUIRE_LUA). The rate is the log's count scaled to a whole window when the log
+ * spans less (a run that started 3 s ago and sent 300 requests runs at 6,000 a minute, not 300), the
+ * span taken as at least `minGap`. Halving the configured figure would not do: with
+ * `ZEPHR_RATE_LIMIT=5000` and 40 requests a minute, 2500 changes nothing. 429s of the same burst
+ * (every concurrent job meets one) count once: a second cut within `minGapMs` of the last is ignored. The state (`base`, `at`, `step`) lives in one Redis hash next to
  * the log, so every process uses the same effective limit at once.
  * KEYS: log, adapt hash. ARGV: limit, window, cooldown, stepEvery, minGap.
  * Returns {1 if lowered else 0, effective limit now}.
@@ -81,7 +91,14 @@ local eff = ${EFFECTIVE_LIMIT}
 local at = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
 if now - at < minGap then return {0, eff} end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local base = math.max(1, math.floor(math.min(eff, redis.call('ZCARD', key)) / 2))
+local count = redis.call('ZCARD', key)
+local rate = count
+if count > 0 then
+  local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+  local span = math.max(now - oldest, minGap, 1)
+  if span < window then rate = math.floor(count * window / span) end
+end
+local base = math.max(1, math.floor(math.min(eff, rate) / 2))
 local step = math.max(1, math.ceil(base / 10))
 redis.call('HSET', KEYS[2], 'base', base, 'at', now, 'step', step)
 -- Kept until the limit is fully restored (then it expires by itself), plus a window.

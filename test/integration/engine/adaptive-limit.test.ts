@@ -33,7 +33,7 @@ describe('engine: adaptive rate limit after 429s', () => {
     // The 429s happened and lowered the limit; both are in the run record.
     expect(c.rateLimited).toBeGreaterThan(0);
     expect(c.limitCuts).toBeGreaterThan(0);
-    // Few wasted requests: 2 per user are needed (GET + PUT). Measured 81 for 60 with the adaptive
+    // Few wasted requests: 2 per user are needed (GET + PUT). Measured 72 for 60 with the adaptive
     // limit; without it, 1,251 requests (759 answered 429) had created only 24 of the 30 users.
     expect(c.requests).toBeLessThan(5 * users.length);
     expect((await mismatches(h)).filter((m) => m.startsWith('zephr'))).toEqual([]);

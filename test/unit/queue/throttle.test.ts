@@ -66,28 +66,31 @@ describe('SlidingWindowThrottle', () => {
     expect(await admin.pttl(key)).toBeGreaterThan(0);
   });
 
-  it('AIMD: a 429 halves what was really sent, for every process; one burst cuts once; then it grows back step by step', async () => {
+  it('AIMD: a 429 halves the rate really sent, for every process, and paces grants; one burst cuts once; then it grows back step by step', async () => {
     const key = `${layout.throttle('sunshine')}-aimd`;
-    const adaptive = { cooldownMs: 1500, stepEveryMs: 1000, minGapMs: 500 };
+    const adaptive = { cooldownMs: 1500, stepEveryMs: 1000, minGapMs: 1000 };
     const [a, b] = [clients[0]!, clients[1]!].map(
       (redis) =>
-        new SlidingWindowThrottle({ redis, key, limit: 100, windowMs: 60_000, marginMs: 0, adaptive }),
+        new SlidingWindowThrottle({ redis, key, limit: 1000, windowMs: 60_000, marginMs: 0, adaptive }),
     );
     for (let i = 0; i < 20; i++) expect((await a!.tryAcquire()).granted).toBe(true);
-    // Half of the 20 really granted, not half of the configured 100.
-    expect(await a!.lower()).toEqual({ lowered: true, limit: 10 });
+    // 20 requests within a second (the span is taken as at least minGap) is 1,200 a minute: the cut
+    // halves that rate (the configured 1,000 is lower, so 500), not the 20 in the log.
+    expect(await a!.lower()).toEqual({ lowered: true, limit: 500 });
     // Another 429 of the same burst, from another process: no second cut.
-    expect(await b!.lower()).toEqual({ lowered: false, limit: 10 });
+    expect(await b!.lower()).toEqual({ lowered: false, limit: 500 });
+    // 20 < 500, but grants are now paced: one per 60 s / 500 = 120 ms.
     const refused = await b!.tryAcquire();
-    expect(refused).toMatchObject({ granted: false, limit: 10 });
-    // After the cool-down: +1 (10% of 10) per step, never a jump back to 100.
+    expect(refused).toMatchObject({ granted: false, limit: 500 });
+    if (!refused.granted) expect(refused.waitMs).toBeLessThanOrEqual(120);
+    // After the cool-down: +50 (10% of 500) per step, never a jump back to 1,000.
     const seen: number[] = [];
     const deadline = Date.now() + 10_000;
-    while (!seen.includes(12) && Date.now() < deadline) {
+    while (!seen.includes(600) && Date.now() < deadline) {
       seen.push((await a!.tryAcquire()).limit);
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect([...new Set(seen)]).toEqual([10, 11, 12]);
+    expect([...new Set(seen)]).toEqual([500, 550, 600]);
     expect(await admin.pttl(`${key}:adapt`)).toBeGreaterThan(0);
   });
 
