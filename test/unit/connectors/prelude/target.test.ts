@@ -10,6 +10,7 @@ import type { ConnectorMapping } from '../../../../src/connectors/target-common.
 import type { Change, FieldMap, SourceUser } from '../../../../src/connectors/types.js';
 import { createLogger } from '../../../../src/log.js';
 import { type Recorded, type Reply, recordingAgent } from '../../../helpers/recording-agent.js';
+import { PRELUDE_OPENAPI_PATH } from '../../../helpers/seeds.js';
 
 const ORIGIN = 'https://api.prelude.test';
 const API_KEY = 'prelude-key-abcdef';
@@ -17,7 +18,7 @@ const http = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 10
 const logger = createLogger({ level: 'silent' });
 
 // The request schema straight from seed 004's OpenAPI document.
-const openapi = parse(readFileSync('/work/shared/seeds/prelude-openapi.yaml', 'utf8')) as {
+const openapi = parse(readFileSync(PRELUDE_OPENAPI_PATH, 'utf8')) as {
   components: { schemas: Record<string, object> };
 };
 const ajv = new Ajv({ strict: false });

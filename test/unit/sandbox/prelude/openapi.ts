@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
-import { packageRoot } from '../../../../src/paths.js';
+import { PRELUDE_OPENAPI_PATH } from '../../../helpers/seeds.js';
 
 /**
  * Validators built from the Prelude OpenAPI file itself (004, extracted unchanged), so the simulator is
  * checked against the vendor's document and not against our reading of it. OpenAPI 3.1 schemas are JSON
  * Schema 2020-12; the components are added under an $id and `#/components/...` refs point into it.
  */
-export const OPENAPI_PATH = join(packageRoot(), '..', 'shared', 'seeds', 'prelude-openapi.yaml');
+export const OPENAPI_PATH = PRELUDE_OPENAPI_PATH;
 export const PATCH_PATH = '/v2/session/apps/{appID}/users/{userID}/profile';
 
 interface Operation {
