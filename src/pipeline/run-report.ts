@@ -209,19 +209,39 @@ export function removalList(run: RunRecord, items: RunItem[], max = 50): string[
 }
 
 export function formatRunsList(runs: RunRecord[]): string {
+  // Issue 5's columns only when a listed run has users who left: `removed` (also in `changed`) and
+  // `orphaned` (detected, left untouched or held by the brake).
+  const left = runs.some((r) =>
+    Object.values(r.targets).some((c) => c.outcomes.removed > 0 || c.outcomes.orphaned > 0),
+  );
   const rows: string[][] = [
-    ['run', 'kind', 'status', 'started', 'took', 'changed', 'unchanged', 'failed', 'rejected'],
+    [
+      'run',
+      'kind',
+      'status',
+      'started',
+      'took',
+      'changed',
+      'unchanged',
+      'failed',
+      'rejected',
+      ...(left ? ['removed', 'orphaned'] : []),
+    ],
   ];
   for (const r of runs) {
     let changed = 0;
     let unchanged = 0;
     let failed = 0;
     let rejected = 0;
+    let removed = 0;
+    let orphaned = 0;
     for (const c of Object.values(r.targets)) {
       changed += c.outcomes.created + c.outcomes.updated + c.outcomes.removed;
       unchanged += c.outcomes.unchanged;
       failed += c.outcomes.failed;
       rejected += c.outcomes.rejected;
+      removed += c.outcomes.removed;
+      orphaned += c.outcomes.orphaned;
     }
     rows.push([
       r.id,
@@ -233,6 +253,7 @@ export function formatRunsList(runs: RunRecord[]): string {
       String(unchanged),
       String(failed),
       String(rejected),
+      ...(left ? [String(removed), String(orphaned)] : []),
     ]);
   }
   return table(rows, 5);

@@ -98,6 +98,9 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
 
     const runs = await cli(['runs'], env);
     expect(runs.stdout).toMatch(new RegExp(`${summary.runId}\\s+backfill\\s+held`));
+    // runs shows issue 5's columns: removed 0, orphaned 400 (200 per target).
+    expect(runs.stdout.split('\n')[0]).toMatch(/rejected\s+removed\s+orphaned$/);
+    expect(runs.stdout).toMatch(new RegExp(`${summary.runId}\\s+backfill\\s+held.*\\s0\\s+400$`, 'm'));
     const report = await cli(['report', summary.runId], env);
     expect(report.stdout).toContain('DELETIONS HELD');
     expect(report.stdout).toContain('removal held by the safety brake');
