@@ -13,10 +13,12 @@ import {
   goneBatches,
   goneKey,
   lastWritten,
+  orphansKey,
   policyOf,
   readDeletions,
   removalPlanLine,
   removalRequests,
+  SEEN_TTL_MS,
   seenKey,
   writeDeletions,
 } from '../src/pipeline/deletions.js';
@@ -71,7 +73,13 @@ export async function reconcileDeletions(
 
   for (const t of targets) {
     const d = summary.targets[t]!;
-    if (d.gone === 0) continue;
+    // `ignore` targets: who is orphaned now replaces who was (items only for the newly orphaned).
+    const trackOrphans = d.policy === 'ignore' && !run.options.dryRun;
+    const nextOrphans = layout.key('run', run.id, 'orphans', t);
+    if (d.gone === 0) {
+      if (trackOrphans) await redis.del(orphansKey(layout, t));
+      continue;
+    }
     // A scan job retried after this point (its worker died) must not record a target twice.
     const doneField = `deletionsDone:${t}`;
     if ((await redis.hsetnx(layout.run(run.id), doneField, '1')) === 0) continue;
@@ -98,12 +106,22 @@ export async function reconcileDeletions(
         // A held run records at most HELD_ITEMS_MAX items per target: a source outage that returns no
         // users would otherwise write every known user into each scheduled run's record until fixed.
         // The full list is the run's gone set, which --confirm-deletes uses.
+        // An `ignore` target records an item only when a user is first found orphaned (every run
+        // counts them all): 96 scheduled runs a day must not re-record the same orphans each time.
         const room = acts ? Math.max(0, HELD_ITEMS_MAX - heldItems) : ids.length;
-        const items = ids
-          .slice(0, room)
-          .map((userId, i) =>
-            goneItem(userId, t, 'orphaned', payloads[i] ?? null, acts ? { held: true } : {}),
-          );
+        let fresh = ids.map((_, i) => i).slice(0, room);
+        if (trackOrphans) {
+          const before = (await redis.smismember(orphansKey(layout, t), ...ids)) as number[];
+          fresh = fresh.filter((i) => before[i] === 0);
+          await redis
+            .multi()
+            .sadd(nextOrphans, ...ids)
+            .pexpire(nextOrphans, SEEN_TTL_MS)
+            .exec();
+        }
+        const items = fresh.map((i) =>
+          goneItem(ids[i]!, t, 'orphaned', payloads[i] ?? null, acts ? { held: true } : {}),
+        );
         if (acts) heldItems += items.length;
         await ctx.runs.record(run.id, {
           counters: [[t, 'orphaned', ids.length]],
@@ -113,6 +131,10 @@ export async function reconcileDeletions(
       } else {
         await enqueueRemovals(ctx, run.id, run.kind, t, ids);
       }
+    }
+    if (trackOrphans) {
+      if (await redis.exists(nextOrphans)) await redis.rename(nextOrphans, orphansKey(layout, t));
+      await redis.persist(orphansKey(layout, t));
     }
     log.info({ target: t, ...d, held: Boolean(held) }, 'users who left the source detected');
   }
@@ -137,7 +159,7 @@ function goneItem(
         ? 'left the source: would be removed'
         : extra.held
           ? 'left the source: removal held by the safety brake'
-          : 'left the source: policy ignore, left untouched',
+          : 'left the source: policy ignore, left untouched (recorded once; every run counts it)',
     attempts: 0,
     requests: [],
     ...(payload ? { payload } : {}),

@@ -15,6 +15,7 @@ import type { StateStore } from './state-store.js';
  * |---------------------------------|------|---------------------------------------------------------------|
  * | `{p}:run:<runId>:seen`          | set  | every source id the run's scan read; expires 24 h, deleted after detection |
  * | `{p}:run:<runId>:gone:<target>` | set  | known users the complete scan did not return (the held removals) |
+ * | `{p}:orphans:<target>`          | set  | users an `ignore` target found orphaned last time (items only for new ones) |
  * | `{p}:tombstones`                | hash | sha256(userId) -> what `forget` did (no PII)                  |
  */
 
@@ -74,6 +75,11 @@ export function seenKey(layout: RedisLayout, runId: string): string {
 
 export function goneKey(layout: RedisLayout, runId: string, target: TargetId): string {
   return layout.key('run', runId, 'gone', target);
+}
+
+/** Users an `ignore` target found orphaned in its last complete run (items are recorded for new ones only). */
+export function orphansKey(layout: RedisLayout, target: TargetId): string {
+  return layout.key('orphans', target);
 }
 
 export function tombstonesKey(layout: RedisLayout): string {

@@ -323,7 +323,7 @@ async function sweep(
       else bump(special.kind, await redis.hdel(k, ...fields));
       continue;
     }
-    if (/:run:[^:]+:(?:seen|gone:[a-z]+)$/.test(k)) {
+    if (/:run:[^:]+:(?:seen|gone:[a-z]+|orphans:[a-z]+)$/.test(k) || /:orphans:[a-z]+$/.test(k)) {
       // Sets of source ids (issue 5's seen/gone): the member is the id, exactly.
       if ((await redis.sismember(k, opts.userId)) === 1) {
         if (opts.dryRun) found(k);

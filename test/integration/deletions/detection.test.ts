@@ -93,6 +93,15 @@ describe('users who leave the source (issue 5)', () => {
     expect(sunItem.payload!['identifiers.external_id']).toBe(sunItem.userId);
     const email = sunItem.payload!['identifiers.email'];
     if (email !== undefined) expect(String(email)).toMatch(/^.\*\*\*@/);
+
+    // Every later run counts the orphans again, but records items only for users newly orphaned.
+    const more = await removeFromSource(h, { share: 0.005, seed: 99 });
+    const third = await backfill(engine, { kind: 'scheduled' });
+    expect(third.targets.sunshine!.outcomes.orphaned).toBe(20 + more.length);
+    const thirdItems = (await engine.runs.items(third.id)).filter(
+      (i) => i.outcome === 'orphaned' && i.target === 'sunshine',
+    );
+    expect(thirdItems.map((i) => i.userId).sort()).toEqual([...more].sort());
   }, 120_000);
 
   it('SUNSHINE_ON_DELETE=delete: the 20 Sunshine profiles are deleted, the other 980 untouched; state dropped', async () => {
