@@ -85,6 +85,10 @@ export function formatForget(userId: string, r: ForgetReport): string {
   lines.push(`redis: erased ${erased || 'nothing (no trace found)'}`);
   if (r.remaining.length)
     lines.push(`redis: still holding the user (run forget again): ${r.remaining.join(', ')}`);
+  else if (r.untouched?.length)
+    lines.push(
+      `redis: no trace left but the tombstone, except the state of ${r.untouched.join(', ')} (not in --targets; forget them too to erase it)`,
+    );
   else lines.push('redis: no trace left but the tombstone (id hash, time, targets, actions)');
   if (r.sourceError) lines.push(`source: could not check whether the user is still there (${r.sourceError})`);
   if (!r.ok) lines.push('!! a target failed: fix it and run forget again (it is safe to repeat)');

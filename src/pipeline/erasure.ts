@@ -63,6 +63,8 @@ export interface ForgetReport {
   erased: Record<string, number>;
   /** Keys that still hold a trace (an active job, a target that failed keeps its state for the re-run). */
   remaining: string[];
+  /** Targets not asked for (`--targets`) that still hold the user's state, left alone. */
+  untouched?: TargetId[];
   /** The source still returns the user: the next sync would create them again. */
   stillInSource?: boolean;
   sourceError?: string;
@@ -103,7 +105,8 @@ export async function forgetUser(
   const matcher = userMatcher(userId, key, [...emails]);
 
   // A previous forget that succeeded everywhere, and nothing written since: a no-op (no request).
-  const traces = await sweep(deps, matcher, { dryRun: true, keepTargets: [], userId });
+  const others = TARGET_IDS.filter((t) => !targets.includes(t));
+  const traces = await sweep(deps, matcher, { dryRun: true, keepTargets: [], skipTargets: others, userId });
   const doneBefore =
     previous !== undefined &&
     targets.every((t) => previous.targets[t] !== undefined && previous.targets[t] !== 'failed');
@@ -169,11 +172,17 @@ export async function forgetUser(
 
   // 3. Redis: everything, except what a failed target needs for the re-run (its state; the link).
   const keepTargets = targets.filter((t) => !results[t]?.ok);
-  for (const t of TARGET_IDS) if (!targets.includes(t)) keepTargets.push(t);
-  const swept = await sweep(deps, matcher, { dryRun: false, keepTargets, userId, activeJobs });
+  const swept = await sweep(deps, matcher, {
+    dryRun: false,
+    keepTargets,
+    skipTargets: others,
+    userId,
+    activeJobs,
+  });
   for (const [k, n] of Object.entries(swept.erased)) bump(k, n);
 
   const ok = targets.every((t) => results[t]?.ok);
+  const untouched = others.filter((t) => states.get(t) !== null);
   const tombstone: Tombstone = {
     userIdHash: hash,
     at: now,
@@ -197,6 +206,7 @@ export async function forgetUser(
     targets: results,
     erased,
     remaining: [...swept.remaining, ...activeJobs],
+    ...(untouched.length ? { untouched } : {}),
     ...(stillInSource !== undefined ? { stillInSource } : {}),
     ...(sourceError ? { sourceError } : {}),
     ok,
@@ -280,7 +290,15 @@ interface SweepResult {
 async function sweep(
   deps: ErasureDeps,
   match: Matcher,
-  opts: { dryRun: boolean; keepTargets: TargetId[]; userId: string; activeJobs?: string[] },
+  opts: {
+    dryRun: boolean;
+    /** Targets that failed: their state stays for the re-run and is reported as remaining. */
+    keepTargets: TargetId[];
+    /** Targets not asked for (`--targets`): their state and link are left alone, silently. */
+    skipTargets: TargetId[];
+    userId: string;
+    activeJobs?: string[];
+  },
 ): Promise<SweepResult> {
   const { redis, layout } = deps;
   const erased: Record<string, number> = {};
@@ -315,6 +333,7 @@ async function sweep(
     if (special) {
       const fields = await userFields(redis, k, opts.userId);
       if (fields.length === 0) continue;
+      if (special.target && opts.skipTargets.includes(special.target)) continue;
       if (special.target && opts.keepTargets.includes(special.target)) {
         found(k);
         continue;

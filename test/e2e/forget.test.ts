@@ -197,7 +197,7 @@ describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () =
 
   it("Sunshine: a profile that also carries another system's identifier is stripped (seed 001), not deleted", async () => {
     h = await startHarness({ label: 'forget-strip', sandbox: { users: 10 } });
-    const engine = await h.engine({ only: ['sunshine'] });
+    const engine = await h.engine();
     await engine.startWorkers({ concurrency: 2 });
     await run(engine, { kind: 'backfill' });
     const me = (await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users')).find((u) => u.email)!;
@@ -222,6 +222,10 @@ describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () =
     const out = await cli(['forget', me.id, '--targets', 'sunshine'], { ...h.env, LOG_LEVEL: 'error' });
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/sunshine\s+stripped\s+2/);
+    expect(out.stdout).toMatch(/except the state of zephr(, prelude)? \(not in --targets/);
+    const again = await cli(['forget', me.id, '--targets', 'sunshine'], { ...h.env, LOG_LEVEL: 'error' });
+    expect(again.stdout).toContain('was already forgotten');
+    expect(await engine.state.get('zephr', me.id)).not.toBeNull();
     const after = await inspect<Row>(h.sandbox.urls.sunshine, `profiles/${mine.id}`);
     // The other system's data survives; nothing of the user does.
     expect(after.identifiers).toEqual([{ type: 'member_id', value: 'M-778' }]);
