@@ -137,6 +137,18 @@ describe('reliability: a worker dies mid-run', () => {
 
     const runId = await startRun(env);
     await waitFor('12 jobs settled', async () => ((await engine!.runs.get(runId))?.settled ?? 0) >= 12);
+    // Both daemons saturated (4 + 8 slots per target = 36 active jobs): daemon A certainly holds jobs in
+    // flight when the signal comes. Without this, on a loaded machine A's worker.close() could outlast
+    // the timeout with nothing in hand, and there would be nothing to hand back.
+    await waitFor('both daemons busy', async () => {
+      let active = 0;
+      for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
+        const q = new Queue(syncQueueName(t), { connection: redis, prefix: engine!.layout.bullPrefix });
+        active += await q.getActiveCount();
+        await q.close();
+      }
+      return active >= 36;
+    });
     const sentAt = Date.now();
     a.child.kill('SIGTERM');
     const exit = await a.exited;
