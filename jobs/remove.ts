@@ -65,20 +65,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
     await maybeFinishRun(ctx.runs, runId);
   };
 
-  if (gate.abort) {
-    await settle('skipped');
-    return { outcome: 'skipped', requests: 0 };
-  }
-  if (gate.stopped) {
-    const lastError = {
-      code: 'E_TARGET_STOPPED',
-      class: 'auth',
-      message: `target ${target} stopped: ${gate.stopped}`,
-    };
-    await settle('failed', { outcome: 'failed', requests: [], lastError });
-    throw new UnrecoverableError(lastError.message);
-  }
-  if (await ctx.runs.isSettled(runId, member)) return { outcome: 'skipped', requests: 0 };
+  const early = await sync.passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
+  if (early) return early;
 
   const connector = ctx.targets[target];
   if (!connector) throw new UnrecoverableError(`target ${target} is not enabled in this worker`);

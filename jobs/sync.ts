@@ -129,22 +129,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     await maybeFinishRun(ctx.runs, runId);
   };
 
-  if (gate.abort) {
-    await settle('skipped');
-    return { outcome: 'skipped', requests: 0 };
-  }
-  if (gate.stopped) {
-    // The target refused our credentials earlier in this run: fail without a request (never hammer it).
-    // The job lands in the failed set, so `retry-failed` re-drives it once the credentials are fixed.
-    const lastError = {
-      code: 'E_TARGET_STOPPED',
-      class: 'auth',
-      message: `target ${target} stopped: ${gate.stopped}`,
-    };
-    await settle('failed', { outcome: 'failed', requests: [], lastError });
-    throw new UnrecoverableError(lastError.message);
-  }
-  if (await ctx.runs.isSettled(runId, member)) return { outcome: 'skipped', requests: 0 }; // replay of a settled job
+  const early = await passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
+  if (early) return early;
 
   const connector = ctx.targets[target];
   if (!connector) throw new UnrecoverableError(`target ${target} is not enabled in this worker`);
@@ -353,4 +339,41 @@ function errorJson(err: unknown): Record<string, unknown> {
   if (err instanceof Error)
     return { code: (err as { code?: unknown }).code ?? 'E_UNKNOWN', message: err.message };
   return { code: 'E_UNKNOWN', message: String(err) };
+}
+
+type JobGate = Awaited<ReturnType<JobContext['runs']['jobGate']>>;
+type Settle = (
+  outcome: 'failed' | 'skipped',
+  item?: { outcome: 'failed'; requests: []; lastError: Record<string, unknown> },
+) => Promise<void>;
+
+/**
+ * The checks every per-user job (sync, remove) makes before touching a target. Returns the result to
+ * end the job with, or undefined to go on:
+ * - the run was aborted: settle `skipped`;
+ * - the target refused our credentials earlier in this run: fail without a request (never hammer it);
+ *   the job lands in the failed set, so `retry-failed` re-drives it once the credentials are fixed;
+ * - the job already settled: a replay, `skipped`.
+ */
+export async function passGate(
+  gate: JobGate,
+  target: TargetId,
+  settle: Settle,
+  isSettled: () => Promise<boolean>,
+): Promise<SyncResult | undefined> {
+  if (gate.abort) {
+    await settle('skipped');
+    return { outcome: 'skipped', requests: 0 };
+  }
+  if (gate.stopped) {
+    const lastError = {
+      code: 'E_TARGET_STOPPED',
+      class: 'auth',
+      message: `target ${target} stopped: ${gate.stopped}`,
+    };
+    await settle('failed', { outcome: 'failed', requests: [], lastError });
+    throw new UnrecoverableError(lastError.message);
+  }
+  if (await isSettled()) return { outcome: 'skipped', requests: 0 };
+  return undefined;
 }
