@@ -126,8 +126,11 @@ describe('reliability: a worker dies mid-run', () => {
   }, 180_000);
 
   it('SIGTERM: exits 0 within SHUTDOWN_TIMEOUT_MS, hands its jobs back, the run completes', async () => {
-    sandbox = await startSandbox({ port: 0, users: 90, rateLimit: null });
-    slowTargets(1_200);
+    sandbox = await startSandbox({ port: 0, users: 60, rateLimit: null });
+    // Each request takes 4 s against a 1 s shutdown timeout: jobs in flight at the signal cannot finish
+    // before the timeout even on a loaded machine (with 1.2 s, a starved event loop let them finish and
+    // the test saw nothing to hand back).
+    slowTargets(4_000);
     const timeoutMs = 1_000;
     const env = envFor({ SHUTDOWN_TIMEOUT_MS: String(timeoutMs) });
     const a = spawnCli(['daemon', '--no-schedule', '--concurrency', '4'], env);
@@ -136,7 +139,7 @@ describe('reliability: a worker dies mid-run', () => {
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));
 
     const runId = await startRun(env);
-    await waitFor('12 jobs settled', async () => ((await engine!.runs.get(runId))?.settled ?? 0) >= 12);
+    await waitFor('6 jobs settled', async () => ((await engine!.runs.get(runId))?.settled ?? 0) >= 6);
     // Both daemons saturated (4 + 8 slots per target = 36 active jobs): daemon A certainly holds jobs in
     // flight when the signal comes. Without this, on a loaded machine A's worker.close() could outlast
     // the timeout with nothing in hand, and there would be nothing to hand back.
@@ -159,7 +162,7 @@ describe('reliability: a worker dies mid-run', () => {
       clean: boolean;
       handedBack: number;
     };
-    // Requests take 1.2 s and the timeout is 1 s: jobs were in flight and went back to the queue.
+    // Requests take 4 s and the timeout is 1 s: jobs were in flight and went back to the queue.
     expect(stopped.clean).toBe(false);
     expect(stopped.handedBack).toBeGreaterThan(0);
 
