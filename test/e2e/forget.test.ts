@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
+
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { userKey } from '../../src/pipeline/hashing.js';
 import type { Engine } from '../../src/queue/engine.js';
+import { CLI, runCli as cli } from '../helpers/cli.js';
 import { keysOf } from '../helpers/redis.js';
 import {
   type Harness,
@@ -13,24 +13,6 @@ import {
   type SourceUserRow,
   startHarness,
 } from '../integration/engine/harness.js';
-
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-
-function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** Everything a key holds, as one text (its name included), whatever its type. */
 async function dump(redis: Redis, key: string): Promise<string> {

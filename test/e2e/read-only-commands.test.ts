@@ -1,33 +1,12 @@
-import { execFile } from 'node:child_process';
+
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLinkStore } from '../../src/connectors/prelude/links.js';
 import { RunStore } from '../../src/pipeline/run-store.js';
 import { RedisLayout } from '../../src/queue/redis-layout.js';
+import { CLI, runCli as cli } from '../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
-import { CLI } from '../reliability/processes.js';
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI with exactly this environment (nothing inherited but PATH). */
-function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 // Bug: `runs`, `report`, `history` and `links` loaded the full configuration and so demanded
 // SOURCE_URL, although they only read Redis: an operator on a bastion without vendor credentials got

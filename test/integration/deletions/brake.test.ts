@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, runCli as cli } from '../../helpers/cli.js';
 import {
   type Harness,
   inspect,
@@ -12,29 +12,6 @@ import {
   startHarness,
   writeCount,
 } from '../engine/harness.js';
-
-/** These tests drive the built CLI (`npm run build` first), as an operator would. */
-const CLI = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 90_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 interface SunshineProfile {
   identifiers: { type: string; value: string }[];
