@@ -107,8 +107,24 @@ export function describePath(path: PropertyKey[]): string {
   return PATH_ENV[dotted] ?? dotted;
 }
 
-export function formatIssues(issues: z.core.$ZodIssue[], where = ''): string[] {
-  return issues.map((i) => `${where}${describePath(i.path)}: ${i.message}`);
+/**
+ * One line per issue, naming the variable. `raw` (what was given) turns zod's "expected string, received
+ * undefined" for a value nobody set into what the operator must do: set it.
+ */
+export function formatIssues(
+  issues: z.core.$ZodIssue[],
+  where = '',
+  raw?: Record<string, unknown>,
+): string[] {
+  return issues.map((i) => {
+    const missing = raw !== undefined && i.code === 'invalid_type' && !hasPath(raw, i.path);
+    return `${where}${describePath(i.path)}: ${missing ? requiredMessage(i.path) : i.message}`;
+  });
+}
+
+function requiredMessage(path: PropertyKey[]): string {
+  const target = path[0] === 'targets' ? String(path[1]) : undefined;
+  return target ? `required when ${target.toUpperCase()}_URL is set` : 'required';
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -209,7 +225,7 @@ export function loadConfig(env: Env = process.env, overlay: Record<string, unkno
     const problems = parsed.error.issues.map((i) =>
       file && !hasPath(fromEnv, i.path) && hasPath(fromFile, i.path)
         ? `${file}: ${dottedPath(i.path)}: ${i.message}`
-        : formatIssues([i])[0]!,
+        : formatIssues([i], '', raw)[0]!,
     );
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }
@@ -236,7 +252,7 @@ export function loadRedisConfig(env: Env = process.env): RedisOnlyConfig {
   }
   const parsed = redisConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const problems = formatIssues(parsed.error.issues);
+    const problems = formatIssues(parsed.error.issues, '', raw);
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`, problems);
   }
   return parsed.data;

@@ -51,8 +51,12 @@ describe('loadConfig', () => {
     expect(targetRateLimit(loadConfig({ ...s, SUNSHINE_RATE_LIMIT: '42' }), 'sunshine')).toBe(42);
   });
 
-  it('names the missing variable', () => {
-    expect(problems({})).toEqual([expect.stringMatching(/^SOURCE_URL: /)]);
+  it('names the missing variable and says to set it', () => {
+    expect(problems({})).toEqual(['SOURCE_URL: required']);
+    expect(problems({ ...base, SUNSHINE_URL: 'http://127.0.0.1:1' })).toEqual([
+      'SUNSHINE_EMAIL: required when SUNSHINE_URL is set',
+      'SUNSHINE_API_TOKEN: required when SUNSHINE_URL is set',
+    ]);
     expect(problems({ ...base, SUNSHINE_URL: 'http://127.0.0.1:1' })).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^SUNSHINE_EMAIL: /),
