@@ -13,7 +13,7 @@ import { parsePositiveInt } from './backfill.js';
  */
 export async function withRunStore<T>(fn: (runs: RunStore) => Promise<T>): Promise<T> {
   const config = loadRedisConfig();
-  const redis = createRedisConnection(config.redis.url);
+  const redis = createRedisConnection(config.redis);
   try {
     return await fn(new RunStore(redis, new RedisLayout(config.redis.prefix)));
   } finally {

@@ -12,6 +12,8 @@ import { type Config, configSchema } from './schema.js';
 export const ENV_PATHS: Record<string, string> = {
   REDIS_URL: 'redis.url',
   PROFILE_SYNC_PREFIX: 'redis.prefix',
+  REDIS_CLUSTER: 'redis.cluster',
+  REDIS_CLUSTER_NODES: 'redis.clusterNodes',
   LOG_LEVEL: 'logLevel',
   PROFILE_SYNC_CONFIG: 'configFile',
   SOURCE_URL: 'source.url',
@@ -246,7 +248,13 @@ export type RedisOnlyConfig = z.infer<typeof redisConfigSchema>;
  */
 export function loadRedisConfig(env: Env = process.env): RedisOnlyConfig {
   const raw: Record<string, unknown> = { redis: {} };
-  for (const name of ['REDIS_URL', 'PROFILE_SYNC_PREFIX', 'LOG_LEVEL']) {
+  for (const name of [
+    'REDIS_URL',
+    'REDIS_CLUSTER',
+    'REDIS_CLUSTER_NODES',
+    'PROFILE_SYNC_PREFIX',
+    'LOG_LEVEL',
+  ]) {
     const value = env[name];
     if (value !== undefined && value !== '') setPath(raw, ENV_PATHS[name]!, value);
   }

@@ -172,6 +172,20 @@ export const configSchema = z.object({
       .min(1)
       .regex(/^[^:\s]+$/, 'may not contain ":" or spaces (BullMQ queue names may not contain ":")')
       .default('profile-sync'),
+    /**
+     * `REDIS_CLUSTER`: connect to a Redis Cluster; `REDIS_URL` then names one seed node (its
+     * credentials and TLS apply to every node). Every key is under one hash tag, so it is one slot.
+     * @defaultValue false
+     */
+    cluster: booleanish.default(false),
+    /**
+     * `REDIS_CLUSTER_NODES`: more seed nodes, `host:port` comma-separated, tried with `REDIS_URL`'s
+     * node. @defaultValue unset
+     */
+    clusterNodes: z
+      .string()
+      .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be host:port[,host:port...]')
+      .optional(),
   }),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Path of the optional mapping/config file (YAML or JSON). */

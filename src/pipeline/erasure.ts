@@ -5,6 +5,7 @@ import { isSyncError } from '../connectors/errors.js';
 import type { LinkStore } from '../connectors/prelude/links.js';
 import type { FieldMap, RemoveResult, SourceConnector, TargetConnector } from '../connectors/types.js';
 import type { Logger } from '../log.js';
+import { scanKeys } from '../queue/connection.js';
 import type { RedisLayout } from '../queue/redis-layout.js';
 import { tombstonesKey } from './deletions.js';
 import { sha256Hex, userKey } from './hashing.js';
@@ -264,16 +265,11 @@ export function userMatcher(userId: string, key: string, emails: string[]): Matc
 async function jobIdsOf(redis: Redis, layout: RedisLayout, queue: string, key: string): Promise<string[]> {
   const base = `${layout.bullPrefix}:${queue}:`;
   const ids = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${base}*-${key}*`, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) {
-      const rest = k.slice(base.length);
-      const end = rest.indexOf(`-${key}`) + key.length + 1;
-      ids.add(rest.slice(0, end));
-    }
-  } while (cursor !== '0');
+  for (const k of await scanKeys(redis, `${base}*-${key}*`)) {
+    const rest = k.slice(base.length);
+    const end = rest.indexOf(`-${key}`) + key.length + 1;
+    ids.add(rest.slice(0, end));
+  }
   return [...ids];
 }
 
@@ -319,13 +315,8 @@ async function sweep(
   perUser.set(layout.key('links', 'prelude'), { kind: 'links', target: 'prelude' });
   const otherJob = /:(?:sync|remove)-[a-z]+-\d{8}T\d{6}Z-[0-9a-f]{4}-([0-9a-f]{16})(?::[a-z]+)?$/;
 
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
+  // On a Cluster, SCAN goes to every master (scanKeys): a plain `redis.scan` would ask one random node.
+  const keys = await scanKeys(redis, `${base}*`);
 
   for (const k of keys) {
     if (k === tomb) continue;

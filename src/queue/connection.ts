@@ -1,10 +1,65 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+
+/** The Redis settings a connection needs (a subset of `Config['redis']`). */
+export interface RedisConnectionOptions {
+  url: string;
+  /** Connect to a Redis Cluster; `url` is one seed node. @defaultValue false */
+  cluster?: boolean;
+  /** More seed nodes, `host:port` comma-separated. @defaultValue none */
+  clusterNodes?: string;
+}
 
 /**
  * A Redis connection for BullMQ and our stores. `maxRetriesPerRequest: null` is what BullMQ requires
  * for its blocking commands (a Worker refuses a connection without it); every Queue and Worker gets
  * one explicitly, there is no global client.
+ *
+ * With `cluster` the client is an ioredis `Cluster`. BullMQ reads a Cluster's per-node settings from
+ * `redisOptions` (that is where `maxRetriesPerRequest: null` must go), and its docs require the queue
+ * prefix to be a hash tag, which `RedisLayout.bullPrefix` is (`{<prefix>}`): every key of ours and
+ * BullMQ's lives in that one slot, so multi-key scripts never hit CROSSSLOT. The `Cluster` is typed as
+ * `Redis` because every command we send (keyed commands, EVALSHA, `defineCommand`) exists on both with
+ * the same signature; the one exception, SCAN, which a Cluster cannot route by key, goes through
+ * `scanKeys` below.
  */
-export function createRedisConnection(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+export function createRedisConnection(opts: string | RedisConnectionOptions): Redis {
+  const o = typeof opts === 'string' ? { url: opts } : opts;
+  if (!o.cluster) return new Redis(o.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  const u = new URL(o.url);
+  const seeds = [{ host: u.hostname, port: Number(u.port || 6379) }];
+  for (const hp of (o.clusterNodes ?? '').split(',').map((s) => s.trim())) {
+    if (!hp) continue;
+    const i = hp.lastIndexOf(':');
+    seeds.push({ host: hp.slice(0, i), port: Number(hp.slice(i + 1)) });
+  }
+  const cluster = new Cluster(seeds, {
+    enableReadyCheck: true,
+    redisOptions: {
+      maxRetriesPerRequest: null,
+      enableReadyCheck: true,
+      username: u.username ? decodeURIComponent(u.username) : undefined,
+      password: u.password ? decodeURIComponent(u.password) : undefined,
+      tls: u.protocol === 'rediss:' ? {} : undefined,
+    },
+  });
+  return cluster as unknown as Redis;
+}
+
+/**
+ * Every key matching `pattern`, on one Redis or on every master of a Cluster (SCAN only sees the node
+ * it is sent to; our keys all share one slot, so one master answers, but scanning each is simpler
+ * than computing the slot and stays right after a resharding).
+ */
+export async function scanKeys(redis: Redis | Cluster, pattern: string, count = 1000): Promise<string[]> {
+  const nodes: Redis[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const keys = new Set<string>();
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      cursor = next;
+      for (const k of batch) keys.add(k);
+    } while (cursor !== '0');
+  }
+  return [...keys];
 }

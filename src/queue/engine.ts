@@ -165,7 +165,7 @@ export class Engine {
         throw new ConfigError(`target ${t} is not enabled: set ${t.toUpperCase()}_URL`);
       }
     }
-    const connection = opts.connection ?? createRedisConnection(config.redis.url);
+    const connection = opts.connection ?? createRedisConnection(config.redis);
     const windowMs = opts.rateWindowMs ?? config.sync.rateWindowMs;
     const scope = newRequestScope();
     const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};

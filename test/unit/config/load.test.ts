@@ -18,7 +18,7 @@ function problems(env: Record<string, string>): string[] {
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     const c = loadConfig(base);
-    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'profile-sync' });
+    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'profile-sync', cluster: false });
     expect(c.source.pageSize).toBe(500);
     expect(enabledTargets(c)).toEqual([]);
   });
