@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import type { TargetId } from '../config/schema.js';
-import type { TargetConnector } from '../connectors/types.js';
 import { type ForgetReport, forgetUser } from '../pipeline/erasure.js';
 import { table } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
@@ -31,26 +29,7 @@ export function registerForget(program: Command): void {
         const targets = only ?? engine.targets;
         const off = targets.filter((t) => !engine.targets.includes(t));
         if (off.length) throw new ConfigError(`--targets: ${off.join(', ')} not enabled`);
-        const { redis, layout } = engine.runs.backing();
-        const connectors: Partial<Record<TargetId, TargetConnector>> = {};
-        for (const t of engine.targets) {
-          const c = engine.connector(t);
-          if (c) connectors[t] = c;
-        }
-        const report = await forgetUser(
-          {
-            redis,
-            layout,
-            state: engine.state,
-            ...(engine.links ? { links: engine.links } : {}),
-            queues: engine.syncQueues,
-            connectors,
-            source: engine.source(),
-            logger: engine.logger,
-          },
-          userId,
-          targets,
-        );
+        const report = await forgetUser(engine.erasureDeps(), userId, targets);
         if (flags.json) process.stdout.write(`${JSON.stringify({ userId, ...report }, null, 2)}\n`);
         else process.stdout.write(`${formatForget(userId, report)}\n`);
         if (report.stillInSource)

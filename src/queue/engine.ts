@@ -14,6 +14,7 @@ import { createSourceConnector } from '../connectors/source/connector.js';
 import type { SourceConnector, TargetConnector, Throttle } from '../connectors/types.js';
 import { createLogger, type Logger } from '../log.js';
 import { deletionSettings } from '../pipeline/deletions.js';
+import type { forgetUser } from '../pipeline/erasure.js';
 import type { RunKind, RunOptions, RunRecord } from '../pipeline/run-record.js';
 import { RunStore } from '../pipeline/run-store.js';
 import { StateStore } from '../pipeline/state-store.js';
@@ -24,6 +25,8 @@ import { settleFailedJob } from './failed-jobs.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
+
+type ErasureDeps = Parameters<typeof forgetUser>[0];
 
 export interface EngineOptions {
   config: Config;
@@ -220,6 +223,21 @@ export class Engine {
   /** A target's connector as this engine built it (throttled like the workers' requests): `forget` uses it. */
   connector(target: TargetId): TargetConnector | undefined {
     return this.connectors[target];
+  }
+
+  /** What `forgetUser` (src/pipeline/erasure.ts) needs, from this engine's stores, queues and connectors. */
+  erasureDeps(): ErasureDeps {
+    const { redis, layout } = this.runs.backing();
+    return {
+      redis,
+      layout,
+      state: this.state,
+      ...(this.links ? { links: this.links } : {}),
+      queues: this.syncQueues,
+      connectors: { ...this.connectors },
+      source: this.source(),
+      logger: this.logger,
+    };
   }
 
   /** The source connector (built on first use). */

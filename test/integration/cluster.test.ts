@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TARGET_IDS, type TargetId } from '../../src/config/schema.js';
-import type { TargetConnector } from '../../src/connectors/types.js';
+import { TARGET_IDS } from '../../src/config/schema.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
 import { userKey } from '../../src/pipeline/hashing.js';
 import { scanKeys } from '../../src/queue/connection.js';
@@ -181,29 +180,11 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     expect((await traces()).length).toBeGreaterThan(2);
 
     await inspectPost(h!.sandbox.urls.source, 'users/remove', { ids: [me.id] });
-    const { redis, layout } = engine.runs.backing();
+    const { redis } = engine.runs.backing();
     // The engine's client is a Cluster: scanKeys finds every key wherever its slot lives.
     expect(redis).toBeInstanceOf(Cluster);
     expect((await scanKeys(redis, `{${prefix}}*`)).sort()).toEqual((await owner.keys(`{${prefix}}*`)).sort());
-    const connectors: Partial<Record<TargetId, TargetConnector>> = {};
-    for (const t of engine.targets) {
-      const c = engine.connector(t);
-      if (c) connectors[t] = c;
-    }
-    const report = await forgetUser(
-      {
-        redis,
-        layout,
-        state: engine.state,
-        ...(engine.links ? { links: engine.links } : {}),
-        queues: engine.syncQueues,
-        connectors,
-        source: engine.source(),
-        logger: engine.logger,
-      },
-      me.id,
-      [...TARGET_IDS],
-    );
+    const report = await forgetUser(engine.erasureDeps(), me.id, [...TARGET_IDS]);
     expect(report.ok).toBe(true);
     expect(report.remaining).toEqual([]);
     expect(Object.values(report.erased).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
