@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 import { RunStore } from '../../src/pipeline/run-store.js';
 import { RedisLayout } from '../../src/queue/redis-layout.js';
+import { startSandbox } from '../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, CLI } from '../reliability/processes.js';
 
@@ -56,6 +57,64 @@ async function closedPort(): Promise<number> {
   });
 }
 
+interface SourceRow {
+  id: string;
+  firstName?: string | null;
+  lastName?: string | null;
+  email?: string | null;
+}
+
+/**
+ * What the demo must report, computed independently of the demo's run: the sandbox's data are
+ * deterministic by seed (users by seed 1, the users Prelude does not know by seed 1 and a share of 0.1,
+ * the demo's change by `POST /__sandbox/users/mutate {share: 0.05, seed: 2}`), so a sandbox of this
+ * test's own, started like the demo's, holds the same users; its /__sandbox/ state says which users
+ * Prelude knows and which fields each change touched.
+ */
+async function expectedDemo(users: number): Promise<{
+  changed: string[];
+  preludeKnown: number;
+  changedKnown: number;
+  changedUnknown: number;
+}> {
+  const sandbox = await startSandbox({ port: 0, users, rateLimit: null });
+  try {
+    const get = async <T>(base: string, path: string): Promise<T> => {
+      const res = await fetch(`${base}/__sandbox/${path}`);
+      if (!res.ok) throw new Error(`${path}: ${res.status}`);
+      return (await res.json()) as T;
+    };
+    const before = await get<SourceRow[]>(sandbox.urls.source, 'users');
+    const known = new Set<string>();
+    for (const u of before) {
+      const r = await get<{ known: boolean }>(sandbox.urls.prelude, `users/${encodeURIComponent(u.id)}`);
+      if (r.known) known.add(u.id);
+    }
+    const res = await fetch(`${sandbox.urls.source}/__sandbox/users/mutate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ share: 0.05, seed: 2 }),
+    });
+    const { changed } = (await res.json()) as { changed: string[] };
+    const after = new Map((await get<SourceRow[]>(sandbox.urls.source, 'users')).map((u) => [u.id, u]));
+    // Prelude's mapping is firstName/lastName/email as they are: a change of any of them is a write.
+    const touched = changed.filter((id) => {
+      const a = before.find((u) => u.id === id)!;
+      const b = after.get(id)!;
+      return a.firstName !== b.firstName || a.lastName !== b.lastName || a.email !== b.email;
+    });
+    expect(touched).toEqual(changed);
+    return {
+      changed,
+      preludeKnown: known.size,
+      changedKnown: changed.filter((id) => known.has(id)).length,
+      changedUnknown: changed.filter((id) => !known.has(id)).length,
+    };
+  } finally {
+    await sandbox.close();
+  }
+}
+
 const baseEnv = () => ({ PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' });
 
 describe('npm run demo', () => {
@@ -69,6 +128,12 @@ describe('npm run demo', () => {
   });
 
   it('backfills 1,000 users, changes 5%, and the second run writes only those', async () => {
+    const want = await expectedDemo(1000);
+    // Sanity of the derivation itself: 5% of 1,000 changed; Prelude does not know about 10%.
+    expect(want.changed).toHaveLength(50);
+    expect(want.preludeKnown).toBeGreaterThan(800);
+    expect(want.preludeKnown).toBeLessThan(1000);
+    expect(want.changedKnown).toBeGreaterThan(0);
     const r = await run('npm', ['run', '--silent', 'demo'], {
       ...baseEnv(),
       REDIS_URL,
@@ -78,20 +143,28 @@ describe('npm run demo', () => {
     const [first, second, ...rest] = summaries(r.stdout);
     expect(rest).toEqual([]);
     for (const t of ['sunshine', 'zephr', 'prelude']) {
-      expect(first![t]!.created! + first![t]!.unlinked!).toBe(1000);
       expect(first![t]!.failed).toBe(0);
+      expect(first![t]!.rejected).toBe(0);
       expect(second![t]!.created).toBe(0);
       expect(second![t]!.failed).toBe(0);
+      expect(second![t]!.rejected).toBe(0);
     }
+    // First run: every user created in Sunshine and Zephr; in Prelude exactly the users it knows,
+    // the others `unlinked` (user_not_found).
+    expect(first!.sunshine!.created).toBe(1000);
+    expect(first!.zephr!.created).toBe(1000);
+    expect(first!.prelude!.created).toBe(want.preludeKnown);
+    expect(first!.prelude!.unlinked).toBe(1000 - want.preludeKnown);
     const changed = Number(/== 2\. (\d+) users \(5%\) changed/.exec(r.stdout)?.[1]);
-    expect(changed).toBe(50);
-    // Only the changed users are written: every one of them in Sunshine and Zephr, those Prelude
-    // knows in Prelude; everything else unchanged (no request).
+    expect(changed).toBe(want.changed.length);
+    // Only the changed users are written: every one of them in Sunshine and Zephr, exactly those
+    // Prelude knows in Prelude; everything else unchanged (no request).
     expect(second!.sunshine!.updated).toBe(changed);
     expect(second!.zephr!.updated).toBe(changed);
-    expect(second!.prelude!.updated).toBeLessThanOrEqual(changed);
+    expect(second!.prelude!.updated).toBe(want.changedKnown);
     expect(second!.sunshine!.unchanged).toBe(1000 - changed);
     expect(second!.zephr!.unchanged).toBe(1000 - changed);
+    expect(second!.prelude!.unchanged + second!.prelude!.unlinked).toBe(1000 - want.changedKnown);
     // Where to look, and the runs are really there under the demo prefix.
     const ids = [...r.stdout.matchAll(/^run (\S+) \(backfill\): completed/gm)].map((m) => m[1]!);
     expect(ids).toHaveLength(2);
