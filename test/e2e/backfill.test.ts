@@ -4,9 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RunStore } from '../../src/pipeline/run-store.js';
+import { RedisLayout } from '../../src/queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { CLI, runCli as cli } from '../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+import { until } from '../integration/engine/e2e-helpers.js';
 
 interface Counts {
   created: number;
@@ -129,18 +132,20 @@ describe.skipIf(!existsSync(CLI))('profile-sync backfill (the command, against t
       child.stdout.on('data', (b: Buffer) => {
         stdout += b.toString();
       });
-      const started = new Promise<void>((resolve) => {
+      const started = new Promise<string>((resolve) => {
         child.stderr.on('data', (b: Buffer) => {
           stderr += b.toString();
-          if (/run \S+ started/.test(stderr)) resolve();
+          const m = /run (\S+) started/.exec(stderr);
+          if (m) resolve(m[1]!);
         });
       });
-      await started;
-      // Let the scan enqueue everything before the interrupt.
-      for (let i = 0; i < 100 && !(await redis.exists(`{${fresh}}:sync-zephr:meta`)); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      await new Promise((r) => setTimeout(r, 500));
+      const runId = await started;
+      // Interrupt once the scan has enqueued every user (a condition, not a sleep: issue 8.17).
+      const runs = new RunStore(redis, new RedisLayout(fresh));
+      await until('the scan to enqueue all 150 users', async () => {
+        const r = await runs.get(runId);
+        return r?.scan.status === 'done' && r.enqueued === 150;
+      });
       child.kill('SIGINT');
       const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
       expect(code, stderr).toBe(1);
