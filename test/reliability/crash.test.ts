@@ -156,8 +156,10 @@ describe('reliability: a worker dies mid-run', () => {
     a.child.kill('SIGTERM');
     const exit = await a.exited;
     expect(exit.code).toBe(0);
-    // Within the timeout plus process teardown (generous: a loaded CI machine).
-    expect(exit.at - sentAt).toBeLessThan(timeoutMs + 5_000);
+    // No assertion on the time (issue 8.17): that the daemon stopped at SHUTDOWN_TIMEOUT_MS rather than
+    // after its 4 s requests is shown by what it says below (not clean, jobs handed back). The figure
+    // is printed for docs/daemon.md.
+    console.info(`SIGTERM: daemon exited ${exit.at - sentAt} ms after the signal (timeout ${timeoutMs} ms)`);
     const stopped = JSON.parse(await a.waitForLine(/"msg":"daemon stopped/, 1_000)) as {
       clean: boolean;
       handedBack: number;

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { createLogger } from '../../../src/log.js';
 import { Engine } from '../../../src/queue/engine.js';
+import { until } from './e2e-helpers.js';
 import { type Harness, inspect, startHarness } from './harness.js';
 
 describe('engine: auth failure stops a target; retry-failed re-drives the dead letters', () => {
@@ -29,9 +30,7 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     expect(s.requests).toBe(sent);
     // Every job is a dead letter with its error. A job records its outcome just before BullMQ moves
     // it to the failed set, so the last one may still be on its way when the run is over.
-    for (let i = 0; i < 100 && (await bad.syncQueues.sunshine!.getFailedCount()) < 60; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until('60 dead letters', async () => (await bad.syncQueues.sunshine!.getFailedCount()) >= 60);
     const failed = await bad.syncQueues.sunshine!.getFailed(0, 100);
     expect(failed).toHaveLength(60);
     expect(failed.every((j) => /E_AUTH|E_TARGET_STOPPED|stopped/.test(j.failedReason))).toBe(true);

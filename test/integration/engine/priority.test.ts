@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from './e2e-helpers.js';
 import { type Harness, startHarness } from './harness.js';
 
 describe('engine: priority lanes', () => {
@@ -19,11 +20,10 @@ describe('engine: priority lanes', () => {
     await engine.startWorkers({ concurrency: 1 });
     const backfill = await engine.startRun({ kind: 'backfill' });
     // Wait until the whole backfill is enqueued and has started writing.
-    for (let i = 0; i < 200; i++) {
+    await until('the backfill enqueued and writing', async () => {
       const r = await engine.runs.get(backfill);
-      if (r?.scan.status === 'done' && r.settled > 0) break;
-      await new Promise((res) => setTimeout(res, 50));
-    }
+      return r?.scan.status === 'done' && r.settled > 0;
+    });
     const single = await engine.startRun({ kind: 'single-user', users: ['user-000060'] });
     const done = await engine.waitForRun(single, { pollMs: 50 });
     expect(done.status).toBe('completed');
