@@ -164,7 +164,7 @@ describe('npm run demo', () => {
     expect(second!.prelude!.updated).toBe(want.changedKnown);
     expect(second!.sunshine!.unchanged).toBe(1000 - changed);
     expect(second!.zephr!.unchanged).toBe(1000 - changed);
-    expect(second!.prelude!.unchanged + second!.prelude!.unlinked).toBe(1000 - want.changedKnown);
+    expect(second!.prelude!.unchanged! + second!.prelude!.unlinked!).toBe(1000 - want.changedKnown);
     // Where to look, and the runs are really there under the demo prefix.
     const ids = [...r.stdout.matchAll(/^run (\S+) \(backfill\): completed/gm)].map((m) => m[1]!);
     expect(ids).toHaveLength(2);
