@@ -8,6 +8,7 @@ import { RedisLayout } from '../../src/queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { assertBuilt, runCli as cli } from '../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+import { startProxy } from '../integration/engine/e2e-helpers.js';
 import { inspect, inspectPost } from '../integration/engine/harness.js';
 
 // Issue 8.16: the operator commands that had never been run end to end: `sync-user`, `retry-failed`,
@@ -201,5 +202,38 @@ describe('operator commands through the built CLI (issue 8.16)', () => {
     const replay = await cli(['sync-user', id, '--targets', 'sunshine', '--full', '--json'], env);
     expect(replay.code, replay.stderr).toBe(0);
     expect(await sunshineProfilesOf(id)).toHaveLength(1);
+  }, 120_000);
+
+  it('backfill tells the operator why it stopped: a source 401 mid-scan, a Prelude app that does not exist', async () => {
+    let pages = 0;
+    const proxy = await startProxy(sandbox.urls.source, (req) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/user') return undefined;
+      return ++pages === 1
+        ? undefined
+        : { status: 401, body: { type: 'AuthenticationException', message: 'Unauthorized' } };
+    });
+    try {
+      const r = await cli(['backfill', '--targets', 'zephr'], {
+        ...env,
+        SOURCE_URL: proxy.url,
+        SOURCE_PAGE_SIZE: '5',
+      });
+      expect(r.code).toBe(1);
+      // (How many records were read before the 401 is issue 8.12's: today it says 0 for the 5 read.)
+      expect(r.stdout).toMatch(/^run \S+ \(backfill\): failed .*, scan failed$/m);
+      expect(r.stderr).toMatch(/!! source scan failed: .*401.* \(the run is incomplete\)/);
+      expect(proxy.answered).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+    const app = await cli(['backfill', '--targets', 'prelude', '--json'], {
+      ...env,
+      PRELUDE_APP_ID: 'app_missing',
+    });
+    expect(app.code).toBe(1);
+    const s = JSON.parse(app.stdout) as Summary;
+    expect(s.targets.prelude!.stopped).toMatch(/app_not_found.*PRELUDE_APP_ID/);
+    expect(app.stderr).toMatch(/!! prelude was STOPPED in this run: .*app_not_found/);
+    expect(s.targets.prelude!.requests).toBeLessThanOrEqual(16);
   }, 120_000);
 });
