@@ -204,6 +204,7 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
       expect(sent).toBeGreaterThanOrEqual(1);
       expect(sent).toBeLessThanOrEqual(4);
       expect(p.requests).toBe(sent);
+      console.info(`prelude ${code}: stopped after ${sent} request(s) for 80 users (concurrency 4)`);
     }, 60_000);
   }
 
