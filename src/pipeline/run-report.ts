@@ -124,7 +124,7 @@ export function runWarnings(run: RunRecord): string[] {
   for (const [t, c] of Object.entries(run.targets)) {
     if (c.stopped)
       out.push(
-        `!! ${t} was STOPPED in this run: ${c.stopped}. Fix its credentials, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
+        `!! ${t} was STOPPED in this run: ${c.stopped}. Fix ${/app_not_found|session_disabled/.test(c.stopped) ? 'what the message says' : 'its credentials'}, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
       );
   }
   for (const [t, c] of Object.entries(run.targets)) {

@@ -234,6 +234,9 @@ describe('operator commands through the built CLI (issue 8.16)', () => {
     const s = JSON.parse(app.stdout) as Summary;
     expect(s.targets.prelude!.stopped).toMatch(/app_not_found.*PRELUDE_APP_ID/);
     expect(app.stderr).toMatch(/!! prelude was STOPPED in this run: .*app_not_found/);
+    // A missing app is not a credentials problem: the advice follows the reason, and says how to replay.
+    expect(app.stderr).not.toMatch(/Fix its credentials/);
+    expect(app.stderr).toMatch(/then run: profile-sync retry-failed --run \S+ --target prelude/);
     expect(s.targets.prelude!.requests).toBeLessThanOrEqual(16);
   }, 120_000);
 });
