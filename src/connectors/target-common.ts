@@ -1,3 +1,4 @@
+import { SyncError } from './errors.js';
 import type { HttpResponse } from './http.js';
 import type { FieldMap, RequestRecord, SourceUser } from './types.js';
 
@@ -33,4 +34,26 @@ export function managedFields(
   next: FieldMap | null,
 ): Set<string> {
   return new Set([...fields, ...Object.keys(previous ?? {}), ...Object.keys(next ?? {})]);
+}
+
+/**
+ * The error for a read that answered 200 but whose body cannot be read as the vendor's JSON (empty,
+ * not JSON, truncated: a proxy's or captive portal's page, a cut connection). Issue 8.2: such a read
+ * must never stand for "empty", or the PUT that follows would erase what other systems wrote. It is
+ * transient: the job retries with backoff and nothing is written meanwhile.
+ */
+export function unreadableRead(
+  target: 'sunshine' | 'zephr' | 'prelude',
+  res: HttpResponse,
+  userId: string | undefined,
+  expected: string,
+): SyncError {
+  const type = res.headers['content-type'];
+  const contentType = (Array.isArray(type) ? type[0] : type) ?? 'none';
+  const what = res.body === undefined ? 'empty or not JSON' : 'JSON of another shape';
+  return new SyncError(
+    'transient',
+    `${target}: GET ${res.path}${userId === undefined ? '' : ` (user ${userId})`} answered ${res.status} with a body that is ${what} (content-type ${contentType.slice(0, 60)}), expected ${expected}; nothing written, retried later`,
+    { target, userId, status: res.status, vendorCode: 'unreadable_body', requestId: res.requestId },
+  );
 }

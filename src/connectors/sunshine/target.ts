@@ -2,7 +2,13 @@ import type { HttpConfig, SunshineConfig } from '../../config/schema.js';
 import { diffFields } from '../../pipeline/diff.js';
 import { SyncError } from '../errors.js';
 import { createHttpClient, type HttpMethod, type HttpResponse } from '../http.js';
-import { type ConnectorMapping, isObject, managedFields, RequestLog } from '../target-common.js';
+import {
+  type ConnectorMapping,
+  isObject,
+  managedFields,
+  RequestLog,
+  unreadableRead,
+} from '../target-common.js';
 import type {
   Change,
   ConnectorDeps,
@@ -80,18 +86,10 @@ export function createSunshineConnector(
     if (res.status === 404) return null;
     if (res.status !== 200) throw client.fail({ method: 'GET', userId }, res);
     const profile = isObject(res.body) ? res.body.profile : undefined;
-    if (!isObject(profile)) {
-      throw new SyncError(
-        'permanent',
-        `sunshine: GET ${res.path} (user ${userId}) answered 200 without a profile`,
-        {
-          target: 'sunshine',
-          userId,
-          status: 200,
-          requestId: res.requestId,
-        },
-      );
-    }
+    // Seed 003 answers 200 with `{"profile": {...}}`. Anything else (empty, not JSON, truncated, another
+    // shape: a proxy's page) is a read we cannot trust; the PUT built on it would drop the identifiers
+    // and attributes of other systems, so nothing is written and the job retries (issue 8.2).
+    if (!isObject(profile)) throw unreadableRead('sunshine', res, userId, '{"profile": {...}}');
     return profile as SunshineProfile;
   }
 
