@@ -57,3 +57,15 @@ export function unreadableRead(
     { target, userId, status: res.status, vendorCode: 'unreadable_body', requestId: res.requestId },
   );
 }
+
+/**
+ * Why `value` cannot be one path segment of a request URL, or undefined when it can. encodeURIComponent
+ * escapes `/`, `?`, `#` and `%`, but leaves `.` alone, and URL parsers (undici's included, and every
+ * proxy) resolve the segments `.` and `..` however they are sent: `PATCH .../users/../profile` would
+ * address another resource. An empty segment (`users//profile`) is another path too. Issue 8.9.
+ */
+export function unsafePathSegment(value: string): string | undefined {
+  if (value === '') return 'is empty';
+  if (value === '.' || value === '..') return `is '${value}', which a URL resolves as a path step`;
+  return undefined;
+}

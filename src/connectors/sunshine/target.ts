@@ -8,6 +8,7 @@ import {
   managedFields,
   RequestLog,
   unreadableRead,
+  unsafePathSegment,
 } from '../target-common.js';
 import type {
   Change,
@@ -195,8 +196,9 @@ export function createSunshineConnector(
     const current = await getProfile(log, user.id);
     if (current === null) return { outcome: 'unchanged', action: 'absent', requests: log.records };
     const id = current.id;
-    if (typeof id !== 'string' || id === '') {
-      throw new SyncError('permanent', `sunshine: profile of user ${user.id} has no id`, {
+    // The id comes from the vendor's answer and becomes a path segment: `..` would address the collection.
+    if (typeof id !== 'string' || unsafePathSegment(id) !== undefined) {
+      throw new SyncError('permanent', `sunshine: profile of user ${user.id} has no usable id`, {
         target: 'sunshine',
         userId: user.id,
       });

@@ -1,3 +1,4 @@
+import { ConfigError } from '../../config/errors.js';
 import type { HttpConfig, ZephrConfig } from '../../config/schema.js';
 import { diffFields } from '../../pipeline/diff.js';
 import { SyncError } from '../errors.js';
@@ -8,6 +9,7 @@ import {
   managedFields,
   RequestLog,
   unreadableRead,
+  unsafePathSegment,
 } from '../target-common.js';
 import type {
   Change,
@@ -43,6 +45,10 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
   const { config, mapping } = options;
   const minter = createJwtMinter(config.jwt);
   const headerName = config.jwt.header;
+  const unsafeApp = unsafePathSegment(config.appId);
+  if (unsafeApp !== undefined) {
+    throw new ConfigError(`ZEPHR_APP_ID ${unsafeApp}: it is one path segment of /blaize/profile/{appId}`);
+  }
   const path = `/blaize/profile/${encodeURIComponent(config.appId)}`;
   const client = createHttpClient({
     target: 'zephr',

@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLinkStore } from '../../../src/connectors/prelude/links.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import {
   expectedPayloads,
@@ -150,5 +151,42 @@ describe('engine: the whole managed payload of every user, per target', () => {
         w,
       ).toHaveLength(1);
     expect(found).toHaveLength(5);
+  });
+
+  it('unlinked is an outcome with its PATCH 404 recorded, no error, no retry (jobs/sync.ts has no error branch for it)', async () => {
+    expect(unlinked.size).toBeGreaterThan(0);
+    const id = [...unlinked][0]!;
+    const r = await engine.waitForRun(
+      await engine.startRun({ kind: 'single-user', users: [id], targets: ['prelude'], full: true }),
+      { pollMs: 50 },
+    );
+    expect(r.targets.prelude!.outcomes).toMatchObject({ unlinked: 1, failed: 0 });
+    expect(r.targets.prelude!.retries).toBe(0);
+    const [item] = await engine.runs.items(r.id);
+    expect(item).toMatchObject({ outcome: 'unlinked', attempts: 1 });
+    expect(item!.lastError).toBeUndefined();
+    expect(item!.requests.map((q) => `${q.method} ${q.status}`)).toEqual(['PATCH 404']);
+  });
+
+  it('a link-table entry .. is rejected by name, never sent as a path segment (issue 8.9)', async () => {
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const victim = users.find((u) => !unlinked.has(u.id))!;
+    const links = createLinkStore(h.redis, h.prefix);
+    await links.import([{ sourceId: victim.id, preludeUserId: '..' }]);
+    try {
+      await sourcePatch(victim.id, { firstName: 'Renamed' });
+      h.sandbox.sims.prelude.resetCounters();
+      const r = await engine.waitForRun(
+        await engine.startRun({ kind: 'single-user', users: [victim.id], targets: ['prelude'] }),
+        { pollMs: 50 },
+      );
+      expect(r.targets.prelude!.outcomes).toMatchObject({ rejected: 1, failed: 0, updated: 0 });
+      const [item] = await engine.runs.items(r.id);
+      expect(item).toMatchObject({ outcome: 'rejected', attempts: 1, requests: [] });
+      expect(item!.reason).toMatch(/Prelude user id "\.\." is '\.\.'/);
+      expect(h.sandbox.sims.prelude.counters().total).toBe(0);
+    } finally {
+      await links.remove([victim.id]);
+    }
   });
 });
