@@ -267,7 +267,7 @@ export interface FailureContext {
 /**
  * Turns an error class into BullMQ behaviour (src/connectors/errors.ts has the table):
  * rate_limited -> pause the whole queue for Retry-After, RateLimitError (no attempt spent);
- * unlinked -> outcome `unlinked`; auth -> stop the target for this run; permanent -> failed now;
+ * a RejectedRecordError -> outcome `rejected`; auth -> stop the target for this run; permanent -> failed now;
  * transient (and unknown) -> retry with full-jitter backoff until the class's attempts are used.
  */
 export async function handleFailure(err: unknown, f: FailureContext): Promise<SyncResult> {
@@ -296,10 +296,13 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
     if (queue) await queue.rateLimit(wait);
     throw new RateLimitError();
   }
-  if (isSyncError(err) && err.errorClass === 'unlinked') {
-    if (!data.dryRun) await ctx.state.markUnlinked(target, userId, f.next);
-    await settle('unlinked', { outcome: 'unlinked', requests: [], lastError: errJson }, [sent]);
-    return { outcome: 'unlinked', requests: scope.sent };
+  // `unlinked` is not an error: the Prelude connector returns it as the write's outcome (404
+  // user_not_found, seed 004), recorded with its request and marker by attemptSync.
+  // A connector refusing what it was given (a Prelude user id `..` from the link table): `rejected`,
+  // like a mapping refusal, never retried; nothing was sent.
+  if (err instanceof RejectedRecordError) {
+    await settle('rejected', { outcome: 'rejected', reason: err.reason, requests: [] }, [sent]);
+    return { outcome: 'rejected', requests: scope.sent };
   }
   if (isSyncError(err) && err.errorClass === 'auth') {
     if (await ctx.runs.stopTarget(runId, target, `${err.code} ${err.status ?? ''} ${err.message}`.trim())) {

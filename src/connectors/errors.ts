@@ -11,11 +11,13 @@ import type { TargetId } from '../config/schema.js';
  * | transient    | exponential backoff with full jitter, attempts per class          |
  * | permanent    | recorded as `failed`, never retried (UnrecoverableError)          |
  * | auth         | the target is stopped for this run and the operator told          |
- * | unlinked     | outcome `unlinked` (Prelude user_not_found): not an error         |
+ *
+ * `unlinked` (Prelude 404 user_not_found) is not an error class: the connector returns it as the
+ * outcome of the write, so nothing can throw it past the job and have it retried or lost.
  *
  * Messages carry target, user id, status and the vendor's error code, never a secret.
  */
-export type ErrorClass = 'rate_limited' | 'transient' | 'permanent' | 'auth' | 'unlinked';
+export type ErrorClass = 'rate_limited' | 'transient' | 'permanent' | 'auth';
 
 export interface SyncErrorDetails {
   target?: TargetId | 'source';

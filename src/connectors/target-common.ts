@@ -1,3 +1,4 @@
+import { SyncError } from './errors.js';
 import type { HttpResponse } from './http.js';
 import type { FieldMap, RequestRecord, SourceUser } from './types.js';
 
@@ -33,4 +34,38 @@ export function managedFields(
   next: FieldMap | null,
 ): Set<string> {
   return new Set([...fields, ...Object.keys(previous ?? {}), ...Object.keys(next ?? {})]);
+}
+
+/**
+ * The error for a read that answered 200 but whose body cannot be read as the vendor's JSON (empty,
+ * not JSON, truncated: a proxy's or captive portal's page, a cut connection). Issue 8.2: such a read
+ * must never stand for "empty", or the PUT that follows would erase what other systems wrote. It is
+ * transient: the job retries with backoff and nothing is written meanwhile.
+ */
+export function unreadableRead(
+  target: 'sunshine' | 'zephr' | 'prelude',
+  res: HttpResponse,
+  userId: string | undefined,
+  expected: string,
+): SyncError {
+  const type = res.headers['content-type'];
+  const contentType = (Array.isArray(type) ? type[0] : type) ?? 'none';
+  const what = res.body === undefined ? 'empty or not JSON' : 'JSON of another shape';
+  return new SyncError(
+    'transient',
+    `${target}: GET ${res.path}${userId === undefined ? '' : ` (user ${userId})`} answered ${res.status} with a body that is ${what} (content-type ${contentType.slice(0, 60)}), expected ${expected}; nothing written, retried later`,
+    { target, userId, status: res.status, vendorCode: 'unreadable_body', requestId: res.requestId },
+  );
+}
+
+/**
+ * Why `value` cannot be one path segment of a request URL, or undefined when it can. encodeURIComponent
+ * escapes `/`, `?`, `#` and `%`, but leaves `.` alone, and URL parsers (undici's included, and every
+ * proxy) resolve the segments `.` and `..` however they are sent: `PATCH .../users/../profile` would
+ * address another resource. An empty segment (`users//profile`) is another path too. Issue 8.9.
+ */
+export function unsafePathSegment(value: string): string | undefined {
+  if (value === '') return 'is empty';
+  if (value === '.' || value === '..') return `is '${value}', which a URL resolves as a path step`;
+  return undefined;
 }

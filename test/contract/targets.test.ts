@@ -321,3 +321,114 @@ describe('prelude on the sandbox: user_not_found', () => {
     }
   });
 });
+
+/**
+ * Issue 8.2: a read that answers 200 with a body that is not the vendor's JSON (a proxy's HTML page, a
+ * truncated answer) must never stand for "empty": the write fails transient (retried by the job) and
+ * sends no PUT, so keys and identifiers other systems wrote survive.
+ */
+describe.each([
+  ['HTML page', undefined, undefined],
+  ['truncated JSON', '{"profile": {"id": "01', 'application/json'],
+  ['empty body', '', 'application/json'],
+] as const)('an unreadable read (GET 200, %s) never erases foreign data', (_label, body, contentType) => {
+  const unreadable = () => ({
+    kind: 'body' as const,
+    match: { method: 'GET' },
+    ...(body === undefined ? {} : { body }),
+    ...(contentType === undefined ? {} : { contentType }),
+  });
+  /** Every write request the simulator received (its log, not the clock, so no same-millisecond race). */
+  const writes = (target: TargetId) => sandbox.sims[target].requests().filter((r) => r.method !== 'GET');
+
+  it('zephr: write and remove fail transient, no PUT is sent, foreign keys survive', async () => {
+    const connector = connectorFor('zephr');
+    const sim = sandbox.sims.zephr;
+    try {
+      const user = freshUser('zp-unread');
+      const token = await new SignJWT({ sub: user.id })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(new TextEncoder().encode(sandbox.env.ZEPHR_JWT_SECRET));
+      const url = `${sandbox.urls.zephr}/blaize/profile/${encodeURIComponent(sandbox.env.ZEPHR_APP_ID!)}`;
+      const foreign = { consent_prefs: { email: false }, plan: 'gold', first_name: 'Old' };
+      const put = await request(url, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(foreign),
+      });
+      expect(put.statusCode).toBe(200);
+      await put.body.dump();
+
+      const before = writes('zephr').length;
+      sim.setFaults([unreadable()]);
+      const e = await caught(connector.write(change(connector, user, null)));
+      expect(e.errorClass).toBe('transient');
+      expect(e.retryable).toBe(true);
+      expect(e.status).toBe(200);
+      expect(e.message).toContain(`user ${user.id}`);
+      const r = await caught(connector.remove(user, connector.map(user)));
+      expect(r.errorClass).toBe('transient');
+      await expect(caught(connector.read(user))).resolves.toMatchObject({ errorClass: 'transient' });
+      expect(writes('zephr').length).toBe(before);
+      sim.setFaults([]);
+
+      const res = await request(url, { headers: { authorization: `Bearer ${token}` } });
+      expect(await res.body.json()).toEqual(foreign);
+      // Once the read is readable again the write goes through and keeps the foreign keys.
+      expect((await connector.write(change(connector, user, null))).outcome).toBe('updated');
+      const after = await request(url, { headers: { authorization: `Bearer ${token}` } });
+      expect(await after.body.json()).toEqual({ ...foreign, ...connector.map(user) });
+    } finally {
+      sim.setFaults([]);
+      await connector.close();
+    }
+  });
+
+  it('sunshine: the GET before a PUT (create, replace, remove) fails transient, no PUT/DELETE is sent', async () => {
+    const connector = connectorFor('sunshine');
+    const sim = sandbox.sims.sunshine;
+    try {
+      // Its own email: an email identifier already on another profile of the same source is a 400.
+      const base = freshUser('ss-unread');
+      const user = { ...base, email: `${base.id.slice(0, 16)}@unread.example` };
+      const first = change(connector, user, null);
+      expect((await connector.write(first)).outcome).toBe('created');
+      const auth = `Basic ${Buffer.from(`${sandbox.env.SUNSHINE_EMAIL}/token:${sandbox.env.SUNSHINE_API_TOKEN}`).toString('base64')}`;
+      const query = encodeURIComponent(`identity:user:external_id:${user.id}`);
+      const url = `${sandbox.urls.sunshine}/api/v2/user_profiles?identifier=${query}`;
+      const patched = await request(url, {
+        method: 'PATCH',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          profile: {
+            identifiers: [{ type: 'member_id', value: `M-${user.id.slice(12, 18)}` }],
+            attributes: { tier: 'gold' },
+          },
+        }),
+      });
+      expect(patched.statusCode).toBe(200);
+      await patched.body.dump();
+      const before = await (await request(url, { headers: { authorization: auth } })).body.json();
+
+      const sent = writes('sunshine').length;
+      sim.setFaults([unreadable()]);
+      // fresh (previous unknown: GET + PUT), replace (email changed: GET + PUT), remove (GET + PUT/DELETE)
+      const fresh = await caught(connector.write(change(connector, user, null)));
+      const moved = { ...user, email: 'moved@example.com' };
+      const replace = await caught(connector.write(change(connector, moved, first.next)));
+      const removed = await caught(connector.remove(user, first.next));
+      for (const e of [fresh, replace, removed]) {
+        expect(e.errorClass).toBe('transient');
+        expect(e.message).toContain(`user ${user.id}`);
+      }
+      expect(writes('sunshine').length).toBe(sent);
+      sim.setFaults([]);
+      expect(await (await request(url, { headers: { authorization: auth } })).body.json()).toEqual(before);
+    } finally {
+      sim.setFaults([]);
+      await connector.close();
+    }
+  });
+});

@@ -5,6 +5,8 @@
  * before anything is stored, and every bad row is reported by its line number.
  */
 
+import { unsafePathSegment } from '../target-common.js';
+
 export interface LinkRow {
   sourceId: string;
   preludeUserId: string;
@@ -107,6 +109,10 @@ export function parseLinkCsv(text: string): LinkParseResult {
     const [sourceId, preludeUserId] = r.fields as [string, string];
     if (sourceId === '') errors.push(`${where}: empty source_id`);
     else if (preludeUserId.trim() === '') errors.push(`${where}: empty prelude_user_id`);
+    else if (unsafePathSegment(preludeUserId.trim()) !== undefined)
+      errors.push(
+        `${where}: prelude_user_id ${JSON.stringify(preludeUserId.trim())} ${unsafePathSegment(preludeUserId.trim())}; it cannot be a Prelude user id (it would change the request path)`,
+      );
     else if (seen.has(sourceId)) errors.push(`${where}: source_id already on line ${seen.get(sourceId)}`);
     else {
       seen.set(sourceId, r.line);

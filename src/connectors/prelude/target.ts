@@ -1,8 +1,9 @@
+import { ConfigError } from '../../config/errors.js';
 import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
 import { diffFields } from '../../pipeline/diff.js';
 import { SyncError } from '../errors.js';
 import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
-import { type ConnectorMapping, managedFields, RequestLog } from '../target-common.js';
+import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
 import type {
   Change,
   ConnectorDeps,
@@ -42,6 +43,12 @@ export function createPreludeConnector(
 ): TargetConnector {
   const { config, mapping } = options;
   const userIdFor = compileUserIdTemplate(config.userIdTemplate);
+  const unsafeApp = unsafePathSegment(config.appId);
+  if (unsafeApp !== undefined) {
+    throw new ConfigError(
+      `PRELUDE_APP_ID ${unsafeApp}: it is one path segment of /v2/session/apps/{appID}/users/{userID}/profile`,
+    );
+  }
   const authorization = `Bearer ${config.apiKey}`;
   const client = createHttpClient({
     target: 'prelude',
@@ -54,7 +61,7 @@ export function createPreludeConnector(
   });
 
   const pathFor = (user: { id: string }, linkedId?: string) =>
-    profilePath(config.appId, linkedId ?? userIdFor(user.id));
+    profilePath(config.appId, linkedId ?? userIdFor(user.id), user.id);
 
   /** Seed 004's errors, each to what the engine must do. */
   function interpret(res: HttpResponse, userId: string | undefined): PatchResult {

@@ -1,4 +1,6 @@
 import { ConfigError } from '../../config/errors.js';
+import { RejectedRecordError } from '../errors.js';
+import { unsafePathSegment } from '../target-common.js';
 
 /**
  * Prelude's own user id for a source user: the link table's entry when there is one (links.ts), else
@@ -22,7 +24,18 @@ export function compileUserIdTemplate(template: string): (sourceId: string) => s
   return (sourceId) => template.replaceAll('{id}', sourceId);
 }
 
-/** `/v2/session/apps/{appID}/users/{userID}/profile`, both percent-encoded as one path segment each. */
-export function profilePath(appId: string, userId: string): string {
+/**
+ * `/v2/session/apps/{appID}/users/{userID}/profile`, both percent-encoded as one path segment each.
+ * A Prelude user id that cannot be one segment (`.`, `..`, empty: it would change the path) is refused
+ * with a RejectedRecordError naming the source user: that user's outcome is `rejected`, nothing is sent.
+ */
+export function profilePath(appId: string, userId: string, sourceId?: string): string {
+  const unsafe = unsafePathSegment(userId);
+  if (unsafe !== undefined) {
+    throw new RejectedRecordError(
+      sourceId,
+      `the Prelude user id ${JSON.stringify(userId)} ${unsafe}; it cannot be sent as a path segment (check the link table or PRELUDE_USER_ID_TEMPLATE)`,
+    );
+  }
   return `/v2/session/apps/${encodeURIComponent(appId)}/users/${encodeURIComponent(userId)}/profile`;
 }

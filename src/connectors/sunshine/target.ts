@@ -2,7 +2,14 @@ import type { HttpConfig, SunshineConfig } from '../../config/schema.js';
 import { diffFields } from '../../pipeline/diff.js';
 import { SyncError } from '../errors.js';
 import { createHttpClient, type HttpMethod, type HttpResponse } from '../http.js';
-import { type ConnectorMapping, isObject, managedFields, RequestLog } from '../target-common.js';
+import {
+  type ConnectorMapping,
+  isObject,
+  managedFields,
+  RequestLog,
+  unreadableRead,
+  unsafePathSegment,
+} from '../target-common.js';
 import type {
   Change,
   ConnectorDeps,
@@ -80,18 +87,10 @@ export function createSunshineConnector(
     if (res.status === 404) return null;
     if (res.status !== 200) throw client.fail({ method: 'GET', userId }, res);
     const profile = isObject(res.body) ? res.body.profile : undefined;
-    if (!isObject(profile)) {
-      throw new SyncError(
-        'permanent',
-        `sunshine: GET ${res.path} (user ${userId}) answered 200 without a profile`,
-        {
-          target: 'sunshine',
-          userId,
-          status: 200,
-          requestId: res.requestId,
-        },
-      );
-    }
+    // Seed 003 answers 200 with `{"profile": {...}}`. Anything else (empty, not JSON, truncated, another
+    // shape: a proxy's page) is a read we cannot trust; the PUT built on it would drop the identifiers
+    // and attributes of other systems, so nothing is written and the job retries (issue 8.2).
+    if (!isObject(profile)) throw unreadableRead('sunshine', res, userId, '{"profile": {...}}');
     return profile as SunshineProfile;
   }
 
@@ -197,8 +196,9 @@ export function createSunshineConnector(
     const current = await getProfile(log, user.id);
     if (current === null) return { outcome: 'unchanged', action: 'absent', requests: log.records };
     const id = current.id;
-    if (typeof id !== 'string' || id === '') {
-      throw new SyncError('permanent', `sunshine: profile of user ${user.id} has no id`, {
+    // The id comes from the vendor's answer and becomes a path segment: `..` would address the collection.
+    if (typeof id !== 'string' || unsafePathSegment(id) !== undefined) {
+      throw new SyncError('permanent', `sunshine: profile of user ${user.id} has no usable id`, {
         target: 'sunshine',
         userId: user.id,
       });

@@ -1,8 +1,16 @@
+import { ConfigError } from '../../config/errors.js';
 import type { HttpConfig, ZephrConfig } from '../../config/schema.js';
 import { diffFields } from '../../pipeline/diff.js';
 import { SyncError } from '../errors.js';
 import { createHttpClient } from '../http.js';
-import { type ConnectorMapping, isObject, managedFields, RequestLog } from '../target-common.js';
+import {
+  type ConnectorMapping,
+  isObject,
+  managedFields,
+  RequestLog,
+  unreadableRead,
+  unsafePathSegment,
+} from '../target-common.js';
 import type {
   Change,
   ConnectorDeps,
@@ -37,6 +45,10 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
   const { config, mapping } = options;
   const minter = createJwtMinter(config.jwt);
   const headerName = config.jwt.header;
+  const unsafeApp = unsafePathSegment(config.appId);
+  if (unsafeApp !== undefined) {
+    throw new ConfigError(`ZEPHR_APP_ID ${unsafeApp}: it is one path segment of /blaize/profile/{appId}`);
+  }
   const path = `/blaize/profile/${encodeURIComponent(config.appId)}`;
   const client = createHttpClient({
     target: 'zephr',
@@ -57,7 +69,9 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
     const res = log.add(await client.request({ method: 'GET', path, userId }));
     if (res.status === 404) return null;
     if (res.status !== 200) throw client.fail({ method: 'GET', userId }, res);
-    if (res.body === undefined) return {};
+    // An empty or non-JSON 200 is not "no profile" (that is 404): it is an answer we cannot read, and a
+    // PUT built on it would erase every key other systems keep there (issue 8.2).
+    if (res.body === undefined) throw unreadableRead('zephr', res, userId, 'the extended profile as JSON');
     if (!isObject(res.body)) {
       // Seed 000 allows arrays too; merging into one is impossible and overwriting would destroy
       // someone else's data, so this user is left alone and reported.

@@ -1,7 +1,10 @@
 import { prng } from './prng.js';
 import type { FaultKind, FaultRule } from './types.js';
 
-const KINDS: readonly FaultKind[] = ['status', 'reset', 'hang', 'latency'];
+const KINDS: readonly FaultKind[] = ['status', 'reset', 'hang', 'latency', 'body'];
+
+/** What a `body` fault answers by default: a proxy's HTML error page with status 200. */
+export const BODY_FAULT_DEFAULT = '<html><head><title>Service</title></head><body>Please wait…</body></html>';
 
 interface ActiveRule {
   rule: FaultRule;
@@ -35,6 +38,12 @@ export function validateFaultRules(input: unknown): FaultRule[] {
       !(Number.isInteger(rule.status) && rule.status >= 100 && rule.status <= 599)
     ) {
       throw new TypeError(`${at}.status must be an HTTP status`);
+    }
+    if (rule.body !== undefined && typeof rule.body !== 'string') {
+      throw new TypeError(`${at}.body must be a string (sent verbatim)`);
+    }
+    if (rule.contentType !== undefined && (typeof rule.contentType !== 'string' || rule.contentType === '')) {
+      throw new TypeError(`${at}.contentType must be a non-empty string`);
     }
     if (rule.latencyMs !== undefined && !(typeof rule.latencyMs === 'number' && rule.latencyMs >= 0)) {
       throw new TypeError(`${at}.latencyMs must be a number >= 0`);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FaultInjector, validateFaultRules } from './faults.js';
+import { BODY_FAULT_DEFAULT, FaultInjector, validateFaultRules } from './faults.js';
 import { RequestLog } from './request-log.js';
 import { type RouteMatch, Router } from './router.js';
 import { TokenBuckets } from './token-bucket.js';
@@ -172,6 +172,15 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
         const status = fault.status ?? 500;
         log.record(t, method, name, status, credential);
         send(res, vendor.errorResponse(status, `injected fault: ${status}`));
+      } else if (fault.kind === 'body') {
+        // The vendor's status line (default 200) with a body that is not the vendor's JSON.
+        const status = fault.status ?? 200;
+        log.record(t, method, name, status, credential);
+        send(res, {
+          status,
+          body: fault.body ?? BODY_FAULT_DEFAULT,
+          headers: { 'content-type': fault.contentType ?? 'text/html; charset=utf-8' },
+        });
       } else {
         // reset: the socket dies without an answer; hang: nothing is ever sent (closed with the server).
         log.record(t, method, name, 0, credential);

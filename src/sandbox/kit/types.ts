@@ -71,7 +71,7 @@ export interface RateLimit {
   burst: number;
 }
 
-export type FaultKind = 'status' | 'reset' | 'hang' | 'latency';
+export type FaultKind = 'status' | 'reset' | 'hang' | 'latency' | 'body';
 
 /** Which requests a fault rule applies to. Every given field must match. */
 export interface FaultMatch {
@@ -87,14 +87,20 @@ export interface FaultMatch {
 /**
  * A fault: `status` answers `status` (default 500) with the vendor's error body; `reset` destroys the
  * socket without an answer; `hang` never answers (the client's timeout must fire); `latency` delays the
- * request by `latencyMs` and then lets it through (it combines with later rules).
+ * request by `latencyMs` and then lets it through (it combines with later rules); `body` answers `status`
+ * (default 200) with `body` sent verbatim (default an HTML error page) as `contentType` (default
+ * `text/html`): what a proxy or a captive portal answers in the vendor's place, an unreadable read.
  */
 export interface FaultRule {
   kind: FaultKind;
   /** Share of matching requests that fault, 0..1, drawn from the simulator's seeded PRNG. @defaultValue 1 */
   rate?: number;
-  /** @defaultValue 500 (kind `status` only) */
+  /** @defaultValue 500 (kind `status`), 200 (kind `body`) */
   status?: number;
+  /** The raw answer of kind `body`. @defaultValue `BODY_FAULT_DEFAULT` */
+  body?: string;
+  /** The `content-type` of kind `body`. @defaultValue `text/html; charset=utf-8` */
+  contentType?: string;
   /** @defaultValue 0 (kind `latency` only) */
   latencyMs?: number;
   match?: FaultMatch;

@@ -44,7 +44,8 @@ export interface SunshineStoreOptions {
   maxSourceTypeLength?: number;
   /**
    * Most profiles per Zendesk user. 003: "When creating a new profile for a user exceeds the maximum
-   * number of profiles, the request will fail" without saying the number. @defaultValue 100
+   * number of profiles, the request will fail" without saying the number; Zendesk's limits page says
+   * 20 (../shared/seeds/vendor-facts.md, "Zendesk Sunshine profiles"). @defaultValue 20
    */
   maxProfilesPerUser?: number;
   /** Seed of the profile ids. @defaultValue 1 */
@@ -83,7 +84,7 @@ export class SunshineStore {
   constructor(options: SunshineStoreOptions = {}) {
     this.maxIdentifiers = options.maxIdentifiers ?? 20;
     this.maxSourceTypeLength = options.maxSourceTypeLength ?? 40;
-    this.maxProfilesPerUser = options.maxProfilesPerUser ?? 100;
+    this.maxProfilesPerUser = options.maxProfilesPerUser ?? 20;
     this.seed = options.seed ?? 1;
     this.now = options.now ?? Date.now;
     this.reset();

@@ -11,10 +11,12 @@ import type { UnauthenticatedRequest } from '../kit/types.js';
  * | JwtHeaderXZephrJwt    | `X-Zephr-JWT: <jwt>`           |
  * | JwtHeaderXBlaizeJwt   | `X-Blaize-JWT: <jwt>`          |
  * | JwtQuery              | `?jwt=<jwt>`                   |
- * | JwtCookie             | cookie `blaize-jwt=<jwt>`      |
+ * | JwtCookie             | cookie `blaize_jwt=<jwt>`      |
  * | CookieBlaizeSession   | cookie `blaize_session=<jwt>`  |
  *
  * A real `blaize_session` holds a server session id; the sandbox has no login, so it takes a JWT there.
+ * Seed 000 names the JwtCookie scheme but not the cookie: Zephr's JWT documentation does, `blaize_jwt`
+ * with an underscore (../shared/seeds/vendor-facts.md, "Zephr"); `blaize-jwt` is not a JWT location.
  */
 export function findJwt(req: UnauthenticatedRequest): string | undefined {
   const h = req.headers;
@@ -28,7 +30,7 @@ export function findJwt(req: UnauthenticatedRequest): string | undefined {
     header('x-zephr-jwt') ??
     header('x-blaize-jwt') ??
     (req.query.get('jwt') || undefined) ??
-    cookie(h, 'blaize-jwt') ??
+    cookie(h, 'blaize_jwt') ??
     cookie(h, 'blaize_session')
   );
 }

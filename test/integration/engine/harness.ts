@@ -106,65 +106,172 @@ interface SunshineProfileRow {
   attributes: Record<string, unknown>;
   name?: string;
   source: string;
+  type?: string;
 }
 
-const present = (v: string | null | undefined): v is string => typeof v === 'string' && v !== '';
+/** The three source fields, by the key each target gives them (README, "The default mapping"). */
+const FIELDS = [
+  ['firstName', 'first_name'],
+  ['lastName', 'last_name'],
+  ['email', 'email'],
+] as const;
+
+/** A source value as the default mapping's `from` reads it: null and absent are both "no value". */
+const sourceValue = (v: string | null | undefined): string | undefined =>
+  typeof v === 'string' ? v : undefined;
+
+/**
+ * What profile-sync must have written for one source user, per target, written out by hand from the
+ * README's default-mapping table and config/mapping.default.yaml (never from src/connectors or
+ * src/pipeline/mapping.ts: a shared bug would pass its own check). A key absent from an expectation
+ * must be absent from the target.
+ */
+export function expectedPayloads(
+  u: SourceUserRow,
+  preludeCleared: ReadonlySet<string> = new Set(),
+): {
+  sunshine: {
+    name: string;
+    identifiers: { external_id: string[]; email: string[] };
+    attributes: Record<string, string>;
+  };
+  zephr: Record<string, string>;
+  prelude: Record<string, string>;
+} {
+  // Sunshine: name = "{firstName} {lastName}" trimmed, omitted when empty, in which case Zendesk
+  // derives one (seed 003's table): the email identifier, else "User " + external id.
+  const email = sourceValue(u.email)?.trim().toLowerCase();
+  const emails = email ? [email] : [];
+  const template = `${sourceValue(u.firstName) ?? ''} ${sourceValue(u.lastName) ?? ''}`.trim();
+  const name = template !== '' ? template : email ? email : `User ${u.id}`;
+  const attributes: Record<string, string> = {};
+  const plain: Record<string, string> = {};
+  for (const [from, key] of FIELDS) {
+    const v = sourceValue(u[from]);
+    if (v === undefined) continue;
+    if (from !== 'email') attributes[key] = v;
+    plain[key] = v;
+  }
+  // Prelude has no delete: a key written before and gone from the source now must hold "".
+  const prelude: Record<string, string> = { ...plain };
+  for (const key of preludeCleared) if (!(key in prelude)) prelude[key] = '';
+  return {
+    sunshine: { name, identifiers: { external_id: [u.id], email: emails }, attributes },
+    zephr: { ...plain },
+    prelude,
+  };
+}
+
+/** The managed keys of a target document: what is there of first_name, last_name and email. */
+function managed(doc: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (Object.hasOwn(doc, k)) out[k] = doc[k];
+  return out;
+}
+
+/** JSON with sorted keys, for comparing objects whatever their key order. */
+function canonical(v: unknown): string {
+  if (typeof v !== 'object' || v === null) return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`;
+}
+
+/**
+ * Per sandbox, the source users as they were at the last comparison: a Prelude key present then and
+ * gone now must have been cleared with "" (the API has no delete). A test that changes a field to
+ * null must therefore compare once before, or pass `preludeCleared`.
+ */
+const lastChecked = new WeakMap<object, Map<string, SourceUserRow>>();
 
 /**
  * Compares what each target holds with what the default mapping (config/mapping.default.yaml) should
- * have written for each source user, from the simulators' own state. Written out by hand on purpose:
- * it must not share code with the connectors. Returns human-readable mismatches (empty = all correct).
+ * have written for each source user, from the simulators' own state: the whole managed payload per
+ * target (Sunshine name, identifiers external_id and email, attributes first_name and last_name; Zephr
+ * and Prelude first_name, last_name, email), absent where the field must be omitted, "" where Prelude
+ * must have cleared it. Data other systems keep beside it is not compared. Written out by hand on
+ * purpose: it must not share code with the connectors. Returns human-readable mismatches (empty = all
+ * correct).
  */
-export async function mismatches(h: Harness, opts: { unlinked?: Set<string> } = {}): Promise<string[]> {
+export async function mismatches(
+  h: Pick<Harness, 'sandbox' | 'env'>,
+  opts: { unlinked?: Set<string>; preludeCleared?: Map<string, Set<string>> } = {},
+): Promise<string[]> {
   const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
   const out: string[] = [];
   const sun = await inspect<{ profiles: SunshineProfileRow[] }>(h.sandbox.urls.sunshine, 'state');
-  const byExt = new Map<string, SunshineProfileRow>();
+  const source = h.env.SUNSHINE_PROFILE_SOURCE ?? 'identity';
+  const type = h.env.SUNSHINE_PROFILE_TYPE ?? 'user';
+  const byExt = new Map<string, SunshineProfileRow[]>();
   for (const p of sun.profiles) {
-    const ext = p.identifiers.find((i) => i.type === 'external_id');
-    if (ext && p.source === 'identity') byExt.set(ext.value, p);
+    if (p.source !== source || (p.type !== undefined && p.type !== type)) continue;
+    for (const ext of p.identifiers.filter((i) => i.type === 'external_id')) {
+      byExt.set(ext.value, [...(byExt.get(ext.value) ?? []), p]);
+    }
   }
   const zephr = await inspect<{ appId: string; sub: string; profile: Record<string, unknown> }[]>(
     h.sandbox.urls.zephr,
     'profiles',
   );
-  const bySub = new Map(zephr.map((z) => [z.sub, z.profile]));
+  const bySub = new Map(
+    zephr.filter((z) => z.appId === (h.env.ZEPHR_APP_ID ?? z.appId)).map((z) => [z.sub, z.profile]),
+  );
   const prelude = await inspect<{
     apps: Record<string, { profiles: Record<string, Record<string, string>> }>;
   }>(h.sandbox.urls.prelude, 'state');
   const preludeProfiles = prelude.apps[h.env.PRELUDE_APP_ID!]?.profiles ?? {};
+  const before = lastChecked.get(h.sandbox);
+  const keys = FIELDS.map(([, k]) => k);
+
   for (const u of users) {
-    const p = byExt.get(u.id);
-    if (!p) {
-      out.push(`sunshine: no profile for ${u.id}`);
+    const cleared = new Set(opts.preludeCleared?.get(u.id) ?? []);
+    const old = before?.get(u.id);
+    if (old) for (const [from, key] of FIELDS) if (sourceValue(old[from]) !== undefined) cleared.add(key);
+    const want = expectedPayloads(u, cleared);
+
+    const found = byExt.get(u.id) ?? [];
+    if (found.length !== 1) {
+      out.push(`sunshine: ${found.length} profiles for ${u.id} (want 1)`);
     } else {
-      const emails = p.identifiers.filter((i) => i.type === 'email').map((i) => i.value);
-      const want = present(u.email?.trim()) ? [u.email!.trim().toLowerCase()] : [];
-      if (JSON.stringify(emails) !== JSON.stringify(want))
-        out.push(`sunshine ${u.id}: emails ${emails} != ${want}`);
-      const name = `${u.firstName ?? ''} ${u.lastName ?? ''}`.trim();
-      if (name && p.name !== name) out.push(`sunshine ${u.id}: name ${p.name} != ${name}`);
-      if ((p.attributes.first_name ?? null) !== (present(u.firstName) ? u.firstName : (u.firstName ?? null)))
-        out.push(`sunshine ${u.id}: first_name ${p.attributes.first_name} != ${u.firstName}`);
+      const p = found[0]!;
+      const got = {
+        name: p.name,
+        identifiers: {
+          external_id: p.identifiers.filter((i) => i.type === 'external_id').map((i) => i.value),
+          email: p.identifiers.filter((i) => i.type === 'email').map((i) => i.value),
+        },
+        attributes: managed(p.attributes, ['first_name', 'last_name']),
+      };
+      if (canonical(got) !== canonical(want.sunshine))
+        out.push(`sunshine ${u.id}: ${canonical(got)} != ${canonical(want.sunshine)}`);
     }
+
     const z = bySub.get(u.id);
     if (!z) out.push(`zephr: no profile for ${u.id}`);
-    else {
-      for (const [k, f] of [
-        ['first_name', 'firstName'],
-        ['last_name', 'lastName'],
-        ['email', 'email'],
-      ] as const) {
-        if ((z[k] ?? null) !== (u[f] ?? null)) out.push(`zephr ${u.id}: ${k} ${z[k]} != ${u[f]}`);
-      }
-    }
+    else if (canonical(managed(z, keys)) !== canonical(want.zephr))
+      out.push(`zephr ${u.id}: ${canonical(managed(z, keys))} != ${canonical(want.zephr)}`);
+
     const pr = preludeProfiles[u.id];
-    if (!pr) {
-      if (!opts.unlinked?.has(u.id)) out.push(`prelude: no profile for ${u.id}`);
-    } else if (pr.first_name !== (u.firstName ?? pr.first_name) || pr.email !== (u.email ?? pr.email)) {
-      out.push(`prelude ${u.id}: ${JSON.stringify(pr)} != ${JSON.stringify(u)}`);
+    if (opts.unlinked?.has(u.id)) {
+      if (pr) out.push(`prelude ${u.id}: unlinked, yet a profile ${canonical(pr)}`);
+    } else if (!pr) {
+      out.push(`prelude: no profile for ${u.id}`);
+    } else if (canonical(managed(pr, keys)) !== canonical(want.prelude)) {
+      out.push(`prelude ${u.id}: ${canonical(managed(pr, keys))} != ${canonical(want.prelude)}`);
     }
   }
+  // Keep what was written before, so that a later comparison expects "" where Prelude had a value.
+  const merged = new Map(before ?? []);
+  for (const u of users) {
+    const old = merged.get(u.id);
+    const row: SourceUserRow = { ...u };
+    if (old) for (const [from] of FIELDS) if (sourceValue(row[from]) === undefined) row[from] = old[from];
+    merged.set(u.id, row);
+  }
+  lastChecked.set(h.sandbox, merged);
   return out;
 }
 

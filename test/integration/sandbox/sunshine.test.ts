@@ -366,6 +366,24 @@ describe('Sunshine simulator: validation and limits', () => {
   });
 });
 
+describe('Sunshine simulator: profiles per person', () => {
+  it('a Zendesk user holds at most 20 profiles (vendor-facts.md): the 21st is a 400', async () => {
+    const put = (q: string) =>
+      call('PUT', `/api/v2/user_profiles?${idq(q)}`, body({ identifiers: [], attributes: {} }));
+    for (let i = 1; i <= 20; i++) expect((await put(`src${i}:t:email:same@x.io`)).status, `#${i}`).toBe(201);
+    const over = await put('src21:t:email:same@x.io');
+    expectError(over, 400, 'ClientError');
+    expect(over.body.errors[0].title).toMatch(/maximum number of profiles/);
+    // Replacing one of the 20 still works.
+    const again = await call(
+      'PUT',
+      `/api/v2/user_profiles?${idq('src20:t:email:same@x.io')}`,
+      body({ identifiers: [{ type: 'email', value: 'same@x.io' }], attributes: { n: 20 } }),
+    );
+    expect(again.status).toBe(200);
+  });
+});
+
 describe('Sunshine simulator: Zendesk users', () => {
   it('links a profile to the user with a matching identity; otherwise creates an anonymous user', async () => {
     const u = await call('POST', '/__sandbox/users', {

@@ -119,7 +119,7 @@ describe('Zephr simulator: JWT', () => {
       ['JwtHeaderXZephrJwt', (t) => ({ headers: { 'x-zephr-jwt': t } })],
       ['JwtHeaderXBlaizeJwt', (t) => ({ headers: { 'x-blaize-jwt': t } })],
       ['JwtQuery', (t) => ({ headers: {}, query: `?jwt=${t}` })],
-      ['JwtCookie', (t) => ({ headers: { cookie: `other=1; blaize-jwt=${t}` } })],
+      ['JwtCookie', (t) => ({ headers: { cookie: `other=1; blaize_jwt=${t}` } })],
       ['CookieBlaizeSession', (t) => ({ headers: { cookie: `blaize_session=${t}` } })],
     ];
     for (const [scheme, place] of places) {
@@ -158,6 +158,8 @@ describe('Zephr simulator: JWT', () => {
         },
       ],
       ['basic auth', { authorization: 'Basic YTpi' }],
+      // Zephr's cookie is blaize_jwt (vendor-facts.md); a hyphenated one is nobody's JWT location.
+      ['cookie blaize-jwt', { cookie: `blaize-jwt=${await hs256({ sub: 'a', exp })}` }],
     ];
     for (const [name, headers] of cases) {
       const r = await put('app', { a: 1 }, headers);

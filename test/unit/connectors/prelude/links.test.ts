@@ -18,6 +18,18 @@ describe('link CSV (RFC 4180)', () => {
     ]);
   });
 
+  it('refuses prelude_user_id . and .. (they would change the request path), by line (issue 8.9)', () => {
+    const text = 'source_id,prelude_user_id\nu1,..\nu2, . \nu3,"..."\nu4,usr_..\n';
+    const { rows, errors } = parseLinkCsv(text);
+    expect(rows.map((r) => [r.sourceId, r.preludeUserId])).toEqual([
+      ['u3', '...'],
+      ['u4', 'usr_..'],
+    ]);
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^line 2: prelude_user_id "\.\." is '\.\.'/);
+    expect(errors[1]).toMatch(/^line 3: prelude_user_id "\." is '\.'/);
+  });
+
   it('reports every bad row by line number', () => {
     const text = [
       'source_id,prelude_user_id',

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigError } from '../../../../src/config/errors.js';
 import type { PreludeConfig } from '../../../../src/config/schema.js';
-import type { SyncError } from '../../../../src/connectors/errors.js';
+import { RejectedRecordError, type SyncError } from '../../../../src/connectors/errors.js';
 import { createPreludeConnector } from '../../../../src/connectors/prelude/target.js';
 import type { ConnectorMapping } from '../../../../src/connectors/target-common.js';
 import type { Change, FieldMap, SourceUser } from '../../../../src/connectors/types.js';
@@ -190,5 +190,43 @@ describe('prelude connector: answers (seed 004)', () => {
     expectValidBody(ok.requests[0]!.body);
     const bad = setup(() => err(404, 'app_not_found', 'not_found'));
     await expect(bad.connector.check()).rejects.toMatchObject({ errorClass: 'auth' });
+  });
+});
+
+describe('prelude connector: ids that would change the path (issue 8.9)', () => {
+  for (const [label, user, linkedId, over] of [
+    ['source id .. with the default template', { id: '..', firstName: 'A' }, undefined, {}],
+    ['source id . with the default template', { id: '.', firstName: 'A' }, undefined, {}],
+    ['a link-table entry ..', { id: 'u-1', firstName: 'A' }, '..', {}],
+    ['a link-table entry .', { id: 'u-1', firstName: 'A' }, '.', {}],
+  ] as const) {
+    it(`${label}: write, plan and remove refuse it as rejected, nothing is sent`, async () => {
+      const { connector, requests } = setup(() => ({ status: 204 }), over);
+      const c = change(user, null, linkedId);
+      const err = await connector.write(c).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RejectedRecordError);
+      expect((err as RejectedRecordError).userId).toBe(user.id);
+      expect((err as RejectedRecordError).reason).toMatch(/cannot be sent as a path segment/);
+      expect(() => connector.plan(c)).toThrow(RejectedRecordError);
+      await expect(connector.remove(user, { first_name: 'A' }, linkedId)).rejects.toBeInstanceOf(
+        RejectedRecordError,
+      );
+      expect(requests).toEqual([]);
+    });
+  }
+
+  it("ids that merely contain dots are encoded and sent: '...', 'a..b', 'usr_.'", async () => {
+    const { connector, requests } = setup(() => ({ status: 204 }), { userIdTemplate: 'usr_{id}' });
+    await connector.write(change({ id: '.', firstName: 'A' }, null));
+    await connector.write(change({ id: 'x', firstName: 'A' }, null, '...'));
+    expect(requests.map((r) => r.path)).toEqual([
+      '/v2/session/apps/app_1/users/usr_./profile',
+      '/v2/session/apps/app_1/users/.../profile',
+    ]);
+  });
+
+  it('PRELUDE_APP_ID . or .. is a ConfigError naming the variable', () => {
+    expect(() => setup(() => ({ status: 204 }), { appId: '..' })).toThrow(/^PRELUDE_APP_ID/);
+    expect(() => setup(() => ({ status: 204 }), { appId: '.' })).toThrow(ConfigError);
   });
 });

@@ -382,3 +382,27 @@ describe('sunshine connector: read, remove, check, errors', () => {
     expect(e2.userId).toBe('u1');
   });
 });
+
+describe('sunshine connector: ids and bodies from the vendor are checked before use (issue 8.2, 8.9)', () => {
+  it('remove(): a profile id . or .. from the GET answer is never sent as a path segment', async () => {
+    for (const id of ['..', '.']) {
+      const { connector, requests } = setup(() =>
+        profile({ id, identifiers: [{ type: 'external_id', value: 'u1' }], attributes: {} }),
+      );
+      const err = (await connector.remove(jane, janeFields).catch((e: unknown) => e)) as SyncError;
+      expect(err).toBeInstanceOf(SyncError);
+      expect(err.errorClass).toBe('permanent');
+      expect(requests.map((r) => r.method)).toEqual(['GET']);
+    }
+  });
+
+  it('a GET 200 without {"profile": {...}} fails transient and no PUT follows', async () => {
+    for (const body of [{ profiles: [] }, { profile: null }, ['x']]) {
+      const { connector, requests } = setup(() => ({ status: 200, body }));
+      const err = (await connector.write(change(jane, null)).catch((e: unknown) => e)) as SyncError;
+      expect(err.errorClass).toBe('transient');
+      expect(err.message).toMatch(/user u1\) answered 200 with a body that is JSON of another shape/);
+      expect(requests.map((r) => r.method)).toEqual(['GET']);
+    }
+  });
+});

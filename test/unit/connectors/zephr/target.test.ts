@@ -212,3 +212,27 @@ describe('zephr connector: writes never touch keys profile-sync does not own', (
     expect(bad.message).not.toContain(SECRET);
   });
 });
+
+describe('zephr connector: path and unreadable reads (issue 8.2, 8.9)', () => {
+  it('ZEPHR_APP_ID . or .. is a ConfigError naming the variable', () => {
+    for (const appId of ['.', '..']) {
+      expect(() =>
+        createZephrConnector(
+          { config: { ...zephrConfig({ secret: SECRET }), appId }, http, mapping, rateLimit: 120 },
+          { logger },
+        ),
+      ).toThrow(/^ZEPHR_APP_ID is '\.{1,2}'/);
+    }
+  });
+
+  it('a GET 200 with an empty body fails transient, no PUT (it used to read as {} and wipe the document)', async () => {
+    const { connector, requests } = setup(() => ({ status: 200 }));
+    const err = (await connector.write(change(jane, null)).catch((e: unknown) => e)) as SyncError;
+    expect(err.errorClass).toBe('transient');
+    expect(err.message).toContain('empty or not JSON');
+    expect(requests.map((r) => r.method)).toEqual(['GET']);
+    const removed = (await connector.remove(jane, null).catch((e: unknown) => e)) as SyncError;
+    expect(removed.errorClass).toBe('transient');
+    expect(requests.map((r) => r.method)).toEqual(['GET', 'GET']);
+  });
+});

@@ -123,6 +123,29 @@ describe('startSim', () => {
     sim = undefined;
   });
 
+  it('answers a body fault with status 200 and a body that is not JSON, as given or an HTML page', async () => {
+    await start({
+      faults: [
+        { kind: 'body', times: 1 },
+        { kind: 'body', status: 203, body: '{"trunc', contentType: 'application/json', times: 1 },
+      ],
+    });
+    const first = await request(`${sim!.url}/items/1`, { headers: auth });
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['content-type']).toMatch(/^text\/html/);
+    expect(await first.body.text()).toMatch(/^<html>/);
+    const second = await request(`${sim!.url}/items/1`, { headers: auth });
+    expect(second.statusCode).toBe(203);
+    expect(second.headers['content-type']).toBe('application/json');
+    expect(await second.body.text()).toBe('{"trunc');
+    expect((await call('GET', '/items/1')).body).toMatchObject({ id: '1' });
+    expect(sim!.counters().byRoute['GET /items/:id']).toEqual({ '200': 2, '203': 1 });
+    await expect(call('PUT', '/__sandbox/faults', [{ kind: 'body', body: 1 }])).resolves.toMatchObject({
+      status: 400,
+      body: { error: 'faults[0].body must be a string (sent verbatim)' },
+    });
+  });
+
   it('delays a request for a latency fault, then answers normally', async () => {
     await start({ faults: [{ kind: 'latency', latencyMs: 50, times: 1 }] });
     expect((await call('GET', '/items/1')).status).toBe(200);
