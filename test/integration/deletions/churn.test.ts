@@ -176,4 +176,80 @@ describe('source churn during a scan (issue 8.1)', () => {
     expect(JSON.stringify(renamed)).toContain('Renamed');
     expect((await sunshineIds(h)).size).toBe(100);
   }, 120_000);
+
+  it('a proxy answering 404 to the re-check: nobody is concluded gone, the run fails incomplete', async () => {
+    h = await startHarness({ label: 'churn-404', sandbox: { users: 60 }, env: ENV });
+    const engine = await h.engine({ settings: { chunkSize: 20 } });
+    await engine.startWorkers({ concurrency: 8 });
+    expect((await backfill(engine)).status).toBe('completed');
+    const ids = await sourceIds(h);
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [ids[3], ids[30]] });
+    // Only the re-check's lookup (2 candidates + 1 canary) is answered 404, as by a broken proxy.
+    h.sandbox.sims.source.setFaults([
+      {
+        kind: 'status',
+        status: 404,
+        match: { route: 'GET /user', query: { firstResult: '0', maxResults: '3' } },
+      },
+    ]);
+    const run = await backfill(engine, { kind: 'scheduled' });
+    expect(run.status).toBe('failed');
+    expect(run.scan).toMatchObject({ status: 'failed', complete: false });
+    expect(run.scan.error).toMatch(/deletion detection failed/);
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const)
+      expect(run.targets[t]!.outcomes.removed).toBe(0);
+    expect((await sunshineIds(h)).size).toBe(60);
+  }, 120_000);
+
+  it('a source answering every re-check with an empty list (no canary): nobody is concluded gone', async () => {
+    h = await startHarness({ label: 'churn-empty', sandbox: { users: 60 }, env: ENV });
+    const first = await h.engine({ settings: { chunkSize: 20 } });
+    await first.startWorkers({ concurrency: 8 });
+    expect((await backfill(first)).status).toBe('completed');
+    await first.close();
+    const ids = await sourceIds(h);
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [ids[3], ids[30]] });
+    const logger = createLogger({ level: 'silent' });
+    const real = createSourceConnector({ config: h.config.source, http: h.config.http }, { logger });
+    const source: SourceConnector = Object.assign(Object.create(real) as SourceConnector, {
+      getUsers: async () => new Map(),
+    });
+    const engine = await h.engine({ settings: { chunkSize: 20 }, source });
+    await engine.startWorkers({ concurrency: 8 });
+    const run = await backfill(engine, { kind: 'scheduled' });
+    await real.close();
+    expect(run.status).toBe('failed');
+    expect(run.scan.error).toMatch(/does not answer sanely/);
+    for (const t of ['sunshine', 'zephr', 'prelude'] as const)
+      expect(run.targets[t]!.outcomes.removed).toBe(0);
+    expect((await sunshineIds(h)).size).toBe(60);
+  }, 120_000);
+
+  it('--confirm-deletes against a source answering 404 to everything removes nobody; the run stays held', async () => {
+    h = await startHarness({
+      label: 'churn-confirm-404',
+      sandbox: { users: 50 },
+      env: { SUNSHINE_ON_DELETE: 'delete', MAX_DELETES: '0' },
+    });
+    const engine = await h.engine({ only: ['sunshine'] });
+    await engine.startWorkers({ concurrency: 8 });
+    expect((await backfill(engine)).status).toBe('completed');
+    const ids = await sourceIds(h);
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: ids.slice(0, 3) });
+    const held = await backfill(engine, { kind: 'scheduled' });
+    expect(held.status).toBe('held');
+    expect(held.deletions?.targets.sunshine?.gone).toBe(3);
+    // Every request answered 404 now: a per-user re-check would read that as "all three still gone".
+    h.sandbox.sims.source.setFaults([{ kind: 'status', status: 404 }]);
+    await expect(engine.confirmDeletes(held.id)).rejects.toThrow(/404/);
+    expect((await engine.runs.get(held.id))?.status).toBe('held');
+    expect((await sunshineIds(h)).size).toBe(50);
+    // The source answers again: confirming removes exactly the three.
+    h.sandbox.sims.source.setFaults([]);
+    const confirmed = await engine.confirmDeletes(held.id);
+    expect(confirmed).toMatchObject({ removals: 3, returned: 0 });
+    const done = await engine.waitForRun(held.id, { pollMs: 100 });
+    expect(done.targets.sunshine!.outcomes.removed).toBe(3);
+    expect((await sunshineIds(h)).size).toBe(47);
+  }, 120_000);
 });
