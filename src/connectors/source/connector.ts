@@ -4,6 +4,8 @@ import { createHttpClient, type HttpResponse } from '../http.js';
 import type { ConnectorDeps, SourceConnector, SourcePage, SourceRecord } from '../types.js';
 import { parseSourceRecord } from './record.js';
 
+const DOT_ID_REASON = 'id: is "." or "..", which URLs cannot carry as a path segment';
+
 /** Ids per `GET /user?idIn=` request. */
 export const GET_USERS_BATCH = 100;
 
@@ -190,6 +192,9 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
   }
 
   async function getUser(id: string): Promise<SourceRecord | null> {
+    // Issue 8.9: `.` and `..` cannot travel as a path segment (URL parsers collapse them, even
+    // encoded): `GET /user/../profile` would ask another resource. Refused without a request.
+    if (id === '.' || id === '..') return { ok: false, userId: id, reason: DOT_ID_REASON };
     const path = `/user/${encodeURIComponent(id)}/profile`;
     const res = await client.request({ method: 'GET', path, userId: id });
     if (res.status === 404) return null;

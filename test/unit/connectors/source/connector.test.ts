@@ -366,6 +366,20 @@ describe('source connector against a scripted server', () => {
     await c.close();
   });
 
+  it('getUser refuses the ids . and .. without a request (they cannot be a path segment)', async () => {
+    const s = await identityService([{ id: 'u1' }]);
+    const c = connectorFor(s.url, 3);
+    for (const id of ['.', '..']) {
+      expect(await c.getUser(id)).toEqual({
+        ok: false,
+        userId: id,
+        reason: 'id: is "." or "..", which URLs cannot carry as a path segment',
+      });
+    }
+    expect(s.requests).toHaveLength(0);
+    await c.close();
+  });
+
   it('getUsers asks GET /user?idIn= in batches of 100; ids with a comma go one by one; unknown ids are absent', async () => {
     const users = Array.from({ length: 250 }, (_, i) => ({
       id: `u${i}`,
