@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pLimit from 'p-limit';
+import type { Redis } from 'ioredis';
 import type { TargetId } from '../src/config/schema.js';
-import { isSyncError } from '../src/connectors/errors.js';
-import type { SourceConnector } from '../src/connectors/types.js';
+import { isSyncError, SyncError } from '../src/connectors/errors.js';
+import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
+import type { SourceConnector, SourceRecord } from '../src/connectors/types.js';
 import {
   alertHeld,
   brakeReason,
@@ -16,6 +17,7 @@ import {
   orphansKey,
   policyOf,
   readDeletions,
+  recordSeen,
   removalPlanLine,
   removalRequests,
   SEEN_TTL_MS,
@@ -25,6 +27,7 @@ import {
 import type { RunItem, RunKind, RunRecord } from '../src/pipeline/run-record.js';
 import type { CounterDelta } from '../src/pipeline/run-store.js';
 import type { JobContext } from '../src/queue/context.js';
+import type { RedisLayout } from '../src/queue/redis-layout.js';
 import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as remove from './remove.js';
 import * as sync from './sync.js';
@@ -45,21 +48,29 @@ export async function reconcileDeletions(
   ctx: JobContext,
   run: RunRecord,
   targets: TargetId[],
+  syncFound: (records: SourceRecord[]) => Promise<number>,
 ): Promise<DeletionSummary> {
   const { redis, layout } = ctx.runs.backing();
   const log = ctx.logger.child({ runId: run.id });
   const settings = run.options.deletions;
   const summary: DeletionSummary = { targets: {} };
+  const knownOf: Partial<Record<TargetId, number>> = {};
   for (const t of targets) {
-    const { known, gone } = await findGone(
-      redis,
-      layout,
-      run.id,
-      t,
-      run.startedAt,
-      ctx.runs.retention.maxAgeMs,
-    );
-    summary.targets[t] = { policy: policyOf(settings, t), known, gone };
+    const { known } = await findGone(redis, layout, run.id, t, run.startedAt, ctx.runs.retention.maxAgeMs);
+    knownOf[t] = known;
+  }
+  // Issue 8.1: a candidate is only a user the scan did not return. Offset paging can skip a live user
+  // when the list moves, so every candidate is asked for again (GET /user?idIn=, batched) before it is
+  // orphaned or removed; a user found again is not gone and is synced in this run.
+  const { rechecked, found } = await recheckGone(ctx, run.id, targets, syncFound);
+  if (rechecked) {
+    await ctx.runs.updateScan(run.id, { rechecked, foundAgain: found });
+    const level = found ? 'warn' : 'info';
+    log[level]({ rechecked, foundAgain: found }, 'deletion candidates re-checked against the source');
+  }
+  for (const t of targets) {
+    const gone = await redis.scard(goneKey(layout, run.id, t));
+    summary.targets[t] = { policy: policyOf(settings, t), known: knownOf[t] ?? 0, gone };
   }
   const held = brakeReason(summary.targets, settings ?? { maxDeleteRate: 0.05, maxDeletes: 1000 });
   if (!held && !run.options.dryRun && targets.includes('prelude')) {
@@ -193,7 +204,7 @@ export interface ConfirmResult {
   runId: string;
   /** Removal jobs enqueued. */
   removals: number;
-  /** Held users the source returns again (re-checked one by one): not removed. */
+  /** Held users the source returns again (re-checked in batches): not removed. */
   returned: number;
   /** Targets whose policy is now `ignore` (config changed since): their held users stay. */
   ignored: TargetId[];
@@ -201,8 +212,8 @@ export interface ConfirmResult {
 
 /**
  * `backfill --confirm-deletes RUN`: re-drives exactly the removals the brake held in that run, after
- * re-checking each held user against the source (`GET /user/{id}/profile`; a user found again is
- * dropped from the held set and not removed). Uses the policy in force now: a target switched to
+ * re-checking the held users against the source (`GET /user?idIn=`, batched, with a canary; a user
+ * found again is dropped from the held set and not removed). Uses the policy in force now: a target switched to
  * `ignore` since removes nobody. The run goes back to `running` and ends `completed` once the removal
  * jobs settled; its items then show the held users `orphaned` and, later, `removed`.
  */
@@ -220,7 +231,6 @@ export async function confirmHeldDeletions(
       `run ${runId} has no held deletions (status ${run.status}${summary?.confirmed ? ', already confirmed' : ''})`,
     );
   const source = ctx.source();
-  const limit = pLimit(8);
   let returned = 0;
   const ignored: TargetId[] = [];
   const acting: TargetId[] = [];
@@ -236,22 +246,29 @@ export async function confirmHeldDeletions(
     acting.push(t);
   }
   // Re-check first, changing nothing in the run: a source outage here leaves the run held as it was.
-  const absent = new Map<string, boolean>();
-  for (const t of acting) {
-    for await (const ids of goneBatches(redis, layout, runId, t)) {
-      const back: string[] = [];
-      await Promise.all(
-        ids.map((id) =>
-          limit(async () => {
-            if (!absent.has(id)) absent.set(id, await stillAbsent(source, id));
-            if (!absent.get(id)) back.push(id);
-          }),
-        ),
-      );
-      if (back.length) await redis.srem(goneKey(layout, runId, t), ...back);
+  // Batched (GET /user?idIn=) with a canary: a known user who was not held must be answered too, or
+  // the source (or a proxy answering 404/empty to everything) is not trusted to confirm anything.
+  const absentKey = layout.key('run', runId, 'confirm-absent');
+  const presentKey = layout.key('run', runId, 'confirm-present');
+  await redis.del(absentKey, presentKey);
+  try {
+    for (const t of acting) {
+      const canaries = () => knownNotGone(redis, layout, runId, t);
+      for await (const ids of goneBatches(redis, layout, runId, t)) {
+        const flags = await decided(redis, [presentKey, absentKey], ids);
+        const back = ids.filter((_, i) => flags[0]![i]);
+        const ask = ids.filter((_, i) => !flags[0]![i] && !flags[1]![i]);
+        const { present, absent } = await recheckBatch(source, ask, canaries);
+        if (present.size) await redis.sadd(presentKey, ...present.keys());
+        if (absent.length) await redis.sadd(absentKey, ...absent);
+        back.push(...present.keys());
+        if (back.length) await redis.srem(goneKey(layout, runId, t), ...back);
+      }
     }
+    returned = await redis.scard(presentKey);
+  } finally {
+    await redis.del(absentKey, presentKey);
   }
-  for (const present of absent.values()) if (!present) returned++;
 
   // The scan status goes back to `running` while jobs are enqueued, so nobody finishes the run early.
   await redis
@@ -280,23 +297,132 @@ export async function confirmHeldDeletions(
   return { runId, removals, returned, ignored };
 }
 
-/** Re-check attempts per user: a 429 or a 5xx from the source waits and tries again. */
+/** Re-check attempts per batch: a 429 or a 5xx from the source waits and tries again. */
 const RECHECK_ATTEMPTS = 10;
 
+/** Canary ids that answer for the source's sanity in a re-check. */
+const CANARIES = 3;
+
 /**
- * Whether the source still answers 404 for the user. The re-check sends one GET per held user, so a
- * large hold meets the source's rate limit: a 429 waits its `Retry-After` (plus up to 250 ms of
- * jitter, so eight parallel checks do not return together), a transient error backs off linearly.
+ * Asks the source for `ids` plus one canary, a user known to be there (read by this very scan, or
+ * known and not held). A source that does not return the canary, nor any of a few others asked alone,
+ * is not answering sanely (an outage returning empty lists, a proxy answering 404 to everything): the
+ * re-check throws, and nobody is concluded gone from it. A 429 or a 5xx waits (`Retry-After`, or a
+ * linear backoff) and tries again.
  */
-async function stillAbsent(source: SourceConnector, id: string): Promise<boolean> {
+export async function recheckBatch(
+  source: SourceConnector,
+  ids: string[],
+  canaries: () => Promise<string[]>,
+): Promise<{ present: Map<string, SourceRecord>; absent: string[] }> {
+  const present = new Map<string, SourceRecord>();
+  if (ids.length === 0) return { present, absent: [] };
+  const pool = (await canaries()).filter((c) => !ids.includes(c));
+  for (let i = 0; i < ids.length; i += GET_USERS_BATCH - 1) {
+    const batch = ids.slice(i, i + GET_USERS_BATCH - 1);
+    const canary = pool[0];
+    const answer = await withRetries(() =>
+      source.getUsers(canary === undefined ? batch : [...batch, canary]),
+    );
+    if (canary !== undefined && !answer.has(canary)) {
+      // The canary may have left just now: a few others, alone, must be there.
+      const others = pool.slice(1, 1 + CANARIES);
+      const again = others.length ? await withRetries(() => source.getUsers(others)) : new Map();
+      if (again.size === 0)
+        throw new SyncError(
+          'transient',
+          'source: the deletion re-check got no answer for users known to be in the source: it does not answer sanely, nobody is concluded gone',
+          { target: 'source', vendorCode: 'recheck_insane' },
+        );
+    }
+    for (const id of batch) {
+      const rec = answer.get(id);
+      if (rec) present.set(id, rec);
+    }
+  }
+  return { present, absent: ids.filter((id) => !present.has(id)) };
+}
+
+async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return (await source.getUser(id)) === null;
+      return await fn();
     } catch (err) {
       if (!isSyncError(err) || !err.retryable || attempt >= RECHECK_ATTEMPTS) throw err;
       await sleep((err.retryAfterMs ?? 500 * attempt) + Math.random() * 250);
     }
   }
+}
+
+/** Per key, whether each id is a member. */
+async function decided(redis: Redis, keys: string[], ids: string[]): Promise<boolean[][]> {
+  if (ids.length === 0) return keys.map(() => []);
+  const out: boolean[][] = [];
+  for (const k of keys) out.push(((await redis.smismember(k, ...ids)) as number[]).map((m) => m === 1));
+  return out;
+}
+
+/** A few of a target's known users that are not in the run's gone set (confirm's canaries). */
+async function knownNotGone(
+  redis: Redis,
+  layout: RedisLayout,
+  runId: string,
+  t: TargetId,
+): Promise<string[]> {
+  const sample = ((await redis.hrandfield(layout.state(t), 20)) as string[] | null) ?? [];
+  if (sample.length === 0) return [];
+  const member = (await redis.smismember(goneKey(layout, runId, t), ...sample)) as number[];
+  return sample.filter((_, i) => member[i] === 0).slice(0, CANARIES + 1);
+}
+
+/**
+ * Re-checks every deletion candidate of a complete scan (the union of the targets' gone sets) against
+ * the source, in batches. Found again: synced through `syncFound` (as the scan would have), added to
+ * the seen set and dropped from every gone set. Confirmed absent: remembered for the other targets.
+ * Memory: one batch at a time (decisions live in Redis sets of the run).
+ */
+async function recheckGone(
+  ctx: JobContext,
+  runId: string,
+  targets: TargetId[],
+  syncFound: (records: SourceRecord[]) => Promise<number>,
+): Promise<{ rechecked: number; found: number }> {
+  const { redis, layout } = ctx.runs.backing();
+  const seen = seenKey(layout, runId);
+  const absentKey = layout.key('run', runId, 'absent');
+  const canaries = async () => ((await redis.srandmember(seen, CANARIES + 1)) as string[] | null) ?? [];
+  let rechecked = 0;
+  let found = 0;
+  await redis.del(absentKey);
+  try {
+    for (const t of targets) {
+      for await (const ids of goneBatches(redis, layout, runId, t)) {
+        const [inSeen, inAbsent] = await decided(redis, [seen, absentKey], ids);
+        const back = ids.filter((_, i) => inSeen![i]);
+        const ask = ids.filter((_, i) => !inSeen![i] && !inAbsent![i]);
+        if (ask.length) {
+          const { present, absent } = await recheckBatch(ctx.source(), ask, canaries);
+          rechecked += ask.length;
+          if (present.size) {
+            found += present.size;
+            await syncFound([...present.values()]);
+            await recordSeen(redis, layout, runId, [...present.keys()]);
+            back.push(...present.keys());
+          }
+          if (absent.length)
+            await redis
+              .multi()
+              .sadd(absentKey, ...absent)
+              .pexpire(absentKey, SEEN_TTL_MS)
+              .exec();
+        }
+        if (back.length) await redis.srem(goneKey(layout, runId, t), ...back);
+      }
+    }
+  } finally {
+    await redis.del(absentKey);
+  }
+  return { rechecked, found };
 }
 
 /** `--confirm-deletes` refused (unknown run, nothing held): exit 1 with the message. */

@@ -1,9 +1,10 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import type { TargetId } from '../src/config/schema.js';
-import { isSyncError, RejectedRecordError } from '../src/connectors/errors.js';
+import { isSyncError, RejectedRecordError, SyncError } from '../src/connectors/errors.js';
+import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
 import type { FieldMap, SourceRecord, SourceUser } from '../src/connectors/types.js';
-import { recordSeen } from '../src/pipeline/deletions.js';
+import { recordSeen, seenKey } from '../src/pipeline/deletions.js';
 import { diffFields } from '../src/pipeline/diff.js';
 import { hashFields } from '../src/pipeline/hashing.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/pipeline/run-record.js';
@@ -34,6 +35,13 @@ export interface ScanResult {
 
 /** Scan attempts: a page that fails after HTTP-level retries is retried from the last checkpoint. */
 export const SCAN_ATTEMPTS = 3;
+
+/**
+ * Passes over the source one scan may make when the list moves under it (issue 8.1: a page whose
+ * overlap record changed, or fewer distinct users than `/user/count`): the pass is restarted, users
+ * already read are skipped by the seen set; after this many the scan ends failed and incomplete.
+ */
+export const SCAN_PASSES = 3;
 
 export function jobId(runId: string): string {
   return `scan-${runId}`;
@@ -78,92 +86,176 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   }
   if (checkpoint.enqueued > 0) log.info({ checkpoint }, 'scan resumes after a restart');
 
-  let index = 0;
+  let index = 0; // stream position (checkpoint), every record read including duplicates
   let pages = 0;
   let enqueued = 0;
   let aborted = false;
+  let duplicates = scan.duplicates ?? 0;
+  let idless = 0; // rejected records without an id in the current pass (they cannot be deduplicated)
   let chunk: SourceRecord[] = [];
-  // Issue 5: an unlimited scan remembers every id it read (valid or rejected: a rejected user is
-  // still in the source), so that after a complete scan the users it did not return can be found.
+  // Issue 5: every id read (valid or rejected: a rejected user is still in the source) goes to the
+  // run's seen set, so that after a complete scan the users it did not return can be found. Issue 8:
+  // the same set finds duplicates (a user read twice because the list moved, or re-read by a restarted
+  // pass) so that each user is counted and synced once. Recorded after the chunk was processed: an id
+  // in the set is one whose outcome is recorded.
   const remember = !limited;
   const { redis, layout } = ctx.runs.backing();
   const flush = async () => {
-    if (remember) {
-      const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
-      await recordSeen(redis, layout, runId, ids);
-    }
     const start = index;
-    index += chunk.length;
-    enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, chunk, start, checkpoint);
+    const positions = chunk.length;
+    index += positions;
+    const end = start + positions;
+    let fresh = chunk;
+    if (end > checkpoint.enqueued && start >= checkpoint.flushed) {
+      const before = await alreadySeen(redis, layout, runId, chunk);
+      fresh = chunk.filter((_, i) => !before[i]);
+      const dups = positions - fresh.length;
+      if (dups) {
+        duplicates += dups;
+        const ids = chunk.filter((_, i) => before[i]).map((r) => (r.ok ? r.user.id : r.userId));
+        log.warn(
+          { duplicates: dups, sample: ids.slice(0, 5), total: duplicates },
+          'source returned users already read in this scan (the list moved, or a restarted pass): counted once',
+        );
+      }
+    }
+    idless += fresh.filter((r) => !r.ok && !r.userId).length;
+    enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, fresh, start, positions, checkpoint);
+    const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
+    await recordSeen(redis, layout, runId, ids);
     chunk = [];
-    await ctx.runs.updateScan(runId, { records: index, pages });
+    await ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates });
     await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
     const c = await ctx.runs.completion(runId);
     if (c?.abortReason) aborted = true;
   };
 
-  try {
+  let restarts = scan.restarts ?? 0;
+  let seen = 0;
+  for (;;) {
     const controller = new AbortController();
-    const records: AsyncIterable<SourceRecord> = opts.users
-      ? byIds(ctx, opts.users)
-      : source.scan({ pageSize: ctx.settings.pageSize, signal: controller.signal, onPage: () => pages++ });
-    let seen = 0;
-    for await (const rec of records) {
-      if (opts.limit !== undefined && seen >= opts.limit) break;
-      seen++;
-      chunk.push(rec);
-      if (chunk.length >= ctx.settings.chunkSize) await flush();
-      if (aborted) break;
-      if (seen % 1000 === 0) await job.updateProgress(seen);
+    try {
+      idless = 0;
+      const records: AsyncIterable<SourceRecord> = opts.users
+        ? byIds(ctx, opts.users)
+        : source.scan({ pageSize: ctx.settings.pageSize, signal: controller.signal, onPage: () => pages++ });
+      for await (const rec of records) {
+        if (opts.limit !== undefined && seen >= opts.limit) break;
+        seen++;
+        chunk.push(rec);
+        if (chunk.length >= ctx.settings.chunkSize) await flush();
+        if (aborted) break;
+        if (seen % 1000 === 0) await job.updateProgress(seen);
+      }
+      if (chunk.length && !aborted) await flush();
+      controller.abort();
+      if (!limited && !aborted && scan.total !== undefined) {
+        // Unique ids read vs /user/count before and after: fewer than both means a user present
+        // throughout was missed (the overlap check catches a shift at a page boundary; this one the rest).
+        const after = await source.count();
+        const unique = (await redis.scard(seenKey(layout, runId))) + idless;
+        if (unique < Math.min(scan.total, after))
+          throw new SyncError(
+            'transient',
+            `source: the scan read ${unique} distinct users but /user/count answered ${scan.total} before and ${after} after`,
+            { target: 'source', vendorCode: 'order_changed' },
+          );
+      }
+      break;
+    } catch (err) {
+      controller.abort();
+      const message = err instanceof Error ? err.message : String(err);
+      // Issue 8.12: what was read before the failure is processed and counted, never lost.
+      if (chunk.length && !aborted) await flush().catch(() => undefined);
+      if (isSourceOrderChanged(err)) {
+        restarts++;
+        if (restarts < SCAN_PASSES) {
+          await ctx.runs.updateScan(runId, { restarts, error: message });
+          log.warn({ err: message, restarts }, 'the source list moved during the scan: re-reading it');
+          continue;
+        }
+        await failScan(ctx, runId, log, {
+          error: `${message}; the list kept moving over ${SCAN_PASSES} passes: scan incomplete, no deletions concluded`,
+          records: index - duplicates,
+          pages,
+          duplicates,
+          restarts,
+        });
+        throw new UnrecoverableError(`scan failed: ${message}`);
+      }
+      const final = job.attemptsMade + 1 >= SCAN_ATTEMPTS || (isSyncError(err) && !err.retryable);
+      if (!final) {
+        await ctx.runs.updateScan(runId, { error: message, records: index - duplicates, pages, duplicates });
+        log.warn(
+          { err: message, records: index - duplicates },
+          'source scan failed, retrying from the last checkpoint',
+        );
+        throw err;
+      }
+      await failScan(ctx, runId, log, { error: message, records: index - duplicates, pages, duplicates });
+      throw new UnrecoverableError(`scan failed: ${message}`);
     }
-    if (chunk.length && !aborted) await flush();
-    controller.abort();
-  } catch (err) {
-    const final = job.attemptsMade + 1 >= SCAN_ATTEMPTS || (isSyncError(err) && !err.retryable);
-    const message = err instanceof Error ? err.message : String(err);
-    if (!final) {
-      await ctx.runs.updateScan(runId, { error: message, records: index, pages });
-      log.warn({ err: message, records: index }, 'source scan failed, retrying from the last checkpoint');
-      throw err;
-    }
-    await ctx.runs.updateScan(runId, {
-      status: 'failed',
-      complete: false,
-      error: message,
-      records: index,
-      pages,
-    });
-    log.error({ err: message, records: index }, 'source scan failed: the run is incomplete');
-    await maybeFinishRun(ctx.runs, runId);
-    throw new UnrecoverableError(`scan failed: ${message}`);
   }
+  const records = index - duplicates;
+  if (duplicates) log.warn({ duplicates }, 'duplicate ids in this scan were counted once');
+  if (!remember) await redis.del(seenKey(layout, runId));
   const complete = !limited && !aborted && (await ctx.runs.completion(runId))?.abortReason === undefined;
   if (complete) {
     // Before the scan is marked done: removal jobs must be pending before the run can finish.
-    await ctx.runs.updateScan(runId, { complete, records: index, pages });
+    await ctx.runs.updateScan(runId, { complete, records, pages });
     try {
-      await reconcileDeletions(ctx, run, targets);
+      // Users the re-check finds again are synced in this run, as the scan would have.
+      const syncFound = async (found: SourceRecord[]) =>
+        processChunk(ctx, run.id, run.kind, opts, targets, found, -1, 0, checkpoint);
+      await reconcileDeletions(ctx, run, targets, syncFound);
     } catch (err) {
       // Retried like a failed page (the rescan skips checkpointed chunks; each target's departures
       // are recorded once). On the last attempt the run ends `failed` rather than hang in `running`.
       const message = `deletion detection failed: ${err instanceof Error ? err.message : String(err)}`;
       if (job.attemptsMade + 1 < SCAN_ATTEMPTS) throw err;
-      await ctx.runs.updateScan(runId, {
-        status: 'failed',
-        complete: false,
-        error: message,
-        records: index,
-        pages,
-      });
-      log.error({ err: message }, 'deletion detection failed: the run is incomplete');
-      await maybeFinishRun(ctx.runs, runId);
+      await failScan(ctx, runId, log, { error: message, records, pages });
       throw new UnrecoverableError(message);
     }
   }
-  await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records: index, pages });
-  log.info({ records: index, pages, enqueued, complete }, 'source scan finished');
+  await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records, pages });
+  log.info({ records, pages, enqueued, complete, duplicates, restarts }, 'source scan finished');
   await maybeFinishRun(ctx.runs, runId);
-  return { records: index, enqueued, complete };
+  return { records, enqueued, complete };
+}
+
+/** Ends the scan `failed` and incomplete (so no deletion is concluded) and lets the run finish. */
+async function failScan(
+  ctx: JobContext,
+  runId: string,
+  log: JobContext['logger'],
+  info: { error: string; records: number; pages: number; duplicates?: number; restarts?: number },
+): Promise<void> {
+  await ctx.runs.updateScan(runId, { status: 'failed', complete: false, ...info });
+  log.error(
+    { err: info.error, records: info.records },
+    `source scan failed after ${info.records} source records: the run is incomplete`,
+  );
+  await maybeFinishRun(ctx.runs, runId);
+}
+
+/** Per record: whether its id is already in the run's seen set, or earlier in the same chunk. */
+async function alreadySeen(
+  redis: ReturnType<JobContext['runs']['backing']>['redis'],
+  layout: ReturnType<JobContext['runs']['backing']>['layout'],
+  runId: string,
+  chunk: SourceRecord[],
+): Promise<boolean[]> {
+  const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId));
+  const known = ids.filter((id): id is string => !!id);
+  const member = known.length ? ((await redis.smismember(seenKey(layout, runId), ...known)) as number[]) : [];
+  const inSet = new Map(known.map((id, i) => [id, member[i] === 1]));
+  const local = new Set<string>();
+  return ids.map((id) => {
+    if (!id) return false;
+    if (inSet.get(id) || local.has(id)) return true;
+    local.add(id);
+    return false;
+  });
 }
 
 async function* byIds(ctx: JobContext, ids: string[]): AsyncIterable<SourceRecord> {
@@ -194,11 +286,14 @@ async function processChunk(
   targets: TargetId[],
   records: SourceRecord[],
   start: number,
+  positions: number,
   checkpoint: Checkpoint,
 ): Promise<number> {
-  const end = start + records.length;
-  if (end <= checkpoint.enqueued) return 0;
-  const countOnly = start < checkpoint.flushed; // already counted: only (re-)add its jobs
+  // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
+  const outside = start < 0;
+  const end = start + positions;
+  if (!outside && end <= checkpoint.enqueued) return 0;
+  const countOnly = !outside && start < checkpoint.flushed; // already counted: only (re-)add its jobs
   const now = Date.now();
   const counters: CounterDelta[] = [];
   const items: RunItem[] = [];
@@ -299,7 +394,7 @@ async function processChunk(
     await ctx.runs.record(runId, {
       counters,
       items,
-      raw: [['scanFlushed', records.length]],
+      raw: outside ? [] : [['scanFlushed', positions]],
       pii: opts.showPii,
       now,
     });
@@ -318,7 +413,7 @@ async function processChunk(
     }
     added += specs.length;
   }
-  await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
+  if (!outside) await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
   return added;
 }
 

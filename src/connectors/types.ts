@@ -158,5 +158,10 @@ export interface SourceConnector {
   }): AsyncIterable<SourceRecord>;
   /** One user (`GET /user/{id}/profile`); null when the source answers 404. */
   getUser(id: string): Promise<SourceRecord | null>;
+  /**
+   * Many users (`GET /user?idIn=`, batched): the records the source returns, by id; an id missing from
+   * the map was not returned. Throws SyncError on any answer that is not a sane list.
+   */
+  getUsers(ids: string[]): Promise<Map<string, SourceRecord>>;
   close(): Promise<void>;
 }

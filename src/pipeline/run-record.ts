@@ -44,9 +44,17 @@ export interface ScanInfo {
   limited: boolean;
   /** `GET /user/count` at the start, for progress. */
   total?: number;
+  /** Distinct source records read (a user read twice counts once). */
   records: number;
   pages: number;
   error?: string;
+  /** Records read again within this scan (the list moved, or a restarted pass): counted once, logged (issue 8.12). */
+  duplicates?: number;
+  /** Passes restarted because the source's list moved under the scan (issue 8.1). */
+  restarts?: number;
+  /** Deletion candidates re-checked against the source, and of those found again (synced, not gone). */
+  rechecked?: number;
+  foundAgain?: number;
 }
 
 /** One earlier attempt of a sync job that failed and was retried. */

@@ -95,7 +95,7 @@ describe('source connector against the sandbox', () => {
 
   it('a page that keeps failing stops the scan with a SyncError after the records before it', async () => {
     sandbox.sims.source.setFaults([
-      { kind: 'status', status: 503, match: { route: '/user', query: { firstResult: '400' } } },
+      { kind: 'status', status: 503, match: { route: '/user', query: { firstResult: '399' } } },
     ]);
     const c = connector({ SOURCE_PAGE_SIZE: '200' });
     let seen = 0;
@@ -111,7 +111,7 @@ describe('source connector against the sandbox', () => {
 
   it('a reset on one page is retried at the HTTP level and the scan completes', async () => {
     sandbox.sims.source.setFaults([
-      { kind: 'reset', times: 1, match: { route: '/user', query: { firstResult: '1000' } } },
+      { kind: 'reset', times: 1, match: { route: '/user', query: { firstResult: '999' } } },
     ]);
     const c = connector({ SOURCE_PAGE_SIZE: '500' });
     expect(await collect(c.scan())).toHaveLength(USERS);

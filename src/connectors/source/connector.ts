@@ -4,6 +4,41 @@ import { createHttpClient, type HttpResponse } from '../http.js';
 import type { ConnectorDeps, SourceConnector, SourcePage, SourceRecord } from '../types.js';
 import { parseSourceRecord } from './record.js';
 
+const DOT_ID_REASON = 'id: is "." or "..", which URLs cannot carry as a path segment';
+
+/** Ids per `GET /user?idIn=` request. */
+export const GET_USERS_BATCH = 100;
+
+/**
+ * Thrown by `scan()` when the overlap record of a page is not the last record of the page before: the
+ * source's order moved under the scan (users removed or inserted in pages already read), so a user may
+ * have been skipped. Retryable: the caller re-reads (jobs/scan.ts restarts the pass a bounded number of
+ * times, then ends the scan incomplete, so no deletion is concluded from it).
+ */
+export class SourceOrderChangedError extends SyncError {
+  constructor(
+    readonly page: number,
+    readonly firstResult: number,
+  ) {
+    super(
+      'transient',
+      `source: the user list moved during the scan (page ${page + 1}, firstResult=${firstResult} did not start on the last user of the page before: users were removed or added meanwhile)`,
+      { target: 'source', vendorCode: 'order_changed' },
+    );
+  }
+}
+
+/** The list moved under a scan: a page's overlap changed (SourceOrderChangedError) or the counts disagree. */
+export function isSourceOrderChanged(err: unknown): err is SyncError {
+  return err instanceof SyncError && err.vendorCode === 'order_changed';
+}
+
+/** What a page's overlap record is compared by: its id, or the whole record when it has none. */
+function overlapKey(raw: unknown): string {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+  return typeof id === 'string' ? `id:${id}` : `raw:${JSON.stringify(raw)}`;
+}
+
 export interface SourceConnectorOptions {
   /** URL, credentials and page size (`SOURCE_*`). */
   config: SourceConfig;
@@ -68,33 +103,98 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
     const pageSize = opts.pageSize ?? config.pageSize;
     if (!Number.isInteger(pageSize) || pageSize < 1)
       throw new RangeError(`pageSize must be a positive integer`);
+    // Issue 8.1: every page after the first starts one record early, on the last record of the page
+    // before. Offset paging shifts when users are removed from (or inserted into) pages already read:
+    // the overlap record then differs and the scan stops with SourceOrderChangedError instead of
+    // silently skipping (or re-reading) users. Compared by id (the list is sorted by userId).
+    let last: string | undefined;
     for (let index = 0; ; index++) {
       opts.signal?.throwIfAborted();
-      const firstResult = index * pageSize;
+      const overlap = index > 0 ? 1 : 0;
+      const firstResult = index * pageSize - overlap;
+      const maxResults = pageSize + overlap;
       const res = ok(
         await client.request({
           method: 'GET',
           path: '/user',
-          query: { firstResult, maxResults: pageSize, sortBy: 'userId', sortOrder: 'asc' },
+          query: { firstResult, maxResults, sortBy: 'userId', sortOrder: 'asc' },
           signal: opts.signal,
         }),
         'GET',
       );
       const page = res.body;
       if (!Array.isArray(page)) throw malformed(res, 'a body that is not a JSON array');
-      if (page.length > pageSize) throw malformed(res, `${page.length} users for maxResults=${pageSize}`);
-      opts.onPage?.({ index, firstResult, size: page.length });
-      for (let i = 0; i < page.length; i++) {
+      if (page.length > maxResults) throw malformed(res, `${page.length} users for maxResults=${maxResults}`);
+      if (overlap) {
+        const first = page.length ? overlapKey(page[0]) : undefined;
+        if (first !== last) throw new SourceOrderChangedError(index, firstResult);
+      }
+      opts.onPage?.({ index, firstResult, size: page.length - overlap });
+      if (page.length > 0) last = overlapKey(page[page.length - 1]);
+      for (let i = overlap; i < page.length; i++) {
         const record = parseSourceRecord(page[i]);
         page[i] = undefined; // let a consumed record go before the page ends
         yield record;
       }
       // A short (or empty) page is the last one: seed 002's API family has no total or next link.
-      if (page.length < pageSize) return;
+      if (page.length < maxResults) return;
     }
   }
 
+  /**
+   * Several users at once: `GET /user?idIn=a,b,c` (vendor-facts.md), in batches of at most
+   * GET_USERS_BATCH ids and about 4,000 characters of query; an id holding `,` cannot travel in
+   * `idIn` and is read alone (`GET /user/{id}/profile`). Returns the records the source holds, by id;
+   * an id absent from the map is one the source did not return. A 2xx that is not a JSON array, or
+   * that holds a user not asked for, is a malformed answer (a proxy answering anything at all must
+   * not pass for "these users are gone").
+   */
+  async function getUsers(ids: string[]): Promise<Map<string, SourceRecord>> {
+    const found = new Map<string, SourceRecord>();
+    const listed = ids.filter((id) => !id.includes(','));
+    for (const id of ids) {
+      if (!id.includes(',')) continue;
+      const rec = await getUser(id);
+      if (rec) found.set(id, rec);
+    }
+    let batch: string[] = [];
+    let length = 0;
+    const send = async () => {
+      if (batch.length === 0) return;
+      const asked = new Set(batch);
+      const res = ok(
+        await client.request({
+          method: 'GET',
+          path: '/user',
+          query: { idIn: batch.join(','), firstResult: 0, maxResults: batch.length },
+        }),
+        'GET',
+      );
+      const page = res.body;
+      if (!Array.isArray(page)) throw malformed(res, 'a body that is not a JSON array');
+      for (const raw of page) {
+        const rec = parseSourceRecord(raw);
+        const id = rec.ok ? rec.user.id : rec.userId;
+        if (id === undefined || !asked.has(id)) throw malformed(res, 'a user that idIn did not ask for');
+        found.set(id, rec);
+      }
+      batch = [];
+      length = 0;
+    };
+    for (const id of listed) {
+      const size = encodeURIComponent(id).length + 3;
+      if (batch.length >= GET_USERS_BATCH || (batch.length > 0 && length + size > 4000)) await send();
+      batch.push(id);
+      length += size;
+    }
+    await send();
+    return found;
+  }
+
   async function getUser(id: string): Promise<SourceRecord | null> {
+    // Issue 8.9: `.` and `..` cannot travel as a path segment (URL parsers collapse them, even
+    // encoded): `GET /user/../profile` would ask another resource. Refused without a request.
+    if (id === '.' || id === '..') return { ok: false, userId: id, reason: DOT_ID_REASON };
     const path = `/user/${encodeURIComponent(id)}/profile`;
     const res = await client.request({ method: 'GET', path, userId: id });
     if (res.status === 404) return null;
@@ -110,6 +210,7 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
     count,
     scan,
     getUser,
+    getUsers,
     close: () => client.close(),
   };
 }

@@ -7,7 +7,11 @@ import type { SourceRecord, SourceUser } from '../types.js';
  *
  * Limits (our choice; seed 002 states none) — generous for real data, tight enough that one absurd
  * record cannot blow up a payload, a Redis key or a log line:
- * - `id`: 1..256 characters, no control characters (it ends up in URLs, identifier queries, job ids);
+ * - `id`: 1..256 characters, not `.` or `..` (URL parsers collapse those path segments even encoded:
+ *   `PATCH …/users/../profile` would reach another resource), no control characters (it ends up in
+ *   URLs, identifier queries, job ids);
+ * - no field holds a control character (CR/LF, NUL, …): it would reach every target's payload and
+ *   header-like contexts (issue 8.9);
  * - `firstName`, `lastName`: at most 512 characters;
  * - `email`: at most 320 characters (RFC 3696: 64 local + @ + 255 domain). Its format is NOT checked:
  *   mixed-case, padded or missing emails are real data; the mapping decides what to send.
@@ -23,6 +27,7 @@ const optionalString = (max: number) =>
   z
     .string({ error: (iss) => (iss.input === undefined ? undefined : 'expected a string or null') })
     .max(max, `longer than ${max} characters`)
+    .refine((s) => !CONTROL.test(s), 'contains control characters')
     .nullish()
     .transform((v) => v ?? undefined);
 
@@ -33,6 +38,7 @@ export const sourceUserSchema = z.object({
     })
     .min(1, 'empty')
     .max(SOURCE_LIMITS.id, `longer than ${SOURCE_LIMITS.id} characters`)
+    .refine((s) => s !== '.' && s !== '..', 'is "." or "..", which URLs cannot carry as a path segment')
     .refine((s) => !CONTROL.test(s), 'contains control characters'),
   firstName: optionalString(SOURCE_LIMITS.name),
   lastName: optionalString(SOURCE_LIMITS.name),

@@ -19,7 +19,8 @@ function validUser(input: unknown, at: string): Record<string, unknown> {
     if (v !== null && typeof v !== 'string')
       throw new InspectError(400, `${at}.${k} must be a string or null`);
   }
-  return { ...u };
+  // Stored with all four keys, a missing value null: Camunda never answers an absent key.
+  return { id: u.id, firstName: u.firstName ?? null, lastName: u.lastName ?? null, email: u.email ?? null };
 }
 
 function share(body: Record<string, unknown>): number {
@@ -131,6 +132,27 @@ export function sourceInspectRoutes(vendor: SourceVendor): Route[] {
         return ok({ removed: ids });
       },
     },
+    {
+      // One-shot: {afterPage: n, remove?: [ids], add?: [users]} applied right after the n-th
+      // GET /user list answer from now (n >= 1), before the next request is answered.
+      method: 'POST',
+      pattern: `${p}users/on-page`,
+      handler: (req) => {
+        const body = objectBody(req.body);
+        const afterPage = body.afterPage;
+        if (typeof afterPage !== 'number' || !Number.isInteger(afterPage) || afterPage < 1)
+          throw new InspectError(400, 'afterPage must be a positive integer');
+        const remove = body.remove ?? [];
+        if (!Array.isArray(remove) || !remove.every((x) => typeof x === 'string'))
+          throw new InspectError(400, 'remove must be an array of strings');
+        const add = body.add ?? [];
+        if (!Array.isArray(add)) throw new InspectError(400, 'add must be an array of users');
+        const users = add.map((u, i) => validUser(u, `add[${i}]`));
+        vendor.pageHooks.push({ at: vendor.pagesServed + afterPage, remove: remove as string[], add: users });
+        return ok({ pending: vendor.pageHooks.length }, 201);
+      },
+    },
+    { method: 'GET', pattern: `${p}page-hooks`, handler: () => ok(vendor.pageHooks) },
     {
       method: 'PUT',
       pattern: `${p}read-only`,

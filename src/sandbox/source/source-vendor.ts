@@ -27,9 +27,28 @@ export interface SourceVendorOptions {
   token?: string;
 }
 
+/**
+ * A one-shot change of the users, made right after the source answered a `GET /user` page: a user
+ * removed from, or inserted into, pages a scan has already read, as a busy identity service does
+ * between two requests. Set through `POST /__sandbox/users/on-page` with `afterPage: n`: it fires after
+ * the n-th list answer (`GET /user` without `idIn`) counted from when it was set.
+ */
+export interface PageHook {
+  /** Value of the vendor's `pagesServed` after which the hook fires. */
+  at: number;
+  /** Ids removed (unknown ids ignored). */
+  remove: string[];
+  /** Users added (or replaced), as stored. */
+  add: Record<string, unknown>[];
+}
+
 export interface SourceVendor extends Vendor {
   readonly store: UserStore;
   readOnly: boolean;
+  /** Pending one-shot page hooks, in the order they were set. */
+  pageHooks: PageHook[];
+  /** `GET /user` list answers (200, without `idIn`) since start or reset. */
+  pagesServed: number;
 }
 
 /** Camunda's error body: `{type, message}` (seed 002 points to its REST overview for the format). */
@@ -39,7 +58,8 @@ export function camundaError(status: number, type: string, message: string): Sim
 
 const invalid = (message: string) => camundaError(400, 'InvalidRequestException', message);
 
-const READ_ONLY_MESSAGE = 'Identity service is read-only (Cannot modify users / groups / memberships).';
+/** Camunda's UserResourceImpl text (vendor-facts.md). */
+const READ_ONLY_MESSAGE = 'Identity service implementation is read-only.';
 
 /** Types of the errors the kit asks for, as Camunda's REST layer names them. */
 const ERROR_TYPES: Record<number, string> = {
@@ -69,8 +89,18 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
     name: 'source',
     store,
     readOnly: initialReadOnly,
+    pageHooks: [],
+    pagesServed: 0,
     routes: [
-      { method: 'GET', pattern: '/user', handler: (req) => listUsers(store, req) },
+      {
+        method: 'GET',
+        pattern: '/user',
+        handler: (req) => {
+          const res = listUsers(store, req);
+          if (res.status === 200) runPageHooks(vendor, req);
+          return res;
+        },
+      },
       { method: 'GET', pattern: '/user/count', handler: (req) => countUsers(store, req) },
       { method: 'GET', pattern: '/user/:id/profile', handler: (req) => getProfile(store, req) },
       { method: 'PUT', pattern: '/user/:id/profile', handler: (req) => putProfile(vendor, req) },
@@ -104,10 +134,25 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
       store.clear();
       for (const u of syntheticUsers(seed, userCount)) store.put(u);
       vendor.readOnly = initialReadOnly;
+      vendor.pageHooks = [];
+      vendor.pagesServed = 0;
     },
   };
   vendor.inspect = sourceInspectRoutes(vendor);
   return vendor;
+}
+
+/** Fires (and drops) the hooks set for the page just answered; the answer was built before. */
+function runPageHooks(vendor: SourceVendor, req: SimRequest): void {
+  if (req.query.get('idIn') !== null) return;
+  const n = ++vendor.pagesServed;
+  const due = vendor.pageHooks.filter((h) => h.at === n);
+  if (due.length === 0) return;
+  vendor.pageHooks = vendor.pageHooks.filter((h) => h.at !== n);
+  for (const h of due) {
+    for (const id of h.remove) vendor.store.delete(id);
+    for (const u of h.add) vendor.store.put(u);
+  }
 }
 
 function nonNegativeInt(req: SimRequest, name: string): number | SimResponse | undefined {

@@ -1,9 +1,9 @@
 import { hash32, pick, prng } from '../kit/prng.js';
 
 /**
- * A user record as the source stores it. Generated and validated users have exactly these keys (a
- * missing value is `null` or the key is absent, both on purpose); records injected raw through the
- * inspection API may hold anything.
+ * A user record as the source stores it. Generated and validated users have exactly these four keys,
+ * a missing value being `null` (Camunda answers every key, never an absent one: vendor-facts.md);
+ * records injected raw through the inspection API may hold anything.
  */
 // A type, not an interface, so that it is assignable to the store's Record<string, unknown>.
 export type UserRecord = {
@@ -71,20 +71,19 @@ export function syntheticId(i: number): string {
  * The i-th synthetic user (1-based) for a seed. Each user has its own PRNG stream, so user 17 is the same
  * whether the sandbox holds 50 users or a million.
  *
- * Shares (approximate): last name null 8%, absent 4%; email null 5%, absent 3%; mixed-case email 15%.
+ * Shares (approximate): last name null 12%; email null 8%; mixed-case email 15%. (The draws for the
+ * former "absent" shares are kept, so every other value stays what it was.)
  */
 export function syntheticUser(seed: number, i: number): UserRecord {
   const rand = prng(hash32(seed, `user:${i}`));
   const id = syntheticId(i);
   const firstName = pick(rand, FIRST_NAMES);
   const lastName = pick(rand, LAST_NAMES);
-  const user: UserRecord = { id, firstName };
+  const user: UserRecord = { id, firstName, lastName: null, email: null };
   const l = rand();
-  if (l < 0.08) user.lastName = null;
-  else if (l >= 0.12) user.lastName = lastName;
+  if (l >= 0.12) user.lastName = lastName;
   const e = rand();
-  if (e < 0.05) user.email = null;
-  else if (e >= 0.08) {
+  if (e >= 0.08) {
     const first = asciiLocal(firstName) || 'user';
     const last = asciiLocal(lastName) || 'x';
     let email = `${first}.${last}${i}@${pick(rand, DOMAINS)}`.toLowerCase();

@@ -168,7 +168,7 @@ describe('users who leave the source (issue 5)', () => {
     const gone = await removeFromSource(h, { share: 0.01, seed: 3 });
     expect(gone.length).toBe(3);
     h.sandbox.sims.source.setFaults([
-      { kind: 'status', status: 503, match: { route: 'GET /user', query: { firstResult: '100' } } },
+      { kind: 'status', status: 503, match: { route: 'GET /user', query: { firstResult: '99' } } },
     ]);
     h.sandbox.sims.sunshine.resetCounters();
     const run = await backfill(engine, { kind: 'scheduled' });

@@ -23,7 +23,7 @@ describe('engine: the source scan', () => {
         status: 503,
         rate: 1,
         times: 3,
-        match: { route: 'GET /user', query: { firstResult: '100' } },
+        match: { route: 'GET /user', query: { firstResult: '99' } },
       },
     ]);
     const engine = await h.engine({ settings: { chunkSize: 50 } });
@@ -47,7 +47,7 @@ describe('engine: the source scan', () => {
   it('a scan that keeps failing ends the run as failed and incomplete', async () => {
     h = await startHarness({ label: 'scan-fail', sandbox: { users: 120 }, env: { SOURCE_PAGE_SIZE: '50' } });
     h.sandbox.sims.source.setFaults([
-      { kind: 'status', status: 503, rate: 1, match: { route: 'GET /user', query: { firstResult: '100' } } },
+      { kind: 'status', status: 503, rate: 1, match: { route: 'GET /user', query: { firstResult: '99' } } },
     ]);
     const engine = await h.engine({ settings: { chunkSize: 50 } });
     await engine.startWorkers({ concurrency: 8 });
@@ -56,6 +56,24 @@ describe('engine: the source scan', () => {
     expect(run.scan).toMatchObject({ status: 'failed', complete: false, records: 100 });
     expect(run.scan.error).toMatch(/503|source/i);
     // What was read before the failure was still synced.
+    expect(run.targets.zephr!.outcomes.created).toBe(100);
+  }, 60_000);
+
+  it('a page that fails for good after pages smaller than a chunk: the records read are processed and counted (issue 8.12)', async () => {
+    h = await startHarness({
+      label: 'scan-fail-chunk',
+      sandbox: { users: 120 },
+      env: { SOURCE_PAGE_SIZE: '50' },
+    });
+    h.sandbox.sims.source.setFaults([
+      { kind: 'status', status: 503, rate: 1, match: { route: 'GET /user', query: { firstResult: '99' } } },
+    ]);
+    // A chunk (500) larger than what was read before the failure (100): nothing was flushed yet.
+    const engine = await h.engine({ settings: { chunkSize: 500 } });
+    await engine.startWorkers({ concurrency: 8 });
+    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    expect(run.status).toBe('failed');
+    expect(run.scan).toMatchObject({ status: 'failed', complete: false, records: 100 });
     expect(run.targets.zephr!.outcomes.created).toBe(100);
   }, 60_000);
 });

@@ -63,19 +63,18 @@ describe('source simulator: GET /user and GET /user/count', () => {
     expect(list).toHaveLength(USERS);
     const ids = list.map((u) => u.id);
     expect(ids).toEqual([...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
-    for (const u of list) {
-      for (const k of Object.keys(u)) expect(['id', 'firstName', 'lastName', 'email']).toContain(k);
-    }
+    // Camunda answers all four keys, a missing value null, never an absent key (vendor-facts.md).
+    for (const u of list) expect(Object.keys(u).sort()).toEqual(['email', 'firstName', 'id', 'lastName']);
     expect((await get('/user/count')).body).toEqual({ count: USERS });
   });
 
-  it('holds awkward data: encoded ids, null and absent fields, mixed-case emails, non-ASCII names', async () => {
+  it('holds awkward data: encoded ids, null fields, mixed-case emails, non-ASCII names', async () => {
     const list = users(await get('/user'));
     for (const ch of [' ', '/', ':', '%', '+']) expect(list.some((u) => u.id.includes(ch))).toBe(true);
     expect(list.some((u) => /[^\x20-\x7e]/.test(u.id))).toBe(true);
     expect(list.some((u) => u.lastName === null)).toBe(true);
-    expect(list.some((u) => !('lastName' in u))).toBe(true);
-    expect(list.some((u) => u.email === null || !('email' in u))).toBe(true);
+    expect(list.every((u) => 'lastName' in u && 'email' in u)).toBe(true);
+    expect(list.some((u) => u.email === null)).toBe(true);
     expect(list.some((u) => typeof u.email === 'string' && u.email !== u.email.toLowerCase())).toBe(true);
     expect(list.some((u) => /[\u3040-\u9fff\uac00-\ud7af]/.test(u.firstName ?? ''))).toBe(true);
   });
@@ -249,9 +248,8 @@ describe('source simulator: GET and PUT /user/{id}/profile', () => {
   });
 
   it('answers 403 read-only, set at start or at run time', async () => {
-    const body = invalidRequest(
-      'Identity service is read-only (Cannot modify users / groups / memberships).',
-    );
+    // Camunda's UserResourceImpl text (vendor-facts.md).
+    const body = invalidRequest('Identity service implementation is read-only.');
     expect(await inspect('PUT', 'read-only', true)).toMatchObject({ status: 200, body: true });
     expect(await put('user-000001', { firstName: 'X' })).toMatchObject({ status: 403, body });
     expect(await put('nobody', { firstName: 'X' })).toMatchObject({ status: 403, body });
@@ -314,9 +312,11 @@ describe('source simulator: inspection API', () => {
       status: 201,
       body: { stored: 1, ids: ['new one'] },
     });
+    // Stored (and answered) with all four keys, a missing one null.
     expect((await get(`/user/${encodeURIComponent('new one')}/profile`)).body).toEqual({
       id: 'new one',
       firstName: 'Ève',
+      lastName: null,
       email: 'EVE@X.test',
     });
     expect((await inspect('POST', 'users', [{ id: 'm1' }, { id: 'm2', lastName: null }])).status).toBe(201);
@@ -377,5 +377,39 @@ describe('source simulator: inspection API', () => {
     expect((r.body as { removed: string[] }).removed).toHaveLength(30);
     expect((await get('/user/count')).body).toEqual({ count: USERS - 31 });
     expect((await inspect('GET', 'state')).body).toEqual({ users: USERS - 31, readOnly: false, seed: 1 });
+  });
+});
+
+describe('source simulator: a list that moves between pages (issue 8.1)', () => {
+  it('a one-shot hook removes and adds users right after the n-th GET /user page', async () => {
+    const before = users(await get('/user?sortBy=userId&sortOrder=asc&firstResult=0&maxResults=10'));
+    const gone = before[1]!.id;
+    const hook = {
+      afterPage: 2,
+      remove: [gone],
+      add: [{ id: 'aaa-inserted', firstName: 'In' }],
+    };
+    expect((await inspect('POST', 'users/on-page', hook)).status).toBe(201);
+    expect((await inspect('POST', 'users/on-page', { afterPage: 0 })).status).toBe(400);
+    expect(
+      (await inspect('POST', 'users/on-page', { afterPage: 1, add: [{ id: 'x', age: 1 }] })).status,
+    ).toBe(400);
+    // idIn lookups do not count as pages; the first page leaves the users as they were.
+    await get(`/user?idIn=${encodeURIComponent(gone)}`);
+    await get('/user?firstResult=0&maxResults=5');
+    expect(users(await get(`/user?idIn=${encodeURIComponent(gone)}`))).toHaveLength(1);
+    // The second page is answered as before, then the change happens.
+    expect(users(await get('/user?sortBy=userId&sortOrder=asc&firstResult=0&maxResults=10'))).toEqual(before);
+    expect(users(await get(`/user?idIn=${encodeURIComponent(gone)}`))).toHaveLength(0);
+    expect((await get('/user/aaa-inserted/profile')).body).toEqual({
+      id: 'aaa-inserted',
+      firstName: 'In',
+      lastName: null,
+      email: null,
+    });
+    // One-shot: nothing pending any more.
+    expect((await inspect('GET', 'page-hooks')).body).toEqual([]);
+    await inspect('DELETE', 'users/aaa-inserted');
+    await inspect('POST', 'users', before[1]!);
   });
 });

@@ -4,7 +4,11 @@ import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceConfig } from '../../../../src/config/schema.js';
 import { SyncError } from '../../../../src/connectors/errors.js';
-import { createSourceConnector } from '../../../../src/connectors/source/connector.js';
+import {
+  createSourceConnector,
+  isSourceOrderChanged,
+  SourceOrderChangedError,
+} from '../../../../src/connectors/source/connector.js';
 import type { SourceRecord } from '../../../../src/connectors/types.js';
 import { createLogger } from '../../../../src/log.js';
 
@@ -43,9 +47,10 @@ describe('source connector: request shape (MockAgent)', () => {
       .intercept({ path: (p) => p.startsWith('/engine-rest/user?'), method: 'GET' })
       .reply((o) => {
         seen.push({ path: o.path, auth: (o.headers as Record<string, string>).authorization! });
-        const first = Number(new URL(o.path, ORIGIN).searchParams.get('firstResult'));
+        const q = new URL(o.path, ORIGIN).searchParams;
+        const first = Number(q.get('firstResult'));
         const all = [{ id: 'a' }, { id: 'b' }, { id: 'c' }];
-        return { statusCode: 200, data: all.slice(first, first + 2) };
+        return { statusCode: 200, data: all.slice(first, first + Number(q.get('maxResults'))) };
       })
       .times(2);
     const pages: number[] = [];
@@ -54,7 +59,8 @@ describe('source connector: request shape (MockAgent)', () => {
     expect(pages).toEqual([2, 1]);
     expect(seen.map((s) => s.path)).toEqual([
       '/engine-rest/user?firstResult=0&maxResults=2&sortBy=userId&sortOrder=asc',
-      '/engine-rest/user?firstResult=2&maxResults=2&sortBy=userId&sortOrder=asc',
+      // Every page after the first starts on the last user of the page before (issue 8.1).
+      '/engine-rest/user?firstResult=1&maxResults=3&sortBy=userId&sortOrder=asc',
     ]);
     expect(seen[0]!.auth).toBe(`Basic ${Buffer.from('svc:p@ss:w').toString('base64')}`);
   });
@@ -134,6 +140,8 @@ interface Scripted {
   requests: URL[];
   served: number;
   failPage?: (firstResult: number, hit: number) => number | undefined;
+  /** Called after each list page answered (1-based count): the list may change in between. */
+  afterPage?: (n: number) => void;
 }
 
 const servers: Server[] = [];
@@ -144,11 +152,23 @@ afterEach(async () => {
 async function identityService(users: unknown[], failPage?: Scripted['failPage']): Promise<Scripted> {
   const state: Scripted = { url: '', requests: [], served: 0, failPage };
   const hits = new Map<number, number>();
+  let pagesServed = 0;
   const server = createServer((req, res) => {
     const u = new URL(req.url!, 'http://x');
     state.requests.push(u);
     if (u.pathname === '/user/count') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: users.length }));
+      return;
+    }
+    if (u.pathname.endsWith('/profile')) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'NotFound' }));
+      return;
+    }
+    const idIn = u.searchParams.get('idIn');
+    if (idIn !== null) {
+      const want = new Set(idIn.split(','));
+      const found = users.filter((x) => want.has((x as { id?: string }).id ?? ''));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(found));
       return;
     }
     const first = Number(u.searchParams.get('firstResult'));
@@ -165,6 +185,7 @@ async function identityService(users: unknown[], failPage?: Scripted['failPage']
     const page = users.slice(first, first + max);
     state.served += page.length;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(page));
+    state.afterPage?.(++pagesServed);
   });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -193,7 +214,8 @@ describe('source connector against a scripted server', () => {
     let lastId = '';
     for await (const r of c.scan()) {
       // records the server has handed out but the consumer has not seen yet
-      maxAhead = Math.max(maxAhead, s.served - consumed);
+      // (each page after the first repeats one record already consumed: the overlap)
+      maxAhead = Math.max(maxAhead, s.served - (s.requests.length - 1) - consumed);
       expect(r.ok).toBe(true);
       if (r.ok) {
         expect(r.user.id > lastId).toBe(true);
@@ -216,7 +238,8 @@ describe('source connector against a scripted server', () => {
     const s = await identityService(Array.from({ length: 7 }, (_, i) => ({ id: `u${i}` })));
     const c = connectorFor(s.url, 3);
     expect(await collect(c.scan())).toHaveLength(7);
-    expect(s.requests.map((u) => u.searchParams.get('firstResult'))).toEqual(['0', '3', '6']);
+    // 0-2, then 2-5 (2 overlapping), then 5-6 (5 overlapping): short, the last.
+    expect(s.requests.map((u) => u.searchParams.get('firstResult'))).toEqual(['0', '2', '5']);
     await c.close();
   });
 
@@ -224,7 +247,7 @@ describe('source connector against a scripted server', () => {
     const s = await identityService(Array.from({ length: 5 }, (_, i) => ({ id: `u${i}` })));
     const c = connectorFor(s.url, 500);
     await collect(c.scan({ pageSize: 2 }));
-    expect(s.requests.map((u) => u.searchParams.get('maxResults'))).toEqual(['2', '2', '2']);
+    expect(s.requests.map((u) => u.searchParams.get('maxResults'))).toEqual(['2', '3', '3']);
     await c.close();
   });
 
@@ -242,6 +265,11 @@ describe('source connector against a scripted server', () => {
       'not an object',
       null,
       { id: 'z9', firstName: null, lastName: '', email: 'MiXeD@Case.ORG', extra: { ignored: true } },
+      { id: '.', firstName: 'Dot' },
+      { id: '..', firstName: 'Dots' },
+      { id: 'c1', firstName: 'Ann', lastName: null, email: 'a@example.com\r\nBcc: x@evil.test' },
+      { id: 'c2', firstName: 'Ann\nB', lastName: null, email: null },
+      { id: 'c3', firstName: null, lastName: 'Tab\there', email: null },
     ];
     const s = await identityService(users);
     const records = await collect(connectorFor(s.url, 5).scan());
@@ -258,12 +286,17 @@ describe('source connector against a scripted server', () => {
       { ok: false, reason: 'record: expected a JSON object' },
       { ok: false, reason: 'record: expected a JSON object' },
       { ok: true, user: { id: 'z9', lastName: '', email: 'MiXeD@Case.ORG' } },
+      { ok: false, userId: '.', reason: 'id: is "." or "..", which URLs cannot carry as a path segment' },
+      { ok: false, userId: '..', reason: 'id: is "." or "..", which URLs cannot carry as a path segment' },
+      { ok: false, userId: 'c1', reason: 'email: contains control characters' },
+      { ok: false, userId: 'c2', reason: 'firstName: contains control characters' },
+      { ok: false, userId: 'c3', reason: 'lastName: contains control characters' },
     ]);
   });
 
   it('a page that keeps failing surfaces as a transient SyncError after the HTTP retries', async () => {
     const users = Array.from({ length: 10 }, (_, i) => ({ id: `u${i}` }));
-    const s = await identityService(users, (first) => (first === 4 ? 503 : undefined));
+    const s = await identityService(users, (first) => (first === 3 ? 503 : undefined));
     const c = connectorFor(s.url, 2);
     const seen: string[] = [];
     const err = await (async () => {
@@ -273,16 +306,16 @@ describe('source connector against a scripted server', () => {
     expect(err.errorClass).toBe('transient');
     expect(err.status).toBe(503);
     expect(err.target).toBe('source');
-    expect(err.message).toContain('firstResult=4');
+    expect(err.message).toContain('firstResult=3');
     expect(seen).toEqual(['u0', 'u1', 'u2', 'u3']);
     // 1 try + 2 HTTP-level retries of the failing page
-    expect(s.requests.filter((u) => u.searchParams.get('firstResult') === '4')).toHaveLength(3);
+    expect(s.requests.filter((u) => u.searchParams.get('firstResult') === '3')).toHaveLength(3);
     await c.close();
   });
 
   it('a page failing once is retried and the scan completes', async () => {
     const users = Array.from({ length: 6 }, (_, i) => ({ id: `u${i}` }));
-    const s = await identityService(users, (first, hit) => (first === 2 && hit === 1 ? 500 : undefined));
+    const s = await identityService(users, (first, hit) => (first === 1 && hit === 1 ? 500 : undefined));
     const c = connectorFor(s.url, 2);
     expect(await collect(c.scan())).toHaveLength(6);
     await c.close();
@@ -298,6 +331,89 @@ describe('source connector against a scripted server', () => {
     })().catch((e) => e);
     expect(err?.name).toBe('AbortError');
     expect(s.requests.length).toBe(2);
+    await c.close();
+  });
+
+  it('the list moving under the scan (a user of a page already read leaves) is an order_changed error, not a skip', async () => {
+    const users = Array.from({ length: 10 }, (_, i) => ({ id: `u${i}` }));
+    const s = await identityService(users);
+    s.afterPage = (n) => {
+      if (n === 2) users.splice(1, 1); // u1 leaves after pages 1-2 were read
+    };
+    const c = connectorFor(s.url, 3);
+    const seen: string[] = [];
+    const err = await (async () => {
+      for await (const r of c.scan()) if (r.ok) seen.push(r.user.id);
+    })().catch((e) => e);
+    expect(isSourceOrderChanged(err)).toBe(true);
+    expect(err).toBeInstanceOf(SourceOrderChangedError);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/page 3, firstResult=5/);
+    // Plain offset paging would have gone on with u7 and never returned u6.
+    expect(seen).toEqual(['u0', 'u1', 'u2', 'u3', 'u4', 'u5']);
+    await c.close();
+  });
+
+  it('a user inserted before the read position is noticed too (it would be read twice)', async () => {
+    const users = Array.from({ length: 10 }, (_, i) => ({ id: `u${i}` }));
+    const s = await identityService(users);
+    s.afterPage = (n) => {
+      if (n === 1) users.unshift({ id: 'a-new' });
+    };
+    const c = connectorFor(s.url, 3);
+    const err = await collect(c.scan()).catch((e) => e);
+    expect(isSourceOrderChanged(err)).toBe(true);
+    await c.close();
+  });
+
+  it('getUser refuses the ids . and .. without a request (they cannot be a path segment)', async () => {
+    const s = await identityService([{ id: 'u1' }]);
+    const c = connectorFor(s.url, 3);
+    for (const id of ['.', '..']) {
+      expect(await c.getUser(id)).toEqual({
+        ok: false,
+        userId: id,
+        reason: 'id: is "." or "..", which URLs cannot carry as a path segment',
+      });
+    }
+    expect(s.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('getUsers asks GET /user?idIn= in batches of 100; ids with a comma go one by one; unknown ids are absent', async () => {
+    const users = Array.from({ length: 250 }, (_, i) => ({
+      id: `u${i}`,
+      firstName: null,
+      lastName: null,
+      email: null,
+    }));
+    const s = await identityService(users);
+    const c = connectorFor(s.url, 3);
+    const ids = [...users.map((u) => u.id), 'gone-1', 'a,b'];
+    const found = await c.getUsers(ids);
+    expect(found.size).toBe(250);
+    expect(found.get('u7')).toEqual({ ok: true, user: { id: 'u7' } });
+    expect(found.has('gone-1')).toBe(false);
+    const lists = s.requests.filter((u) => u.pathname === '/user' && u.searchParams.has('idIn'));
+    expect(lists.map((u) => u.searchParams.get('idIn')!.split(',').length)).toEqual([100, 100, 51]);
+    expect(s.requests.some((u) => u.pathname === `/user/${encodeURIComponent('a,b')}/profile`)).toBe(true);
+    await c.close();
+  });
+});
+
+describe('getUsers against a bad answer', () => {
+  it('a user that idIn did not ask for is a malformed answer, never a partial truth', async () => {
+    const server = createServer((_req, res) => {
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify([{ id: 'someone-else' }]));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = connectorFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, 3);
+    const err = await c.getUsers(['u1']).catch((e) => e);
+    expect(err).toBeInstanceOf(SyncError);
+    expect(err.vendorCode).toBe('malformed_response');
     await c.close();
   });
 });
