@@ -195,7 +195,8 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
     // Issue 8.9: `.` and `..` cannot travel as a path segment (URL parsers collapse them, even
     // encoded): `GET /user/../profile` would ask another resource. Refused without a request.
     if (id === '.' || id === '..') return { ok: false, userId: id, reason: DOT_ID_REASON };
-    const path = `/user/${encodeURIComponent(id)}/profile`;
+    // vendor-facts.md: Camunda decodes `%2F` to `/` before routing, so a `/` in an id goes double-encoded.
+    const path = `/user/${encodeURIComponent(id).replace(/%2F/g, '%252F')}/profile`;
     const res = await client.request({ method: 'GET', path, userId: id });
     if (res.status === 404) return null;
     ok(res, 'GET', id);

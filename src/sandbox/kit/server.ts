@@ -117,7 +117,9 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
       send(res, await inspect(method, rawPath, query, req, rawBody));
       return;
     }
-    const m: RouteMatch = router.match(method, rawPath);
+    const m: RouteMatch = vendor.decodesSlashBeforeRouting
+      ? slashDecoded(router.match(method, rawPath.replace(/%2F/gi, '/')))
+      : router.match(method, rawPath);
     if (m.kind !== 'route') {
       const r =
         m.kind === 'method-not-allowed'
@@ -375,4 +377,12 @@ export function validateRateLimit(input: unknown): RateLimit | null {
     throw new TypeError('burst must be an integer >= 1');
   }
   return { perMinute, burst };
+}
+
+/** After routing on a path whose `%2F` became `/`, a parameter's `%2F` (sent as `%252F`) is a slash. */
+function slashDecoded(m: RouteMatch): RouteMatch {
+  if (m.kind !== 'route') return m;
+  const params: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.params)) params[k] = v.replace(/%2F/gi, '/');
+  return { ...m, params };
 }

@@ -49,6 +49,11 @@ export type VendorName = 'source' | 'sunshine' | 'zephr' | 'prelude';
 export interface Vendor {
   name: VendorName;
   routes: Route[];
+  /**
+   * The server decodes an encoded slash (`%2F`) before routing, as Camunda's does
+   * (vendor-facts.md): `%2F` splits the path, and an id holding `/` must be sent as `%252F`.
+   */
+  decodesSlashBeforeRouting?: boolean;
   /** Authenticates a request: the credential id, or the vendor's own 401 (or 403) response. */
   authenticate(
     req: UnauthenticatedRequest,

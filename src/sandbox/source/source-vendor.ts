@@ -91,6 +91,7 @@ export function sourceVendor(options: SourceVendorOptions = {}): SourceVendor {
     readOnly: initialReadOnly,
     pageHooks: [],
     pagesServed: 0,
+    decodesSlashBeforeRouting: true,
     routes: [
       {
         method: 'GET',

@@ -15,7 +15,9 @@ const USERS = 300;
 
 const get = (path: string, headers = auth) => call(sb.urls.source, 'GET', path, { headers });
 const put = (id: string, json: unknown, headers = auth) =>
-  call(sb.urls.source, 'PUT', `/user/${encodeURIComponent(id)}/profile`, { headers, json });
+  call(sb.urls.source, 'PUT', `/user/${camundaSegment(id)}/profile`, { headers, json });
+/** vendor-facts.md: Camunda decodes `%2F` before routing, so a `/` in an id goes as `%252F`. */
+const camundaSegment = (id: string) => encodeURIComponent(id).replace(/%2F/g, '%252F');
 const inspect = (method: string, path: string, json?: unknown) =>
   call(sb.urls.source, method, `/__sandbox/${path}`, json === undefined ? {} : { json });
 const users = (a: Answer) => a.body as User[];
@@ -177,15 +179,21 @@ describe('source simulator: GET and PUT /user/{id}/profile', () => {
   it('round-trips every id through GET /user/{id}/profile with percent-encoding', async () => {
     const all = users(await get('/user'));
     for (const u of all) {
-      const r = await get(`/user/${encodeURIComponent(u.id)}/profile`);
+      const r = await get(`/user/${camundaSegment(u.id)}/profile`);
       expect(r.status, u.id).toBe(200);
       expect(r.body).toEqual(u);
     }
   });
 
+  it('decodes %2F before routing as Camunda does: a single-encoded / in an id finds no user', async () => {
+    const awkward = users(await get('/user')).find((u) => u.id.includes('/'))!;
+    expect((await get(`/user/${encodeURIComponent(awkward.id)}/profile`)).status).toBe(404);
+    expect((await get(`/user/${camundaSegment(awkward.id)}/profile`)).body).toEqual(awkward);
+  });
+
   it('answers 404 with the Camunda body for an unknown user', async () => {
     for (const id of ['nobody', 'user 999999', 'a/b']) {
-      const r = await get(`/user/${encodeURIComponent(id)}/profile`);
+      const r = await get(`/user/${camundaSegment(id)}/profile`);
       expect(r).toMatchObject({ status: 404, body: invalidRequest(`User with id ${id} does not exist`) });
       expect((await put(id, { firstName: 'X' })).body).toEqual(
         invalidRequest(`User with id ${id} does not exist`),
@@ -198,14 +206,14 @@ describe('source simulator: GET and PUT /user/{id}/profile', () => {
     const r = await put(id, { id, firstName: 'Jöhn', lastName: '山田', email: 'aNewEmailAddress' });
     expect(r.status).toBe(204);
     expect(r.text).toBe('');
-    expect((await get(`/user/${encodeURIComponent(id)}/profile`)).body).toEqual({
+    expect((await get(`/user/${camundaSegment(id)}/profile`)).body).toEqual({
       id,
       firstName: 'Jöhn',
       lastName: '山田',
       email: 'aNewEmailAddress',
     });
     expect((await put(id, { firstName: 'Only' })).status).toBe(204);
-    expect((await get(`/user/${encodeURIComponent(id)}/profile`)).body).toEqual({
+    expect((await get(`/user/${camundaSegment(id)}/profile`)).body).toEqual({
       id,
       firstName: 'Only',
       lastName: null,

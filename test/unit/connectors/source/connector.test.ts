@@ -81,10 +81,10 @@ describe('source connector: request shape (MockAgent)', () => {
     expect(auth).toBe('Bearer tok-123');
   });
 
-  it('getUser encodes the id and maps 404 to null', async () => {
+  it('getUser encodes the id (a / double-encoded, vendor-facts.md) and maps 404 to null', async () => {
     const pool = agent.get(ORIGIN);
     pool
-      .intercept({ path: '/engine-rest/user/a%2Fb%3Ac%25%20d%2B%C3%A9/profile', method: 'GET' })
+      .intercept({ path: '/engine-rest/user/a%252Fb%3Ac%25%20d%2B%C3%A9/profile', method: 'GET' })
       .reply(200, { id: 'a/b:c% d+é', firstName: 'A', lastName: null, email: '' });
     pool
       .intercept({ path: '/engine-rest/user/nobody/profile', method: 'GET' })
