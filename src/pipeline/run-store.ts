@@ -336,11 +336,18 @@ export class RunStore {
    * changed it in between: no patch is lost). A run that does not exist (pruned, or Redis emptied) is
    * not re-created as a partial hash: nothing is written then.
    */
-  async updateScan(runId: string, patch: Partial<ScanInfo>): Promise<ScanInfo> {
+  async updateScan(
+    runId: string,
+    patch: Partial<ScanInfo>,
+    /** Applies the patch only while this holds for the current scan info (checked in the same CAS). */
+    when?: (current: ScanInfo) => boolean,
+  ): Promise<ScanInfo> {
     const key = this.layout.run(runId);
     for (let attempt = 0; ; attempt++) {
       const raw = await this.redis.hget(key, 'scan');
-      const scan: ScanInfo = { ...(raw ? (JSON.parse(raw) as ScanInfo) : emptyScan()), ...patch };
+      const current: ScanInfo = raw ? (JSON.parse(raw) as ScanInfo) : emptyScan();
+      if (when && !when(current)) return current;
+      const scan: ScanInfo = { ...current, ...patch };
       const r = await this.redis.psScanCas(1, key, raw ?? '', JSON.stringify(scan));
       if (r !== 0) return scan;
       if (attempt >= 1000) throw new Error(`run ${runId}: scan update kept conflicting`);

@@ -104,6 +104,28 @@ describe('RunStore: concurrent finish / updateScan from several processes', () =
     }
   });
 
+  it('a conditional scan update (the failed-job handler) never overrides a scan that ended meanwhile', async () => {
+    const ended = (s: ScanInfo) => ['done', 'failed', 'aborted'].includes(s.status);
+    for (let round = 0; round < 20; round++) {
+      const runId = await stores[0]!.create('backfill', OPTS);
+      await stores[0]!.updateScan(runId, { status: 'running' });
+      await Promise.all([
+        stores[1]!.updateScan(runId, { status: 'done', complete: true }),
+        stores[2]!.updateScan(
+          runId,
+          { status: 'failed', complete: false, error: 'stalled' },
+          (c) => !ended(c),
+        ),
+      ]);
+      const scan = (await stores[0]!.get(runId))!.scan;
+      // Either order is fine, but never a mix: 'done' wins when it came first, else 'done' overwrote it.
+      if (scan.error) expect(scan).toMatchObject({ status: 'done', complete: true, error: 'stalled' });
+      else expect(scan).toMatchObject({ status: 'done', complete: true });
+      await stores[0]!.updateScan(runId, { status: 'failed' }, (c) => !ended(c));
+      expect((await stores[0]!.get(runId))!.scan.status).toBe('done');
+    }
+  });
+
   it('a run that is not over is not finished; one that is gone is not re-created by a scan update', async () => {
     const runId = await stores[0]!.create('backfill', OPTS);
     await stores[0]!.addPending(runId, ['zephr/a']);
