@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfirmError } from '../../jobs/reconcile-deletions.js';
 import { ConfigError } from '../config/errors.js';
@@ -176,6 +177,7 @@ export function registerBackfill(program: Command): void {
       const concurrency = parsePositiveInt('--concurrency', flags.concurrency, 256);
       const maxFailureRate = parseRate('--max-failure-rate', flags.maxFailureRate);
       if (flags.plan && !flags.dryRun) throw new ConfigError('--plan FILE needs --dry-run');
+      if (flags.plan) checkPlanFile(flags.plan);
       const config = loadConfig();
       await withEngine(config, targets, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers(concurrency ? { concurrency } : {});
@@ -223,6 +225,38 @@ export function registerBackfill(program: Command): void {
         });
       });
     });
+}
+
+/**
+ * `--plan FILE` is written when the run ends: checked before it starts (issue 8.9), so a dry run of a
+ * million users does not end in ENOENT. Its directory must exist and be writable; FILE itself, when
+ * it exists, must be a writable file.
+ */
+export function checkPlanFile(file: string): void {
+  const path = resolve(file);
+  const dir = dirname(path);
+  const fail = (why: string): never => {
+    throw new ConfigError(`--plan: cannot write ${file}: ${why}; choose another path`);
+  };
+  let dirStat: ReturnType<typeof statSync> | undefined;
+  try {
+    dirStat = statSync(dir);
+  } catch {
+    fail(`directory ${dir} does not exist`);
+  }
+  if (!dirStat?.isDirectory()) fail(`${dir} is not a directory`);
+  let fileStat: ReturnType<typeof statSync> | undefined;
+  try {
+    fileStat = statSync(path);
+  } catch {
+    // does not exist yet: the directory must be writable
+  }
+  if (fileStat?.isDirectory()) fail('it is a directory');
+  try {
+    accessSync(fileStat ? path : dir, constants.W_OK);
+  } catch {
+    fail(fileStat ? 'the file is not writable' : `directory ${dir} is not writable`);
+  }
 }
 
 /** The dry run's "would be removed" lines: its removal items are the last ones the scan recorded. */

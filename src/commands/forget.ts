@@ -5,6 +5,7 @@ import { type ForgetReport, forgetUser } from '../pipeline/erasure.js';
 import { table } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
 import { parseTargets } from './backfill.js';
+import { requireUserId } from './user-id.js';
 
 /**
  * `profile-sync forget <userId> [--targets ...] [--json]` (issue 5): erasure on request. Removes the
@@ -22,6 +23,7 @@ export function registerForget(program: Command): void {
     .option('--targets <list>', 'only these targets (default every enabled one)')
     .option('--json', 'JSON on stdout')
     .action(async (userId: string, flags: { targets?: string; json?: boolean }) => {
+      requireUserId(userId);
       const only = parseTargets(flags.targets);
       const config = loadConfig();
       const engine = await Engine.create({ config });

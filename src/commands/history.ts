@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatHistory } from '../pipeline/run-report.js';
 import { withRunStore } from './runs.js';
+import { requireUserId } from './user-id.js';
 
 export function registerHistory(program: Command): void {
   program
@@ -11,6 +12,7 @@ export function registerHistory(program: Command): void {
     .argument('<userId>', 'source user id')
     .option('--json', 'JSON on stdout')
     .action(async (userId: string, flags: { json?: boolean }) => {
+      requireUserId(userId);
       await withRunStore(async (runs) => {
         const entries = await runs.history(userId);
         if (flags.json) process.stdout.write(`${JSON.stringify({ userId, entries }, null, 2)}\n`);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { formatItem } from '../pipeline/run-report.js';
 import { parseTargets, printRun, withEngine } from './backfill.js';
+import { requireUserId } from './user-id.js';
 
 export function registerSyncUser(program: Command): void {
   program
@@ -18,6 +19,7 @@ export function registerSyncUser(program: Command): void {
         userId: string,
         flags: { targets?: string; full?: boolean; dryRun?: boolean; showPii?: boolean; json?: boolean },
       ) => {
+        requireUserId(userId);
         const targets = parseTargets(flags.targets);
         const config = loadConfig();
         await withEngine(config, targets, async (engine, onStart) => {

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { compileMappings } from '../pipeline/mapping.js';
 import { dottedPath, readConfigFile, unknownKeys } from './config-file.js';
 import { ConfigError } from './errors.js';
+import { scheduleProblem } from './schedule.js';
 import { type Config, configSchema } from './schema.js';
 
 /**
@@ -129,11 +130,19 @@ function requiredMessage(path: PropertyKey[]): string {
   return target ? `required when ${target.toUpperCase()}_URL is set` : 'required';
 }
 
-function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+/**
+ * Loopback for the plain-http rule: only literal loopback addresses (127.0.0.0/8, ::1) and the name
+ * `localhost` itself. `*.localhost` is NOT loopback: such a name is resolved through DNS by the HTTP
+ * client, which may answer any address (issue 8.10).
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
+  if (h === 'localhost') return true;
   if (isIP(h) === 4) return h.startsWith('127.');
-  return h === '::1';
+  return isIP(h) === 6 && (h === '::1' || h === '0:0:0:0:0:0:0:1');
 }
 
 /** Checks that zod cannot express on one field. */
@@ -154,6 +163,8 @@ function crossChecks(config: Config): string[] {
       );
     }
   }
+  const schedule = scheduleProblem(config.sync.schedule);
+  if (schedule) problems.push(schedule);
   const jwt = config.targets.zephr?.jwt;
   if (jwt && Boolean(jwt.secret) === Boolean(jwt.privateKey)) {
     problems.push(
@@ -193,7 +204,7 @@ function fileOverlay(file: string, env: Env): Record<string, unknown> {
 function hasPath(obj: unknown, path: PropertyKey[]): boolean {
   let cur = obj;
   for (const p of path) {
-    if (typeof cur !== 'object' || cur === null || !(String(p) in cur)) return false;
+    if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, String(p))) return false;
     cur = (cur as Record<string, unknown>)[String(p)];
   }
   return true;
@@ -270,7 +281,8 @@ export function deepMerge(
   base: Record<string, unknown>,
   over: Record<string, unknown>,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...base };
+  // No prototype: a key of the config file never reads or shadows Object.prototype.
+  const out: Record<string, unknown> = Object.assign(Object.create(null), base);
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
     out[k] =

@@ -255,10 +255,38 @@ export function userMatcher(userId: string, key: string, emails: string[]): Matc
     if (s.includes(`-${key}`) || s.endsWith(`/${key}`) || s.includes(`:${key}`)) return true;
     if (emails.length) {
       const lower = s.toLowerCase();
-      if (emails.some((e) => lower.includes(e))) return true;
+      if (emails.some((e) => containsEmail(lower, e))) return true;
     }
     return false;
   };
+}
+
+/** Characters that continue an email's local part leftwards (`joann@`, `x+ann@`, `jo.ann@`). */
+const LOCAL_CHAR = /[A-Za-z0-9.!#$%&'*+^_`{|}~-]/;
+/** Characters that continue an email's domain rightwards (`example.com.au`, `example.community`). */
+const DOMAIN_CHAR = /[A-Za-z0-9-]/;
+
+/**
+ * True when `s` (lowercased) holds `email` as a whole address (issue 8.7): `ann@example.com` matches
+ * `"ann@example.com"` in JSON, a set member, `email=ann@example.com` or `:ann@example.com` in an
+ * identifier, but not `joann@example.com`, `jo.ann@example.com`, `x+ann@example.com` or
+ * `ann@example.com.au`. A preceding percent-escape (`%3Aann@...`) is a boundary.
+ */
+export function containsEmail(s: string, email: string): boolean {
+  if (email === '') return false;
+  for (let i = s.indexOf(email); i !== -1; i = s.indexOf(email, i + 1)) {
+    const before = s[i - 1];
+    const end = i + email.length;
+    const after = s[end];
+    const startOk =
+      before === undefined ||
+      /%[0-9A-Fa-f]{2}$/.test(s.slice(Math.max(0, i - 3), i)) ||
+      !LOCAL_CHAR.test(before);
+    const endOk =
+      after === undefined || (after === '.' ? !DOMAIN_CHAR.test(s[end + 1] ?? '') : !DOMAIN_CHAR.test(after));
+    if (startOk && endOk) return true;
+  }
+  return false;
 }
 
 /** BullMQ job ids of this user in one queue: every job id ends with `-<userKey>` (jobs/sync.ts, jobs/remove.ts). */

@@ -92,10 +92,74 @@ if added > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', added) end
 return added
 `;
 
+/**
+ * Ends a run once (issue 8.8: atomic, whichever process calls it): only a run still `running` changes.
+ * KEYS: run hash, pending set, settled set. ARGV: status, endedAt, error ('' = none), bookkeeping TTL ms.
+ * Returns 1 when this call ended the run, 0 when it was already over (or gone).
+ */
+const FINISH_LUA = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'endedAt', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
+return 1
+`;
+
+/**
+ * Compare-and-set of the run's scan JSON (issue 8.8): writes ARGV[2] only if the field still holds
+ * ARGV[1] (what the caller read and merged its patch into), so two processes' patches never overwrite
+ * each other (the loser reads again and re-applies). KEYS: run hash.
+ * Returns 1 written, 0 changed meanwhile (retry), -1 the run does not exist (nothing written: no debris).
+ */
+const SCAN_CAS_LUA = `
+if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], 'scan')
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'scan', ARGV[2])
+return 1
+`;
+
+/**
+ * Ends a run when it is over, deciding and writing in one atomic step (issue 8.8; the rules of
+ * src/queue/run-lifecycle.ts `maybeFinishRun`): still `running`, its scan ended (`done`, `failed`,
+ * `aborted`) and every enqueued job settled. Status: `failed` when the scan failed, else `aborted`
+ * when an abort was asked (the scan then never counts as complete), else `held` when the safety brake
+ * held removals, else `completed`.
+ * KEYS: run hash, pending set, settled set. ARGV: endedAt, bookkeeping TTL ms.
+ * Returns the status set, or false when the run is not over (or already ended, or gone).
+ */
+const FINISH_IF_DONE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld')
+if h[1] ~= 'running' then return false end
+local scan = nil
+if h[2] then scan = cjson.decode(h[2]) end
+local scanStatus = 'pending'
+if scan and type(scan.status) == 'string' then scanStatus = scan.status end
+if scanStatus ~= 'done' and scanStatus ~= 'failed' and scanStatus ~= 'aborted' then return false end
+if tonumber(h[4] or '0') < tonumber(h[3] or '0') then return false end
+local status = 'completed'
+if scanStatus == 'failed' then status = 'failed'
+elseif h[5] and h[5] ~= '' then status = 'aborted'
+elseif h[6] and h[6] ~= '' then status = 'held' end
+if status == 'aborted' and scan.complete ~= false then
+  scan.complete = false
+  redis.call('HSET', KEYS[1], 'scan', cjson.encode(scan))
+end
+redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
+return status
+`;
+
 /** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
 interface ScriptCommands {
   psRecord(numKeys: number, ...args: (string | number)[]): Promise<number>;
   psPending(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psFinish(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psScanCas(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psFinishIfDone(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
 }
 
 function withScripts(redis: Redis): Redis & ScriptCommands {
@@ -103,6 +167,11 @@ function withScripts(redis: Redis): Redis & ScriptCommands {
   if (typeof r.psRecord !== 'function') {
     redis.defineCommand('psRecord', { lua: RECORD_LUA });
     redis.defineCommand('psPending', { lua: PENDING_LUA });
+  }
+  if (typeof r.psFinish !== 'function') {
+    redis.defineCommand('psFinish', { lua: FINISH_LUA });
+    redis.defineCommand('psScanCas', { lua: SCAN_CAS_LUA });
+    redis.defineCommand('psFinishIfDone', { lua: FINISH_IF_DONE_LUA });
   }
   return redis as Redis & ScriptCommands;
 }
@@ -225,26 +294,64 @@ export class RunStore {
     await this.redis.hset(this.layout.run(runId), fields);
   }
 
-  /** Marks a run finished unless already finished; the per-job bookkeeping sets expire an hour later. */
-  async finish(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
-    const current = await this.redis.hget(this.layout.run(runId), 'status');
-    if (current !== 'running') return;
-    await this.setStatus(runId, status, extra);
+  /**
+   * Marks a run finished unless already finished, in one atomic step (a Lua script: no other process
+   * can finish it in between); the per-job bookkeeping sets expire an hour later. Returns whether this
+   * call ended the run.
+   */
+  async finish(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<boolean> {
     // Kept an hour, not deleted: a job still finishing (a stalled one rerun, an abort racing the drain)
     // must find its member settled rather than count a second time.
-    await this.redis
-      .multi()
-      .pexpire(this.layout.runPending(runId), 3_600_000)
-      .pexpire(this.layout.runSettled(runId), 3_600_000)
-      .exec();
+    const r = await this.redis.psFinish(
+      3,
+      this.layout.run(runId),
+      this.layout.runPending(runId),
+      this.layout.runSettled(runId),
+      status,
+      String(Date.now()),
+      extra.error ?? '',
+      3_600_000,
+    );
+    return r === 1;
   }
 
-  async updateScan(runId: string, patch: Partial<ScanInfo>): Promise<ScanInfo> {
+  /**
+   * Ends the run if it is over (scan ended, every job settled), deciding its status and writing it in
+   * one atomic step; returns the status set, or null (not over yet, already ended, or gone).
+   */
+  async finishIfDone(runId: string): Promise<RunStatus | null> {
+    const r = await this.redis.psFinishIfDone(
+      3,
+      this.layout.run(runId),
+      this.layout.runPending(runId),
+      this.layout.runSettled(runId),
+      String(Date.now()),
+      3_600_000,
+    );
+    return (r as RunStatus | null) ?? null;
+  }
+
+  /**
+   * Merges `patch` into the run's scan info atomically (compare-and-set, retried when another process
+   * changed it in between: no patch is lost). A run that does not exist (pruned, or Redis emptied) is
+   * not re-created as a partial hash: nothing is written then.
+   */
+  async updateScan(
+    runId: string,
+    patch: Partial<ScanInfo>,
+    /** Applies the patch only while this holds for the current scan info (checked in the same CAS). */
+    when?: (current: ScanInfo) => boolean,
+  ): Promise<ScanInfo> {
     const key = this.layout.run(runId);
-    const raw = await this.redis.hget(key, 'scan');
-    const scan: ScanInfo = { ...(raw ? (JSON.parse(raw) as ScanInfo) : emptyScan()), ...patch };
-    await this.redis.hset(key, 'scan', JSON.stringify(scan));
-    return scan;
+    for (let attempt = 0; ; attempt++) {
+      const raw = await this.redis.hget(key, 'scan');
+      const current: ScanInfo = raw ? (JSON.parse(raw) as ScanInfo) : emptyScan();
+      if (when && !when(current)) return current;
+      const scan: ScanInfo = { ...current, ...patch };
+      const r = await this.redis.psScanCas(1, key, raw ?? '', JSON.stringify(scan));
+      if (r !== 0) return scan;
+      if (attempt >= 1000) throw new Error(`run ${runId}: scan update kept conflicting`);
+    }
   }
 
   /** Scan checkpoint for a restarted scan job: records flushed (counted) and records whose jobs were added. */

@@ -377,13 +377,23 @@ export class Engine {
    * active (locked) are left to finish; they skip themselves at their start check.
    */
   async drainRun(runId: string): Promise<number> {
+    const DRAIN_PAGE = 1000;
+    const DRAIN_STATES = ['prioritized', 'waiting', 'delayed'] as const;
     let removed = 0;
     for (const t of this.targets) {
       const q = this.syncQueues[t]!;
       for (;;) {
-        const jobs = (await q.getJobs(['prioritized', 'waiting', 'delayed'], 0, 999)).filter(
-          (j) => j?.data?.runId === runId,
-        );
+        // Issue 8.8: every job of the run, however many other jobs sit before it (a page of 1,000
+        // holding none of this run's jobs used to end the drain), collected before any is removed so
+        // that removals do not shift the pages read.
+        const jobs: Job[] = [];
+        for (const state of DRAIN_STATES) {
+          for (let start = 0; ; start += DRAIN_PAGE) {
+            const page = await q.getJobs([state], start, start + DRAIN_PAGE - 1, true);
+            for (const j of page) if (j?.data?.runId === runId) jobs.push(j);
+            if (page.length < DRAIN_PAGE) break;
+          }
+        }
         let progress = 0;
         for (const job of jobs) {
           const gone = await job.remove().then(
@@ -398,7 +408,7 @@ export class Engine {
           });
         }
         removed += progress;
-        if (progress === 0) break;
+        if (progress === 0) break; // nothing left (or only jobs another process is removing)
       }
     }
     await maybeFinishRun(this.runs, runId);
@@ -439,10 +449,18 @@ export class Engine {
    * Re-drives dead letters (failed sync jobs) as a new `retry` run, optionally only those of one run
    * and/or target. Each failed job is replaced by a job with the same payload in the new run; writes
    * are upserts keyed by the user's identifier, so a replay never creates a duplicate profile.
+   *
+   * Issue 8.8: every failed job is parsed and validated BEFORE the run is created and marked running;
+   * a malformed one (a payload that does not parse, or a target that is not its queue's) is reported
+   * in `malformed` and left in the failed set, never blocks the others, and never leaves a run
+   * `running` for ever. `runId` names a run that neither exists nor has failed jobs: ConfigError
+   * ("no such run").
    */
-  async retryFailed(
-    filter: { runId?: string; target?: TargetId } = {},
-  ): Promise<{ runId: string | null; jobs: number }> {
+  async retryFailed(filter: { runId?: string; target?: TargetId } = {}): Promise<{
+    runId: string | null;
+    jobs: number;
+    malformed: { target: TargetId; jobId: string; error: string }[];
+  }> {
     const targets = filter.target ? [filter.target] : this.targets;
     const found: { target: TargetId; job: Job }[] = [];
     for (const t of targets) {
@@ -455,8 +473,35 @@ export class Engine {
         if (jobs.length < 500) break;
       }
     }
-    if (found.length === 0) return { runId: null, jobs: 0 };
-    const involved = [...new Set(found.map((f) => f.target))];
+    if (filter.runId && found.length === 0 && !(await this.runs.get(filter.runId)))
+      throw new ConfigError(`--run: no such run ${filter.runId} (see profile-sync runs)`);
+
+    // Parse and validate first: nothing is created for a job that cannot be replayed.
+    const PLACEHOLDER = 'retry-pending';
+    type Spec = { name: string; data: { runId: string; userId: string }; opts: Record<string, unknown> };
+    const valid: { target: TargetId; job: Job; spec: Spec }[] = [];
+    const malformed: { target: TargetId; jobId: string; error: string }[] = [];
+    for (const { target: t, job } of found) {
+      const schema = job.name === removeJob.name ? removeJob.payloadSchema : syncJob.payloadSchema;
+      const parsed = schema.safeParse({ ...(job.data ?? {}), runId: PLACEHOLDER });
+      const error = !parsed.success
+        ? `payload invalid at ${parsed.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`
+        : parsed.data.target !== t
+          ? `payload target is not ${t}`
+          : null;
+      if (error || !parsed.success) {
+        malformed.push({ target: t, jobId: String(job.id), error: error ?? 'payload invalid' });
+        this.logger.warn(
+          { target: t, job: job.id, error },
+          'retry-failed: malformed dead letter skipped (left in the failed set)',
+        );
+        continue;
+      }
+      valid.push({ target: t, job, spec: { name: job.name, data: parsed.data, opts: {} } });
+    }
+    if (valid.length === 0) return { runId: null, jobs: 0, malformed };
+
+    const involved = [...new Set(valid.map((f) => f.target))];
     const runId = await this.runs.create('retry', {
       targets: involved,
       dryRun: false,
@@ -465,39 +510,45 @@ export class Engine {
       plan: false,
       ...(filter.runId ? { retryOf: filter.runId } : {}),
     });
-    await this.runs.updateScan(runId, { status: 'running', limited: true });
-    for (const t of involved) {
-      const mine = found.filter((f) => f.target === t);
-      const specs = mine.map(({ job }) => {
-        if (job.name === removeJob.name) {
-          const data = removeJob.payloadSchema.parse({ ...job.data, runId });
+    try {
+      await this.runs.updateScan(runId, { status: 'running', limited: true });
+      for (const t of involved) {
+        const mine = valid.filter((f) => f.target === t);
+        const specs = mine.map(({ spec }) => {
+          const data = { ...spec.data, runId };
+          const remove = spec.name === removeJob.name;
           return {
-            name: removeJob.name,
+            name: remove ? removeJob.name : syncJob.name,
             data,
-            opts: {
-              ...removeJob.options('retry', this.settings),
-              jobId: removeJob.jobId(t, runId, data.userId),
-            },
+            opts: remove
+              ? {
+                  ...removeJob.options('retry', this.settings),
+                  jobId: removeJob.jobId(t, runId, data.userId),
+                }
+              : { ...syncJob.options('retry', this.settings), jobId: syncJob.jobId(t, runId, data.userId) },
           };
-        }
-        const data = syncJob.payloadSchema.parse({ ...job.data, runId });
-        return {
-          name: syncJob.name,
-          data,
-          opts: { ...syncJob.options('retry', this.settings), jobId: syncJob.jobId(t, runId, data.userId) },
-        };
-      });
-      await this.runs.addPending(
-        runId,
-        specs.map((s) => syncJob.settleMember(t, s.data.userId)),
-      );
-      await this.syncQueues[t]!.addBulk(specs);
-      for (const { job } of mine) await job.remove().catch(() => undefined);
+        });
+        await this.runs.addPending(
+          runId,
+          specs.map((s) => syncJob.settleMember(t, s.data.userId)),
+        );
+        await this.syncQueues[t]!.addBulk(specs as Parameters<Queue['addBulk']>[0]);
+        for (const { job } of mine) await job.remove().catch(() => undefined);
+      }
+      await this.runs.updateScan(runId, { status: 'done', records: valid.length });
+    } catch (err) {
+      // Never a run left `running` for ever: it ends failed, and says why.
+      const message = err instanceof Error ? err.message : String(err);
+      await this.runs.updateScan(runId, { status: 'failed', complete: false, error: message });
+      await this.runs.finish(runId, 'failed', { error: message });
+      throw err;
     }
-    await this.runs.updateScan(runId, { status: 'done', records: found.length });
     await maybeFinishRun(this.runs, runId);
-    this.logger.info({ runId, jobs: found.length, retryOf: filter.runId }, 'dead letters re-driven');
-    return { runId, jobs: found.length };
+    this.logger.info(
+      { runId, jobs: valid.length, malformed: malformed.length, retryOf: filter.runId },
+      'dead letters re-driven',
+    );
+    return { runId, jobs: valid.length, malformed };
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import * as scanJob from '../../jobs/scan.js';
 import * as syncJob from '../../jobs/sync.js';
 import { TARGET_IDS, type TargetId } from '../config/schema.js';
+import type { ScanInfo } from '../pipeline/run-record.js';
 import type { JobContext } from './context.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 
@@ -39,9 +40,16 @@ export async function settleFailedJob(
   const log = ctx.logger.child({ job: job.id, runId });
 
   if (job.name === scanJob.name) {
+    const ended = (s: ScanInfo) => ['done', 'failed', 'aborted'].includes(s.status);
     const scan = (await ctx.runs.get(runId))?.scan;
-    if (!scan || ['done', 'failed', 'aborted'].includes(scan.status)) return null;
-    await ctx.runs.updateScan(runId, { status: 'failed', complete: false, error: err.message });
+    if (!scan || ended(scan)) return null;
+    // Issue 8.8: only if the scan has still not ended when written (the handler may end it meanwhile).
+    const after = await ctx.runs.updateScan(
+      runId,
+      { status: 'failed', complete: false, error: err.message },
+      (current) => !ended(current),
+    );
+    if (after.error !== err.message) return null;
     log.error({ err: lastError }, 'scan job failed outside its handler: the run is incomplete');
     await maybeFinishRun(ctx.runs, runId);
     return 'scan-failed';

@@ -4,21 +4,17 @@ import type { RunStore } from '../pipeline/run-store.js';
 /**
  * Ends a run once its scan has ended and every sync job it enqueued has settled (completed, or failed
  * for good). Called by whoever may be the last: each sync job after it settles, and the scan job when
- * it ends. Idempotent; any process may call it.
+ * it ends. Idempotent; any process may call it: the decision and the write are one Lua script
+ * (`RunStore.finishIfDone`, issue 8.8), so two processes can never both end the run, nor one end it
+ * on a state another process changed in between.
+ *
+ * The status: `failed` when the scan failed; `aborted` when an abort was asked (an aborted run never
+ * counts as a complete scan, even if every page was read before the abort: issue 5 concludes that
+ * users left only from complete scans of runs that ran to the end); `held` when the safety brake held
+ * the run's removals (issue 5: it waits for `backfill --confirm-deletes`); else `completed`.
  */
 export async function maybeFinishRun(runs: RunStore, runId: string): Promise<RunStatus | null> {
-  const s = await runs.completion(runId);
-  if (s?.status !== 'running') return null;
-  if (!['done', 'failed', 'aborted'].includes(s.scanStatus)) return null;
-  if (s.settled < s.enqueued) return null;
-  let status: RunStatus = s.scanStatus === 'failed' ? 'failed' : s.abortReason ? 'aborted' : 'completed';
-  // Issue 5: the safety brake held this run's removals; it waits for `backfill --confirm-deletes`.
-  if (status === 'completed' && s.deletionsHeld) status = 'held';
-  // An aborted run never counts as a complete scan, even if every page was read before the abort:
-  // issue 5 concludes that users left only from complete scans of runs that ran to the end.
-  if (status === 'aborted') await runs.updateScan(runId, { complete: false });
-  await runs.finish(runId, status);
-  return status;
+  return runs.finishIfDone(runId);
 }
 
 /** Users a target must have settled before `--max-failure-rate` is judged (issue 4: "after the first 100"). */

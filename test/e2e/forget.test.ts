@@ -218,6 +218,37 @@ describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () =
       expect(text.toLowerCase()).not.toContain(v.toLowerCase());
   }, 120_000);
 
+  it("issue 8.7: forgetting ann@example.com leaves joann@example.com's records alone (PII recorded)", async () => {
+    h = await startHarness({ label: 'forget-email', sandbox: { users: 10 }, env: { RECORD_PII: 'true' } });
+    const engine = await h.engine();
+    await engine.startWorkers({ concurrency: 2 });
+    const [ann, joann] = (await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users')).slice(0, 2);
+    const emails = [
+      [ann!, 'ann@example.com'],
+      [joann!, 'joann@example.com'],
+    ] as const;
+    for (const [u, email] of emails)
+      await inspectPost(h.sandbox.urls.source, `users/${encodeURIComponent(u.id)}`, { email }, 'PATCH');
+    // RECORD_PII: the run items and history hold both addresses unmasked.
+    expect((await run(engine, { kind: 'backfill' })).status).toBe('completed');
+    const joannBefore = await engine.runs.history(joann!.id);
+    expect(JSON.stringify(joannBefore)).toContain('joann@example.com');
+    const joannState = await engine.state.get('zephr', joann!.id);
+
+    await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [ann!.id] });
+    const out = await cli(['forget', ann!.id], { ...h.env, LOG_LEVEL: 'error' });
+    expect(out.code).toBe(0);
+
+    // Ann is gone; Joann's history (unmasked items), state and profiles are untouched.
+    expect(await engine.runs.history(ann!.id)).toEqual([]);
+    expect(await engine.runs.history(joann!.id)).toEqual(joannBefore);
+    expect(await engine.state.get('zephr', joann!.id)).toEqual(joannState);
+    const items = await engine.runs.items((await engine.runs.latestId())!);
+    const text = JSON.stringify(items);
+    expect(text).toContain('joann@example.com');
+    expect(text).not.toMatch(/(^|[^a-z])ann@example\.com/);
+  }, 120_000);
+
   it('a target that fails: exit 1, its state kept for the re-run; the re-run finishes the job', async () => {
     h = await startHarness({ label: 'forget-fail', sandbox: { users: 20 } });
     const engine = await h.engine();
