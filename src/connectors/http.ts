@@ -363,6 +363,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         bodyTimeout: http.bodyTimeoutMs,
         signal: req.signal,
       });
+      // Issue 8.5: a 429 pauses the target for every request of every process (the throttle holds
+      // the shared "paused until"), first thing, before anything else can be granted meanwhile.
+      if (res.statusCode === 429 && throttle?.pause) {
+        const wait = parseRetryAfter(res.headers['retry-after'] as string | string[] | undefined);
+        await throttle.pause(wait).catch((e: unknown) => {
+          logger.warn({ target, requestId, err: errorCodeOf(e) }, 'could not record the 429 pause');
+        });
+      }
       const text = await readBody(res.body, maxBodyBytes);
       const durationMs = Math.round(performance.now() - started);
       records.push({ method: req.method, path, status: res.statusCode, durationMs, requestId, attempt });

@@ -113,8 +113,15 @@ export interface TargetConnector {
   close(): Promise<void>;
 }
 
-/** Called before every HTTP request a connector sends: the engine's global per-target rate limiter. */
-export type Throttle = () => Promise<void>;
+/**
+ * Called before every HTTP request a connector sends: the engine's global per-target rate limiter.
+ * `pause(ms)`: the target answered 429 with that Retry-After; the HTTP layer calls it at once, and no
+ * request to the target is granted, in any process, until the (capped) wait is over (issue 8.5).
+ */
+export interface Throttle {
+  (): Promise<void>;
+  pause?: (retryAfterMs: number) => Promise<unknown>;
+}
 
 export interface ConnectorDeps {
   logger: Logger;

@@ -38,7 +38,7 @@ const EFFECTIVE_LIMIT = `(function()
   return e
 end)()`;
 
-/** KEYS: log, adapt hash. ARGV: limit, window, cooldown, stepEvery, member. */
+/** KEYS: log, adapt hash, pause. ARGV: limit, window, cooldown, stepEvery, member. */
 const ACQUIRE_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -46,6 +46,10 @@ local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local eff = ${EFFECTIVE_LIMIT}
+-- Issue 8.5: the target answered 429 with Retry-After; nothing is granted before the wait is over,
+-- in any process (PAUSE_LUA sets it).
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused > now then return {0, paused - now, eff} end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
 if eff < limit and count > 0 then
@@ -64,6 +68,21 @@ end
 -- The next grant comes when the (count - eff + 1)-th oldest entry leaves the window.
 local nth = redis.call('ZRANGE', key, count - eff, count - eff, 'WITHSCORES')
 return {0, tonumber(nth[2]) + window - now + 1, eff}
+`;
+
+/**
+ * Issue 8.5: a 429's Retry-After, shared by every process. The target's "paused until" (Redis clock,
+ * ms) becomes max(existing, now + wait) atomically; ACQUIRE_LUA grants nothing before it.
+ * KEYS: pause. ARGV: wait ms. Returns {until, now}.
+ */
+const PAUSE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untilMs = now + tonumber(ARGV[1])
+local existing = tonumber(redis.call('GET', KEYS[1]) or '0')
+if existing >= untilMs then return {existing, now} end
+redis.call('SET', KEYS[1], untilMs, 'PX', tonumber(ARGV[1]) + 1000)
+return {untilMs, now}
 `;
 
 /**
@@ -129,11 +148,12 @@ export interface SlidingWindowThrottleOptions {
   adaptive?: AdaptiveOptions;
 }
 
-/** Defined with `numberOfKeys: 2`, so ioredis passes the key count itself. */
+/** Defined with their `numberOfKeys`, so ioredis passes the key count itself. */
 interface ThrottleCommands {
   psThrottleAcquire(
     key: string,
     adapt: string,
+    pause: string,
     limit: number,
     window: number,
     cooldown: number,
@@ -149,6 +169,7 @@ interface ThrottleCommands {
     stepEvery: number,
     minGap: number,
   ): Promise<[number, number]>;
+  psThrottlePause(pause: string, waitMs: number): Promise<[number, number]>;
 }
 
 /**
@@ -172,6 +193,7 @@ export class SlidingWindowThrottle {
   readonly marginMs: number;
   private readonly adapt: Required<AdaptiveOptions>;
   private readonly adaptKey: string;
+  private readonly pauseKey: string;
   private readonly redis: Redis & ThrottleCommands;
   private closed = false;
 
@@ -187,10 +209,12 @@ export class SlidingWindowThrottle {
       minGapMs: opts.adaptive?.minGapMs ?? 1_000,
     };
     this.adaptKey = `${opts.key}:adapt`;
+    this.pauseKey = `${opts.key}:pause`;
     const r = opts.redis as Redis & Partial<ThrottleCommands>;
     if (typeof r.psThrottleAcquire !== 'function') {
-      opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
+      opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
       opts.redis.defineCommand('psThrottleCut', { numberOfKeys: 2, lua: DECREASE_LUA });
+      opts.redis.defineCommand('psThrottlePause', { numberOfKeys: 1, lua: PAUSE_LUA });
     }
     this.redis = opts.redis as Redis & ThrottleCommands;
   }
@@ -206,6 +230,7 @@ export class SlidingWindowThrottle {
     const [ok, value, limit] = await this.redis.psThrottleAcquire(
       this.opts.key,
       this.adaptKey,
+      this.pauseKey,
       this.limit,
       this.windowMs + this.marginMs,
       this.adapt.cooldownMs,
@@ -232,6 +257,16 @@ export class SlidingWindowThrottle {
     return { lowered: lowered === 1, limit };
   }
 
+  /**
+   * The target answered 429 with this wait (already capped by RATE_LIMIT_MAX_WAIT): no request is
+   * granted, in any process, before it is over (issue 8.5). Extends an existing pause, never shortens
+   * it. Returns when the pause ends and when it was set (Redis clock, ms).
+   */
+  async pause(waitMs: number): Promise<{ until: number; at: number }> {
+    const [until, at] = await this.redis.psThrottlePause(this.pauseKey, Math.max(0, Math.ceil(waitMs)));
+    return { until, at };
+  }
+
   /** Waits until a request may be sent, then records it. */
   async acquire(signal?: AbortSignal): Promise<number> {
     for (;;) {
@@ -247,9 +282,11 @@ export class SlidingWindowThrottle {
 
   /** The function connectors call before every request (`ConnectorDeps.throttle`). */
   get throttle(): Throttle {
-    return async () => {
+    const fn: Throttle = async () => {
       await this.acquire();
     };
+    fn.pause = (ms) => this.pause(ms);
+    return fn;
   }
 
   close(): void {
