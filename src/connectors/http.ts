@@ -350,6 +350,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       payload = JSON.stringify(req.body);
       headers['content-type'] = 'application/json';
     }
+    // Issue 8.5: the last look before it leaves: another request's 429 may have paused the target
+    // since this one was granted (nothing awaits between this and the dispatch).
+    if (throttle?.hold) await throttle.hold();
     const started = performance.now();
     const log = { target, requestId, method: req.method, path, attempt, userId: req.userId };
     try {

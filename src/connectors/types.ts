@@ -116,11 +116,14 @@ export interface TargetConnector {
 /**
  * Called before every HTTP request a connector sends: the engine's global per-target rate limiter.
  * `pause(ms)`: the target answered 429 with that Retry-After; the HTTP layer calls it at once, and no
- * request to the target is granted, in any process, until the (capped) wait is over (issue 8.5).
+ * request to the target is granted, in any process, until the (capped) wait is over (issue 8.5);
+ * `hold()`: the last look before a granted request leaves.
  */
 export interface Throttle {
   (): Promise<void>;
   pause?: (retryAfterMs: number) => Promise<unknown>;
+  /** Awaited right before the request leaves (after its headers are built): waits out a pause set since the grant. */
+  hold?: () => Promise<unknown>;
 }
 
 export interface ConnectorDeps {

@@ -191,6 +191,7 @@ export class Engine {
       };
       // Issue 8.5: a 429 pauses the target for every process, capped by RATE_LIMIT_MAX_WAIT (issue 8.3).
       fn.pause = (ms) => th.pause(Math.min(ms, config.sync.rateLimitMaxWaitMs));
+      fn.hold = () => th.hold(scope.getStore()?.signal);
       throttleFns[t] = fn;
     }
     let connectors: Partial<Record<TargetId, TargetConnector>>;

@@ -86,6 +86,18 @@ return {untilMs, now}
 `;
 
 /**
+ * Issue 8.5: the last look before a granted request leaves (after its headers are built): is the
+ * target paused now? KEYS: pause. Returns {ms left of the pause (0: none), now}.
+ */
+const HOLD_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
+if paused > now then return {paused - now, now} end
+return {0, now}
+`;
+
+/**
  * AIMD after a 429 (docs/engine.md "Rate limiting"): the vendor refused although the log said there
  * was budget, so `*_RATE_LIMIT` is above what the vendor really allows (or its burst is smaller).
  * Multiplicative decrease: the effective limit becomes half of the rate really granted (half of
@@ -170,6 +182,7 @@ interface ThrottleCommands {
     minGap: number,
   ): Promise<[number, number]>;
   psThrottlePause(pause: string, waitMs: number): Promise<[number, number]>;
+  psThrottleHold(pause: string): Promise<[number, number]>;
 }
 
 /**
@@ -215,6 +228,7 @@ export class SlidingWindowThrottle {
       opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
       opts.redis.defineCommand('psThrottleCut', { numberOfKeys: 2, lua: DECREASE_LUA });
       opts.redis.defineCommand('psThrottlePause', { numberOfKeys: 1, lua: PAUSE_LUA });
+      opts.redis.defineCommand('psThrottleHold', { numberOfKeys: 1, lua: HOLD_LUA });
     }
     this.redis = opts.redis as Redis & ThrottleCommands;
   }
@@ -267,6 +281,26 @@ export class SlidingWindowThrottle {
     return { until, at };
   }
 
+  /** How long the target stays paused by a 429 (0: not paused), and the Redis time of the look. */
+  async pausedFor(): Promise<{ waitMs: number; at: number }> {
+    const [waitMs, at] = await this.redis.psThrottleHold(this.pauseKey);
+    return { waitMs, at };
+  }
+
+  /**
+   * The last look right before a granted request leaves (issue 8.5): a request granted just before
+   * another request's 429 set the pause must not leave during it. While paused, waits for the pause
+   * and takes a new grant (the first one is spent: conservative). Returns the look that let it go.
+   */
+  async hold(signal?: AbortSignal): Promise<{ waitMs: number; at: number }> {
+    for (;;) {
+      const r = await this.pausedFor();
+      if (r.waitMs <= 0) return r;
+      this.opts.onWait?.(r.waitMs);
+      await this.acquire(signal);
+    }
+  }
+
   /** Waits until a request may be sent, then records it. */
   async acquire(signal?: AbortSignal): Promise<number> {
     for (;;) {
@@ -286,6 +320,7 @@ export class SlidingWindowThrottle {
       await this.acquire();
     };
     fn.pause = (ms) => this.pause(ms);
+    fn.hold = () => this.hold();
     return fn;
   }
 
