@@ -224,7 +224,7 @@ export class TargetStoppedError extends Error {
 }
 
 /** The lastError of a job that failed, without a request, because its target was stopped. */
-function stoppedError(target: TargetId, reason: string): Record<string, unknown> {
+export function stoppedError(target: TargetId, reason: string): Record<string, unknown> {
   const kind = stopKind(reason);
   return {
     code: kind === 'rate_limited' ? 'E_RATE_LIMITED' : 'E_TARGET_STOPPED',

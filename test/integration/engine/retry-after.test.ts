@@ -128,10 +128,12 @@ describe('engine: a huge Retry-After stops the target for the run (issue 8.3)', 
       logger: createLogger({ level: 'warn', destination: stream }),
     });
     await engine.startWorkers({ concurrency: 4 });
+    const started = Date.now();
     const runId = await engine.startRun({ kind: 'backfill', targets: ['prelude'] });
     // Before the fix this waited 24 hours (the signal fails the test after 60 s).
     const run = await engine.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(60_000) });
 
+    const tookMs = Date.now() - started;
     const p = run.targets.prelude!;
     const log = h.sandbox.sims.prelude.requests(since);
     const first429 = log.find((r) => r.status === 429);
@@ -164,6 +166,9 @@ describe('engine: a huge Retry-After stops the target for the run (issue 8.3)', 
     expect(warn).toMatchObject({ level: 40, target: 'prelude', waitMs: 15 * 60_000, maxWaitMs: 15 * 60_000 });
     expect(Number(warn!.retryAfterMs)).toBeGreaterThan(23 * 3600_000);
 
+    console.info(
+      `retry-after-huge: run ended in ${tookMs} ms, ${written} written, ${p.outcomes.failed} failed (rate_limited), ${log.length} requests (${log.filter((r) => r.status === 429).length} answered 429), pause ${pttl} ms left`,
+    );
     // Later the vendor takes requests again (here: the pause is over, the limit lifted):
     // retry-failed re-drives exactly the dead letters and they succeed.
     h.sandbox.sims.prelude.setRateLimit(null);
