@@ -120,9 +120,10 @@ export interface TargetConnector {
  * `hold()`: the last look before a granted request leaves.
  */
 export interface Throttle {
-  (): Promise<void>;
+  /** Resolves when the request may leave (the engine's resolves with the grant time, Redis ms). */
+  (): Promise<unknown>;
   pause?: (retryAfterMs: number) => Promise<unknown>;
-  /** Awaited right before the request leaves (after its headers are built): waits out a pause set since the grant. */
+  /** After a long wait for the grant (headers rebuilt): waits out a pause set since the grant. */
   hold?: () => Promise<unknown>;
 }
 

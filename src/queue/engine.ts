@@ -186,8 +186,9 @@ export class Engine {
       throttles[t] = th;
       const fn: Throttle = async () => {
         const s = scope.getStore();
-        await th.acquire(s?.signal);
+        const at = await th.acquire(s?.signal);
         if (s) s.sent++;
+        return at;
       };
       // Issue 8.5: a 429 pauses the target for every process, capped by RATE_LIMIT_MAX_WAIT (issue 8.3).
       fn.pause = (ms) => th.pause(Math.min(ms, config.sync.rateLimitMaxWaitMs));

@@ -288,8 +288,8 @@ export class SlidingWindowThrottle {
   }
 
   /**
-   * The last look right before a granted request leaves (issue 8.5): a request granted just before
-   * another request's 429 set the pause must not leave during it. While paused, waits for the pause
+   * One more look before a request leaves after a long wait for its grant, once its headers are
+   * rebuilt (issue 8.5): a pause set since the grant is waited out. While paused, waits for the pause
    * and takes a new grant (the first one is spent: conservative). Returns the look that let it go.
    */
   async hold(signal?: AbortSignal): Promise<{ waitMs: number; at: number }> {
@@ -316,9 +316,7 @@ export class SlidingWindowThrottle {
 
   /** The function connectors call before every request (`ConnectorDeps.throttle`). */
   get throttle(): Throttle {
-    const fn: Throttle = async () => {
-      await this.acquire();
-    };
+    const fn: Throttle = () => this.acquire();
     fn.pause = (ms) => this.pause(ms);
     fn.hold = () => this.hold();
     return fn;

@@ -38,12 +38,15 @@ describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () =>
     const since = Date.now();
 
     // The engine's own throttle, wrapped to learn when each 429 pause was set and when each request
-    // was last let go (the look right before it leaves), both on the Redis clock (ms).
+    // was let go (its grant, the last look before it leaves; or `hold` after a wait > 10 s, which
+    // a 1 s Retry-After never causes), both on the Redis clock (ms).
     let inner: Throttle | undefined;
     const pauses: { until: number; at: number }[] = [];
     const goes: number[] = [];
     const wrapped: Throttle = async () => {
-      await inner!();
+      const at = (await inner!()) as number;
+      goes.push(at);
+      return at;
     };
     wrapped.pause = async (ms) => {
       const r = (await inner!.pause!(ms)) as { until: number; at: number };
