@@ -83,7 +83,18 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
     });
     return { outcome: 'unchanged', requests: 0 };
   }
-  const scope: RequestScope = { sent: 0 };
+  // Issue 8.3: a removal waiting for the target (a 429 pause) gives up without sending once the
+  // target is stopped for the run (a Retry-After beyond RATE_LIMIT_MAX_WAIT, or an auth stop).
+  const stop = new AbortController();
+  const watch = setInterval(() => {
+    ctx.runs.jobGate(runId, target).then(
+      (g) => {
+        if (g.stopped) stop.abort(new sync.TargetStoppedError(g.stopped));
+      },
+      () => undefined,
+    );
+  }, 1000);
+  const scope: RequestScope = { sent: 0, signal: stop.signal };
   try {
     const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
     const result = await ctx.requestScope.run(scope, () =>
@@ -105,6 +116,13 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
     log.info({ userKey: userKey(userId), action: result.action }, 'user who left the source removed');
     return { outcome: 'removed', requests: scope.sent };
   } catch (err) {
+    if (stop.signal.aborted && stop.signal.reason instanceof sync.TargetStoppedError) {
+      const lastError = sync.stoppedError(target, stop.signal.reason.message);
+      await settle('failed', { outcome: 'failed', requests: [], lastError }, [
+        [target, 'requests', scope.sent],
+      ]);
+      throw new UnrecoverableError(String(lastError.message));
+    }
     return sync.handleFailure(err, {
       job,
       ctx,
@@ -115,5 +133,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
       log,
       next: {},
     });
+  } finally {
+    clearInterval(watch);
   }
 }

@@ -13,11 +13,17 @@ import type {
 import { diffFields, isEmptyDiff } from '../src/pipeline/diff.js';
 import { userKey } from '../src/pipeline/hashing.js';
 import { maskBody, maskPath } from '../src/pipeline/masking.js';
-import type { AttemptRecord, RunItem, RunKind } from '../src/pipeline/run-record.js';
+import {
+  type AttemptRecord,
+  RATE_LIMITED_STOP,
+  type RunItem,
+  type RunKind,
+  stopKind,
+} from '../src/pipeline/run-record.js';
 import type { CounterDelta } from '../src/pipeline/run-store.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
-import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import { checkFailureRate, formatWait, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 
 /**
  * One (user, target): compare, write what changed, record it. Runs in the target's queue
@@ -147,13 +153,16 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     throw err;
   }
 
-  // A job can wait a whole window for the rate budget: if its run is aborted meanwhile (Ctrl-C,
-  // --max-failure-rate, from any process), it gives up instead of sending.
+  // A job can wait a whole window for the rate budget (or a 429 pause): if its run is aborted
+  // meanwhile (Ctrl-C, --max-failure-rate, from any process), it gives up instead of sending; if the
+  // target is stopped meanwhile (issue 8.3: a Retry-After beyond RATE_LIMIT_MAX_WAIT), it fails
+  // without sending, like the jobs that meet the stop at the gate.
   const abort = new AbortController();
   const watch = setInterval(() => {
-    ctx.runs.completion(runId).then(
-      (c) => {
-        if (c?.abortReason) abort.abort(new RunAbortedError(c.abortReason));
+    ctx.runs.jobGate(runId, target).then(
+      (g) => {
+        if (g.abort) abort.abort(new RunAbortedError(g.abort));
+        else if (g.stopped) abort.abort(new TargetStoppedError(g.stopped));
       },
       () => undefined,
     );
@@ -189,6 +198,13 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {
+    if (abort.signal.aborted && abort.signal.reason instanceof TargetStoppedError) {
+      const lastError = stoppedError(target, abort.signal.reason.message);
+      await settle('failed', { outcome: 'failed', requests: [], lastError }, [
+        [target, 'requests', scope.sent],
+      ]);
+      throw new UnrecoverableError(String(lastError.message));
+    }
     if (abort.signal.aborted) {
       await settle('skipped', undefined, [[target, 'requests', scope.sent]]);
       return { outcome: 'skipped', requests: scope.sent };
@@ -200,6 +216,21 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
 /** The job's run was aborted while the job waited for the rate budget. */
 export class RunAbortedError extends Error {
   override readonly name = 'RunAbortedError';
+}
+
+/** The job's target was stopped for the run while the job waited (message: the stop reason). */
+export class TargetStoppedError extends Error {
+  override readonly name = 'TargetStoppedError';
+}
+
+/** The lastError of a job that failed, without a request, because its target was stopped. */
+export function stoppedError(target: TargetId, reason: string): Record<string, unknown> {
+  const kind = stopKind(reason);
+  return {
+    code: kind === 'rate_limited' ? 'E_RATE_LIMITED' : 'E_TARGET_STOPPED',
+    class: kind,
+    message: `target ${target} stopped: ${reason}`,
+  };
 }
 
 interface AttemptResult {
@@ -277,18 +308,45 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
   const errJson = errorJson(err);
 
   if (isSyncError(err) && err.errorClass === 'rate_limited') {
-    const wait = err.retryAfterMs ?? ctx.settings.defaultRetryAfterMs;
+    // Issue 8.3: the wait is capped by RATE_LIMIT_MAX_WAIT. The HTTP layer has already paused the
+    // target's throttle (every request of every process) for the capped wait (issue 8.5).
+    const askedMs = err.retryAfterMs ?? ctx.settings.defaultRetryAfterMs;
+    const maxMs = ctx.settings.rateLimitMaxWaitMs;
+    const wait = Math.min(askedMs, maxMs);
     const queue = ctx.syncQueues[target];
     // The vendor allows less than *_RATE_LIMIT (or a smaller burst): lower the effective limit for
     // every process (AIMD, src/queue/throttle.ts), or the jobs can meet 429s for ever.
     const cut = await ctx.lowerRateLimit?.(target);
-    await ctx.runs.incr(runId, [
-      sent,
+    const counters: CounterDelta[] = [
       [target, 'rateLimited', 1],
       ...(cut?.lowered ? [[target, 'limitCuts', 1] as CounterDelta] : []),
-    ]);
+    ];
+    const fields = {
+      userId,
+      status: err.status,
+      retryAfterMs: askedMs,
+      waitMs: wait,
+      maxWaitMs: maxMs,
+      ...(cut ? { effectiveLimit: cut.limit } : {}),
+    };
+    if (askedMs > maxMs) {
+      // Beyond our own limit: the target is stopped for this run (like an auth stop), so the run ends
+      // instead of hanging; its remaining jobs fail without a request into the dead letters, for
+      // `retry-failed` once the vendor takes requests again. The target stays paused for the capped
+      // wait only (other runs, the daemon).
+      const reason = `${RATE_LIMITED_STOP}${target} asked to wait ${formatWait(askedMs)} (HTTP 429 Retry-After), more than RATE_LIMIT_MAX_WAIT (${formatWait(maxMs)})`;
+      if (await ctx.runs.stopTarget(runId, target, reason)) {
+        log.warn(
+          fields,
+          `${target} answered 429 asking to wait ${formatWait(askedMs)}, more than RATE_LIMIT_MAX_WAIT: target paused for ${formatWait(wait)} only and stopped for run ${runId}; its remaining jobs fail as rate_limited into the dead letters: run retry-failed later`,
+        );
+      }
+      await settle('failed', { outcome: 'failed', requests: [], lastError: errJson }, [sent, ...counters]);
+      throw new UnrecoverableError(`${err.code}: ${err.message}`);
+    }
+    await ctx.runs.incr(runId, [sent, ...counters]);
     log.warn(
-      { userId, waitMs: wait, status: err.status, ...(cut ? { effectiveLimit: cut.limit } : {}) },
+      fields,
       cut?.lowered
         ? `${target} answered 429: queue paused for ${wait} ms, rate limit lowered to ${cut.limit} per window`
         : `${target} answered 429: queue paused for ${wait} ms`,
@@ -369,13 +427,9 @@ export async function passGate(
     return { outcome: 'skipped', requests: 0 };
   }
   if (gate.stopped) {
-    const lastError = {
-      code: 'E_TARGET_STOPPED',
-      class: 'auth',
-      message: `target ${target} stopped: ${gate.stopped}`,
-    };
+    const lastError = stoppedError(target, gate.stopped);
     await settle('failed', { outcome: 'failed', requests: [], lastError });
-    throw new UnrecoverableError(lastError.message);
+    throw new UnrecoverableError(String(lastError.message));
   }
   if (await isSettled()) return { outcome: 'skipped', requests: 0 };
   return undefined;

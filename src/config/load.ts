@@ -63,6 +63,7 @@ export const ENV_PATHS: Record<string, string> = {
   RUNS_KEEP: 'sync.runsKeep',
   RUNS_MAX_AGE: 'sync.runsMaxAgeMs',
   RATE_LIMIT_MARGIN_MS: 'sync.rateLimitMarginMs',
+  RATE_LIMIT_MAX_WAIT: 'sync.rateLimitMaxWaitMs',
   OPS_PORT: 'ops.port',
   OPS_HOST: 'ops.host',
   OPS_DASHBOARD_TOKEN: 'ops.dashboardToken',

@@ -238,6 +238,12 @@ export const configSchema = z.object({
      */
     rateLimitMarginMs: z.coerce.number().int().min(0).max(60_000).default(1_000),
     /**
+     * The longest a 429's Retry-After may pause a target (`RATE_LIMIT_MAX_WAIT`, issue 8.3). A longer
+     * ask pauses the target for this long only and stops it for the run: its remaining jobs fail into
+     * the dead letters (`rate_limited`) for `retry-failed`, and the run ends. @defaultValue 15m
+     */
+    rateLimitMaxWaitMs: duration.default(15 * 60_000),
+    /**
      * How long the daemon waits for in-flight jobs on SIGTERM/SIGINT before handing them back to the
      * queue (`SHUTDOWN_TIMEOUT_MS`, docs/daemon.md). 20 s leaves the hand-back 10 s inside Kubernetes'
      * default 30 s grace period; a SIGKILL before the hand-back delays those jobs by a lock duration.

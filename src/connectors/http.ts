@@ -27,6 +27,12 @@ export type QueryValue = string | number | boolean | undefined | null;
  */
 export const DEFAULT_RETRY_AFTER_MS = 60_000;
 
+/**
+ * A request that waited longer than this for its grant rebuilds its headers and looks at the 429
+ * pause once more before it leaves (`Throttle.hold`): 10 s, far below Zephr's 300 s JWT lifetime.
+ */
+export const STALE_HEADERS_AFTER_MS = 10_000;
+
 /** Methods safe to resend after a transient failure (RFC 9110 §9.2.2). PATCH and POST are not. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
@@ -334,11 +340,21 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     attempt: number,
     records: RequestRecord[],
   ): Promise<HttpResponse> {
-    if (throttle) await throttle();
+    // The headers first, then the grant: the grant (which refuses while a 429 pause runs, issue 8.5)
+    // is the last look before the request leaves, with nothing awaited between it and the dispatch.
+    const headerArgs = { userId: req.userId, method: req.method, path };
+    let computed = options.headers ? await options.headers(headerArgs) : {};
+    if (throttle) {
+      const waitStarted = performance.now();
+      await throttle();
+      if (performance.now() - waitStarted > STALE_HEADERS_AFTER_MS) {
+        // A long wait (rate budget, 429 pause): rebuild the headers (Zephr's JWT lives <= 300 s),
+        // then look again whether a 429 paused the target meanwhile (waits it out if so).
+        if (options.headers) computed = await options.headers(headerArgs);
+        if (throttle.hold) await throttle.hold();
+      }
+    }
     const requestId = randomUUID();
-    const computed = options.headers
-      ? await options.headers({ userId: req.userId, method: req.method, path })
-      : {};
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...computed,
@@ -363,6 +379,14 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         bodyTimeout: http.bodyTimeoutMs,
         signal: req.signal,
       });
+      // Issue 8.5: a 429 pauses the target for every request of every process (the throttle holds
+      // the shared "paused until"), first thing, before anything else can be granted meanwhile.
+      if (res.statusCode === 429 && throttle?.pause) {
+        const wait = parseRetryAfter(res.headers['retry-after'] as string | string[] | undefined);
+        await throttle.pause(wait).catch((e: unknown) => {
+          logger.warn({ target, requestId, err: errorCodeOf(e) }, 'could not record the 429 pause');
+        });
+      }
       const text = await readBody(res.body, maxBodyBytes);
       const durationMs = Math.round(performance.now() - started);
       records.push({ method: req.method, path, status: res.statusCode, durationMs, requestId, attempt });

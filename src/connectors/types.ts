@@ -113,8 +113,19 @@ export interface TargetConnector {
   close(): Promise<void>;
 }
 
-/** Called before every HTTP request a connector sends: the engine's global per-target rate limiter. */
-export type Throttle = () => Promise<void>;
+/**
+ * Called before every HTTP request a connector sends: the engine's global per-target rate limiter.
+ * `pause(ms)`: the target answered 429 with that Retry-After; the HTTP layer calls it at once, and no
+ * request to the target is granted, in any process, until the (capped) wait is over (issue 8.5);
+ * `hold()`: the last look before a granted request leaves.
+ */
+export interface Throttle {
+  /** Resolves when the request may leave (the engine's resolves with the grant time, Redis ms). */
+  (): Promise<unknown>;
+  pause?: (retryAfterMs: number) => Promise<unknown>;
+  /** After a long wait for the grant (headers rebuilt): waits out a pause set since the grant. */
+  hold?: () => Promise<unknown>;
+}
 
 export interface ConnectorDeps {
   logger: Logger;

@@ -108,8 +108,10 @@ export interface TargetRunCounts {
   limitCuts: number;
   /** Jobs dropped because the run was aborted or the target stopped before they ran. */
   skipped: number;
-  /** Why the target was stopped in this run (auth), if it was. */
+  /** Why the target was stopped in this run (auth, or a Retry-After beyond RATE_LIMIT_MAX_WAIT), if it was. */
   stopped?: string;
+  /** What stopped it: `auth`, or `rate_limited` (issue 8.3). Set with `stopped`. */
+  stoppedBy?: 'auth' | 'rate_limited';
 }
 
 export interface RunRecord {
@@ -128,4 +130,17 @@ export interface RunRecord {
   error?: string;
   /** Issue 5: what detection found per target after a complete scan, and whether the brake held. */
   deletions?: DeletionSummary;
+}
+
+/**
+ * Issue 8.3: the prefix of a target's stop reason when it asked (429 Retry-After) to wait longer than
+ * RATE_LIMIT_MAX_WAIT. Such a target is stopped for the run like an auth stop (its remaining jobs
+ * fail without a request into the dead letters, for `retry-failed` after the wait), but its state in
+ * the run record and summary is `rate_limited`, not `auth`.
+ */
+export const RATE_LIMITED_STOP = 'rate_limited: ';
+
+/** Why a target was stopped: `rate_limited` (issue 8.3) or `auth`. */
+export function stopKind(reason: string): 'auth' | 'rate_limited' {
+  return reason.startsWith(RATE_LIMITED_STOP) ? 'rate_limited' : 'auth';
 }

@@ -37,7 +37,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       rateLimited: c.rateLimited,
       ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
-      ...(c.stopped ? { stopped: c.stopped } : {}),
+      ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
     };
   }
   return {
@@ -101,7 +101,8 @@ export function summaryTable(run: RunRecord): string {
     values.forEach((v, i) => {
       totals[i]! += v;
     });
-    rows.push([c.stopped ? `${t} (STOPPED)` : t, ...values.map(String)]);
+    const label = c.stoppedBy === 'rate_limited' ? `${t} (RATE_LIMITED)` : `${t} (STOPPED)`;
+    rows.push([c.stopped ? label : t, ...values.map(String)]);
   }
   if (Object.keys(run.targets).length > 1) rows.push(['total', ...totals.map(String)]);
   return table(rows);
@@ -122,7 +123,11 @@ export function runHeadline(run: RunRecord): string {
 export function runWarnings(run: RunRecord): string[] {
   const out: string[] = [];
   for (const [t, c] of Object.entries(run.targets)) {
-    if (c.stopped)
+    if (c.stopped && c.stoppedBy === 'rate_limited')
+      out.push(
+        `!! ${t} was RATE_LIMITED in this run: ${c.stopped}. Its remaining jobs are in the dead letters; once the vendor takes requests again, run: profile-sync retry-failed --run ${run.id} --target ${t}`,
+      );
+    else if (c.stopped)
       out.push(
         `!! ${t} was STOPPED in this run: ${c.stopped}. Fix ${/app_not_found|session_disabled/.test(c.stopped) ? 'what the message says' : 'its credentials'}, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
       );

@@ -17,6 +17,7 @@ import type {
   ScanInfo,
   TargetRunCounts,
 } from './run-record.js';
+import { stopKind } from './run-record.js';
 
 /** Retention of run records. */
 export interface RunRetention {
@@ -600,7 +601,10 @@ function parseRun(h: Record<string, string>): RunRecord {
     };
     for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);
     const stopped = h[`stop:${t}`];
-    if (stopped) c.stopped = stopped;
+    if (stopped) {
+      c.stopped = stopped;
+      c.stoppedBy = stopKind(stopped);
+    }
     targets[t] = c;
   }
   const run: RunRecord = {

@@ -21,6 +21,11 @@ export interface EngineSettings {
   pageSize: number;
   /** Wait after a 429 without a usable `Retry-After`. @defaultValue 60000 */
   defaultRetryAfterMs: number;
+  /**
+   * The longest a 429 may pause a target (`RATE_LIMIT_MAX_WAIT`, issue 8.3); a longer Retry-After
+   * stops the target for the run. @defaultValue 900000
+   */
+  rateLimitMaxWaitMs: number;
 }
 
 /** Counts the HTTP requests of one job attempt: the throttle increments it before every request. */

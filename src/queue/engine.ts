@@ -149,6 +149,7 @@ export class Engine {
       chunkSize: 500,
       pageSize: config.source.pageSize,
       defaultRetryAfterMs: 60_000,
+      rateLimitMaxWaitMs: config.sync.rateLimitMaxWaitMs,
       ...opts.settings,
     };
     const queueOpts = { connection, prefix: this.layout.bullPrefix };
@@ -183,11 +184,16 @@ export class Engine {
         marginMs: config.sync.rateLimitMarginMs,
       });
       throttles[t] = th;
-      throttleFns[t] = async () => {
+      const fn: Throttle = async () => {
         const s = scope.getStore();
-        await th.acquire(s?.signal);
+        const at = await th.acquire(s?.signal);
         if (s) s.sent++;
+        return at;
       };
+      // Issue 8.5: a 429 pauses the target for every process, capped by RATE_LIMIT_MAX_WAIT (issue 8.3).
+      fn.pause = (ms) => th.pause(Math.min(ms, config.sync.rateLimitMaxWaitMs));
+      fn.hold = () => th.hold(scope.getStore()?.signal);
+      throttleFns[t] = fn;
     }
     let connectors: Partial<Record<TargetId, TargetConnector>>;
     const ownsConnectors = !opts.targets;

@@ -44,3 +44,11 @@ export async function checkFailureRate(
   }
   return null;
 }
+
+/** `90 s`, `15 min`, `24 h`: a wait as an operator reads it. */
+export function formatWait(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${Math.round(ms / 100) / 10} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 6000) / 10} min`;
+  return `${Math.round(ms / 360_000) / 10} h`;
+}

@@ -38,7 +38,7 @@ const EFFECTIVE_LIMIT = `(function()
   return e
 end)()`;
 
-/** KEYS: log, adapt hash. ARGV: limit, window, cooldown, stepEvery, member. */
+/** KEYS: log, adapt hash, pause. ARGV: limit, window, cooldown, stepEvery, member. */
 const ACQUIRE_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -46,6 +46,10 @@ local window = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local eff = ${EFFECTIVE_LIMIT}
+-- Issue 8.5: the target answered 429 with Retry-After; nothing is granted before the wait is over,
+-- in any process (PAUSE_LUA sets it).
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused > now then return {0, paused - now, eff} end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
 if eff < limit and count > 0 then
@@ -64,6 +68,33 @@ end
 -- The next grant comes when the (count - eff + 1)-th oldest entry leaves the window.
 local nth = redis.call('ZRANGE', key, count - eff, count - eff, 'WITHSCORES')
 return {0, tonumber(nth[2]) + window - now + 1, eff}
+`;
+
+/**
+ * Issue 8.5: a 429's Retry-After, shared by every process. The target's "paused until" (Redis clock,
+ * ms) becomes max(existing, now + wait) atomically; ACQUIRE_LUA grants nothing before it.
+ * KEYS: pause. ARGV: wait ms. Returns {until, now}.
+ */
+const PAUSE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local untilMs = now + tonumber(ARGV[1])
+local existing = tonumber(redis.call('GET', KEYS[1]) or '0')
+if existing >= untilMs then return {existing, now} end
+redis.call('SET', KEYS[1], untilMs, 'PX', tonumber(ARGV[1]) + 1000)
+return {untilMs, now}
+`;
+
+/**
+ * Issue 8.5: the last look before a granted request leaves (after its headers are built): is the
+ * target paused now? KEYS: pause. Returns {ms left of the pause (0: none), now}.
+ */
+const HOLD_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
+if paused > now then return {paused - now, now} end
+return {0, now}
 `;
 
 /**
@@ -129,11 +160,12 @@ export interface SlidingWindowThrottleOptions {
   adaptive?: AdaptiveOptions;
 }
 
-/** Defined with `numberOfKeys: 2`, so ioredis passes the key count itself. */
+/** Defined with their `numberOfKeys`, so ioredis passes the key count itself. */
 interface ThrottleCommands {
   psThrottleAcquire(
     key: string,
     adapt: string,
+    pause: string,
     limit: number,
     window: number,
     cooldown: number,
@@ -149,6 +181,8 @@ interface ThrottleCommands {
     stepEvery: number,
     minGap: number,
   ): Promise<[number, number]>;
+  psThrottlePause(pause: string, waitMs: number): Promise<[number, number]>;
+  psThrottleHold(pause: string): Promise<[number, number]>;
 }
 
 /**
@@ -172,6 +206,7 @@ export class SlidingWindowThrottle {
   readonly marginMs: number;
   private readonly adapt: Required<AdaptiveOptions>;
   private readonly adaptKey: string;
+  private readonly pauseKey: string;
   private readonly redis: Redis & ThrottleCommands;
   private closed = false;
 
@@ -187,10 +222,13 @@ export class SlidingWindowThrottle {
       minGapMs: opts.adaptive?.minGapMs ?? 1_000,
     };
     this.adaptKey = `${opts.key}:adapt`;
+    this.pauseKey = `${opts.key}:pause`;
     const r = opts.redis as Redis & Partial<ThrottleCommands>;
     if (typeof r.psThrottleAcquire !== 'function') {
-      opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 2, lua: ACQUIRE_LUA });
+      opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
       opts.redis.defineCommand('psThrottleCut', { numberOfKeys: 2, lua: DECREASE_LUA });
+      opts.redis.defineCommand('psThrottlePause', { numberOfKeys: 1, lua: PAUSE_LUA });
+      opts.redis.defineCommand('psThrottleHold', { numberOfKeys: 1, lua: HOLD_LUA });
     }
     this.redis = opts.redis as Redis & ThrottleCommands;
   }
@@ -206,6 +244,7 @@ export class SlidingWindowThrottle {
     const [ok, value, limit] = await this.redis.psThrottleAcquire(
       this.opts.key,
       this.adaptKey,
+      this.pauseKey,
       this.limit,
       this.windowMs + this.marginMs,
       this.adapt.cooldownMs,
@@ -232,6 +271,36 @@ export class SlidingWindowThrottle {
     return { lowered: lowered === 1, limit };
   }
 
+  /**
+   * The target answered 429 with this wait (already capped by RATE_LIMIT_MAX_WAIT): no request is
+   * granted, in any process, before it is over (issue 8.5). Extends an existing pause, never shortens
+   * it. Returns when the pause ends and when it was set (Redis clock, ms).
+   */
+  async pause(waitMs: number): Promise<{ until: number; at: number }> {
+    const [until, at] = await this.redis.psThrottlePause(this.pauseKey, Math.max(0, Math.ceil(waitMs)));
+    return { until, at };
+  }
+
+  /** How long the target stays paused by a 429 (0: not paused), and the Redis time of the look. */
+  async pausedFor(): Promise<{ waitMs: number; at: number }> {
+    const [waitMs, at] = await this.redis.psThrottleHold(this.pauseKey);
+    return { waitMs, at };
+  }
+
+  /**
+   * One more look before a request leaves after a long wait for its grant, once its headers are
+   * rebuilt (issue 8.5): a pause set since the grant is waited out. While paused, waits for the pause
+   * and takes a new grant (the first one is spent: conservative). Returns the look that let it go.
+   */
+  async hold(signal?: AbortSignal): Promise<{ waitMs: number; at: number }> {
+    for (;;) {
+      const r = await this.pausedFor();
+      if (r.waitMs <= 0) return r;
+      this.opts.onWait?.(r.waitMs);
+      await this.acquire(signal);
+    }
+  }
+
   /** Waits until a request may be sent, then records it. */
   async acquire(signal?: AbortSignal): Promise<number> {
     for (;;) {
@@ -247,9 +316,10 @@ export class SlidingWindowThrottle {
 
   /** The function connectors call before every request (`ConnectorDeps.throttle`). */
   get throttle(): Throttle {
-    return async () => {
-      await this.acquire();
-    };
+    const fn: Throttle = () => this.acquire();
+    fn.pause = (ms) => this.pause(ms);
+    fn.hold = () => this.hold();
+    return fn;
   }
 
   close(): void {
