@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -23,6 +24,7 @@ import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import { settleFailedJob } from './failed-jobs.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
+import { RedisErrorLog, whenRedisReady } from './redis-open.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
@@ -123,6 +125,8 @@ export class Engine {
   private readonly throttles: SlidingWindowThrottle[] = [];
   private sourceConnector?: SourceConnector;
   private closed = false;
+  /** Every Queue's, Worker's and the connection's 'error' listener: message only, never the command (issue 8.4). */
+  private redisErrors: RedisErrorLog;
 
   private constructor(
     readonly config: Config,
@@ -134,6 +138,7 @@ export class Engine {
     logger: Logger,
   ) {
     this.logger = logger;
+    this.redisErrors = new RedisErrorLog(logger, config.redis.url);
     this.layout = new RedisLayout(config.redis.prefix);
     this.runs = new RunStore(connection, this.layout, {
       keep: config.sync.runsKeep,
@@ -169,6 +174,12 @@ export class Engine {
       }
     }
     const connection = opts.connection ?? createRedisConnection(config.redis);
+    const redisErrors = new RedisErrorLog(logger, config.redis.url);
+    if (!opts.connection) {
+      // Fail fast (exit 2) when Redis refuses the credentials, instead of reconnecting for ever.
+      redisErrors.watch(connection, 'connection');
+      await whenRedisReady(connection, config.redis.url);
+    }
     const windowMs = opts.rateWindowMs ?? config.sync.rateWindowMs;
     const scope = newRequestScope();
     const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
@@ -204,6 +215,11 @@ export class Engine {
       throw err;
     }
     const engine = new Engine(config, connection, !opts.connection, connectors, ownsConnectors, opts, logger);
+    engine.redisErrors = redisErrors;
+    // Without a listener BullMQ prints a Queue's errors (the failed command and its arguments, AUTH's
+    // password included) with console.error on every reconnect.
+    for (const q of [engine.scanQueue, ...Object.values(engine.syncQueues)])
+      redisErrors.watch(q, `queue ${q.name}`);
     engine.throttles.push(...Object.values(throttles));
     engine.throttleByTarget = throttles;
     engine.requestScope = scope;
@@ -214,6 +230,11 @@ export class Engine {
   private requestScope = newRequestScope();
   private throttleFns: Partial<Record<TargetId, Throttle>> = {};
   private throttleByTarget: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
+
+  /** Logs `emitter`'s errors (a Queue, Worker or connection on this engine's Redis) without secrets. */
+  watchRedisErrors(emitter: EventEmitter, what: string): void {
+    this.redisErrors.watch(emitter, what);
+  }
 
   /** The throttle connectors built outside the engine must call before each request (tests). */
   throttleFor(target: TargetId): Throttle | undefined {
@@ -320,7 +341,7 @@ export class Engine {
   }
 
   private watch(w: Worker, ctx: JobContext): void {
-    w.on('error', (err) => this.logger.error({ err: err.message, queue: w.name }, 'worker error'));
+    this.redisErrors.watch(w, `worker ${w.name}`);
     // A job failed by BullMQ itself (stalled more than maxStalledCount, or a throw before the handler
     // settled) must still settle, or its run never ends. Idempotent with the handlers' own settling.
     w.on('failed', (job, err) => {
