@@ -99,7 +99,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     await ctx.runs.updateScan(runId, { records: index, pages });
     await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
     const c = await ctx.runs.completion(runId);
-    if (c?.abortReason) aborted = true;
+    // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
+    if (!c || c.abortReason) aborted = true;
   };
 
   try {

@@ -24,11 +24,25 @@ import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import { settleFailedJob } from './failed-jobs.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
-import { RedisErrorLog, whenRedisReady } from './redis-open.js';
+import { RedisErrorLog, redisErrorFields, whenRedisReady } from './redis-open.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 type ErasureDeps = Parameters<typeof forgetUser>[0];
+
+/**
+ * Issue 8.11: the run's record vanished from Redis while the command waited for it (Redis flushed,
+ * restarted without persistence, or the prefix's keys deleted). Exit 1 with this one line (no stack).
+ */
+export class RunVanishedError extends Error {
+  override readonly name = 'RunVanishedError';
+  constructor(readonly runId: string) {
+    super(
+      `run ${runId} vanished from Redis while it ran (its record is gone: was Redis flushed, restarted without persistence, or were the prefix's keys deleted?); its jobs and counts are lost, nothing more is done for it. Run the command again.`,
+    );
+    this.stack = `${this.name}: ${this.message}`;
+  }
+}
 
 export interface EngineOptions {
   config: Config;
@@ -125,6 +139,8 @@ export class Engine {
   private readonly throttles: SlidingWindowThrottle[] = [];
   private sourceConnector?: SourceConnector;
   private closed = false;
+  /** Runs whose record vanished under `waitForRun` (issue 8.11): what jobs still wrote is removed on close. */
+  private readonly vanished = new Set<string>();
   /** Every Queue's, Worker's and the connection's 'error' listener: message only, never the command (issue 8.4). */
   private redisErrors: RedisErrorLog;
 
@@ -437,7 +453,13 @@ export class Engine {
       options.signal?.throwIfAborted();
       await maybeFinishRun(this.runs, runId);
       const run = await this.runs.get(runId);
-      if (!run) throw new Error(`run ${runId} not found`);
+      if (!run) {
+        // The record is gone (Redis emptied under the run). Waiting would be for ever; jobs still in
+        // flight may write a partial record back, which close() removes once they have stopped.
+        this.vanished.add(runId);
+        this.logger.error({ runId }, 'run record vanished from Redis');
+        throw new RunVanishedError(runId);
+      }
       options.onProgress?.(run);
       if (run.status !== 'running') return run;
       const reason = await checkFailureRate(
@@ -545,6 +567,28 @@ export class Engine {
   }
 
   /**
+   * Issue 8.11: jobs that were in flight when a run's record vanished write counters, items and the
+   * scan field back into a partial record (no status, no TTL) that nothing would ever end or expire.
+   * Once this process's workers stopped, such a record and its run keys are deleted; a run whose record
+   * came back whole (a status) is left alone.
+   */
+  private async removeVanishedDebris(): Promise<void> {
+    for (const runId of this.vanished) {
+      try {
+        const status = await this.connection.hget(this.layout.run(runId), 'status');
+        if (status) continue;
+        await this.runs.deleteRun(runId);
+        this.logger.info({ runId }, 'partial record of the vanished run removed');
+      } catch (err) {
+        this.logger.warn(
+          { runId, ...redisErrorFields(err, this.config.redis.url) },
+          "could not remove the vanished run's partial record",
+        );
+      }
+    }
+  }
+
+  /**
    * Stops taking jobs, lets in-flight ones finish (BullMQ `Worker.close()` waits for them), then
    * closes queues, connectors and the Redis connection it created.
    */
@@ -553,6 +597,7 @@ export class Engine {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.close()));
     this.workers = [];
+    await this.removeVanishedDebris();
     for (const th of this.throttles) th.close();
     await Promise.all([this.scanQueue, ...Object.values(this.syncQueues)].map((q) => q.close()));
     if (this.ownsConnectors) await closeConnectors(this.connectors);
