@@ -602,6 +602,10 @@ export class Engine {
     await Promise.all([this.scanQueue, ...Object.values(this.syncQueues)].map((q) => q.close()));
     if (this.ownsConnectors) await closeConnectors(this.connectors);
     if (this.sourceConnector && !this.opts.source) await this.sourceConnector.close();
-    if (this.ownsConnection) await this.connection.quit().catch(() => this.connection.disconnect());
+    // QUIT on a connection waiting for Redis to come back would wait with it (issue 8.15): only a
+    // live connection quits politely.
+    if (this.ownsConnection && this.connection.status === 'ready')
+      await this.connection.quit().catch(() => this.connection.disconnect());
+    else if (this.ownsConnection) this.connection.disconnect();
   }
 }

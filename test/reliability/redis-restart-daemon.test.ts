@@ -115,4 +115,32 @@ describe('a daemon whose Redis is killed and restarted', () => {
       daemon.kill();
     }
   }, 300_000);
+
+  it('SIGTERM while Redis is still away: the daemon still exits 0 (hand-back bounded)', async () => {
+    const daemon = spawnCli(['daemon', '--no-schedule'], { ...env(), SHUTDOWN_TIMEOUT_MS: '2000' });
+    try {
+      await daemon.waitForLine(/"msg":"daemon started"/, 60_000);
+      const before = daemon.lines.length;
+      await stopRedis(server);
+      await waitFor(
+        'the daemon logging the lost Redis',
+        () => daemon.lines.slice(before).some((l) => /ECONNREFUSED/.test(l)),
+        60_000,
+      );
+      // Down for a while, as in an outage (the scenario, not a wait for a result): every connection
+      // is then between two reconnect attempts.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const sent = Date.now();
+      daemon.child.kill('SIGTERM');
+      // Before: it never exited (the hand-back's commands waited for Redis for ever).
+      const exit = await daemon.exited;
+      console.log(`daemon exit ${exit.code} ${exit.at - sent} ms after SIGTERM, Redis down`);
+      console.log(daemon.lines.filter((l) => !/ECONNREFUSED/.test(l)).slice(-2).join("\n"));
+      expect(exit.code).toBe(0);
+      expect(daemon.lines.join('\n')).toMatch(/daemon stopped cleanly|Redis did not answer: in-flight jobs not handed back/);
+    } finally {
+      daemon.kill();
+      server = await startRedis(port);
+    }
+  }, 120_000);
 });
