@@ -1,9 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { freePort, startRedis, stopRedis } from '../helpers/own-redis.js';
+import { spawnCli } from '../reliability/processes.js';
 
 /**
  * Issue 8.4: a wrong password in REDIS_URL made `backfill` reconnect for ever, printing the ioredis
@@ -78,4 +80,35 @@ describe.skipIf(!existsSync(CLI))('a Redis that refuses the credentials', () => 
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('no runs recorded');
   }, 120_000);
+
+  it('a running daemon whose Redis starts refusing its password: logged without it, SIGTERM exits 0', async () => {
+    const NEW = 'rotated-pass-5d2b';
+    const daemon = spawnCli(['daemon', '--no-schedule'], {
+      ...(env as Record<string, string>),
+      REDIS_URL: `redis://:${GOOD}@127.0.0.1:${port}`,
+    });
+    const admin = new Redis(`redis://:${GOOD}@127.0.0.1:${port}`, { maxRetriesPerRequest: null });
+    admin.on('error', () => undefined);
+    try {
+      await daemon.waitForLine(/"msg":"daemon started"/, 60_000);
+      // The password is rotated under the daemon and its connections dropped: every reconnect fails.
+      await admin.config('SET', 'requirepass', NEW);
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal');
+      await daemon.waitForLine(/"msg":"Redis refused the credentials"/, 60_000);
+      daemon.child.kill('SIGTERM');
+      const exit = await daemon.exited;
+      const out = daemon.lines.join('\n');
+      expect(exit.code).toBe(0);
+      expect(out).not.toContain(GOOD);
+      expect(out).not.toContain(NEW);
+      expect(out).not.toMatch(/ReplyError|command: \{|at Decoder/);
+    } finally {
+      daemon.kill();
+      const fix = new Redis(`redis://:${NEW}@127.0.0.1:${port}`, { maxRetriesPerRequest: 1 });
+      fix.on('error', () => undefined);
+      await fix.config('SET', 'requirepass', GOOD).catch(() => undefined);
+      fix.disconnect();
+      admin.disconnect();
+    }
+  }, 180_000);
 });
