@@ -127,7 +127,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     await ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates });
     await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
     const c = await ctx.runs.completion(runId);
-    if (c?.abortReason) aborted = true;
+    // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
+    if (!c || c.abortReason) aborted = true;
   };
 
   let restarts = scan.restarts ?? 0;

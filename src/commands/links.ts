@@ -5,6 +5,8 @@ import { ConfigError } from '../config/errors.js';
 import { loadRedisConfig } from '../config/load.js';
 import { createLinkStore, type LinkStore, linksKey } from '../connectors/prelude/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';
+import { createLogger } from '../log.js';
+import { RedisErrorLog, whenRedisReady } from '../queue/redis-open.js';
 
 /**
  * `profile-sync links import|list|count|remove prelude ...`: the Prelude link table (source user id ->
@@ -23,8 +25,9 @@ function checkTarget(target: string): void {
 async function withStore<T>(fn: (store: LinkStore, key: string) => Promise<T>): Promise<T> {
   const config = loadRedisConfig(); // only Redis: no vendor credentials needed
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  new RedisErrorLog(createLogger({ level: config.logLevel }), config.redis.url).watch(redis, 'connection');
   try {
-    await redis.connect();
+    await whenRedisReady(redis, config.redis.url); // exit 2 when Redis refuses the credentials
     return await fn(createLinkStore(redis, config.redis.prefix), linksKey(config.redis.prefix));
   } finally {
     redis.disconnect();

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { loadRedisConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
 import { formatRunsList, runSummaryJson } from '../pipeline/run-report.js';
 import { RunStore } from '../pipeline/run-store.js';
-import { createRedisConnection } from '../queue/connection.js';
 import { RedisLayout } from '../queue/redis-layout.js';
+import { openRedis } from '../queue/redis-open.js';
 import { parsePositiveInt } from './backfill.js';
 
 /**
@@ -13,7 +14,8 @@ import { parsePositiveInt } from './backfill.js';
  */
 export async function withRunStore<T>(fn: (runs: RunStore) => Promise<T>): Promise<T> {
   const config = loadRedisConfig();
-  const redis = createRedisConnection(config.redis);
+  // Exit 2 "Redis refused the credentials" rather than reconnect for ever; errors logged without secrets.
+  const { redis } = await openRedis(config.redis, createLogger({ level: config.logLevel }));
   try {
     return await fn(new RunStore(redis, new RedisLayout(config.redis.prefix)));
   } finally {

@@ -17,6 +17,9 @@ import { Scheduler, validateSchedule } from './scheduler.js';
  */
 export const DAEMON_STALLED_INTERVAL_MS = 5_000;
 
+/** How long a shutdown that timed out may spend handing in-flight jobs back (Redis may be away). */
+export const HAND_BACK_MAX_MS = 5_000;
+
 export interface DaemonOptions {
   config: Config;
   /** @defaultValue a pino logger on stderr at `config.logLevel` */
@@ -173,7 +176,24 @@ export class Daemon {
       await this.ops?.close();
       return { clean: true, handedBack: 0 };
     }
-    const handedBack = await handBack(held, this.engine, this.logger);
+    // Issue 8.15: with Redis away the hand-back's commands wait for ever (the engine's connection
+    // queues them until Redis answers): bounded, the daemon still exits, and stalled-job recovery
+    // gives the jobs to another worker once their locks expire.
+    let bound: NodeJS.Timeout | undefined;
+    const handedBack = await Promise.race([
+      handBack(held, this.engine, this.logger),
+      new Promise<null>((resolve) => {
+        bound = setTimeout(() => resolve(null), HAND_BACK_MAX_MS);
+      }),
+    ]).finally(() => clearTimeout(bound));
+    if (handedBack === null) {
+      this.logger.warn(
+        { timeoutMs, waitedMs: Date.now() - since },
+        'Redis did not answer: in-flight jobs not handed back; another worker takes them once their locks expire',
+      );
+      await this.ops?.close();
+      return { clean: false, handedBack: 0 };
+    }
     this.logger.warn(
       { handedBack, timeoutMs, waitedMs: Date.now() - since },
       'in-flight jobs handed back to their queues for another worker (shutdown timeout or second signal)',

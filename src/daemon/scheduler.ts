@@ -80,6 +80,8 @@ export class Scheduler {
       connection: opts.engine.connection,
       prefix: opts.engine.layout.bullPrefix,
     });
+    // Issue 8.4: without a listener BullMQ prints a Queue's errors (with the failed command's arguments).
+    opts.engine.watchRedisErrors(this.queue, `queue ${SCHEDULE_QUEUE}`);
   }
 
   private key(...parts: string[]): string {
@@ -115,7 +117,7 @@ export class Scheduler {
       concurrency: 1,
       stalledInterval: 5_000,
     });
-    this.worker.on('error', (err) => this.logger.error({ err: err.message }, 'scheduler worker error'));
+    this.engine.watchRedisErrors(this.worker, `worker ${SCHEDULE_QUEUE}`);
     await this.worker.waitUntilReady();
     const next = await this.nextTick();
     this.logger.info(

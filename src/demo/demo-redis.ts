@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../config/errors.js';
+import { isRedisAuthError, RedisAuthError } from '../queue/redis-open.js';
 
 /** The Redis the demo uses: the operator's, or a throwaway one it started (and stops). */
 export interface DemoRedis {
@@ -14,6 +15,14 @@ export interface DemoRedis {
 
 /** True when a Redis answers PING at `url` within `timeoutMs`. */
 export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<boolean> {
+  return (await probeRedis(url, timeoutMs)) === 'ok';
+}
+
+/**
+ * `ok` when a Redis answers PING at `url` within `timeoutMs`, `auth` when one answers but refuses the
+ * credentials (issue 8.4: the demo must say so, not quietly start a throwaway Redis), else `down`.
+ */
+export async function probeRedis(url: string, timeoutMs = 1_500): Promise<'ok' | 'auth' | 'down'> {
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -21,12 +30,17 @@ export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<bool
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  client.on('error', () => undefined); // the answer is the boolean; the error is expected when nothing listens
+  // The answer is the result; the error is expected when nothing listens, and is never printed (an
+  // ioredis error carries the failed command: AUTH's password).
+  let auth = false;
+  client.on('error', (err: unknown) => {
+    if (isRedisAuthError(err)) auth = true;
+  });
   try {
     await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
+    return (await client.ping()) === 'PONG' ? 'ok' : 'down';
+  } catch (err) {
+    return auth || isRedisAuthError(err) ? 'auth' : 'down';
   } finally {
     client.disconnect();
   }
@@ -59,7 +73,9 @@ const HOW_TO_GET_REDIS = [
  */
 export async function demoRedis(url: string | undefined): Promise<DemoRedis> {
   const wanted = url ?? 'redis://127.0.0.1:6379';
-  if (await redisAnswers(wanted)) return { url: wanted, throwaway: false, stop: async () => undefined };
+  const answer = await probeRedis(wanted);
+  if (answer === 'ok') return { url: wanted, throwaway: false, stop: async () => undefined };
+  if (answer === 'auth') throw new RedisAuthError(wanted);
   const which = spawnSync('redis-server', ['--version'], { stdio: 'ignore' });
   if (which.error || which.status !== 0) {
     throw new ConfigError(

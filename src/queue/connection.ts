@@ -1,4 +1,37 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * One fix to an ioredis `Redis` (issue 8.15), applied to its duplicates too. `disconnect()` while the
+ * connection waits to reconnect (status `reconnecting`: Redis went away, the retry timer runs) cancels
+ * the retry and emits nothing: no `'end'`, and commands queued offline wait for ever. BullMQ's
+ * `Worker.close()` disconnects its blocking connection (a `duplicate()` of ours) and awaits that
+ * `'end'` and its pending BZPOPMIN, so a worker closed during or just after a Redis restart hung for
+ * ever (3 daemons of 3 SIGTERMed right after their Redis came back only left through their shutdown
+ * timeout). Patched, such a disconnect ends the connection as the disconnect of a live one does:
+ * status `end`, `'end'` emitted, queued commands rejected with "Connection is closed.".
+ */
+export function withPromptDisconnect(client: Redis): Redis {
+  // ioredis internals (what its close handler does for a manual close); not in its typings.
+  const internals = client as unknown as {
+    manuallyClosing: boolean;
+    setStatus(status: string): void;
+    flushQueue(err: Error): void;
+  };
+  const disconnect = client.disconnect.bind(client);
+  client.disconnect = (reconnect = false) => {
+    const waitingToReconnect = !reconnect && client.status === 'reconnecting';
+    disconnect(reconnect);
+    if (waitingToReconnect && client.status === 'reconnecting') {
+      internals.manuallyClosing = false;
+      internals.setStatus('end');
+      internals.flushQueue(new Error('Connection is closed.'));
+    }
+  };
+  const duplicate = client.duplicate.bind(client) as (override?: Partial<RedisOptions>) => Redis;
+  (client as unknown as { duplicate: typeof duplicate }).duplicate = (override) =>
+    withPromptDisconnect(duplicate(override));
+  return client;
+}
 
 /** The Redis settings a connection needs (a subset of `Config['redis']`). */
 export interface RedisConnectionOptions {
@@ -24,7 +57,8 @@ export interface RedisConnectionOptions {
  */
 export function createRedisConnection(opts: string | RedisConnectionOptions): Redis {
   const o = typeof opts === 'string' ? { url: opts } : opts;
-  if (!o.cluster) return new Redis(o.url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  if (!o.cluster)
+    return withPromptDisconnect(new Redis(o.url, { maxRetriesPerRequest: null, enableReadyCheck: true }));
   const u = new URL(o.url);
   const seeds = [{ host: u.hostname, port: Number(u.port || 6379) }];
   for (const hp of (o.clusterNodes ?? '').split(',').map((s) => s.trim())) {

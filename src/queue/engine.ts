@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -23,10 +24,25 @@ import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import { settleFailedJob } from './failed-jobs.js';
 import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
+import { RedisErrorLog, redisErrorFields, whenRedisReady } from './redis-open.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 type ErasureDeps = Parameters<typeof forgetUser>[0];
+
+/**
+ * Issue 8.11: the run's record vanished from Redis while the command waited for it (Redis flushed,
+ * restarted without persistence, or the prefix's keys deleted). Exit 1 with this one line (no stack).
+ */
+export class RunVanishedError extends Error {
+  override readonly name = 'RunVanishedError';
+  constructor(readonly runId: string) {
+    super(
+      `run ${runId} vanished from Redis while it ran (its record is gone: was Redis flushed, restarted without persistence, or were the prefix's keys deleted?); its jobs and counts are lost, nothing more is done for it. Run the command again.`,
+    );
+    this.stack = `${this.name}: ${this.message}`;
+  }
+}
 
 export interface EngineOptions {
   config: Config;
@@ -123,6 +139,10 @@ export class Engine {
   private readonly throttles: SlidingWindowThrottle[] = [];
   private sourceConnector?: SourceConnector;
   private closed = false;
+  /** Runs whose record vanished under `waitForRun` (issue 8.11): what jobs still wrote is removed on close. */
+  private readonly vanished = new Set<string>();
+  /** Every Queue's, Worker's and the connection's 'error' listener: message only, never the command (issue 8.4). */
+  private redisErrors: RedisErrorLog;
 
   private constructor(
     readonly config: Config,
@@ -134,6 +154,7 @@ export class Engine {
     logger: Logger,
   ) {
     this.logger = logger;
+    this.redisErrors = new RedisErrorLog(logger, config.redis.url);
     this.layout = new RedisLayout(config.redis.prefix);
     this.runs = new RunStore(connection, this.layout, {
       keep: config.sync.runsKeep,
@@ -170,6 +191,12 @@ export class Engine {
       }
     }
     const connection = opts.connection ?? createRedisConnection(config.redis);
+    const redisErrors = new RedisErrorLog(logger, config.redis.url);
+    if (!opts.connection) {
+      // Fail fast (exit 2) when Redis refuses the credentials, instead of reconnecting for ever.
+      redisErrors.watch(connection, 'connection');
+      await whenRedisReady(connection, config.redis.url);
+    }
     const windowMs = opts.rateWindowMs ?? config.sync.rateWindowMs;
     const scope = newRequestScope();
     const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
@@ -210,6 +237,11 @@ export class Engine {
       throw err;
     }
     const engine = new Engine(config, connection, !opts.connection, connectors, ownsConnectors, opts, logger);
+    engine.redisErrors = redisErrors;
+    // Without a listener BullMQ prints a Queue's errors (the failed command and its arguments, AUTH's
+    // password included) with console.error on every reconnect.
+    for (const q of [engine.scanQueue, ...Object.values(engine.syncQueues)])
+      redisErrors.watch(q, `queue ${q.name}`);
     engine.throttles.push(...Object.values(throttles));
     engine.throttleByTarget = throttles;
     engine.requestScope = scope;
@@ -220,6 +252,11 @@ export class Engine {
   private requestScope = newRequestScope();
   private throttleFns: Partial<Record<TargetId, Throttle>> = {};
   private throttleByTarget: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
+
+  /** Logs `emitter`'s errors (a Queue, Worker or connection on this engine's Redis) without secrets. */
+  watchRedisErrors(emitter: EventEmitter, what: string): void {
+    this.redisErrors.watch(emitter, what);
+  }
 
   /** The throttle connectors built outside the engine must call before each request (tests). */
   throttleFor(target: TargetId): Throttle | undefined {
@@ -326,7 +363,7 @@ export class Engine {
   }
 
   private watch(w: Worker, ctx: JobContext): void {
-    w.on('error', (err) => this.logger.error({ err: err.message, queue: w.name }, 'worker error'));
+    this.redisErrors.watch(w, `worker ${w.name}`);
     // A job failed by BullMQ itself (stalled more than maxStalledCount, or a throw before the handler
     // settled) must still settle, or its run never ends. Idempotent with the handlers' own settling.
     w.on('failed', (job, err) => {
@@ -432,7 +469,13 @@ export class Engine {
       options.signal?.throwIfAborted();
       await maybeFinishRun(this.runs, runId);
       const run = await this.runs.get(runId);
-      if (!run) throw new Error(`run ${runId} not found`);
+      if (!run) {
+        // The record is gone (Redis emptied under the run). Waiting would be for ever; jobs still in
+        // flight may write a partial record back, which close() removes once they have stopped.
+        this.vanished.add(runId);
+        this.logger.error({ runId }, 'run record vanished from Redis');
+        throw new RunVanishedError(runId);
+      }
       options.onProgress?.(run);
       if (run.status !== 'running') return run;
       const reason = await checkFailureRate(
@@ -581,6 +624,28 @@ export class Engine {
   }
 
   /**
+   * Issue 8.11: jobs that were in flight when a run's record vanished write counters, items and the
+   * scan field back into a partial record (no status, no TTL) that nothing would ever end or expire.
+   * Once this process's workers stopped, such a record and its run keys are deleted; a run whose record
+   * came back whole (a status) is left alone.
+   */
+  private async removeVanishedDebris(): Promise<void> {
+    for (const runId of this.vanished) {
+      try {
+        const status = await this.connection.hget(this.layout.run(runId), 'status');
+        if (status) continue;
+        await this.runs.deleteRun(runId);
+        this.logger.info({ runId }, 'partial record of the vanished run removed');
+      } catch (err) {
+        this.logger.warn(
+          { runId, ...redisErrorFields(err, this.config.redis.url) },
+          "could not remove the vanished run's partial record",
+        );
+      }
+    }
+  }
+
+  /**
    * Stops taking jobs, lets in-flight ones finish (BullMQ `Worker.close()` waits for them), then
    * closes queues, connectors and the Redis connection it created.
    */
@@ -589,10 +654,15 @@ export class Engine {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.close()));
     this.workers = [];
+    await this.removeVanishedDebris();
     for (const th of this.throttles) th.close();
     await Promise.all([this.scanQueue, ...Object.values(this.syncQueues)].map((q) => q.close()));
     if (this.ownsConnectors) await closeConnectors(this.connectors);
     if (this.sourceConnector && !this.opts.source) await this.sourceConnector.close();
-    if (this.ownsConnection) await this.connection.quit().catch(() => this.connection.disconnect());
+    // QUIT on a connection waiting for Redis to come back would wait with it (issue 8.15): only a
+    // live connection quits politely.
+    if (this.ownsConnection && this.connection.status === 'ready')
+      await this.connection.quit().catch(() => this.connection.disconnect());
+    else if (this.ownsConnection) this.connection.disconnect();
   }
 }

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpsServer } from '../../../src/http/server.js';
+import { createRedisConnection } from '../../../src/queue/connection.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
 
@@ -44,10 +46,11 @@ describe('ops server when Redis goes away and comes back', () => {
     redis = await startRedis(port);
     h = await startOpsHarness({ label: 'outage', redisUrl: `redis://127.0.0.1:${port}` });
     engine = await h.engine();
-    // No workers here: BullMQ workers sometimes hang in close() after their Redis restarted (seen in
-    // 2 of 4 runs), which is the daemon's shutdown timeout's business, not this test's. Worker
-    // readiness is covered in ops-server.test.ts.
-    ops = await h.server(engine, { redisTimeoutMs: 500, requireWorkers: false });
+    // With workers (issue 8.15): they used to hang in close() after their Redis restarted (2 runs of
+    // 4 here, every time with a daemon SIGTERMed just after the restart); the test closes the engine
+    // right after Redis came back. The same under a real daemon: test/reliability/redis-restart-daemon.test.ts.
+    await engine.startWorkers({ concurrency: 1 });
+    ops = await h.server(engine, { redisTimeoutMs: 500 });
   });
   afterAll(async () => {
     // Redis must be up for the engine and the prefix cleanup; the throwaway server goes in any case.
@@ -102,5 +105,40 @@ describe('ops server when Redis goes away and comes back', () => {
     text = (await h.get(`${ops.url}/metrics`)).text;
     expect(sample(text, 'profile_sync_redis_up')).toBe(1);
     expect(sample(text, 'profile_sync_queue_jobs', { target: 'sunshine', state: 'waiting' })).toBe(0);
+    // Closing now, while the workers' blocking connections may still wait to reconnect, must end
+    // (it hung for ever: ioredis's disconnect() of a reconnecting client never emitted 'end').
+    await engine.close();
+    expect(engine.runningWorkers).toHaveLength(0);
+  });
+});
+
+describe('closing workers while their Redis is away (issue 8.15)', () => {
+  it('a Worker whose blocking connection waits to reconnect closes; queued commands are rejected', async () => {
+    const port = await freePort();
+    const redis = await startRedis(port);
+    const connection = createRedisConnection(`redis://127.0.0.1:${port}`);
+    connection.on('error', () => undefined);
+    const worker = new Worker('close-probe', async () => undefined, { connection, prefix: '{pst-close}' });
+    worker.on('error', () => undefined);
+    try {
+      await worker.waitUntilReady();
+      await stopRedis(redis);
+      // Both connections now wait to reconnect (ioredis's retry timer).
+      await until(async () => (connection.status === 'reconnecting' ? true : undefined), 'reconnecting');
+      const queued = connection.get('k').then(
+        () => 'answered',
+        (err: Error) => err.message,
+      );
+      // Before the fix close() never resolved: disconnect() of a reconnecting client emitted no 'end'.
+      await worker.close();
+      const ended = new Promise((r) => connection.once('end', r));
+      connection.disconnect();
+      await ended;
+      expect(connection.status).toBe('end');
+      expect(await queued).toBe('Connection is closed.');
+    } finally {
+      connection.disconnect();
+      await stopRedis(redis);
+    }
   });
 });
