@@ -74,10 +74,12 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     const doomed = await h.engine({ only: ['zephr'], targets: { zephr } });
     await doomed.startWorkers({ ...DYING, concurrency: 4 });
     const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
-    // Every other user settles; the victim's job hangs in its write.
+    // Every other user settles and its job is completed in BullMQ (a job settles inside its handler,
+    // just before BullMQ moves it: killed in between, it would stall too); the victim's job hangs.
     await until('the other users to settle', async () => {
       const c = await doomed.runs.completion(runId);
-      return victimStarted && c?.scanStatus === 'done' && c.settled === c.enqueued - 1;
+      if (!(victimStarted && c?.scanStatus === 'done' && c.settled === c.enqueued - 1)) return false;
+      return (await doomed.syncQueues.zephr!.getCompletedCount()) === c.enqueued - 1;
     });
     await killWorkers(doomed);
 
