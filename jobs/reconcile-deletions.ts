@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../src/config/schema.js';
-import { isSyncError, SyncError } from '../src/connectors/errors.js';
+import { isSyncError, SyncError } from '../src/core/errors.js';
 import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
-import type { SourceConnector, SourceRecord } from '../src/connectors/types.js';
+import type { SourceConnector } from '../src/connectors/types.js';
+import type { SourceRecord } from '../src/core/types.js';
 import {
   alertHeld,
   brakeReason,

@@ -1,12 +1,12 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import type { TargetId } from '../src/config/schema.js';
-import { isSyncError, RejectedRecordError, SyncError } from '../src/connectors/errors.js';
+import { isSyncError, RejectedRecordError, SyncError } from '../src/core/errors.js';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
-import type { FieldMap, SourceRecord, SourceUser } from '../src/connectors/types.js';
+import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
 import { recordSeen, seenKey } from '../src/pipeline/deletions.js';
-import { diffFields } from '../src/pipeline/diff.js';
-import { hashFields } from '../src/pipeline/hashing.js';
+import { diffFields } from '../src/core/diff.js';
+import { hashFields } from '../src/core/hashing.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/pipeline/run-record.js';
 import type { CounterDelta } from '../src/pipeline/run-store.js';
 import { unlinkedIsFresh } from '../src/pipeline/state-store.js';

@@ -1,18 +1,11 @@
 import { type Job, type JobsOptions, RateLimitError, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
-import { isSyncError, RejectedRecordError, type SyncError } from '../src/connectors/errors.js';
-import type {
-  Change,
-  FieldDiff,
-  FieldMap,
-  Outcome,
-  PlannedRequest,
-  SourceUser,
-} from '../src/connectors/types.js';
-import { diffFields, isEmptyDiff } from '../src/pipeline/diff.js';
-import { userKey } from '../src/pipeline/hashing.js';
-import { maskBody, maskPath } from '../src/pipeline/masking.js';
+import { isSyncError, RejectedRecordError, type SyncError } from '../src/core/errors.js';
+import type { Change, FieldDiff, FieldMap, Outcome, PlannedRequest, SourceUser } from '../src/core/types.js';
+import { diffFields, isEmptyDiff } from '../src/core/diff.js';
+import { userKey } from '../src/core/hashing.js';
+import { maskBody, maskPath } from '../src/core/masking.js';
 import {
   type AttemptRecord,
   RATE_LIMITED_STOP,
@@ -296,7 +289,7 @@ export interface FailureContext {
 }
 
 /**
- * Turns an error class into BullMQ behaviour (src/connectors/errors.ts has the table):
+ * Turns an error class into BullMQ behaviour (src/core/errors.ts has the table):
  * rate_limited -> pause the whole queue for Retry-After, RateLimitError (no attempt spent);
  * a RejectedRecordError -> outcome `rejected`; auth -> stop the target for this run; permanent -> failed now;
  * transient (and unknown) -> retry with full-jitter backoff until the class's attempts are used.

@@ -2,9 +2,10 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfirmError } from '../../jobs/reconcile-deletions.js';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import { loadConfig } from '../config/load.js';
-import { type Config, TARGET_IDS, type TargetId, targetRateLimit } from '../config/schema.js';
+import { type Config, targetRateLimit } from '../config/schema.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { createProgressReporter } from '../pipeline/progress.js';
 import type { RunRecord } from '../pipeline/run-record.js';
 import {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import { loadConfig, readEnv } from '../config/load.js';
-import { TARGET_IDS } from '../config/schema.js';
+import { TARGET_IDS } from '../core/targets.js';
 import { type DemoRedis, demoRedis, redactUrl } from '../demo/demo-redis.js';
 import { createLogger } from '../log.js';
 import { createProgressReporter } from '../pipeline/progress.js';

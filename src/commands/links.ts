@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import { loadRedisConfig } from '../config/load.js';
 import { createLinkStore, type LinkStore, linksKey } from '../connectors/prelude/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';

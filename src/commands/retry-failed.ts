@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import { loadConfig } from '../config/load.js';
-import { TARGET_IDS } from '../config/schema.js';
+import { TARGET_IDS } from '../core/targets.js';
 import { createProgressReporter } from '../pipeline/progress.js';
 import { parseTargets, printRun, withEngine } from './backfill.js';
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { mappingSchema } from '../pipeline/mapping-schema.js';
 
 /**
@@ -7,8 +8,8 @@ import { mappingSchema } from '../pipeline/mapping-schema.js';
  * is the only file that reads `process.env`.
  */
 
-export const TARGET_IDS = ['sunshine', 'zephr', 'prelude'] as const;
-export type TargetId = (typeof TARGET_IDS)[number];
+
+export { TARGET_IDS, type TargetId };
 
 /**
  * Zendesk publishes its Profiles API limits per plan, in requests per minute

@@ -1,4 +1,5 @@
-import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
+import { type Config, enabledTargets, targetRateLimit } from '../config/schema.js';
+import { type TargetId } from '../core/targets.js';
 import { compileMappings, type TargetMapping } from '../pipeline/mapping.js';
 import { createPreludeConnector } from './prelude/target.js';
 import { createSourceConnector as createIdentitySource } from './source/connector.js';

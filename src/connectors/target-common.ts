@@ -1,6 +1,6 @@
-import { SyncError } from './errors.js';
+import { SyncError } from '../core/errors.js';
 import type { HttpResponse } from './http.js';
-import type { FieldMap, RequestRecord, SourceUser } from './types.js';
+import type { FieldMap, RequestRecord, SourceUser } from '../core/types.js';
 
 /**
  * What a target connector needs from the compiled mapping (src/pipeline/mapping.ts `compileMappings`):

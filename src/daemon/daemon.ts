@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Job, Queue, Worker } from 'bullmq';
-import type { Config, TargetId } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
 import { type OpsServer, opsListen, startOpsServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { packageRoot } from '../paths.js';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Job, Queue, Worker } from 'bullmq';
 import { validateDetailed } from 'node-cron';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import type { Logger } from '../log.js';
 import type { Engine } from '../queue/engine.js';
 

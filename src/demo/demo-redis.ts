@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import { isRedisAuthError, RedisAuthError } from '../queue/redis-open.js';
 
 /** The Redis the demo uses: the operator's, or a throwaway one it started (and stops). */

@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { type TargetId, targetRateLimit } from '../config/schema.js';
-import { OUTCOMES } from '../connectors/types.js';
+import { targetRateLimit } from '../config/schema.js';
+import { type TargetId } from '../core/targets.js';
+import { OUTCOMES } from '../core/types.js';
 import type { Logger } from '../log.js';
 import type { RunRecord } from '../pipeline/run-record.js';
 import type { OpsEngine } from './ops-engine.js';

@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
-import type { Config, TargetId } from '../config/schema.js';
-import type { FieldMap } from '../connectors/types.js';
+import type { Config } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
+import type { FieldMap } from '../core/types.js';
 import type { Logger } from '../log.js';
 import type { RedisLayout } from '../queue/redis-layout.js';
-import { maskBody } from './masking.js';
+import { maskBody } from '../core/masking.js';
 import type { StateStore } from './state-store.js';
 
 /**

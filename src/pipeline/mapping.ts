@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../config/errors.js';
-import { TARGET_IDS, type TargetId } from '../config/schema.js';
-import { RejectedRecordError } from '../connectors/errors.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
+import { RejectedRecordError } from '../core/errors.js';
 import { preludeReservedKeyReason } from '../connectors/prelude/reserved-keys.js';
-import type { FieldMap, FieldValue, SourceUser } from '../connectors/types.js';
+import type { FieldMap, FieldValue, SourceUser } from '../core/types.js';
 import { packageRoot } from '../paths.js';
 import {
   type MappingOverrides,

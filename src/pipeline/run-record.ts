@@ -1,5 +1,5 @@
-import type { TargetId } from '../config/schema.js';
-import type { FieldDiff, FieldMap, Outcome, RequestRecord } from '../connectors/types.js';
+import type { TargetId } from '../core/targets.js';
+import type { FieldDiff, FieldMap, Outcome, RequestRecord } from '../core/types.js';
 import type { DeletionSettings, DeletionSummary } from './deletions.js';
 
 /** What started a run. */

@@ -1,5 +1,5 @@
-import type { TargetId } from '../config/schema.js';
-import { type FieldDiff, OUTCOMES, type Outcome } from '../connectors/types.js';
+import type { TargetId } from '../core/targets.js';
+import { type FieldDiff, OUTCOMES, type Outcome } from '../core/types.js';
 import type { RunItem, RunRecord } from './run-record.js';
 import type { HistoryEntry } from './run-store.js';
 

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { TARGET_IDS, type TargetId } from '../config/schema.js';
-import { OUTCOMES, type Outcome, type RequestRecord } from '../connectors/types.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
+import { OUTCOMES, type Outcome, type RequestRecord } from '../core/types.js';
 import type { RedisLayout } from '../queue/redis-layout.js';
 import { type DeletionSummary, goneKey, seenKey } from './deletions.js';
-import { userKey } from './hashing.js';
-import { maskBody, maskDiff, maskPath } from './masking.js';
+import { userKey } from '../core/hashing.js';
+import { maskBody, maskDiff, maskPath } from '../core/masking.js';
 import type {
   AttemptRecord,
   OutcomeCounts,

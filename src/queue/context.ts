@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Queue } from 'bullmq';
-import type { TargetId } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
 import type { LinkStore } from '../connectors/prelude/links.js';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
 import type { Logger } from '../log.js';

@@ -7,8 +7,9 @@ import { type ConfirmResult, confirmHeldDeletions } from '../../jobs/reconcile-d
 import * as removeJob from '../../jobs/remove.js';
 import * as scanJob from '../../jobs/scan.js';
 import * as syncJob from '../../jobs/sync.js';
-import { ConfigError } from '../config/errors.js';
-import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
+import { ConfigError } from '../core/config-error.js';
+import { type Config, enabledTargets, targetRateLimit } from '../config/schema.js';
+import { type TargetId } from '../core/targets.js';
 import { createLinkStore, type LinkStore } from '../connectors/prelude/links.js';
 import { closeConnectors, createTargetConnectors } from '../connectors/registry.js';
 import { createSourceConnector } from '../connectors/source/connector.js';

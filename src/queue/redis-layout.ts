@@ -1,4 +1,4 @@
-import type { TargetId } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
 
 /**
  * Every Redis key profile-sync writes, in one place. All keys share the hash tag `{<prefix>}` so that

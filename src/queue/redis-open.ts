@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import type { Logger } from '../log.js';
 import { createRedisConnection, type RedisConnectionOptions } from './connection.js';
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { userKey } from '../../src/pipeline/hashing.js';
+import { userKey } from '../../src/core/hashing.js';
 import type { Engine } from '../../src/queue/engine.js';
 import { CLI, runCli as cli } from '../helpers/cli.js';
 import { keysOf } from '../helpers/redis.js';

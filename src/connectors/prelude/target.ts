@@ -1,19 +1,11 @@
-import { ConfigError } from '../../config/errors.js';
+import { ConfigError } from '../../core/config-error.js';
 import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
-import { diffFields } from '../../pipeline/diff.js';
-import { SyncError } from '../errors.js';
+import { diffFields } from '../../core/diff.js';
+import { SyncError } from '../../core/errors.js';
 import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
 import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
-import type {
-  Change,
-  ConnectorDeps,
-  FieldMap,
-  ItemResult,
-  PlannedRequest,
-  RemoveResult,
-  SourceUser,
-  TargetConnector,
-} from '../types.js';
+import type { ConnectorDeps, TargetConnector } from '../types.js';
+import type { Change, FieldMap, ItemResult, PlannedRequest, RemoveResult, SourceUser } from '../../core/types.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
 import { compileUserIdTemplate, profilePath } from './user-id.js';
 

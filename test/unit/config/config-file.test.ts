@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { packageRoot } from '../../../src/paths.js';
 import { compileMappings } from '../../../src/pipeline/mapping.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isSecretEnv } from '../../../src/config/config-file.js';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { isLoopbackHost, loadConfig } from '../../../src/config/load.js';
 import { packageRoot } from '../../../src/paths.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { loadRedisConfig } from '../../../src/config/load.js';
 
 describe('loadRedisConfig (read-only commands: runs, report, history, links)', () => {

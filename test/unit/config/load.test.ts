@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { enabledTargets, targetRateLimit } from '../../../src/config/schema.js';
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SyncError } from '../../../src/connectors/errors.js';
+import { SyncError } from '../../../src/core/errors.js';
 import {
   buildPath,
   classify,

@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
-import { RejectedRecordError } from '../../../src/connectors/errors.js';
-import type { SourceUser } from '../../../src/connectors/types.js';
+import { ConfigError } from '../../../src/core/config-error.js';
+import { RejectedRecordError } from '../../../src/core/errors.js';
+import type { SourceUser } from '../../../src/core/types.js';
 import { compileMappings, loadDefaultMappings } from '../../../src/pipeline/mapping.js';
 import {
   type MappingOverrides,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { diffFields } from '../../../src/pipeline/diff.js';
-import { hashFields, stableStringify, userKey } from '../../../src/pipeline/hashing.js';
+import { diffFields } from '../../../src/core/diff.js';
+import { hashFields, stableStringify, userKey } from '../../../src/core/hashing.js';
 
 describe('hashing', () => {
   it('hashes payloads independently of key order', () => {

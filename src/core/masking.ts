@@ -1,4 +1,4 @@
-import type { FieldDiff, FieldValue } from '../connectors/types.js';
+import type { FieldDiff, FieldValue } from './types.js';
 
 /**
  * PII masking for run records, reports, `history` and plan files. Emails keep their first character

@@ -1,4 +1,4 @@
-import type { FieldDiff, FieldMap } from '../connectors/types.js';
+import type { FieldDiff, FieldMap } from './types.js';
 
 /**
  * Field-level difference between two flat payloads: `{field: {from, to}}`, fields in sorted order.

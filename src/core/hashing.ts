@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FieldMap } from '../connectors/types.js';
+import type { FieldMap } from './types.js';
 
 /**
  * JSON with object keys sorted at every level, so that two equal payloads always serialise to the same

@@ -1,4 +1,4 @@
-import type { TargetId } from '../config/schema.js';
+import type { TargetId } from './targets.js';
 
 /**
  * One error taxonomy for every connector (issue 3). Classification happens in one place,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maskBody, maskDiff, maskEmail, maskName, maskPath } from '../../../src/pipeline/masking.js';
+import { maskBody, maskDiff, maskEmail, maskName, maskPath } from '../../../src/core/masking.js';
 
 describe('masking', () => {
   it('masks emails and names the documented way', () => {
