@@ -9,7 +9,7 @@ import { closeConnectors, createSourceConnector, createTargetConnectors } from '
 import type { TargetConnector } from '../connectors/types.js';
 import type { FieldMap, PlannedRequest, SourceUser } from '../core/types.js';
 import { createLogger } from '../log.js';
-import { compileMappings } from '../pipeline/mapping.js';
+import { compileMappings } from '../config/mapping.js';
 import { maskBody, maskPath } from '../core/masking.js';
 
 /**

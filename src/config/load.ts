@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
-import { compileMappings } from '../pipeline/mapping.js';
+import { compileMappings } from './mapping.js';
 import { dottedPath, readConfigFile, unknownKeys } from './config-file.js';
 import { ConfigError } from '../core/config-error.js';
 import { scheduleProblem } from './schedule.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import { mappingSchema } from '../pipeline/mapping-schema.js';
+import { mappingSchema } from './mapping-schema.js';
 
 /**
  * The effective configuration of profile-sync, validated once at start-up.
@@ -202,7 +202,7 @@ export const configSchema = z.object({
   ops: opsSchema.prefault({}),
   /**
    * Mapping overrides from the config file's `mapping:` section (defaults: config/mapping.default.yaml;
-   * compiled and checked by src/pipeline/mapping.ts). @defaultValue {}
+   * compiled and checked by src/config/mapping.ts). @defaultValue {}
    */
   mapping: mappingSchema,
   sync: z.object({

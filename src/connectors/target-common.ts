@@ -3,7 +3,7 @@ import type { HttpResponse } from './http.js';
 import type { FieldMap, RequestRecord, SourceUser } from '../core/types.js';
 
 /**
- * What a target connector needs from the compiled mapping (src/pipeline/mapping.ts `compileMappings`):
+ * What a target connector needs from the compiled mapping (src/config/mapping.ts `compileMappings`):
  * the field names it may produce (the "managed" fields) and the function that produces them.
  * Structural, so the connectors do not depend on how the mapping is compiled.
  */

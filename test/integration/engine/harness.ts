@@ -123,7 +123,7 @@ const sourceValue = (v: string | null | undefined): string | undefined =>
 /**
  * What profile-sync must have written for one source user, per target, written out by hand from the
  * README's default-mapping table and config/mapping.default.yaml (never from src/connectors or
- * src/pipeline/mapping.ts: a shared bug would pass its own check). A key absent from an expectation
+ * src/config/mapping.ts: a shared bug would pass its own check). A key absent from an expectation
  * must be absent from the target.
  */
 export function expectedPayloads(

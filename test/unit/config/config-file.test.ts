@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/core/config-error.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { packageRoot } from '../../../src/paths.js';
-import { compileMappings } from '../../../src/pipeline/mapping.js';
+import { compileMappings } from '../../../src/config/mapping.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ps-config-'));
 let n = 0;

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config-error.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { RejectedRecordError } from '../core/errors.js';
-import { preludeReservedKeyReason } from '../connectors/prelude/reserved-keys.js';
+import { preludeReservedKeyReason } from './prelude-reserved-keys.js';
 import type { FieldMap, FieldValue, SourceUser } from '../core/types.js';
 import { packageRoot } from '../paths.js';
 import {

@@ -4,7 +4,7 @@ import { z } from 'zod';
  * The shape of the mapping (issue 3 "Mapping overrides"): per target a flat spec of
  * `field -> rule`, where a rule is `{from}`, `{template}` or `{const}` with optional `transforms`.
  * Shape only; the per-target rules (Sunshine key shapes, Prelude strings and reserved keys, ...) are
- * checked by src/pipeline/mapping.ts on the effective spec (defaults plus overrides).
+ * checked by src/config/mapping.ts on the effective spec (defaults plus overrides).
  */
 
 /** The fields of a source user (seed 002: `{id, firstName, lastName, email}`). */

@@ -5,12 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/core/config-error.js';
 import { RejectedRecordError } from '../../../src/core/errors.js';
 import type { SourceUser } from '../../../src/core/types.js';
-import { compileMappings, loadDefaultMappings } from '../../../src/pipeline/mapping.js';
+import { compileMappings, loadDefaultMappings } from '../../../src/config/mapping.js';
 import {
   type MappingOverrides,
   mappingSchema,
   templateProblems,
-} from '../../../src/pipeline/mapping-schema.js';
+} from '../../../src/config/mapping-schema.js';
 
 const FILE = '/etc/profile-sync.yaml';
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
