@@ -5,30 +5,12 @@ import { isSyncError, SyncError } from '../src/core/errors.js';
 import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
 import type { SourceConnector } from '../src/connectors/types.js';
 import type { SourceRecord } from '../src/core/types.js';
-import {
-  alertHeld,
-  brakeReason,
-  type DeletionSettings,
-  type DeletionSummary,
-  dropUnlinkedOfGone,
-  findGone,
-  goneBatches,
-  goneKey,
-  lastWritten,
-  orphansKey,
-  policyOf,
-  readDeletions,
-  recordSeen,
-  removalPlanLine,
-  removalRequests,
-  SEEN_TTL_MS,
-  seenKey,
-  writeDeletions,
-} from '../src/pipeline/deletions.js';
-import type { RunItem, RunKind, RunRecord } from '../src/pipeline/run-record.js';
-import type { CounterDelta } from '../src/pipeline/run-store.js';
+import { alertHeld, brakeReason, policyOf, removalPlanLine, removalRequests } from '../src/pipeline/deletions.js';
+import { type DeletionSettings, type DeletionSummary, dropUnlinkedOfGone, findGone, goneBatches, goneKey, lastWritten, orphansKey, readDeletions, recordSeen, SEEN_TTL_MS, seenKey, writeDeletions } from '../src/store/deletions.js';
+import type { RunItem, RunKind, RunRecord } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
 import type { JobContext } from '../src/queue/context.js';
-import type { RedisLayout } from '../src/queue/redis-layout.js';
+import type { RedisLayout } from '../src/store/redis-layout.js';
 import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as remove from './remove.js';
 import * as sync from './sync.js';

@@ -12,8 +12,8 @@ import {
   type RunItem,
   type RunKind,
   stopKind,
-} from '../src/pipeline/run-record.js';
-import type { CounterDelta } from '../src/pipeline/run-store.js';
+} from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import { checkFailureRate, formatWait, maybeFinishRun } from '../src/queue/run-lifecycle.js';

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.js';
 import { type Config, targetRateLimit } from '../config/schema.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { createProgressReporter } from '../pipeline/progress.js';
-import type { RunRecord } from '../pipeline/run-record.js';
+import type { RunRecord } from '../store/run-record.js';
 import {
   exitCodeFor,
   planTable,

@@ -6,10 +6,10 @@ import { TARGET_IDS } from '../core/targets.js';
 import { type DemoRedis, demoRedis, redactUrl } from '../demo/demo-redis.js';
 import { createLogger } from '../log.js';
 import { createProgressReporter } from '../pipeline/progress.js';
-import type { RunRecord } from '../pipeline/run-record.js';
+import type { RunRecord } from '../store/run-record.js';
 import { formatItem } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
-import { RedisLayout } from '../queue/redis-layout.js';
+import { RedisLayout } from '../store/redis-layout.js';
 import { type Sandbox, startSandbox } from '../sandbox/index.js';
 import { parsePositiveInt, parseRate, printRun } from './backfill.js';
 

@@ -3,14 +3,14 @@ import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../core/config-error.js';
 import { loadRedisConfig } from '../config/load.js';
-import { createLinkStore, type LinkStore, linksKey } from '../connectors/prelude/links.js';
+import { createLinkStore, type LinkStore, linksKey } from '../store/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';
 import { createLogger } from '../log.js';
-import { RedisErrorLog, whenRedisReady } from '../queue/redis-open.js';
+import { RedisErrorLog, whenRedisReady } from '../store/redis-open.js';
 
 /**
  * `profile-sync links import|list|count|remove prelude ...`: the Prelude link table (source user id ->
- * Prelude user id, src/connectors/prelude/links.ts). Only Prelude needs one: Sunshine keys profiles by
+ * Prelude user id, src/store/links.ts). Only Prelude needs one: Sunshine keys profiles by
  * our own id (external_id) and Zephr by the JWT subject, which is our id too.
  */
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RunItem } from '../pipeline/run-record.js';
+import type { RunItem } from '../store/run-record.js';
 import {
   formatItem,
   runHeadline,

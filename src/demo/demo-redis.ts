@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../core/config-error.js';
-import { isRedisAuthError, RedisAuthError } from '../queue/redis-open.js';
+import { isRedisAuthError, RedisAuthError } from '../store/redis-open.js';
 
 /** The Redis the demo uses: the operator's, or a throwaway one it started (and stops). */
 export interface DemoRedis {

@@ -2,15 +2,15 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { isSyncError } from '../core/errors.js';
-import type { LinkStore } from '../connectors/prelude/links.js';
+import type { LinkStore } from '../store/links.js';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
 import type { FieldMap, RemoveResult } from '../core/types.js';
 import type { Logger } from '../log.js';
-import { scanKeys } from '../queue/connection.js';
-import type { RedisLayout } from '../queue/redis-layout.js';
-import { tombstonesKey } from './deletions.js';
+import { scanKeys } from '../store/connection.js';
+import type { RedisLayout } from '../store/redis-layout.js';
+import { tombstonesKey } from '../store/deletions.js';
 import { sha256Hex, userKey } from '../core/hashing.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../store/state-store.js';
 
 /**
  * `profile-sync forget <userId>` (issue 5, erasure on request): removes the user from every target

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import * as scanJob from '../../jobs/scan.js';
 import * as syncJob from '../../jobs/sync.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import type { ScanInfo } from '../pipeline/run-record.js';
+import type { ScanInfo } from '../store/run-record.js';
 import type { JobContext } from './context.js';
 import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
 

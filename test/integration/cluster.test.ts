@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TARGET_IDS } from '../../src/config/schema.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
 import { userKey } from '../../src/core/hashing.js';
-import { scanKeys } from '../../src/queue/connection.js';
+import { scanKeys } from '../../src/store/connection.js';
 import type { Engine } from '../../src/queue/engine.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './engine/harness.js';
 

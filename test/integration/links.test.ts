@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linksKey } from '../../src/connectors/prelude/links.js';
+import { linksKey } from '../../src/store/links.js';
 import { packageRoot } from '../../src/paths.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Engine } from '../../src/queue/engine.js';
-import { syncQueueName } from '../../src/queue/redis-layout.js';
+import { syncQueueName } from '../../src/store/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { type Harness, inspect, mismatches } from '../integration/engine/harness.js';

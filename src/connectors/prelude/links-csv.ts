@@ -6,13 +6,7 @@
  */
 
 import { unsafePathSegment } from '../target-common.js';
-
-export interface LinkRow {
-  sourceId: string;
-  preludeUserId: string;
-  /** 1-based line number where the row starts (the header is line 1). */
-  line: number;
-}
+import { type LinkRow } from '../../store/links.js';
 
 export interface LinkParseResult {
   rows: LinkRow[];
@@ -122,3 +116,6 @@ export function parseLinkCsv(text: string): LinkParseResult {
   }
   return { rows, errors };
 }
+
+// moved to src/store/links.ts (issue 9); re-point importers with retarget.mjs, then drop this line
+export { type LinkRow } from '../../store/links.js';

@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLinkStore } from '../../../src/connectors/prelude/links.js';
+import { createLinkStore } from '../../../src/store/links.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import {
   expectedPayloads,

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpsServer } from '../../../src/http/server.js';
-import { createRedisConnection } from '../../../src/queue/connection.js';
+import { createRedisConnection } from '../../../src/store/connection.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
 

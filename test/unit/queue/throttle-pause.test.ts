@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/core/config-error.js';
 import { loadConfig } from '../../../src/config/load.js';
-import { RedisLayout } from '../../../src/queue/redis-layout.js';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { SlidingWindowThrottle } from '../../../src/queue/throttle.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 

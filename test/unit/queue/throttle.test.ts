@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisLayout } from '../../../src/queue/redis-layout.js';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { SlidingWindowThrottle } from '../../../src/queue/throttle.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { OUTCOMES, type Outcome, type RequestRecord } from '../core/types.js';
-import type { RedisLayout } from '../queue/redis-layout.js';
+import type { RedisLayout } from './redis-layout.js';
 import { type DeletionSummary, goneKey, seenKey } from './deletions.js';
 import { userKey } from '../core/hashing.js';
 import { maskBody, maskDiff, maskPath } from '../core/masking.js';

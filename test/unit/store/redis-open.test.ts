@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
-import { isRedisAuthError, RedisErrorLog, redisErrorFields } from '../../../src/queue/redis-open.js';
+import { isRedisAuthError, RedisErrorLog, redisErrorFields } from '../../../src/store/redis-open.js';
 
 function capture() {
   const lines: string[] = [];

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
-import type { RedisLayout } from '../queue/redis-layout.js';
+import type { RedisLayout } from './redis-layout.js';
 import { hashFields } from '../core/hashing.js';
 
 /** What profile-sync last wrote for one (target, user). */

@@ -1,5 +1,5 @@
+
 import type { Redis } from 'ioredis';
-import type { LinkRow } from './links-csv.js';
 
 /**
  * The Prelude link table: source user id -> Prelude user id, for apps whose users are not known under
@@ -76,3 +76,11 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
     },
   };
 }
+
+export interface LinkRow {
+  sourceId: string;
+  preludeUserId: string;
+  /** 1-based line number where the row starts (the header is line 1). */
+  line: number;
+}
+
