@@ -69,7 +69,7 @@ export async function reconcileDeletions(
     const d = summary.targets[t]!;
     // `ignore` targets: who is orphaned now replaces who was (items only for the newly orphaned).
     const trackOrphans = d.policy === 'ignore' && !run.options.dryRun;
-    const nextOrphans = layout.key('run', run.id, 'orphans', t);
+    const nextOrphans = layout.runOrphans(run.id, t);
     if (d.gone === 0) {
       if (trackOrphans) await redis.del(orphansKey(layout, t));
       continue;
@@ -231,8 +231,8 @@ export async function confirmHeldDeletions(
   // Re-check first, changing nothing in the run: a source outage here leaves the run held as it was.
   // Batched (GET /user?idIn=) with a canary: a known user who was not held must be answered too, or
   // the source (or a proxy answering 404/empty to everything) is not trusted to confirm anything.
-  const absentKey = layout.key('run', runId, 'confirm-absent');
-  const presentKey = layout.key('run', runId, 'confirm-present');
+  const absentKey = layout.runConfirmAbsent(runId);
+  const presentKey = layout.runConfirmPresent(runId);
   await redis.del(absentKey, presentKey);
   try {
     for (const t of acting) {
@@ -372,7 +372,7 @@ async function recheckGone(
 ): Promise<{ rechecked: number; found: number }> {
   const { redis, layout } = ctx.runs.backing();
   const seen = seenKey(layout, runId);
-  const absentKey = layout.key('run', runId, 'absent');
+  const absentKey = layout.runAbsent(runId);
   const canaries = async () => ((await redis.srandmember(seen, CANARIES + 1)) as string[] | null) ?? [];
   let rechecked = 0;
   let found = 0;

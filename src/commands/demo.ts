@@ -37,7 +37,7 @@ async function clearPrefix(url: string, prefix: string): Promise<void> {
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', new RedisLayout(prefix).allKeys(), 'COUNT', 1000);
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');

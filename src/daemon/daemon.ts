@@ -221,7 +221,7 @@ async function handBack(held: [Worker, Queue][], engine: Engine, logger: Logger)
     for (const job of active) {
       if (!job?.id) continue;
       const token = await engine.connection
-        .get(`${engine.layout.bullPrefix}:${w.name}:${job.id}:lock`)
+        .get(engine.layout.bullJobLock(w.name, job.id))
         .catch(() => null);
       if (!token?.startsWith(`${w.id}:`)) continue;
       try {

@@ -292,7 +292,7 @@ export function containsEmail(s: string, email: string): boolean {
 
 /** BullMQ job ids of this user in one queue: every job id ends with `-<userKey>` (jobs/sync.ts, jobs/remove.ts). */
 async function jobIdsOf(redis: Redis, layout: RedisLayout, queue: string, key: string): Promise<string[]> {
-  const base = `${layout.bullPrefix}:${queue}:`;
+  const base = layout.bullQueueBase(queue);
   const ids = new Set<string>();
   for (const k of await scanKeys(redis, `${base}*-${key}*`)) {
     const rest = k.slice(base.length);
@@ -334,18 +334,18 @@ async function sweep(
   const found = (k: string) => {
     if (!remaining.includes(k)) remaining.push(k);
   };
-  const base = `${layout.bullPrefix}:`;
+  const base = layout.keyBase();
   const tomb = tombstonesKey(layout);
   const perUser = new Map<string, { kind: string; target?: TargetId }>();
   for (const t of TARGET_IDS) {
     perUser.set(layout.state(t), { kind: 'state', target: t });
     perUser.set(layout.unlinked(t), { kind: 'unlinked', target: t });
   }
-  perUser.set(layout.key('links', 'prelude'), { kind: 'links', target: 'prelude' });
+  perUser.set(layout.links(), { kind: 'links', target: 'prelude' });
   const otherJob = /:(?:sync|remove)-[a-z]+-\d{8}T\d{6}Z-[0-9a-f]{4}-([0-9a-f]{16})(?::[a-z]+)?$/;
 
   // On a Cluster, SCAN goes to every master (scanKeys): a plain `redis.scan` would ask one random node.
-  const keys = await scanKeys(redis, `${base}*`);
+  const keys = await scanKeys(redis, layout.allKeys());
 
   for (const k of keys) {
     if (k === tomb) continue;

@@ -207,6 +207,8 @@ export class Engine {
       const th = new SlidingWindowThrottle({
         redis: connection,
         key: layout.throttle(t),
+        adaptKey: layout.throttleAdapt(t),
+        pauseKey: layout.throttlePause(t),
         limit: targetRateLimit(config, t),
         windowMs,
         marginMs: config.sync.rateLimitMarginMs,

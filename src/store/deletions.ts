@@ -37,20 +37,20 @@ export interface DeletionSummary {
 export const SEEN_TTL_MS = 24 * 3600_000;
 
 export function seenKey(layout: RedisLayout, runId: string): string {
-  return layout.key('run', runId, 'seen');
+  return layout.runSeen(runId);
 }
 
 export function goneKey(layout: RedisLayout, runId: string, target: TargetId): string {
-  return layout.key('run', runId, 'gone', target);
+  return layout.runGone(runId, target);
 }
 
 /** Users an `ignore` target found orphaned in its last complete run (items are recorded for new ones only). */
 export function orphansKey(layout: RedisLayout, target: TargetId): string {
-  return layout.key('orphans', target);
+  return layout.orphans(target);
 }
 
 export function tombstonesKey(layout: RedisLayout): string {
-  return layout.key('tombstones');
+  return layout.tombstones();
 }
 
 /** Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages). */

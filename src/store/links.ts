@@ -1,5 +1,6 @@
 
 import type { Redis } from 'ioredis';
+import { RedisLayout } from './redis-layout.js';
 
 /**
  * The Prelude link table: source user id -> Prelude user id, for apps whose users are not known under
@@ -24,7 +25,7 @@ export interface LinkStore {
 }
 
 export function linksKey(prefix: string): string {
-  return `{${prefix}}:links:prelude`;
+  return new RedisLayout(prefix).links();
 }
 
 /** Fields per HSET/HMGET command: keeps each command well under Redis's argument limits. */
