@@ -18,6 +18,8 @@ import {
   summaryTable,
 } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 
 /** `--targets a,b`: known names only (exit 2 otherwise). */
 export function parseTargets(raw: string | undefined): TargetId[] | undefined {
@@ -93,7 +95,7 @@ export async function withEngine<T>(
   only: TargetId[] | undefined,
   fn: (engine: Engine, onStart: (runId: string) => void) => Promise<T>,
 ): Promise<T> {
-  const engine = await Engine.create({ config, ...(only ? { only } : {}) });
+  const engine = await Engine.create({ jobs: JOBS, config, ...(only ? { only } : {}) });
   let runId: string | undefined;
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -102,7 +104,7 @@ export async function withEngine<T>(
     process.stderr.write(
       `\n${sig}: aborting run ${runId} (remaining jobs are dropped); press again to exit now\n`,
     );
-    void engine.abortRun(runId, `interrupted by ${sig}`);
+    void runActions.abortRun(engine, runId, `interrupted by ${sig}`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -182,7 +184,7 @@ export function registerBackfill(program: Command): void {
       const config = loadConfig();
       await withEngine(config, targets, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers(concurrency ? { concurrency } : {});
-        const runId = await engine.startRun({
+        const runId = await runActions.startRun(engine, {
           kind: 'backfill',
           ...(targets ? { targets } : {}),
           ...(users ? { users } : {}),
@@ -206,7 +208,7 @@ export function registerBackfill(program: Command): void {
         const progress = createProgressReporter();
         let run: RunRecord;
         try {
-          run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+          run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
         } finally {
           progress.stop();
         }
@@ -278,9 +280,9 @@ async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void
   const config = loadConfig();
   await withEngine(config, undefined, async (engine, onStart) => {
     await engine.startWorkers(concurrency ? { concurrency } : {});
-    let confirmed: Awaited<ReturnType<Engine['confirmDeletes']>>;
+    let confirmed: Awaited<ReturnType<typeof runActions.confirmDeletes>>;
     try {
-      confirmed = await engine.confirmDeletes(runId);
+      confirmed = await runActions.confirmDeletes(engine, runId);
     } catch (err) {
       if (!(err instanceof ConfirmError)) throw err;
       process.stderr.write(`--confirm-deletes: ${err.message}\n`);
@@ -294,7 +296,7 @@ async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void
     const progress = createProgressReporter();
     let run: RunRecord;
     try {
-      run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+      run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
     } finally {
       progress.stop();
     }

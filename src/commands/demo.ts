@@ -12,6 +12,8 @@ import { Engine } from '../queue/engine.js';
 import { RedisLayout } from '../store/redis-layout.js';
 import { type Sandbox, startSandbox } from '../sandbox/index.js';
 import { parsePositiveInt, parseRate, printRun } from './backfill.js';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 
 /** The demo's own key prefix: never `PROFILE_SYNC_PREFIX`, so it cannot touch a real deployment's keys. */
 export const DEMO_PREFIX = 'profile-sync-demo';
@@ -118,15 +120,15 @@ export function registerDemo(program: Command): void {
           `Redis: ${redis.throwaway ? `a throwaway redis-server at ${redis.url} (stopped when the demo ends)` : redactUrl(redis.url)}, key prefix ${prefix}`,
         );
         out();
-        engine = await Engine.create({ config, logger: createLogger({ level: config.logLevel }) });
+        engine = await Engine.create({ jobs: JOBS, config, logger: createLogger({ level: config.logLevel }) });
         await engine.startWorkers({ concurrency: 16 });
 
         const runOnce = async (title: string): Promise<RunRecord> => {
           out(`== ${title}`);
-          const runId = await engine!.startRun({ kind: 'backfill' });
+          const runId = await runActions.startRun(engine!, { kind: 'backfill' });
           const progress = createProgressReporter();
           try {
-            return await engine!.waitForRun(runId, { pollMs: 250, onProgress: (r) => progress.update(r) });
+            return await runActions.waitForRun(engine!, runId, { pollMs: 250, onProgress: (r) => progress.update(r) });
           } finally {
             progress.stop();
           }

@@ -6,6 +6,7 @@ import { table } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
 import { parseTargets } from './backfill.js';
 import { requireUserId } from './user-id.js';
+import { JOBS } from '../../jobs/index.js';
 
 /**
  * `profile-sync forget <userId> [--targets ...] [--json]` (issue 5): erasure on request. Removes the
@@ -26,7 +27,7 @@ export function registerForget(program: Command): void {
       requireUserId(userId);
       const only = parseTargets(flags.targets);
       const config = loadConfig();
-      const engine = await Engine.create({ config });
+      const engine = await Engine.create({ jobs: JOBS, config });
       try {
         const targets = only ?? engine.targets;
         const off = targets.filter((t) => !engine.targets.includes(t));

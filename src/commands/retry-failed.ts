@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { TARGET_IDS } from '../core/targets.js';
 import { createProgressReporter } from '../pipeline/progress.js';
 import { parseTargets, printRun, withEngine } from './backfill.js';
+import * as runActions from '../../jobs/run-actions.js';
 
 export function registerRetryFailed(program: Command): void {
   program
@@ -29,7 +30,7 @@ export function registerRetryFailed(program: Command): void {
       const config = loadConfig();
       await withEngine(config, target ? [target] : undefined, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers();
-        const { runId, jobs, malformed } = await engine.retryFailed({
+        const { runId, jobs, malformed } = await runActions.retryFailed(engine, {
           ...(flags.run ? { runId: flags.run } : {}),
           ...(target ? { target } : {}),
         });
@@ -52,7 +53,7 @@ export function registerRetryFailed(program: Command): void {
         }
         const progress = createProgressReporter();
         try {
-          const run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+          const run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
           progress.stop();
           printRun(run, { json: flags.json, config, extra: { retried: jobs, malformed } });
         } finally {

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../log.js';
 import { packageRoot } from '../paths.js';
 import { Engine } from '../queue/engine.js';
 import { Scheduler, validateSchedule } from './scheduler.js';
+import { JOBS } from '../../jobs/index.js';
 
 /**
  * How often each worker looks for stalled jobs. A SIGKILLed worker's jobs keep their locks until
@@ -67,7 +68,7 @@ export class Daemon {
     const schedule = opts.schedule ?? true;
     if (schedule) validateSchedule(config.sync.schedule); // before any connection: exit 2 fast
     const logger = opts.logger ?? createLogger({ level: config.logLevel });
-    const engine = await Engine.create({ config, logger, rateWindowMs: config.sync.rateWindowMs });
+    const engine = await Engine.create({ jobs: JOBS, config, logger, rateWindowMs: config.sync.rateWindowMs });
     // Workers wait for Redis; say where, so a daemon stuck at start-up says why (host only: the URL
     // may carry a password).
     logger.info({ redis: redisHost(config.redis.url), prefix: config.redis.prefix }, 'starting workers');

@@ -25,6 +25,7 @@ import type { Engine } from '../queue/engine.js';
  * queue like any other), or, when the previous scheduled run is still running, records a run with
  * status `skipped` so `profile-sync runs` shows it.
  */
+import * as runActions from '../../jobs/run-actions.js';
 
 /** The queue of tick jobs (BullMQ queue names may not contain `:`). */
 export const SCHEDULE_QUEUE = 'schedule';
@@ -197,7 +198,7 @@ export class Scheduler {
       );
       return { action: 'skipped', runId, tick, previous };
     }
-    const runId = await this.engine.startRun({ kind: 'scheduled' });
+    const runId = await runActions.startRun(this.engine, { kind: 'scheduled' });
     await connection.multi().set(currentKey, runId).hset(layout.run(runId), 'tick', String(tick)).exec();
     this.logger.info({ runId, tick: at }, 'scheduled run started');
     return { action: 'started', runId, tick };

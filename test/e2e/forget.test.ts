@@ -12,6 +12,7 @@ import {
   type SourceUserRow,
   startHarness,
 } from '../integration/engine/harness.js';
+import * as runActions from '../../jobs/run-actions.js';
 
 /** Everything a key holds, as one text (its name included), whatever its type. */
 async function dump(redis: Redis, key: string): Promise<string> {
@@ -43,8 +44,8 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** The id as a whole token: `user-000007` must not match inside `user-0000071`. */
 const idToken = (id: string) => new RegExp(`(^|[^A-Za-z0-9._~-])${escapeRe(id)}($|[^A-Za-z0-9._~-])`);
 
-async function run(engine: Engine, req: Parameters<Engine['startRun']>[0]) {
-  return engine.waitForRun(await engine.startRun(req), { pollMs: 100 });
+async function run(engine: Engine, req: Parameters<typeof runActions.startRun>[1]) {
+  return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 
 describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () => {

@@ -64,8 +64,8 @@ describe('reliability: a worker dies mid-run', () => {
   }
 
   async function startRun(env: Record<string, string>): Promise<string> {
-    engine = await Engine.create({ config: loadConfig(env), logger: createLogger({ level: 'silent' }) });
-    return engine.startRun({ kind: 'backfill' });
+    engine = await Engine.create({ jobs: JOBS, config: loadConfig(env), logger: createLogger({ level: 'silent' }) });
+    return runActions.startRun(engine, { kind: 'backfill' });
   }
 
   /** Every user right in every target, each Sunshine profile once. */
@@ -103,7 +103,7 @@ describe('reliability: a worker dies mid-run', () => {
     const killedAt = Date.now();
     expect((await a.exited).signal).toBe('SIGKILL');
 
-    const run = await engine!.waitForRun(runId, { pollMs: 250 });
+    const run = await runActions.waitForRun(engine!, runId, { pollMs: 250 });
     const recoveredAfterMs = Date.now() - killedAt;
     expect(run.status).toBe('completed');
     expect(run.settled).toBe(run.enqueued);
@@ -168,7 +168,7 @@ describe('reliability: a worker dies mid-run', () => {
     expect(stopped.clean).toBe(false);
     expect(stopped.handedBack).toBeGreaterThan(0);
 
-    const run = await engine!.waitForRun(runId, { pollMs: 250 });
+    const run = await runActions.waitForRun(engine!, runId, { pollMs: 250 });
     expect(run.status).toBe('completed');
     expect(run.settled).toBe(run.enqueued);
     for (const t of ['sunshine', 'zephr', 'prelude'] as const)
@@ -176,3 +176,5 @@ describe('reliability: a worker dies mid-run', () => {
     await expectAllCorrect(runId, env);
   }, 180_000);
 });
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';

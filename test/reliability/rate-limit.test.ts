@@ -6,6 +6,8 @@ import { Engine } from '../../src/queue/engine.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, type CliProcess, maxInAnyWindow, spawnCli } from './processes.js';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 
 /**
  * Issue 4: "three worker processes against a target limited to L requests per minute never exceed L in
@@ -58,15 +60,15 @@ describe('reliability: three daemons share one rate limit', () => {
     for (let i = 0; i < 3; i++) procs.push(spawnCli(['daemon', '--no-schedule', '--concurrency', '8'], env));
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));
 
-    const engine = await Engine.create({
+    const engine = await Engine.create({ jobs: JOBS,
       config: loadConfig(env),
       logger: createLogger({ level: 'silent' }),
       rateWindowMs: WINDOW_MS,
     });
     try {
       const since = Date.now();
-      const runId = await engine.startRun({ kind: 'backfill' });
-      const run = await engine.waitForRun(runId, { pollMs: 200 });
+      const runId = await runActions.startRun(engine, { kind: 'backfill' });
+      const run = await runActions.waitForRun(engine, runId, { pollMs: 200 });
       expect(run.status).toBe('completed');
       expect(run.targets.sunshine!.outcomes.created + run.targets.sunshine!.outcomes.rejected).toBe(USERS);
 

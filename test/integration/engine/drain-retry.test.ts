@@ -53,7 +53,7 @@ describe('drainRun and retryFailed', () => {
     await engine.runs.updateScan(runId, { status: 'done' });
 
     await engine.runs.requestAbort(runId, 'test');
-    const removed = await engine.drainRun(runId);
+    const removed = await runActions.drainRun(engine, runId);
 
     expect(removed).toBe(300);
     const left = await q.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1);
@@ -91,19 +91,19 @@ describe('drainRun and retryFailed', () => {
     await connection.quit();
     expect((await q.getFailed()).map((j) => j.id).sort()).toEqual(['bad-1', 'good-1']);
 
-    const r = await engine.retryFailed({ runId: failedRun });
+    const r = await runActions.retryFailed(engine, { runId: failedRun });
     expect(r.jobs).toBe(1);
     expect(r.malformed).toEqual([{ target: 'zephr', jobId: 'bad-1', error: expect.stringMatching(/user/) }]);
     // The malformed one stays a dead letter; the good one moved to the retry run.
     expect((await q.getFailed()).map((j) => j.id)).toEqual(['bad-1']);
     await engine.startWorkers({ concurrency: 1 });
-    const run = await engine.waitForRun(r.runId!, { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, r.runId!, { pollMs: 50 });
     expect(run.status).toBe('completed');
     expect(run.scan.status).toBe('done');
 
     // Only malformed ones left: no run is created at all (none left `running`).
     const before = (await engine.runs.list(50)).length;
-    const again = await engine.retryFailed({ runId: failedRun });
+    const again = await runActions.retryFailed(engine, { runId: failedRun });
     expect(again).toEqual({ runId: null, jobs: 0, malformed: [expect.objectContaining({ jobId: 'bad-1' })] });
     expect((await engine.runs.list(50)).length).toBe(before);
     expect((await engine.runs.list(50)).filter((x) => x.status === 'running')).toEqual([]);
@@ -112,6 +112,7 @@ describe('drainRun and retryFailed', () => {
   it('retryFailed --run of a run that does not exist (and has no dead letters) is an error', async () => {
     h = await startHarness({ label: 'retry-nosuch', sandbox: { users: 1 } });
     const engine = await h.engine();
-    await expect(engine.retryFailed({ runId: 'nonexistent' })).rejects.toThrow(/no such run nonexistent/);
+    await expect(runActions.retryFailed(engine, { runId: 'nonexistent' })).rejects.toThrow(/no such run nonexistent/);
   }, 60_000);
 });
+import * as runActions from '../../../jobs/run-actions.js';

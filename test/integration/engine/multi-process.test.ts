@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, mismatches, startHarness } from './harness.js';
+import * as runActions from '../../../jobs/run-actions.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
 const DIST = fileURLToPath(new URL('../../../dist/src/queue/engine.js', import.meta.url));
@@ -74,8 +75,8 @@ describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit'
   it('never exceeds L requests in any window at the vendor, and every user is written', async () => {
     const engine = await h.engine({ only: ['zephr'] });
     const since = Date.now();
-    const runId = await engine.startRun({ kind: 'backfill' });
-    const run = await engine.waitForRun(runId, { pollMs: 200 });
+    const runId = await runActions.startRun(engine, { kind: 'backfill' });
+    const run = await runActions.waitForRun(engine, runId, { pollMs: 200 });
     expect(run.status).toBe('completed');
     expect(run.targets.zephr!.outcomes.created).toBe(60);
     const log = h.sandbox.sims.zephr.requests(since).filter((r) => !r.route.includes('__sandbox'));

@@ -7,6 +7,7 @@ import type { Change } from '../../../src/core/types.js';
 import { createLogger } from '../../../src/log.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
+import * as runActions from '../../../jobs/run-actions.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -74,7 +75,7 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const doomed = await h.engine({ only: ['zephr'], targets: { zephr } });
     await doomed.startWorkers({ ...DYING, concurrency: 4 });
-    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    const runId = await runActions.startRun(doomed, { kind: 'scheduled', targets: ['zephr'] });
     // Every other user settles; the victim's job hangs in its write.
     await until('the other users to settle', async () => {
       const c = await doomed.runs.completion(runId);
@@ -84,7 +85,7 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
 
     expect(run.status).toBe('completed');
     const o = run.targets.zephr!.outcomes;
@@ -97,9 +98,9 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     // It is a dead letter like any other failure: retry-failed can re-drive it.
     const dead = (await rescuer.syncQueues.zephr!.getFailed()) as Job[];
     expect(dead.map((j) => j.data.userId)).toEqual([victim]);
-    const retry = await rescuer.retryFailed({ runId });
+    const retry = await runActions.retryFailed(rescuer, { runId });
     expect(retry.jobs).toBe(1);
-    const again = await rescuer.waitForRun(retry.runId!, {
+    const again = await runActions.waitForRun(rescuer, retry.runId!, {
       pollMs: 100,
       signal: AbortSignal.timeout(20_000),
     });
@@ -124,19 +125,19 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const doomed = await h.engine({ only: ['zephr'], source });
     await doomed.startWorkers(DYING);
-    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    const runId = await runActions.startRun(doomed, { kind: 'scheduled', targets: ['zephr'] });
     await until('the scan to start', async () => scanning);
     await killWorkers(doomed);
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
 
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false });
     expect(run.scan.error).toContain('stalled more than allowable limit');
     // The next scheduled run is not held up by it.
-    const next = await rescuer.waitForRun(await rescuer.startRun({ kind: 'scheduled', targets: ['zephr'] }), {
+    const next = await runActions.waitForRun(rescuer, await runActions.startRun(rescuer, { kind: 'scheduled', targets: ['zephr'] }), {
       pollMs: 100,
       signal: AbortSignal.timeout(20_000),
     });

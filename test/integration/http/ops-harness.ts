@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../../src/log.js';
 import { Engine } from '../../../src/queue/engine.js';
 import { type Sandbox, startSandbox } from '../../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
+import { JOBS } from '../../../jobs/index.js';
 
 /** A sandbox, an engine on it under a fresh Redis prefix, and ops servers to close afterwards. */
 export interface OpsHarness {
@@ -57,7 +58,7 @@ export async function startOpsHarness(
     logger,
     seen,
     async engine() {
-      const e = await Engine.create({ config, logger });
+      const e = await Engine.create({ jobs: JOBS, config, logger });
       engines.push(e);
       return e;
     },

@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
-import * as scanJob from '../../jobs/scan.js';
-import * as syncJob from '../../jobs/sync.js';
-import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import type { ScanInfo } from '../store/run-record.js';
-import type { JobContext } from './context.js';
-import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
+import * as scanJob from './scan.js';
+import * as syncJob from './sync.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
+import type { ScanInfo } from '../src/store/run-record.js';
+import type { JobContext } from '../src/queue/context.js';
+import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 
 /** BullMQ's reason for a job that stalled more than `maxStalledCount` times (moveStalledJobsToWait.lua). */
 export const STALLED_REASON = 'job stalled more than allowable limit';
