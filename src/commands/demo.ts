@@ -5,13 +5,15 @@ import { loadConfig, readEnv } from '../config/load.js';
 import { TARGET_IDS } from '../core/targets.js';
 import { type DemoRedis, demoRedis, redactUrl } from '../demo/demo-redis.js';
 import { createLogger } from '../log.js';
-import { createProgressReporter } from '../pipeline/progress.js';
+import { createProgressReporter } from './print/progress.js';
 import type { RunRecord } from '../store/run-record.js';
-import { formatItem } from '../pipeline/run-report.js';
+import { formatItem } from './print/run-report.js';
 import { Engine } from '../queue/engine.js';
 import { RedisLayout } from '../store/redis-layout.js';
 import { type Sandbox, startSandbox } from '../sandbox/index.js';
-import { parsePositiveInt, parseRate, printRun } from './backfill.js';
+import { printRun } from './print/print-run.js';
+import { parseRate } from './options.js';
+import { parsePositiveInt } from './options.js';
 import { JOBS } from '../../jobs/index.js';
 import * as runActions from '../../jobs/run-actions.js';
 

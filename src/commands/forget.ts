@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { ConfigError } from '../core/config-error.js';
 import { loadConfig } from '../config/load.js';
 import { type ForgetReport, forgetUser } from '../pipeline/erasure.js';
-import { table } from '../pipeline/run-report.js';
+import { table } from './print/run-report.js';
 import { Engine } from '../queue/engine.js';
-import { parseTargets } from './backfill.js';
+import { parseTargets } from './options.js';
 import { requireUserId } from './user-id.js';
 import { JOBS } from '../../jobs/index.js';
 

@@ -6,8 +6,8 @@ import {
   runSummaryJson,
   runWarnings,
   summaryTable,
-} from '../pipeline/run-report.js';
-import { parsePositiveInt } from './backfill.js';
+} from './print/run-report.js';
+import { parsePositiveInt } from './options.js';
 import { withRunStore } from './runs.js';
 
 export function registerReport(program: Command): void {

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { formatItem } from '../pipeline/run-report.js';
-import { parseTargets, printRun, withEngine } from './backfill.js';
+import { formatItem } from './print/run-report.js';
+import { printRun } from './print/print-run.js';
+import { withEngine } from './with-engine.js';
+import { parseTargets } from './options.js';
 import { requireUserId } from './user-id.js';
 import * as runActions from '../../jobs/run-actions.js';
 

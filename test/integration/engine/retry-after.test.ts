@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { Throttle } from '../../../src/connectors/types.js';
 import { createLogger } from '../../../src/log.js';
-import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/pipeline/run-report.js';
+import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/commands/print/run-report.js';
 import { type Harness, startHarness } from './harness.js';
 import * as runActions from '../../../jobs/run-actions.js';
 

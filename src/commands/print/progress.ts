@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { RunRecord } from '../store/run-record.js';
+import type { RunRecord } from '../../store/run-record.js';
 
 export interface ProgressReporter {
   update(run: RunRecord): void;

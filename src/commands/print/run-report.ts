@@ -1,7 +1,7 @@
-import type { TargetId } from '../core/targets.js';
-import { type FieldDiff, OUTCOMES, type Outcome } from '../core/types.js';
-import type { RunItem, RunRecord } from '../store/run-record.js';
-import type { HistoryEntry } from '../store/run-store.js';
+import type { TargetId } from '../../core/targets.js';
+import { type FieldDiff, OUTCOMES, type Outcome } from '../../core/types.js';
+import type { RunItem, RunRecord } from '../../store/run-record.js';
+import type { HistoryEntry } from '../../store/run-store.js';
 
 /**
  * Rendering of run records for the commands (`backfill`, `runs`, `report`, `history`, `sync-user`):
