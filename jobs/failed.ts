@@ -5,6 +5,7 @@ import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import type { ScanInfo } from '../src/store/run-record.js';
 import type { JobContext } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import * as steps from './user-steps.js';
 
 /** BullMQ's reason for a job that stalled more than `maxStalledCount` times (moveStalledJobsToWait.lua). */
 export const STALLED_REASON = 'job stalled more than allowable limit';
@@ -62,7 +63,7 @@ export async function settleFailedJob(
   const gate = await ctx.runs.jobGate(runId, target);
   if (!gate.exists) return null;
   const recorded = await ctx.runs.record(runId, {
-    settle: syncJob.settleMember(target, userId),
+    settle: steps.settleMember(target, userId),
     counters: [[target, 'failed', 1]],
     items: [
       {

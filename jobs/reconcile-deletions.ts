@@ -14,6 +14,7 @@ import type { RedisLayout } from '../src/store/redis-layout.js';
 import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as remove from './remove.js';
 import * as sync from './sync.js';
+import * as steps from './user-steps.js';
 
 /** Items a held run records per target (the counters count every user; the gone set lists them all). */
 export const HELD_ITEMS_MAX = 1000;
@@ -177,7 +178,7 @@ async function enqueueRemovals(
   // Pending before the jobs exist: a job that finishes at once must find its member pending.
   await ctx.runs.addPending(
     runId,
-    ids.map((id) => sync.settleMember(target, id)),
+    ids.map((id) => steps.settleMember(target, id)),
   );
   await ctx.syncQueues[target]!.addBulk(specs);
 }

@@ -16,6 +16,7 @@ import * as sync from './sync.js';
  * These know the job bodies (payloads, job ids, settle members), so they live with the jobs, not in
  * src/queue/engine.ts.
  */
+import * as steps from './user-steps.js';
 
 export interface StartRunRequest {
   kind: RunKind;
@@ -112,7 +113,7 @@ export async function drainRun(engine: Engine, runId: string): Promise<number> {
         if (!gone) continue;
         progress++;
         await engine.runs.record(runId, {
-          settle: sync.settleMember(t, job.data.userId),
+          settle: steps.settleMember(t, job.data.userId),
           counters: [[t, 'skipped', 1]],
         });
       }
@@ -245,7 +246,7 @@ export async function retryFailed(engine: Engine, filter: { runId?: string; targ
       });
       await engine.runs.addPending(
         runId,
-        specs.map((s) => sync.settleMember(t, s.data.userId)),
+        specs.map((s) => steps.settleMember(t, s.data.userId)),
       );
       await engine.syncQueues[t]!.addBulk(specs as Parameters<Queue['addBulk']>[0]);
       for (const { job } of mine) await job.remove().catch(() => undefined);

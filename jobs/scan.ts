@@ -15,6 +15,7 @@ import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
+import * as steps from './user-steps.js';
 
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
@@ -406,7 +407,7 @@ async function processChunk(
   for (const [target, specs] of jobs) {
     await ctx.runs.addPending(
       runId,
-      specs.map((s) => sync.settleMember(target, s.data.userId)),
+      specs.map((s) => steps.settleMember(target, s.data.userId)),
     );
     const queue = ctx.syncQueues[target]!;
     for (let i = 0; i < specs.length; i += ctx.settings.chunkSize) {

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as syncJob from '../../../jobs/sync.js';
+import * as steps from '../../../jobs/user-steps.js';
 import { redisClient } from '../../helpers/redis.js';
 import { type Harness, startHarness } from './harness.js';
 
@@ -42,7 +43,7 @@ describe('drainRun and retryFailed', () => {
         return { name: syncJob.name, data, opts: { jobId: syncJob.jobId('zephr', run, data.userId) } };
       });
       await q.addBulk(specs);
-      return specs.map((s) => syncJob.settleMember('zephr', s.data.userId));
+      return specs.map((s) => steps.settleMember('zephr', s.data.userId));
     };
     // The run's jobs are the oldest; 1,200 newer jobs of another run fill the first page of a
     // newest-first read (BullMQ's default order), whichever end a reader starts from it meets both.
