@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { brakeReason } from '../../../src/pipeline/deletions.js';
-import { containsToken, userMatcher } from '../../../src/pipeline/erasure.js';
+import { containsToken, userMatcher } from '../../../src/pipeline/erasure-sweep.js';
 import { userKey } from '../../../src/core/hashing.js';
 
 describe('the brake rule', () => {

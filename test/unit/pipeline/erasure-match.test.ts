@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containsEmail, userMatcher } from '../../../src/pipeline/erasure.js';
+import { containsEmail, userMatcher } from '../../../src/pipeline/erasure-sweep.js';
 import { userKey } from '../../../src/core/hashing.js';
 
 describe('forget matches an email as a whole address (issue 8.7)', () => {

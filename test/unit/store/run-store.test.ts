@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunItem, RunOptions } from '../../../src/store/run-record.js';
-import { newRunId, RunStore } from '../../../src/store/run-store.js';
+import { RunStore } from '../../../src/store/run-store.js';
+import { newRunId } from '../../../src/store/run-codec.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
