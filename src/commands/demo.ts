@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { ConfigError } from '../core/config-error.js';
 import { loadConfig, readEnv } from '../config/load.js';
 import { TARGET_IDS } from '../core/targets.js';
-import { type DemoRedis, demoRedis, redactUrl } from '../demo/demo-redis.js';
+import { type DemoRedis, demoRedis, redactUrl } from './demo-redis.js';
 import { createLogger } from '../log.js';
 import { createProgressReporter } from './print/progress.js';
 import type { RunRecord } from '../store/run-record.js';
