@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { TargetId } from '../src/config/schema.js';
+import type { TargetId } from '../src/core/targets.js';
 import { isSyncError, SyncError } from '../src/core/errors.js';
 import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
 import type { SourceConnector } from '../src/connectors/types.js';

@@ -1,7 +1,7 @@
 import type { Job, JobsOptions } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import type { Outcome } from '../src/core/types.js';
 import { userKey } from '../src/core/hashing.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';

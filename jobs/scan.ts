@@ -1,6 +1,6 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import type { TargetId } from '../src/config/schema.js';
+import type { TargetId } from '../src/core/targets.js';
 import { isSyncError, RejectedRecordError, SyncError } from '../src/core/errors.js';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
 import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';

@@ -1,6 +1,6 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import { RejectedRecordError } from '../src/core/errors.js';
 import type { Change, FieldDiff, FieldMap, Outcome, PlannedRequest, SourceUser } from '../src/core/types.js';
 import { diffFields, isEmptyDiff } from '../src/core/diff.js';

@@ -1,5 +1,5 @@
 import { type Job, RateLimitError, UnrecoverableError } from 'bullmq';
-import { type TargetId } from '../src/config/schema.js';
+import { type TargetId } from '../src/core/targets.js';
 import { isSyncError, RejectedRecordError, type SyncError } from '../src/core/errors.js';
 import type { FieldMap, Outcome } from '../src/core/types.js';
 import { userKey } from '../src/core/hashing.js';

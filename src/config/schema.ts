@@ -9,7 +9,6 @@ import { mappingSchema } from './mapping-schema.js';
  */
 
 
-export { TARGET_IDS, type TargetId };
 
 /**
  * Zendesk publishes its Profiles API limits per plan, in requests per minute

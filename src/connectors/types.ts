@@ -12,22 +12,6 @@ import type {
 } from '../core/types.js';
 import type { Logger } from '../log.js';
 
-export { OUTCOMES } from '../core/types.js';
-export type {
-  Change,
-  FieldDiff,
-  FieldMap,
-  FieldValue,
-  ItemResult,
-  Outcome,
-  PlannedRequest,
-  RemoveResult,
-  RequestRecord,
-  SourcePage,
-  SourceRecord,
-  SourceUser,
-  WriteOutcome,
-} from '../core/types.js';
 
 
 export interface TargetLimits {

@@ -109,5 +109,3 @@ export function removalPlanLine(
 }
 
 
-// moved to src/store/deletions.ts (issue 9); re-point importers with retarget.mjs, then drop this line
-export { type DeletePolicy, type DeletionSettings, type TargetDeletions, type DeletionSummary, SEEN_TTL_MS, seenKey, goneKey, orphansKey, tombstonesKey, recordSeen, findGone, dropUnlinkedOfGone, goneBatches, readDeletions, writeDeletions, lastWritten } from '../store/deletions.js';

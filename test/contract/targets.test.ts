@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import type { TargetId } from '../../src/config/schema.js';
+import type { TargetId } from '../../src/core/targets.js';
 import { SyncError } from '../../src/core/errors.js';
 import { createTargetConnectors } from '../../src/connectors/registry.js';
 import type { TargetConnector } from '../../src/connectors/types.js';

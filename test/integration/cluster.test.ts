@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TARGET_IDS } from '../../src/config/schema.js';
+import { TARGET_IDS } from '../../src/core/targets.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
 import { userKey } from '../../src/core/hashing.js';
 import { scanKeys } from '../../src/store/connection.js';

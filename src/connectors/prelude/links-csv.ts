@@ -117,5 +117,3 @@ export function parseLinkCsv(text: string): LinkParseResult {
   return { rows, errors };
 }
 
-// moved to src/store/links.ts (issue 9); re-point importers with retarget.mjs, then drop this line
-export { type LinkRow } from '../../store/links.js';
