@@ -80,7 +80,11 @@ const env = {
   ZEPHR_RATE_LIMIT: '100000000',
   PRELUDE_RATE_LIMIT: '100000000',
 };
-const engine = await Engine.create({ jobs: JOBS, config: loadConfig(env), logger: createLogger({ level: 'warn' }) });
+const engine = await Engine.create({
+  jobs: JOBS,
+  config: loadConfig(env),
+  logger: createLogger({ level: 'warn' }),
+});
 const redis = new Redis(redisUrl);
 const metrics = [];
 const notes = [];

@@ -1,10 +1,9 @@
 import type { Job } from 'bullmq';
-import * as scanJob from './scan.js';
-import * as syncJob from './sync.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
-import type { ScanInfo } from '../src/store/run-record.js';
 import type { JobContext } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import type { ScanInfo } from '../src/store/run-record.js';
+import * as scanJob from './scan.js';
 import * as steps from './user-steps.js';
 
 /** BullMQ's reason for a job that stalled more than `maxStalledCount` times (moveStalledJobsToWait.lua). */

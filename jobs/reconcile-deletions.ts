@@ -1,19 +1,38 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { TargetId } from '../src/core/targets.js';
-import { isSyncError, SyncError } from '../src/core/errors.js';
 import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
 import type { SourceConnector } from '../src/connectors/types.js';
+import { isSyncError, SyncError } from '../src/core/errors.js';
+import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord } from '../src/core/types.js';
-import { alertHeld, brakeReason, policyOf, removalPlanLine, removalRequests } from '../src/pipeline/deletions.js';
-import { type DeletionSettings, type DeletionSummary, dropUnlinkedOfGone, findGone, goneBatches, goneKey, lastWritten, orphansKey, readDeletions, recordSeen, SEEN_TTL_MS, seenKey, writeDeletions } from '../src/store/deletions.js';
+import {
+  alertHeld,
+  brakeReason,
+  policyOf,
+  removalPlanLine,
+  removalRequests,
+} from '../src/pipeline/deletions.js';
+import type { JobContext } from '../src/queue/context.js';
+import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import {
+  type DeletionSettings,
+  type DeletionSummary,
+  dropUnlinkedOfGone,
+  findGone,
+  goneBatches,
+  goneKey,
+  lastWritten,
+  orphansKey,
+  readDeletions,
+  recordSeen,
+  SEEN_TTL_MS,
+  seenKey,
+  writeDeletions,
+} from '../src/store/deletions.js';
+import type { RedisLayout } from '../src/store/redis-layout.js';
 import type { RunItem, RunKind, RunRecord } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import type { JobContext } from '../src/queue/context.js';
-import type { RedisLayout } from '../src/store/redis-layout.js';
-import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import * as remove from './remove.js';
-import * as sync from './sync.js';
 import * as steps from './user-steps.js';
 
 /** Items a held run records per target (the counters count every user; the gone set lists them all). */

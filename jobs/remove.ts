@@ -1,13 +1,13 @@
 import type { Job, JobsOptions } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
+import { userKey } from '../src/core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import type { Outcome } from '../src/core/types.js';
-import { userKey } from '../src/core/hashing.js';
-import type { RunItem, RunKind } from '../src/store/run-record.js';
-import type { CounterDelta } from '../src/store/run-store.js';
 import type { EngineSettings, JobContext, RequestScope } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import type { RunItem, RunKind } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
 

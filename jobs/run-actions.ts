@@ -129,7 +129,11 @@ export async function drainRun(engine: Engine, runId: string): Promise<number> {
  * Resolves when the run is over: its scan ended and every sync job it enqueued completed or failed
  * for good. Polls the run record, so it works whichever process runs the jobs.
  */
-export async function waitForRun(engine: Engine, runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+export async function waitForRun(
+  engine: Engine,
+  runId: string,
+  options: WaitOptions = {},
+): Promise<RunRecord> {
   const pollMs = options.pollMs ?? 500;
   let drained = false;
   for (;;) {
@@ -172,7 +176,10 @@ export async function waitForRun(engine: Engine, runId: string, options: WaitOpt
  * `running` for ever. `runId` names a run that neither exists nor has failed jobs: ConfigError
  * ("no such run").
  */
-export async function retryFailed(engine: Engine, filter: { runId?: string; target?: TargetId } = {}): Promise<{
+export async function retryFailed(
+  engine: Engine,
+  filter: { runId?: string; target?: TargetId } = {},
+): Promise<{
   runId: string | null;
   jobs: number;
   malformed: { target: TargetId; jobId: string; error: string }[];
@@ -274,4 +281,3 @@ export async function retryFailed(engine: Engine, filter: { runId?: string; targ
 export async function confirmDeletes(engine: Engine, runId: string): Promise<ConfirmResult> {
   return confirmHeldDeletions(engine.jobContext(), runId, deletionSettings(engine.config));
 }
-

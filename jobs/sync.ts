@@ -1,17 +1,25 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
-import { RejectedRecordError } from '../src/core/errors.js';
-import type { Change, FieldDiff, FieldMap, Outcome, PlannedRequest, SourceUser } from '../src/core/types.js';
 import { diffFields, isEmptyDiff } from '../src/core/diff.js';
+import { RejectedRecordError } from '../src/core/errors.js';
 import { userKey } from '../src/core/hashing.js';
 import { maskBody, maskPath } from '../src/core/masking.js';
-import { type RunItem, type RunKind } from '../src/store/run-record.js';
-import type { CounterDelta } from '../src/store/run-store.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
+import type { Change, FieldDiff, FieldMap, Outcome, PlannedRequest, SourceUser } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
-import { type SyncResult, settleMember, RunAbortedError, TargetStoppedError, stoppedError, handleFailure, passGate } from './user-steps.js';
+import type { RunItem, RunKind } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
+import {
+  handleFailure,
+  passGate,
+  RunAbortedError,
+  type SyncResult,
+  settleMember,
+  stoppedError,
+  TargetStoppedError,
+} from './user-steps.js';
 
 /**
  * One (user, target): compare, write what changed, record it. Runs in the target's queue
@@ -237,5 +245,3 @@ async function attemptSync(
     ...(drift ? { drift } : {}),
   };
 }
-
-

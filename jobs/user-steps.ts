@@ -1,13 +1,13 @@
 import { type Job, RateLimitError, UnrecoverableError } from 'bullmq';
-import { type TargetId } from '../src/core/targets.js';
 import { isSyncError, RejectedRecordError, type SyncError } from '../src/core/errors.js';
-import type { FieldMap, Outcome } from '../src/core/types.js';
 import { userKey } from '../src/core/hashing.js';
+import type { TargetId } from '../src/core/targets.js';
+import type { FieldMap, Outcome } from '../src/core/types.js';
+import type { JobContext, RequestScope } from '../src/queue/context.js';
+import { formatWait } from '../src/queue/run-lifecycle.js';
 import { type AttemptRecord, RATE_LIMITED_STOP, type RunItem, stopKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import { type JobContext, type RequestScope } from '../src/queue/context.js';
-import { formatWait } from '../src/queue/run-lifecycle.js';
-import { name, type SyncPayload } from './sync.js';
+import type { SyncPayload } from './sync.js';
 
 export interface SyncResult {
   outcome: Outcome | 'skipped';

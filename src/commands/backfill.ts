@@ -2,17 +2,17 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfirmError } from '../../jobs/reconcile-deletions.js';
-import { ConfigError } from '../core/config-error.js';
-import { loadConfig } from '../config/load.js';
-import { TARGET_IDS } from '../core/targets.js';
-import { createProgressReporter } from './print/progress.js';
-import type { RunRecord } from '../store/run-record.js';
-import { removalList } from './print/run-report.js';
-import { Engine } from '../queue/engine.js';
 import * as runActions from '../../jobs/run-actions.js';
-import { parseTargets, parsePositiveInt, parseRate, parseUsers } from './options.js';
-import { withEngine } from './with-engine.js';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
+import type { Engine } from '../queue/engine.js';
+import type { RunRecord } from '../store/run-record.js';
+import { parsePositiveInt, parseRate, parseTargets, parseUsers } from './options.js';
 import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { removalList } from './print/run-report.js';
+import { withEngine } from './with-engine.js';
 
 interface BackfillFlags {
   targets?: string;

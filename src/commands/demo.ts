@@ -1,21 +1,20 @@
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../core/config-error.js';
-import { loadConfig, readEnv } from '../config/load.js';
-import { TARGET_IDS } from '../core/targets.js';
-import { type DemoRedis, demoRedis, redactUrl } from './demo-redis.js';
-import { createLogger } from '../log.js';
-import { createProgressReporter } from './print/progress.js';
-import type { RunRecord } from '../store/run-record.js';
-import { formatItem } from './print/run-report.js';
-import { Engine } from '../queue/engine.js';
-import { RedisLayout } from '../store/redis-layout.js';
-import { type Sandbox, startSandbox } from '../sandbox/index.js';
-import { printRun } from './print/print-run.js';
-import { parseRate } from './options.js';
-import { parsePositiveInt } from './options.js';
 import { JOBS } from '../../jobs/index.js';
 import * as runActions from '../../jobs/run-actions.js';
+import { loadConfig, readEnv } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
+import { createLogger } from '../log.js';
+import { Engine } from '../queue/engine.js';
+import { type Sandbox, startSandbox } from '../sandbox/index.js';
+import { RedisLayout } from '../store/redis-layout.js';
+import type { RunRecord } from '../store/run-record.js';
+import { type DemoRedis, demoRedis, redactUrl } from './demo-redis.js';
+import { parsePositiveInt, parseRate } from './options.js';
+import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { formatItem } from './print/run-report.js';
 
 /** The demo's own key prefix: never `PROFILE_SYNC_PREFIX`, so it cannot touch a real deployment's keys. */
 export const DEMO_PREFIX = 'profile-sync-demo';
@@ -41,7 +40,13 @@ async function clearPrefix(url: string, prefix: string): Promise<void> {
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', new RedisLayout(prefix).allKeys(), 'COUNT', 1000);
+      const [next, keys] = await redis.scan(
+        cursor,
+        'MATCH',
+        new RedisLayout(prefix).allKeys(),
+        'COUNT',
+        1000,
+      );
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== '0');
@@ -122,7 +127,11 @@ export function registerDemo(program: Command): void {
           `Redis: ${redis.throwaway ? `a throwaway redis-server at ${redis.url} (stopped when the demo ends)` : redactUrl(redis.url)}, key prefix ${prefix}`,
         );
         out();
-        engine = await Engine.create({ jobs: JOBS, config, logger: createLogger({ level: config.logLevel }) });
+        engine = await Engine.create({
+          jobs: JOBS,
+          config,
+          logger: createLogger({ level: config.logLevel }),
+        });
         await engine.startWorkers({ concurrency: 16 });
 
         const runOnce = async (title: string): Promise<RunRecord> => {
@@ -130,7 +139,10 @@ export function registerDemo(program: Command): void {
           const runId = await runActions.startRun(engine!, { kind: 'backfill' });
           const progress = createProgressReporter();
           try {
-            return await runActions.waitForRun(engine!, runId, { pollMs: 250, onProgress: (r) => progress.update(r) });
+            return await runActions.waitForRun(engine!, runId, {
+              pollMs: 250,
+              onProgress: (r) => progress.update(r),
+            });
           } finally {
             progress.stop();
           }

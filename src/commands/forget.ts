@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../core/config-error.js';
+import { JOBS } from '../../jobs/index.js';
 import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
 import { type ForgetReport, forgetUser } from '../pipeline/erasure.js';
-import { table } from './print/run-report.js';
 import { Engine } from '../queue/engine.js';
 import { parseTargets } from './options.js';
+import { table } from './print/run-report.js';
 import { requireUserId } from './user-id.js';
-import { JOBS } from '../../jobs/index.js';
 
 /**
  * `profile-sync forget <userId> [--targets ...] [--json]` (issue 5): erasure on request. Removes the

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
-import { ConfigError } from '../core/config-error.js';
 import { loadRedisConfig } from '../config/load.js';
-import { createLinkStore, type LinkStore, linksKey } from '../store/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';
+import { ConfigError } from '../core/config-error.js';
 import { createLogger } from '../log.js';
+import { createLinkStore, type LinkStore, linksKey } from '../store/links.js';
 import { RedisErrorLog, whenRedisReady } from '../store/redis-open.js';
 
 /**

@@ -1,5 +1,5 @@
-import { ConfigError } from '../core/config-error.js';
 import { type Config, targetRateLimit } from '../config/schema.js';
+import { ConfigError } from '../core/config-error.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 
 /** `--targets a,b`: known names only (exit 2 otherwise). */
@@ -51,4 +51,3 @@ export function parseUsers(raw: string | undefined): string[] | undefined {
 export function limitsOf(config: Config, targets: TargetId[]): Partial<Record<TargetId, number>> {
   return Object.fromEntries(targets.map((t) => [t, targetRateLimit(config, t)]));
 }
-

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../core/config-error.js';
-import { loadConfig } from '../config/load.js';
-import { TARGET_IDS } from '../core/targets.js';
-import { createProgressReporter } from './print/progress.js';
-import { printRun } from './print/print-run.js';
-import { withEngine } from './with-engine.js';
-import { parseTargets } from './options.js';
 import * as runActions from '../../jobs/run-actions.js';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
+import { parseTargets } from './options.js';
+import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { withEngine } from './with-engine.js';
 
 export function registerRetryFailed(program: Command): void {
   program

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
-import { formatItem } from './print/run-report.js';
-import { printRun } from './print/print-run.js';
-import { withEngine } from './with-engine.js';
-import { parseTargets } from './options.js';
-import { requireUserId } from './user-id.js';
 import * as runActions from '../../jobs/run-actions.js';
+import { loadConfig } from '../config/load.js';
+import { parseTargets } from './options.js';
+import { printRun } from './print/print-run.js';
+import { formatItem } from './print/run-report.js';
+import { requireUserId } from './user-id.js';
+import { withEngine } from './with-engine.js';
 
 export function registerSyncUser(program: Command): void {
   program

@@ -1,8 +1,8 @@
-import { type Config } from '../config/schema.js';
-import { type TargetId } from '../core/targets.js';
-import { Engine } from '../queue/engine.js';
 import { JOBS } from '../../jobs/index.js';
 import * as runActions from '../../jobs/run-actions.js';
+import type { Config } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
+import { Engine } from '../queue/engine.js';
 
 /**
  * Runs `fn` with an engine, aborting the run cleanly on the first SIGINT/SIGTERM (remaining jobs are
@@ -36,4 +36,3 @@ export async function withEngine<T>(
     await engine.close();
   }
 }
-

@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config-error.js';
-import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { RejectedRecordError } from '../core/errors.js';
-import { preludeReservedKeyReason } from './prelude-reserved-keys.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import type { FieldMap, FieldValue, SourceUser } from '../core/types.js';
 import { packageRoot } from '../paths.js';
 import {
@@ -14,6 +13,7 @@ import {
   renderTemplate,
   type SourcePath,
 } from './mapping-schema.js';
+import { preludeReservedKeyReason } from './prelude-reserved-keys.js';
 
 /**
  * The mapping from a source user to each target's managed fields (issue 3 "Targets and the default

@@ -8,8 +8,6 @@ import { mappingSchema } from './mapping-schema.js';
  * is the only file that reads `process.env`.
  */
 
-
-
 /**
  * Zendesk publishes its Profiles API limits per plan, in requests per minute
  * (seed 003 and Zendesk's rate-limit page): Team and Growth 250, Professional 500, Enterprise 700,

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, type Dispatcher } from 'undici';
 import type { HttpConfig } from '../config/schema.js';
-import type { TargetId } from '../core/targets.js';
-import type { Logger } from '../log.js';
 import { type ErrorClass, SyncError } from '../core/errors.js';
-import type { Throttle } from './types.js';
+import type { TargetId } from '../core/targets.js';
 import type { RequestRecord } from '../core/types.js';
+import type { Logger } from '../log.js';
+import type { Throttle } from './types.js';
 
 /**
  * The one HTTP layer every connector (source and targets) sends through: undici with keep-alive per

@@ -1,6 +1,6 @@
 import { SyncError } from '../core/errors.js';
-import type { HttpResponse } from './http.js';
 import type { FieldMap, RequestRecord, SourceUser } from '../core/types.js';
+import type { HttpResponse } from './http.js';
 
 /**
  * What a target connector needs from the compiled mapping (src/config/mapping.ts `compileMappings`):

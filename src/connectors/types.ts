@@ -6,13 +6,11 @@ import type {
   ItemResult,
   PlannedRequest,
   RemoveResult,
-  SourceRecord,
   SourcePage,
+  SourceRecord,
   SourceUser,
 } from '../core/types.js';
 import type { Logger } from '../log.js';
-
-
 
 export interface TargetLimits {
   /** Requests per minute allowed across all workers. */
@@ -66,7 +64,6 @@ export interface ConnectorDeps {
   dispatcher?: Dispatcher;
   throttle?: Throttle;
 }
-
 
 export interface SourceConnector {
   check(): Promise<void>;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Job, Queue, Worker } from 'bullmq';
+import { JOBS } from '../../jobs/index.js';
 import type { Config } from '../config/schema.js';
 import type { TargetId } from '../core/targets.js';
 import { type OpsServer, opsListen, startOpsServer } from '../http/server.js';
@@ -7,7 +8,6 @@ import { createLogger, type Logger } from '../log.js';
 import { packageRoot } from '../paths.js';
 import { Engine } from '../queue/engine.js';
 import { Scheduler, validateSchedule } from './scheduler.js';
-import { JOBS } from '../../jobs/index.js';
 
 /**
  * How often each worker looks for stalled jobs. A SIGKILLed worker's jobs keep their locks until
@@ -68,7 +68,12 @@ export class Daemon {
     const schedule = opts.schedule ?? true;
     if (schedule) validateSchedule(config.sync.schedule); // before any connection: exit 2 fast
     const logger = opts.logger ?? createLogger({ level: config.logLevel });
-    const engine = await Engine.create({ jobs: JOBS, config, logger, rateWindowMs: config.sync.rateWindowMs });
+    const engine = await Engine.create({
+      jobs: JOBS,
+      config,
+      logger,
+      rateWindowMs: config.sync.rateWindowMs,
+    });
     // Workers wait for Redis; say where, so a daemon stuck at start-up says why (host only: the URL
     // may carry a password).
     logger.info({ redis: redisHost(config.redis.url), prefix: config.redis.prefix }, 'starting workers');
@@ -221,9 +226,7 @@ async function handBack(held: [Worker, Queue][], engine: Engine, logger: Logger)
     }
     for (const job of active) {
       if (!job?.id) continue;
-      const token = await engine.connection
-        .get(engine.layout.bullJobLock(w.name, job.id))
-        .catch(() => null);
+      const token = await engine.connection.get(engine.layout.bullJobLock(w.name, job.id)).catch(() => null);
       if (!token?.startsWith(`${w.id}:`)) continue;
       try {
         await job.moveToWait(token);

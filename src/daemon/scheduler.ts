@@ -1,10 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Job, Queue, Worker } from 'bullmq';
 import { validateDetailed } from 'node-cron';
-import { ConfigError } from '../core/config-error.js';
-import type { Logger } from '../log.js';
-import type { Engine } from '../queue/engine.js';
-
 /**
  * The daemon's schedule: one BullMQ job scheduler, shared by every daemon, whose ticks start scheduled
  * runs.
@@ -26,6 +22,9 @@ import type { Engine } from '../queue/engine.js';
  * status `skipped` so `profile-sync runs` shows it.
  */
 import * as runActions from '../../jobs/run-actions.js';
+import { ConfigError } from '../core/config-error.js';
+import type { Logger } from '../log.js';
+import type { Engine } from '../queue/engine.js';
 
 /** The queue of tick jobs (BullMQ queue names may not contain `:`). */
 export const SCHEDULE_QUEUE = 'schedule';

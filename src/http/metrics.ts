@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { targetRateLimit } from '../config/schema.js';
-import { type TargetId } from '../core/targets.js';
+import type { TargetId } from '../core/targets.js';
 import { OUTCOMES } from '../core/types.js';
 import type { Logger } from '../log.js';
 import type { RunRecord } from '../store/run-record.js';

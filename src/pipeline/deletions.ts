@@ -1,9 +1,9 @@
 import type { Config } from '../config/schema.js';
+import { maskBody } from '../core/masking.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import type { Logger } from '../log.js';
-import { maskBody } from '../core/masking.js';
-import { type DeletePolicy, type DeletionSettings, type DeletionSummary, lastWritten } from '../store/deletions.js';
+import type { DeletePolicy, DeletionSettings, DeletionSummary } from '../store/deletions.js';
 
 export function deletionSettings(config: Config): DeletionSettings {
   const policy: Partial<Record<TargetId, DeletePolicy>> = {};
@@ -107,5 +107,3 @@ export function removalPlanLine(
     lastWritten: previous && !pii ? maskBody(previous) : previous,
   };
 }
-
-

@@ -1,10 +1,9 @@
-
 import type { Redis } from 'ioredis';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { scanKeys } from '../store/connection.js';
-import type { RedisLayout } from '../store/redis-layout.js';
 import { tombstonesKey } from '../store/deletions.js';
-import { type ErasureDeps } from './erasure.js';
+import type { RedisLayout } from '../store/redis-layout.js';
+import type { ErasureDeps } from './erasure.js';
 
 /** Whether a string (a key, field, member, element or value) holds this user. */
 export type Matcher = (s: string) => boolean;
@@ -78,7 +77,12 @@ export function containsEmail(s: string, email: string): boolean {
 }
 
 /** BullMQ job ids of this user in one queue: every job id ends with `-<userKey>` (jobs/sync.ts, jobs/remove.ts). */
-export async function jobIdsOf(redis: Redis, layout: RedisLayout, queue: string, key: string): Promise<string[]> {
+export async function jobIdsOf(
+  redis: Redis,
+  layout: RedisLayout,
+  queue: string,
+  key: string,
+): Promise<string[]> {
   const base = layout.bullQueueBase(queue);
   const ids = new Set<string>();
   for (const k of await scanKeys(redis, `${base}*-${key}*`)) {
@@ -328,4 +332,3 @@ function erasedElement(row: string): string {
 
 /** An erased run item: what happened stays countable, whose data it was does not. */
 export const ERASED_USER = '(erased)';
-

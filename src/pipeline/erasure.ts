@@ -1,16 +1,16 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import { isSyncError } from '../core/errors.js';
-import type { LinkStore } from '../store/links.js';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
+import { isSyncError } from '../core/errors.js';
+import { sha256Hex, userKey } from '../core/hashing.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import type { FieldMap, RemoveResult } from '../core/types.js';
 import type { Logger } from '../log.js';
-import type { RedisLayout } from '../store/redis-layout.js';
 import { tombstonesKey } from '../store/deletions.js';
-import { sha256Hex, userKey } from '../core/hashing.js';
+import type { LinkStore } from '../store/links.js';
+import type { RedisLayout } from '../store/redis-layout.js';
 import type { StateStore } from '../store/state-store.js';
-import { userMatcher, jobIdsOf, sweep } from './erasure-sweep.js';
+import { jobIdsOf, sweep, userMatcher } from './erasure-sweep.js';
 
 export interface ErasureDeps {
   redis: Redis;
@@ -200,4 +200,3 @@ export async function forgetUser(
 function addEmail(set: Set<string>, v: unknown): void {
   if (typeof v === 'string' && /^[^@\s]+@[^@\s]+$/.test(v.trim())) set.add(v.trim().toLowerCase());
 }
-

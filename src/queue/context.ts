@@ -1,9 +1,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Queue } from 'bullmq';
-import type { TargetId } from '../core/targets.js';
-import type { LinkStore } from '../store/links.js';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
+import type { TargetId } from '../core/targets.js';
 import type { Logger } from '../log.js';
+import type { LinkStore } from '../store/links.js';
 import type { RunKind } from '../store/run-record.js';
 import type { RunStore } from '../store/run-store.js';
 import type { StateStore } from '../store/state-store.js';

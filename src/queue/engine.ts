@@ -3,23 +3,23 @@ import { hostname } from 'node:os';
 import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Dispatcher } from 'undici';
-import { ConfigError } from '../core/config-error.js';
 import { type Config, enabledTargets, targetRateLimit } from '../config/schema.js';
-import { type TargetId } from '../core/targets.js';
-import { createLinkStore, type LinkStore } from '../store/links.js';
 import { closeConnectors, createTargetConnectors } from '../connectors/registry.js';
 import { createSourceConnector } from '../connectors/source/connector.js';
 import type { SourceConnector, TargetConnector, Throttle } from '../connectors/types.js';
+import { ConfigError } from '../core/config-error.js';
+import type { TargetId } from '../core/targets.js';
 import { createLogger, type Logger } from '../log.js';
 import type { forgetUser } from '../pipeline/erasure.js';
+import { createRedisConnection } from '../store/connection.js';
+import { createLinkStore, type LinkStore } from '../store/links.js';
+import { RedisLayout, SCAN_QUEUE, syncQueueName } from '../store/redis-layout.js';
+import { RedisErrorLog, redisErrorFields, whenRedisReady } from '../store/redis-open.js';
 import { RunStore } from '../store/run-store.js';
 import { StateStore } from '../store/state-store.js';
 import { backoffStrategy } from './backoff.js';
-import { createRedisConnection } from '../store/connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import type { JobSet } from './job-definition.js';
-import { RedisLayout, SCAN_QUEUE, syncQueueName } from '../store/redis-layout.js';
-import { RedisErrorLog, redisErrorFields, whenRedisReady } from '../store/redis-open.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 type ErasureDeps = Parameters<typeof forgetUser>[0];
@@ -352,12 +352,14 @@ export class Engine {
     // A job failed by BullMQ itself (stalled more than maxStalledCount, or a throw before the handler
     // settled) must still settle, or its run never ends. Idempotent with the handlers' own settling.
     w.on('failed', (job, err) => {
-      this.jobs.onFailed(job, err, ctx).catch((e: unknown) =>
-        this.logger.error(
-          { err: e instanceof Error ? e.message : String(e), queue: w.name, job: job?.id },
-          'could not settle a failed job',
-        ),
-      );
+      this.jobs
+        .onFailed(job, err, ctx)
+        .catch((e: unknown) =>
+          this.logger.error(
+            { err: e instanceof Error ? e.message : String(e), queue: w.name, job: job?.id },
+            'could not settle a failed job',
+          ),
+        );
     });
     this.workers.push(w);
   }

@@ -1,4 +1,3 @@
-
 import type { Redis } from 'ioredis';
 import { RedisLayout } from './redis-layout.js';
 
@@ -84,4 +83,3 @@ export interface LinkRow {
   /** 1-based line number where the row starts (the header is line 1). */
   line: number;
 }
-

@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { type TargetId } from '../core/targets.js';
-import { OUTCOMES, type RequestRecord } from '../core/types.js';
-import { type DeletionSummary } from './deletions.js';
 import { maskBody, maskDiff, maskPath } from '../core/masking.js';
-import type { OutcomeCounts, RunItem, RunKind, RunOptions, RunRecord, RunStatus, ScanInfo, TargetRunCounts } from './run-record.js';
+import type { TargetId } from '../core/targets.js';
+import { OUTCOMES, type RequestRecord } from '../core/types.js';
+import type { DeletionSummary } from './deletions.js';
+import type {
+  OutcomeCounts,
+  RunItem,
+  RunKind,
+  RunOptions,
+  RunRecord,
+  RunStatus,
+  ScanInfo,
+  TargetRunCounts,
+} from './run-record.js';
 import { stopKind } from './run-record.js';
 
 /** A run id: sortable, readable, no `:` (it goes into BullMQ job ids): `20261123T182501Z-3fa2`. */

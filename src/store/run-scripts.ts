@@ -126,4 +126,3 @@ export function withScripts(redis: Redis): Redis & ScriptCommands {
   }
   return redis as Redis & ScriptCommands;
 }
-

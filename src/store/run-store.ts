@@ -1,12 +1,20 @@
 import type { Redis } from 'ioredis';
-import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import { type Outcome } from '../core/types.js';
-import type { RedisLayout } from './redis-layout.js';
-import { goneKey, seenKey } from './deletions.js';
 import { userKey } from '../core/hashing.js';
-import type { AttemptRecord, RunItem, RunKind, RunOptions, RunRecord, RunStatus, ScanInfo } from './run-record.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
+import type { Outcome } from '../core/types.js';
+import { goneKey, seenKey } from './deletions.js';
+import type { RedisLayout } from './redis-layout.js';
+import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
+import type {
+  AttemptRecord,
+  RunItem,
+  RunKind,
+  RunOptions,
+  RunRecord,
+  RunStatus,
+  ScanInfo,
+} from './run-record.js';
 import { type ScriptCommands, withScripts } from './run-scripts.js';
-import { newRunId, counterField, emptyScan, maskItem, parseRun } from './run-codec.js';
 
 /** Retention of run records. */
 export interface RunRetention {
@@ -409,4 +417,3 @@ export class RunStore {
     return victims;
   }
 }
-

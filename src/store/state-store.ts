@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
+import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import type { RedisLayout } from './redis-layout.js';
-import { hashFields } from '../core/hashing.js';
 
 /** What profile-sync last wrote for one (target, user). */
 export interface TargetState {

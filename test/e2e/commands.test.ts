@@ -1,21 +1,20 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
-import { RunStore } from '../../src/store/run-store.js';
-import { Engine } from '../../src/queue/engine.js';
-import { RedisLayout } from '../../src/store/redis-layout.js';
-import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
-import { assertBuilt, runCli as cli } from '../helpers/cli.js';
-import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
-import { startProxy } from '../integration/engine/e2e-helpers.js';
-import { inspect, inspectPost } from '../integration/engine/harness.js';
-
 // Issue 8.16: the operator commands that had never been run end to end: `sync-user`, `retry-failed`,
 // `backfill --enqueue-only` and `--show-pii`, each through the built CLI (dist/) against the sandbox
 // and the shared Redis under a prefix of this file's own.
 import { JOBS } from '../../jobs/index.js';
 import * as runActions from '../../jobs/run-actions.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { Engine } from '../../src/queue/engine.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { RedisLayout } from '../../src/store/redis-layout.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { assertBuilt, runCli as cli } from '../helpers/cli.js';
+import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+import { startProxy } from '../integration/engine/e2e-helpers.js';
+import { inspect, inspectPost } from '../integration/engine/harness.js';
 
 interface Summary {
   runId: string;
@@ -95,7 +94,8 @@ describe('operator commands through the built CLI (issue 8.16)', () => {
     expect((await runs.get(queued))?.status).toBe('running');
     expect(sandbox.sims.sunshine.counters().total).toBe(0);
     // "A running daemon picks it up": an engine of this process with workers runs both.
-    const engine = await Engine.create({ jobs: JOBS,
+    const engine = await Engine.create({
+      jobs: JOBS,
       config: loadConfig(env as Record<string, string>),
       logger: createLogger({ level: 'silent' }),
     });

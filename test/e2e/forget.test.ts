@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../jobs/run-actions.js';
 import { userKey } from '../../src/core/hashing.js';
 import type { Engine } from '../../src/queue/engine.js';
 import { CLI, runCli as cli } from '../helpers/cli.js';
@@ -12,7 +13,6 @@ import {
   type SourceUserRow,
   startHarness,
 } from '../integration/engine/harness.js';
-import * as runActions from '../../jobs/run-actions.js';
 
 /** Everything a key holds, as one text (its name included), whatever its type. */
 async function dump(redis: Redis, key: string): Promise<string> {

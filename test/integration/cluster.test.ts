@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as runActions from '../../jobs/run-actions.js';
+import { userKey } from '../../src/core/hashing.js';
 import { TARGET_IDS } from '../../src/core/targets.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
-import { userKey } from '../../src/core/hashing.js';
-import { scanKeys } from '../../src/store/connection.js';
 import type { Engine } from '../../src/queue/engine.js';
+import { scanKeys } from '../../src/store/connection.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './engine/harness.js';
-import * as runActions from '../../jobs/run-actions.js';
 
 // Issue 4: "Works on one Redis and on Redis Cluster (key prefix in a hash tag)". A real 3-master
 // cluster of this test's own (never the shared Redis at 6379), the engine connected with
@@ -156,7 +156,11 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     const prefix = h!.prefix;
     const users = await inspect<SourceUserRow[]>(h!.sandbox.urls.source, 'users');
     expect(users.length).toBe(100);
-    const first = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 100 });
+    const first = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'backfill' }),
+      { pollMs: 100 },
+    );
     expect(first.status).toBe('completed');
     expect(first.scan).toMatchObject({ status: 'done', complete: true, records: 100 });
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
@@ -165,7 +169,11 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
       expect(o.created).toBeGreaterThan(0);
       expect(o.created + o.rejected + o.unlinked).toBe(users.length);
     }
-    const again = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
+    const again = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(again.status).toBe('completed');
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
       const o = again.targets[t]!.outcomes;

@@ -4,8 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Engine } from '../../src/queue/engine.js';
-import { syncQueueName } from '../../src/store/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { syncQueueName } from '../../src/store/redis-layout.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { type Harness, inspect, mismatches } from '../integration/engine/harness.js';
 import { assertBuilt, type CliProcess, spawnCli, waitFor } from './processes.js';
@@ -64,7 +64,11 @@ describe('reliability: a worker dies mid-run', () => {
   }
 
   async function startRun(env: Record<string, string>): Promise<string> {
-    engine = await Engine.create({ jobs: JOBS, config: loadConfig(env), logger: createLogger({ level: 'silent' }) });
+    engine = await Engine.create({
+      jobs: JOBS,
+      config: loadConfig(env),
+      logger: createLogger({ level: 'silent' }),
+    });
     return runActions.startRun(engine, { kind: 'backfill' });
   }
 
@@ -176,5 +180,6 @@ describe('reliability: a worker dies mid-run', () => {
     await expectAllCorrect(runId, env);
   }, 180_000);
 });
+
 import { JOBS } from '../../jobs/index.js';
 import * as runActions from '../../jobs/run-actions.js';

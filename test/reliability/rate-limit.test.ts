@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Engine } from '../../src/queue/engine.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, type CliProcess, maxInAnyWindow, spawnCli } from './processes.js';
-import { JOBS } from '../../jobs/index.js';
-import * as runActions from '../../jobs/run-actions.js';
 
 /**
  * Issue 4: "three worker processes against a target limited to L requests per minute never exceed L in
@@ -60,7 +60,8 @@ describe('reliability: three daemons share one rate limit', () => {
     for (let i = 0; i < 3; i++) procs.push(spawnCli(['daemon', '--no-schedule', '--concurrency', '8'], env));
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));
 
-    const engine = await Engine.create({ jobs: JOBS,
+    const engine = await Engine.create({
+      jobs: JOBS,
       config: loadConfig(env),
       logger: createLogger({ level: 'silent' }),
       rateWindowMs: WINDOW_MS,

@@ -61,14 +61,21 @@ function violations(file: string, source: string): string[] {
   const out: string[] = [];
   for (const spec of specifiers(source)) {
     if (!spec.startsWith('.')) continue;
-    const target = relative(root, resolve(root, dirname(file), spec)).split('\\').join('/').replace(/\.js$/, '.ts');
+    const target = relative(root, resolve(root, dirname(file), spec))
+      .split('\\')
+      .join('/')
+      .replace(/\.js$/, '.ts');
     if (target.startsWith(SANDBOX)) {
-      if (!SANDBOX_USERS.some((p) => file.startsWith(p))) out.push(`${file} -> ${target} (only commands start the sandbox)`);
+      if (!SANDBOX_USERS.some((p) => file.startsWith(p)))
+        out.push(`${file} -> ${target} (only commands start the sandbox)`);
       continue;
     }
     const to = layerOf(target);
     if (to === undefined) out.push(`${file} -> ${target} (outside the layers)`);
-    else if (LEAVES.some((p) => file.startsWith(p)) && !(file.startsWith('src/core/') && target.startsWith('src/core/')))
+    else if (
+      LEAVES.some((p) => file.startsWith(p)) &&
+      !(file.startsWith('src/core/') && target.startsWith('src/core/'))
+    )
       out.push(`${file} -> ${target} (core and leaf modules import nothing of the project)`);
     else if (to > from) out.push(`${file} -> ${target} (layer ${from} imports layer ${to})`);
   }
@@ -82,14 +89,18 @@ const projectFiles = () =>
 
 describe('architecture: layers', () => {
   it('classifies imports against the order', () => {
-    expect(violations('src/connectors/zephr/target.ts', "import { diffFields } from '../../core/diff.js';")).toEqual([]);
+    expect(
+      violations('src/connectors/zephr/target.ts', "import { diffFields } from '../../core/diff.js';"),
+    ).toEqual([]);
     expect(violations('src/queue/engine.ts', "import * as sync from '../../jobs/sync.js';")).toEqual([
       'src/queue/engine.ts -> jobs/sync.ts (layer 4 imports layer 5)',
     ]);
-    expect(violations('src/config/load.ts', "import { compileMappings } from '../pipeline/mapping.js';")).toEqual([
-      'src/config/load.ts -> src/pipeline/mapping.ts (layer 2 imports layer 4)',
-    ]);
-    expect(violations('src/core/diff.ts', "import type { X } from '../connectors/types.js';")).toHaveLength(1);
+    expect(
+      violations('src/config/load.ts', "import { compileMappings } from '../pipeline/mapping.js';"),
+    ).toEqual(['src/config/load.ts -> src/pipeline/mapping.ts (layer 2 imports layer 4)']);
+    expect(violations('src/core/diff.ts', "import type { X } from '../connectors/types.js';")).toHaveLength(
+      1,
+    );
     expect(violations('src/core/diff.ts', "import type { FieldMap } from './types.js';")).toEqual([]);
     expect(violations('src/store/links.ts', "export { a } from '../pipeline/x.js';")).toHaveLength(1);
     expect(violations('jobs/sync.ts', "const m = await import('../src/http/server.js');")).toHaveLength(1);

@@ -1,7 +1,14 @@
-import { type Config } from '../../config/schema.js';
+import type { Config } from '../../config/schema.js';
 import type { RunRecord } from '../../store/run-record.js';
-import { exitCodeFor, planTable, runHeadline, runSummaryJson, runWarnings, summaryTable } from './run-report.js';
 import { limitsOf } from '../options.js';
+import {
+  exitCodeFor,
+  planTable,
+  runHeadline,
+  runSummaryJson,
+  runWarnings,
+  summaryTable,
+} from './run-report.js';
 
 /** Prints a finished run: the table (or JSON on stdout) and warnings; sets the exit code. */
 export function printRun(
@@ -25,4 +32,3 @@ export function printRun(
   for (const w of runWarnings(run)) process.stderr.write(`${w}\n`);
   process.exitCode = exitCodeFor(run);
 }
-

@@ -5,8 +5,8 @@
  * before anything is stored, and every bad row is reported by its line number.
  */
 
+import type { LinkRow } from '../../store/links.js';
 import { unsafePathSegment } from '../target-common.js';
-import { type LinkRow } from '../../store/links.js';
 
 export interface LinkParseResult {
   rows: LinkRow[];
@@ -116,4 +116,3 @@ export function parseLinkCsv(text: string): LinkParseResult {
   }
   return { rows, errors };
 }
-

@@ -1,11 +1,18 @@
-import { ConfigError } from '../../core/config-error.js';
 import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
+import { ConfigError } from '../../core/config-error.js';
 import { diffFields } from '../../core/diff.js';
 import { SyncError } from '../../core/errors.js';
+import type {
+  Change,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+} from '../../core/types.js';
 import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
 import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
-import type { Change, FieldMap, ItemResult, PlannedRequest, RemoveResult, SourceUser } from '../../core/types.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
 import { compileUserIdTemplate, profilePath } from './user-id.js';
 

@@ -1,7 +1,15 @@
-import { ConfigError } from '../../core/config-error.js';
 import type { HttpConfig, ZephrConfig } from '../../config/schema.js';
+import { ConfigError } from '../../core/config-error.js';
 import { diffFields } from '../../core/diff.js';
 import { SyncError } from '../../core/errors.js';
+import type {
+  Change,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+} from '../../core/types.js';
 import { createHttpClient } from '../http.js';
 import {
   type ConnectorMapping,
@@ -12,7 +20,6 @@ import {
   unsafePathSegment,
 } from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
-import type { Change, FieldMap, ItemResult, PlannedRequest, RemoveResult, SourceUser } from '../../core/types.js';
 import { createJwtMinter } from './jwt.js';
 import { fieldsFromDocument, mergeDocument, sameJson } from './payload.js';
 

@@ -67,4 +67,5 @@ describe('Daemon: status lines', () => {
       expect(all).not.toContain(sandbox.env[k]!);
   }, 60_000);
 });
+
 import * as runActions from '../../../jobs/run-actions.js';

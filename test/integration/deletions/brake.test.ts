@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { CLI, runCli as cli } from '../../helpers/cli.js';
 import {
   type Harness,
@@ -11,7 +12,6 @@ import {
   startHarness,
   writeCount,
 } from '../engine/harness.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 interface SunshineProfile {
   identifiers: { type: string; value: string }[];
@@ -113,9 +113,15 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
     });
     const engine = await h.engine({ only: ['sunshine'] });
     await engine.startWorkers({ concurrency: 8 });
-    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 100 });
+    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     await inspectPost(h.sandbox.urls.source, 'users/remove', { share: 0.06 });
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(run.status).toBe('held');
     expect(run.deletions?.held).toContain('sunshine: 6 removals > MAX_DELETES 5');
     expect(run.targets.sunshine!.outcomes.removed).toBe(0);
@@ -130,17 +136,27 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
     });
     const engine = await h.engine({ only: ['sunshine'] });
     await engine.startWorkers({ concurrency: 4 });
-    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 100 });
+    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
     const [a, b] = [users[1]!, users[2]!];
     await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [a.id, b.id] });
-    const held = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
+    const held = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(held.status).toBe('held');
     // b comes back with a new email and is written again, then leaves again before the confirm.
     await inspectPost(h.sandbox.urls.source, 'users', { ...b, email: 'back.again@example.org' });
-    const sync = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'single-user', users: [b.id] }), {
-      pollMs: 100,
-    });
+    const sync = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'single-user', users: [b.id] }),
+      {
+        pollMs: 100,
+      },
+    );
     expect(sync.targets.sunshine!.outcomes.updated).toBe(1);
     await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [b.id] });
     const c = await runActions.confirmDeletes(engine, held.id);

@@ -1,16 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSourceConnector } from '../../../src/connectors/source/connector.js';
-import type { SourceConnector } from '../../../src/connectors/types.js';
-import { createLogger } from '../../../src/log.js';
-import type { Engine } from '../../../src/queue/engine.js';
-import { type Harness, inspect, inspectPost, startHarness } from '../engine/harness.js';
-
 /**
  * Issue 8.1: the source changes while a scan pages through it (offset paging). Users removed from,
  * or inserted into, pages already read shift later users; no user still in the source may ever be
  * concluded gone, and each user is counted once.
  */
 import * as runActions from '../../../jobs/run-actions.js';
+import { createSourceConnector } from '../../../src/connectors/source/connector.js';
+import type { SourceConnector } from '../../../src/connectors/types.js';
+import { createLogger } from '../../../src/log.js';
+import type { Engine } from '../../../src/queue/engine.js';
+import { type Harness, inspect, inspectPost, startHarness } from '../engine/harness.js';
 
 interface SunshineProfile {
   identifiers: { type: string; value: string }[];
@@ -37,7 +36,10 @@ async function onPage(h: Harness, hook: { afterPage: number; remove?: string[]; 
   await inspectPost(h.sandbox.urls.source, 'users/on-page', hook);
 }
 
-async function backfill(engine: Engine, req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' }) {
+async function backfill(
+  engine: Engine,
+  req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' },
+) {
   return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 

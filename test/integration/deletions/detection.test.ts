@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type Harness, inspect, inspectPost, startHarness, writeCount } from '../engine/harness.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 const TARGETS = ['sunshine', 'zephr', 'prelude'] as const;
 
@@ -34,7 +34,10 @@ async function removeFromSource(h: Harness, body: { share: number; seed?: number
   return removed;
 }
 
-async function backfill(engine: Engine, req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' }) {
+async function backfill(
+  engine: Engine,
+  req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' },
+) {
   return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 

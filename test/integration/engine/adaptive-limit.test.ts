@@ -42,4 +42,5 @@ describe('engine: adaptive rate limit after 429s', () => {
     expect((await mismatches(h)).filter((m) => m.startsWith('zephr'))).toEqual([]);
   }, 150_000);
 });
+
 import * as runActions from '../../../jobs/run-actions.js';

@@ -20,7 +20,9 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     });
     const bad = await h.engine({ only: ['sunshine'] });
     await bad.startWorkers({ concurrency: 4 });
-    const run = await runActions.waitForRun(bad, await runActions.startRun(bad, { kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(bad, await runActions.startRun(bad, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     const s = run.targets.sunshine!;
     expect(s.stopped).toMatch(/E_AUTH/);
     expect(s.outcomes.failed).toBe(60);
@@ -38,7 +40,8 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
 
     // Credentials fixed: re-drive them.
     const config = loadConfig({ ...h.env, SUNSHINE_API_TOKEN: h.sandbox.env.SUNSHINE_API_TOKEN! });
-    const good = await Engine.create({ jobs: JOBS,
+    const good = await Engine.create({
+      jobs: JOBS,
       config,
       only: ['sunshine'],
       logger: createLogger({ level: 'silent' }),
@@ -54,7 +57,8 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
       expect(await good.syncQueues.sunshine!.getFailedCount()).toBe(0);
       // Replaying again (the same users, e.g. a double retry) never duplicates a profile.
       await good.state.remove('sunshine', 'user-000001');
-      const again = await runActions.waitForRun(good, 
+      const again = await runActions.waitForRun(
+        good,
         await runActions.startRun(good, { kind: 'single-user', users: ['user-000001'] }),
         { pollMs: 100 },
       );
@@ -73,5 +77,6 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     }
   }, 60_000);
 });
+
 import { JOBS } from '../../../jobs/index.js';
 import * as runActions from '../../../jobs/run-actions.js';

@@ -113,7 +113,10 @@ describe('drainRun and retryFailed', () => {
   it('retryFailed --run of a run that does not exist (and has no dead letters) is an error', async () => {
     h = await startHarness({ label: 'retry-nosuch', sandbox: { users: 1 } });
     const engine = await h.engine();
-    await expect(runActions.retryFailed(engine, { runId: 'nonexistent' })).rejects.toThrow(/no such run nonexistent/);
+    await expect(runActions.retryFailed(engine, { runId: 'nonexistent' })).rejects.toThrow(
+      /no such run nonexistent/,
+    );
   }, 60_000);
 });
+
 import * as runActions from '../../../jobs/run-actions.js';

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { JOBS } from '../../../jobs/index.js';
+import * as runActions from '../../../jobs/run-actions.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { TargetConnector } from '../../../src/connectors/types.js';
@@ -6,8 +8,6 @@ import { createLogger } from '../../../src/log.js';
 import { Engine } from '../../../src/queue/engine.js';
 import { preludeKnown, startProxy, sunshineExternalIds, until } from './e2e-helpers.js';
 import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
-import { JOBS } from '../../../jobs/index.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 // Issue 8.16: failure paths that had never been run end to end (real Redis under a random prefix,
 // the loopback sandbox, the production engine and jobs).
@@ -39,7 +39,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const p = run.targets.prelude!;
     expect(p.outcomes.failed).toBe(1);
     expect(p.outcomes.created).toBe(known.length - 1);
@@ -107,7 +109,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     const engine = await h.engine({ only: ['zephr'], targets: { zephr } });
     extra.push({ close: () => real.close() });
     await engine.startWorkers({ concurrency: 2 });
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const z = run.targets.zephr!;
     expect(z.outcomes.created).toBe(5);
     expect(z.outcomes.failed).toBe(1);
@@ -137,7 +141,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     });
     const first = await h.engine({ only: ['sunshine', 'zephr'] });
     await first.startWorkers({ concurrency: 8 });
-    const base = await runActions.waitForRun(first, await runActions.startRun(first, { kind: 'backfill' }), { pollMs: 50 });
+    const base = await runActions.waitForRun(first, await runActions.startRun(first, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     expect(base.status).toBe('completed');
     expect(base.targets.sunshine!.outcomes.created).toBe(100);
     await first.close();
@@ -156,7 +162,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     const engine = await Engine.create({ jobs: JOBS, config, only: ['sunshine', 'zephr'], logger: silent() });
     extra.push(engine);
     await engine.startWorkers({ concurrency: 8 });
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     expect(run.status).toBe('failed');
     expect(run.scan.status).toBe('failed');
     expect(run.scan.complete).toBe(false);
@@ -196,7 +204,11 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
       expect(res.ok).toBe(true);
       const engine = await h.engine({ only: ['prelude'] });
       await engine.startWorkers({ concurrency: 4 });
-      const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 50 });
+      const run = await runActions.waitForRun(
+        engine,
+        await runActions.startRun(engine, { kind: 'backfill' }),
+        { pollMs: 50 },
+      );
       const p = run.targets.prelude!;
       expect(p.stopped).toContain(code);
       expect(p.stopped).toContain(code === 'app_not_found' ? 'PRELUDE_APP_ID' : 'enable it');
@@ -227,7 +239,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const p = run.targets.prelude!;
     expect(p.outcomes.created).toBe(known.length - 1);
     expect(p.outcomes.failed).toBe(1);

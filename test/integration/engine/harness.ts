@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
+import { JOBS } from '../../../jobs/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { createLogger } from '../../../src/log.js';
 import { Engine, type EngineOptions } from '../../../src/queue/engine.js';
 import { type Sandbox, type SandboxOptions, startSandbox } from '../../../src/sandbox/index.js';
 import { cleanPrefix, keysOf, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
-import { JOBS } from '../../../jobs/index.js';
 
 /** A sandbox, a config pointing at it under a fresh Redis prefix, and a way to clean both. */
 export interface Harness {
@@ -46,7 +46,8 @@ export async function startHarness(
     redis,
     env,
     async engine(opts = {}) {
-      const e = await Engine.create({ jobs: JOBS,
+      const e = await Engine.create({
+        jobs: JOBS,
         config,
         logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         ...opts,

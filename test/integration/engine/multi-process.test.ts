@@ -2,8 +2,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Harness, mismatches, startHarness } from './harness.js';
 import * as runActions from '../../../jobs/run-actions.js';
+import { type Harness, mismatches, startHarness } from './harness.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
 const DIST = fileURLToPath(new URL('../../../dist/src/queue/engine.js', import.meta.url));

@@ -42,4 +42,5 @@ describe('engine: priority lanes', () => {
     expect(await engine.syncQueues.prelude!.getPrioritizedCount()).toBe(0);
   }, 60_000);
 });
+
 import * as runActions from '../../../jobs/run-actions.js';

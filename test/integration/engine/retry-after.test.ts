@@ -1,11 +1,11 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
+import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/commands/print/run-report.js';
 import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { Throttle } from '../../../src/connectors/types.js';
 import { createLogger } from '../../../src/log.js';
-import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/commands/print/run-report.js';
 import { type Harness, startHarness } from './harness.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 /** A pino destination that keeps the parsed lines. */
 function captureLogs(): { lines: Record<string, unknown>[]; stream: Writable } {
@@ -70,7 +70,10 @@ describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () =>
     await engine.startWorkers({ concurrency: 8 });
     try {
       const runId = await runActions.startRun(engine, { kind: 'backfill', targets: ['zephr'] });
-      const run = await runActions.waitForRun(engine, runId, { pollMs: 100, signal: AbortSignal.timeout(120_000) });
+      const run = await runActions.waitForRun(engine, runId, {
+        pollMs: 100,
+        signal: AbortSignal.timeout(120_000),
+      });
       expect(run.status).toBe('completed');
       expect(run.targets.zephr!.outcomes.failed).toBe(0);
       expect(run.targets.zephr!.rateLimited).toBeGreaterThan(0);
@@ -135,7 +138,10 @@ describe('engine: a huge Retry-After stops the target for the run (issue 8.3)', 
     const started = Date.now();
     const runId = await runActions.startRun(engine, { kind: 'backfill', targets: ['prelude'] });
     // Before the fix this waited 24 hours (the signal fails the test after 60 s).
-    const run = await runActions.waitForRun(engine, runId, { pollMs: 100, signal: AbortSignal.timeout(60_000) });
+    const run = await runActions.waitForRun(engine, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
 
     const tookMs = Date.now() - started;
     const p = run.targets.prelude!;

@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { closeConnectors, createTargetConnectors } from '../../../src/connectors/registry.js';
 import { createSourceConnector } from '../../../src/connectors/source/connector.js';
 import type { SourceConnector, TargetConnector } from '../../../src/connectors/types.js';
@@ -7,7 +8,6 @@ import type { Change } from '../../../src/core/types.js';
 import { createLogger } from '../../../src/log.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -85,7 +85,10 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await runActions.waitForRun(rescuer, runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
 
     expect(run.status).toBe('completed');
     const o = run.targets.zephr!.outcomes;
@@ -131,16 +134,23 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await runActions.waitForRun(rescuer, runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
 
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false });
     expect(run.scan.error).toContain('stalled more than allowable limit');
     // The next scheduled run is not held up by it.
-    const next = await runActions.waitForRun(rescuer, await runActions.startRun(rescuer, { kind: 'scheduled', targets: ['zephr'] }), {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const next = await runActions.waitForRun(
+      rescuer,
+      await runActions.startRun(rescuer, { kind: 'scheduled', targets: ['zephr'] }),
+      {
+        pollMs: 100,
+        signal: AbortSignal.timeout(20_000),
+      },
+    );
     expect(next.status).toBe('completed');
   });
 });

@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
+import { JOBS } from '../../../jobs/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { type OpsServer, type OpsServerOptions, startOpsServer } from '../../../src/http/server.js';
@@ -7,7 +8,6 @@ import { createLogger, type Logger } from '../../../src/log.js';
 import { Engine } from '../../../src/queue/engine.js';
 import { type Sandbox, startSandbox } from '../../../src/sandbox/index.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
-import { JOBS } from '../../../jobs/index.js';
 
 /** A sandbox, an engine on it under a fresh Redis prefix, and ops servers to close afterwards. */
 export interface OpsHarness {

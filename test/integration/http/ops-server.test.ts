@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import type { OpsServer } from '../../../src/http/server.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
-import * as runActions from '../../../jobs/run-actions.js';
 
 const TOKEN = 'ops-test-token-7f3a9c2e51d04b8a';
 
@@ -153,9 +153,13 @@ describe('ops server on the sandbox engine', () => {
     );
     expect(sample(text, 'profile_sync_last_run_status', { kind: 'backfill', status: 'completed' })).toBe(1);
 
-    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'scheduled', limit: 12 }), {
-      pollMs: 50,
-    });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled', limit: 12 }),
+      {
+        pollMs: 50,
+      },
+    );
     expect(run.status).toBe('completed');
     text = (await h.get(`${late.url}/metrics`)).text;
     for (const t of engine.targets) {

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpsServer } from '../../../src/http/server.js';
-import { createRedisConnection } from '../../../src/store/connection.js';
 import type { Engine } from '../../../src/queue/engine.js';
+import { createRedisConnection } from '../../../src/store/connection.js';
 import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
 
 /** A throwaway redis-server of this test's own: the shared one on 6379 is never stopped. */

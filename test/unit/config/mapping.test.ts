@@ -2,15 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/core/config-error.js';
-import { RejectedRecordError } from '../../../src/core/errors.js';
-import type { SourceUser } from '../../../src/core/types.js';
 import { compileMappings, loadDefaultMappings } from '../../../src/config/mapping.js';
 import {
   type MappingOverrides,
   mappingSchema,
   templateProblems,
 } from '../../../src/config/mapping-schema.js';
+import { ConfigError } from '../../../src/core/config-error.js';
+import { RejectedRecordError } from '../../../src/core/errors.js';
+import type { SourceUser } from '../../../src/core/types.js';
 
 const FILE = '/etc/profile-sync.yaml';
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,7 +1,6 @@
 import { Writable } from 'node:stream';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SyncError } from '../../../src/core/errors.js';
 import {
   buildPath,
   classify,
@@ -11,6 +10,7 @@ import {
   parseRetryAfter,
   vendorErrorCode,
 } from '../../../src/connectors/http.js';
+import { SyncError } from '../../../src/core/errors.js';
 import { createLogger } from '../../../src/log.js';
 
 const ORIGIN = 'https://api.vendor.test';

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
+import { newRunId } from '../../../src/store/run-codec.js';
 import type { RunItem, RunOptions } from '../../../src/store/run-record.js';
 import { RunStore } from '../../../src/store/run-store.js';
-import { newRunId } from '../../../src/store/run-codec.js';
-import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
 const OPTS: RunOptions = {

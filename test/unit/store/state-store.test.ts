@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashFields } from '../../../src/core/hashing.js';
-import { StateStore, unlinkedIsFresh } from '../../../src/store/state-store.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
+import { StateStore, unlinkedIsFresh } from '../../../src/store/state-store.js';
 import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../helpers/redis.js';
 
 describe('StateStore', () => {

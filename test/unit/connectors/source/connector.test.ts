@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceConfig } from '../../../../src/config/schema.js';
-import { SyncError } from '../../../../src/core/errors.js';
 import {
   createSourceConnector,
   isSourceOrderChanged,
   SourceOrderChangedError,
 } from '../../../../src/connectors/source/connector.js';
+import { SyncError } from '../../../../src/core/errors.js';
 import type { SourceRecord } from '../../../../src/core/types.js';
 import { createLogger } from '../../../../src/log.js';
 
