@@ -3,11 +3,8 @@ import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { userKey } from '../src/core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
-import type { Outcome } from '../src/core/types.js';
 import type { EngineSettings, JobContext, RequestScope } from '../src/queue/context.js';
-import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
-import type { RunItem, RunKind } from '../src/store/run-record.js';
-import type { CounterDelta } from '../src/store/run-store.js';
+import type { RunKind } from '../src/store/run-record.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
 
@@ -48,23 +45,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<steps.SyncResu
 
   const gate = await ctx.runs.jobGate(runId, target);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 };
-  const settle = async (
-    outcome: Outcome | 'skipped',
-    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
-    counters: CounterDelta[] = [],
-  ) => {
-    const full: RunItem[] = item
-      ? [{ userId, target, attempts: attempt, at: Date.now(), jobId: String(job.id), ...item }]
-      : [];
-    await ctx.runs.record(runId, {
-      settle: member,
-      counters: [[target, outcome, 1], ...counters],
-      items: full,
-      pii: gate.pii,
-    });
-    if (outcome === 'failed') await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
-    await maybeFinishRun(ctx.runs, runId);
-  };
+
+  const settle = steps.makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
   const early = await steps.passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
   if (early) return early;

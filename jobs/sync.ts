@@ -5,14 +5,14 @@ import { RejectedRecordError } from '../src/core/errors.js';
 import { userKey } from '../src/core/hashing.js';
 import { maskBody, maskPath } from '../src/core/masking.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
-import type { Change, FieldDiff, FieldMap, Outcome, PlannedRequest, SourceUser } from '../src/core/types.js';
+import type { Change, FieldDiff, FieldMap, PlannedRequest, SourceUser } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
-import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import {
   handleFailure,
+  makeSettle,
   passGate,
   RunAbortedError,
   type SyncResult,
@@ -101,25 +101,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
 
   const gate = await ctx.runs.jobGate(runId, target);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
-  const settle = async (
-    outcome: Outcome | 'skipped',
-    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
-    counters: CounterDelta[] = [],
-  ) => {
-    const counter: CounterDelta = [target, outcome, 1];
-    const full: RunItem[] = item
-      ? [{ userId, target, attempts: attempt, at: Date.now(), jobId: job.id, ...item }]
-      : [];
-    await ctx.runs.record(runId, {
-      settle: member,
-      counters: [counter, ...counters],
-      items: full,
-      pii: gate.pii,
-    });
-    if (outcome === 'failed' || outcome === 'rejected')
-      await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
-    await maybeFinishRun(ctx.runs, runId);
-  };
+
+  const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
   const early = await passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
   if (early) return early;

@@ -4,7 +4,7 @@ import { userKey } from '../src/core/hashing.js';
 import type { TargetId } from '../src/core/targets.js';
 import type { FieldMap, Outcome } from '../src/core/types.js';
 import type { JobContext, RequestScope } from '../src/queue/context.js';
-import { formatWait } from '../src/queue/run-lifecycle.js';
+import { checkFailureRate, formatWait, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { type AttemptRecord, RATE_LIMITED_STOP, type RunItem, stopKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import type { SyncPayload } from './sync.js';
@@ -161,7 +161,7 @@ function errorJson(err: unknown): Record<string, unknown> {
   return { code: 'E_UNKNOWN', message: String(err) };
 }
 
-type JobGate = Awaited<ReturnType<JobContext['runs']['jobGate']>>;
+export type JobGate = Awaited<ReturnType<JobContext['runs']['jobGate']>>;
 type Settle = (
   outcome: 'failed' | 'skipped',
   item?: { outcome: 'failed'; requests: []; lastError: Record<string, unknown> },
@@ -192,4 +192,53 @@ export async function passGate(
   }
   if (await isSettled()) return { outcome: 'skipped', requests: 0 };
   return undefined;
+}
+
+/** Who a per-user job (sync, remove) settles for. */
+export interface SettleScope {
+  job: Job;
+  runId: string;
+  target: TargetId;
+  userId: string;
+  /** `settleMember(target, userId)`. */
+  member: string;
+  /** 1-based attempt of this job. */
+  attempt: number;
+  gate: JobGate;
+}
+
+/**
+ * The one way a per-user job ends: record its outcome counter and item and settle its member in one
+ * script call (exactly once), check the run's failure rate after a failure or rejection, and end the run
+ * if this was its last job.
+ */
+export function makeSettle(ctx: JobContext, s: SettleScope) {
+  return async (
+    outcome: Outcome | 'skipped',
+    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
+    counters: CounterDelta[] = [],
+  ): Promise<void> => {
+    const items: RunItem[] = item
+      ? [
+          {
+            userId: s.userId,
+            target: s.target,
+            attempts: s.attempt,
+            at: Date.now(),
+            jobId: String(s.job.id),
+            ...item,
+          },
+        ]
+      : [];
+    await ctx.runs.record(s.runId, {
+      settle: s.member,
+      counters: [[s.target, outcome, 1], ...counters],
+      items,
+      pii: s.gate.pii,
+    });
+    // A remove job never ends `rejected`: checking both is what each job did before.
+    if (outcome === 'failed' || outcome === 'rejected')
+      await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate);
+    await maybeFinishRun(ctx.runs, s.runId);
+  };
 }
