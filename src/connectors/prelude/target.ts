@@ -10,7 +10,8 @@ import type {
   RemoveResult,
   SourceUser,
 } from '../../core/types.js';
-import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
+import { createHttpClient, type HttpResponse } from '../http.js';
+import { vendorErrorCode } from '../http-errors.js';
 import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
