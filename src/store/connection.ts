@@ -40,6 +40,14 @@ export interface RedisConnectionOptions {
   cluster?: boolean;
   /** More seed nodes, `host:port` comma-separated. @defaultValue none */
   clusterNodes?: string;
+  /**
+   * ioredis `maxRetriesPerRequest` (per node on a Cluster). BullMQ needs `null`; a short-lived command
+   * (`links`, the demo's clean-up) passes 1 so a lost Redis fails its command instead of waiting.
+   * @defaultValue null
+   */
+  maxRetriesPerRequest?: number | null;
+  /** Connect on the first command or `connect()` (`whenRedisReady` does it). @defaultValue false */
+  lazyConnect?: boolean;
 }
 
 /**
@@ -57,8 +65,12 @@ export interface RedisConnectionOptions {
  */
 export function createRedisConnection(opts: string | RedisConnectionOptions): Redis {
   const o = typeof opts === 'string' ? { url: opts } : opts;
+  const maxRetriesPerRequest = o.maxRetriesPerRequest === undefined ? null : o.maxRetriesPerRequest;
+  const lazyConnect = o.lazyConnect ?? false;
   if (!o.cluster)
-    return withPromptDisconnect(new Redis(o.url, { maxRetriesPerRequest: null, enableReadyCheck: true }));
+    return withPromptDisconnect(
+      new Redis(o.url, { maxRetriesPerRequest, enableReadyCheck: true, lazyConnect }),
+    );
   const u = new URL(o.url);
   const seeds = [{ host: u.hostname, port: Number(u.port || 6379) }];
   for (const hp of (o.clusterNodes ?? '').split(',').map((s) => s.trim())) {
@@ -68,8 +80,9 @@ export function createRedisConnection(opts: string | RedisConnectionOptions): Re
   }
   const cluster = new Cluster(seeds, {
     enableReadyCheck: true,
+    lazyConnect,
     redisOptions: {
-      maxRetriesPerRequest: null,
+      maxRetriesPerRequest,
       enableReadyCheck: true,
       username: u.username ? decodeURIComponent(u.username) : undefined,
       password: u.password ? decodeURIComponent(u.password) : undefined,
@@ -96,4 +109,22 @@ export async function scanKeys(redis: Redis | Cluster, pattern: string, count = 
     } while (cursor !== '0');
   }
   return [...keys];
+}
+
+/**
+ * A second connection to the same Redis for a probe (the readiness check, src/http/redis-probe.ts): no
+ * offline queue and no retries per request, so while Redis is away a command fails at once instead of
+ * queueing. On a `Cluster`, ioredis's `duplicate(startupNodes, options)` takes the nodes first and the
+ * per-node settings sit in `redisOptions`: passing a single node's options there would be lost, and the
+ * probe would queue its PINGs again. The Cluster's own reconnect is left to ioredis.
+ */
+export function duplicateForProbe(conn: Redis | Cluster, connectionName: string): Redis {
+  if (conn instanceof Cluster) {
+    const probe = conn.duplicate(undefined, {
+      enableOfflineQueue: false,
+      redisOptions: { ...conn.options.redisOptions, maxRetriesPerRequest: 0, connectionName },
+    });
+    return probe as unknown as Redis;
+  }
+  return conn.duplicate({ enableOfflineQueue: false, maxRetriesPerRequest: 0, connectionName });
 }
