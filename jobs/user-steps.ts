@@ -9,6 +9,12 @@ import { type AttemptRecord, RATE_LIMITED_STOP, type RunItem, stopKind } from '.
 import type { CounterDelta } from '../src/store/run-store.js';
 import type { SyncPayload } from './sync.js';
 
+/**
+ * The steps every per-user job (sync, remove) makes, written once: the gate before any request
+ * (`passGate`), the settle member, `makeSettle` (record outcome and item, settle exactly once, check
+ * the failure rate, end the run if this was its last job) and the failure handling (`handleFailure`).
+ */
+
 export interface SyncResult {
   outcome: Outcome | 'skipped';
   requests: number;

@@ -2,6 +2,11 @@ import { type Config, targetRateLimit } from '../config/schema.js';
 import { ConfigError } from '../core/config-error.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 
+/**
+ * Option parsing shared by the commands (`--targets`, positive integers, rates, `--users`) and the
+ * per-target rate limits a dry-run plan prints. Invalid input is a ConfigError (exit 2).
+ */
+
 /** `--targets a,b`: known names only (exit 2 otherwise). */
 export function parseTargets(raw: string | undefined): TargetId[] | undefined {
   if (raw === undefined) return undefined;

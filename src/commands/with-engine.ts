@@ -5,6 +5,11 @@ import type { TargetId } from '../core/targets.js';
 import { Engine } from '../queue/engine.js';
 
 /**
+ * How a command runs against the engine: created with the job list (jobs/index.ts), the run aborted
+ * through jobs/run-actions.ts on a signal, the engine always closed.
+ */
+
+/**
  * Runs `fn` with an engine, aborting the run cleanly on the first SIGINT/SIGTERM (remaining jobs are
  * dropped, the summary still printed); a second signal exits at once.
  */

@@ -5,6 +5,12 @@ import type { FieldMap } from '../core/types.js';
 import type { Logger } from '../log.js';
 import type { DeletePolicy, DeletionSettings, DeletionSummary } from '../store/deletions.js';
 
+/**
+ * Users who left the source (issue 5), the policy half: the delete policy per target, the safety brake
+ * (`MAX_DELETES`, `MAX_DELETE_RATE`), the `deletions.held` alert and the plan lines of a dry run. The
+ * Redis half (seen/gone/orphan sets, the run-hash summary) is src/store/deletions.ts.
+ */
+
 export function deletionSettings(config: Config): DeletionSettings {
   const policy: Partial<Record<TargetId, DeletePolicy>> = {};
   for (const t of ['sunshine', 'zephr', 'prelude'] as const) {

@@ -5,6 +5,12 @@ import { tombstonesKey } from '../store/deletions.js';
 import type { RedisLayout } from '../store/redis-layout.js';
 import type { ErasureDeps } from './erasure.js';
 
+/**
+ * `forget`'s key sweep (issue 5): finds a user in every key of the prefix (ids, userKeys, emails, as
+ * whole tokens) and erases or scrubs what holds them, BullMQ's job hashes included. The orchestration
+ * (targets, tombstone, report) is src/pipeline/erasure.ts.
+ */
+
 /** Whether a string (a key, field, member, element or value) holds this user. */
 export type Matcher = (s: string) => boolean;
 

@@ -4,6 +4,22 @@ import type { FieldMap } from '../core/types.js';
 import type { RedisLayout } from './redis-layout.js';
 import type { StateStore } from './state-store.js';
 
+/**
+ * Users who left the source (issue 5), the Redis half: the pieces that need no job machinery. The scan
+ * adds every id it reads to a per-run set; after a complete scan, each target's known users (the state
+ * hash) are checked against that set in batches (HSCAN + SMISMEMBER), so neither side is ever held in
+ * memory. The policy half (settings, brake, alert, plan lines) is src/pipeline/deletions.ts.
+ *
+ * | key                             | type | what                                                          |
+ * |---------------------------------|------|---------------------------------------------------------------|
+ * | `{p}:run:<runId>:seen`          | set  | every source id the run's scan read; expires 24 h, deleted after detection |
+ * | `{p}:run:<runId>:gone:<target>` | set  | known users the complete scan did not return (the held removals) |
+ * | `{p}:orphans:<target>`          | set  | users an `ignore` target found orphaned last time (items only for new ones) |
+ * | `{p}:tombstones`                | hash | sha256(userId) -> what `forget` did (no PII)                  |
+ *
+ * The key names themselves come from src/store/redis-layout.ts.
+ */
+
 /** What a target does with a user who left the source. `delete` is Sunshine's, `clear` Zephr's and Prelude's. */
 export type DeletePolicy = 'ignore' | 'delete' | 'clear';
 

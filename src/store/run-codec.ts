@@ -15,6 +15,11 @@ import type {
 } from './run-record.js';
 import { stopKind } from './run-record.js';
 
+/**
+ * The run hash's codec: run ids, counter field names, and the parsing of a run hash into a RunRecord
+ * (with the masking of items and requests when PII is not recorded). Used by src/store/run-store.ts.
+ */
+
 /** A run id: sortable, readable, no `:` (it goes into BullMQ job ids): `20261123T182501Z-3fa2`. */
 export function newRunId(now = Date.now()): string {
   const iso = new Date(now)

@@ -1,6 +1,11 @@
 import type { Redis } from 'ioredis';
 
 /**
+ * The run store's Lua scripts (record-and-settle exactly once, pending, finish, scan compare-and-set,
+ * finish-if-done), defined once per connection by `withScripts`. Used by src/store/run-store.ts.
+ */
+
+/**
  * Records outcome counters and items atomically, once per settle member.
  * KEYS: run hash, items list, settled set, then one history key per item.
  * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,

@@ -10,6 +10,11 @@ import {
   summaryTable,
 } from './run-report.js';
 
+/**
+ * `printRun`: what a command prints when its run is over (the run table or JSON, warnings), and the
+ * exit code it sets.
+ */
+
 /** Prints a finished run: the table (or JSON on stdout) and warnings; sets the exit code. */
 export function printRun(
   run: RunRecord,
