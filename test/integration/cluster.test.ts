@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as runActions from '../../jobs/run-actions.js';
 import { userKey } from '../../src/core/hashing.js';
 import { TARGET_IDS } from '../../src/core/targets.js';
+import { RedisProbe } from '../../src/http/redis-probe.js';
 import { packageRoot } from '../../src/paths.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
 import type { Engine } from '../../src/queue/engine.js';
@@ -276,4 +277,19 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     );
     expect(profile.userId).toBe(preludeId);
   }, 60_000);
+
+  // Issue 9: on a Cluster, ioredis's duplicate() takes the nodes first; the probe must still get no
+  // offline queue and no retries per request (its fast fail), through the store's duplicateForProbe.
+  it('the readiness probe answers on the Cluster, with no offline queue', async () => {
+    const probe = new RedisProbe(engine.connection, 5_000);
+    try {
+      expect(await probe.ping()).toMatchObject({ ok: true });
+      const client = (probe as unknown as { client: Cluster }).client;
+      expect(client).toBeInstanceOf(Cluster);
+      expect(client.options.enableOfflineQueue).toBe(false);
+      expect(client.options.redisOptions?.maxRetriesPerRequest).toBe(0);
+    } finally {
+      probe.close();
+    }
+  });
 });
