@@ -19,6 +19,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', 'src', p);
 const { loadConfig } = await import(dist('config/load.js'));
 const { Engine } = await import(dist('queue/engine.js'));
+const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
 const { createLogger } = await import(dist('log.js'));
 const { Redis } = await import('ioredis');
 
@@ -78,7 +80,11 @@ const env = {
   ZEPHR_RATE_LIMIT: '100000000',
   PRELUDE_RATE_LIMIT: '100000000',
 };
-const engine = await Engine.create({ config: loadConfig(env), logger: createLogger({ level: 'warn' }) });
+const engine = await Engine.create({
+  jobs: JOBS,
+  config: loadConfig(env),
+  logger: createLogger({ level: 'warn' }),
+});
 const redis = new Redis(redisUrl);
 const metrics = [];
 const notes = [];
@@ -90,8 +96,8 @@ try {
       await Promise.all(TARGETS.map(async (t) => [t, await sandboxTotal(env, t)])),
     );
     const started = performance.now();
-    const runId = await engine.startRun({ kind: 'backfill' });
-    const run = await engine.waitForRun(runId, { pollMs: 50 });
+    const runId = await startRun(engine, { kind: 'backfill' });
+    const run = await waitForRun(engine, runId, { pollMs: 50 });
     const seconds = (performance.now() - started) / 1000;
     if (run.status !== 'completed') throw new Error(`${label}: run ${runId} ended ${run.status}`);
     let arrived = 0;

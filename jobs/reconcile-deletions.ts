@@ -1,12 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { TargetId } from '../src/config/schema.js';
-import { isSyncError, SyncError } from '../src/connectors/errors.js';
 import { GET_USERS_BATCH } from '../src/connectors/source/connector.js';
-import type { SourceConnector, SourceRecord } from '../src/connectors/types.js';
+import type { SourceConnector } from '../src/connectors/types.js';
+import { isSyncError, SyncError } from '../src/core/errors.js';
+import type { TargetId } from '../src/core/targets.js';
+import type { SourceRecord } from '../src/core/types.js';
 import {
   alertHeld,
   brakeReason,
+  policyOf,
+  removalPlanLine,
+  removalRequests,
+} from '../src/pipeline/deletions.js';
+import type { JobContext } from '../src/queue/context.js';
+import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import {
   type DeletionSettings,
   type DeletionSummary,
   dropUnlinkedOfGone,
@@ -15,22 +23,17 @@ import {
   goneKey,
   lastWritten,
   orphansKey,
-  policyOf,
   readDeletions,
   recordSeen,
-  removalPlanLine,
-  removalRequests,
   SEEN_TTL_MS,
   seenKey,
   writeDeletions,
-} from '../src/pipeline/deletions.js';
-import type { RunItem, RunKind, RunRecord } from '../src/pipeline/run-record.js';
-import type { CounterDelta } from '../src/pipeline/run-store.js';
-import type { JobContext } from '../src/queue/context.js';
-import type { RedisLayout } from '../src/queue/redis-layout.js';
-import { maybeFinishRun } from '../src/queue/run-lifecycle.js';
+} from '../src/store/deletions.js';
+import type { RedisLayout } from '../src/store/redis-layout.js';
+import type { RunItem, RunKind, RunRecord } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
 import * as remove from './remove.js';
-import * as sync from './sync.js';
+import * as steps from './user-steps.js';
 
 /** Items a held run records per target (the counters count every user; the gone set lists them all). */
 export const HELD_ITEMS_MAX = 1000;
@@ -86,7 +89,7 @@ export async function reconcileDeletions(
     const d = summary.targets[t]!;
     // `ignore` targets: who is orphaned now replaces who was (items only for the newly orphaned).
     const trackOrphans = d.policy === 'ignore' && !run.options.dryRun;
-    const nextOrphans = layout.key('run', run.id, 'orphans', t);
+    const nextOrphans = layout.runOrphans(run.id, t);
     if (d.gone === 0) {
       if (trackOrphans) await redis.del(orphansKey(layout, t));
       continue;
@@ -194,7 +197,7 @@ async function enqueueRemovals(
   // Pending before the jobs exist: a job that finishes at once must find its member pending.
   await ctx.runs.addPending(
     runId,
-    ids.map((id) => sync.settleMember(target, id)),
+    ids.map((id) => steps.settleMember(target, id)),
   );
   await ctx.syncQueues[target]!.addBulk(specs);
 }
@@ -248,8 +251,8 @@ export async function confirmHeldDeletions(
   // Re-check first, changing nothing in the run: a source outage here leaves the run held as it was.
   // Batched (GET /user?idIn=) with a canary: a known user who was not held must be answered too, or
   // the source (or a proxy answering 404/empty to everything) is not trusted to confirm anything.
-  const absentKey = layout.key('run', runId, 'confirm-absent');
-  const presentKey = layout.key('run', runId, 'confirm-present');
+  const absentKey = layout.runConfirmAbsent(runId);
+  const presentKey = layout.runConfirmPresent(runId);
   await redis.del(absentKey, presentKey);
   try {
     for (const t of acting) {
@@ -389,7 +392,7 @@ async function recheckGone(
 ): Promise<{ rechecked: number; found: number }> {
   const { redis, layout } = ctx.runs.backing();
   const seen = seenKey(layout, runId);
-  const absentKey = layout.key('run', runId, 'absent');
+  const absentKey = layout.runAbsent(runId);
   const canaries = async () => ((await redis.srandmember(seen, CANARIES + 1)) as string[] | null) ?? [];
   let rechecked = 0;
   let found = 0;

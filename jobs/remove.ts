@@ -1,14 +1,12 @@
 import type { Job, JobsOptions } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import { TARGET_IDS, type TargetId } from '../src/config/schema.js';
-import type { Outcome } from '../src/connectors/types.js';
-import { userKey } from '../src/pipeline/hashing.js';
-import type { RunItem, RunKind } from '../src/pipeline/run-record.js';
-import type { CounterDelta } from '../src/pipeline/run-store.js';
+import { userKey } from '../src/core/hashing.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import type { EngineSettings, JobContext, RequestScope } from '../src/queue/context.js';
-import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import type { RunKind } from '../src/store/run-record.js';
 import * as sync from './sync.js';
+import * as steps from './user-steps.js';
 
 /**
  * One (user, target) removal for a user who left the source (issue 5): `connector.remove()` (Sunshine
@@ -37,35 +35,20 @@ export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
   return sync.options(kind, settings);
 }
 
-export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResult> {
+export async function handler(job: Job, ctx: JobContext): Promise<steps.SyncResult> {
   const data = payloadSchema.parse(job.data);
   const { runId, target, userId } = data;
   // The same bookkeeping member as a sync job: a user who left has no sync job in this run.
-  const member = sync.settleMember(target, userId);
+  const member = steps.settleMember(target, userId);
   const log = ctx.logger.child({ job: job.id, runId, target });
   const attempt = job.attemptsMade + 1;
 
   const gate = await ctx.runs.jobGate(runId, target);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 };
-  const settle = async (
-    outcome: Outcome | 'skipped',
-    item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
-    counters: CounterDelta[] = [],
-  ) => {
-    const full: RunItem[] = item
-      ? [{ userId, target, attempts: attempt, at: Date.now(), jobId: String(job.id), ...item }]
-      : [];
-    await ctx.runs.record(runId, {
-      settle: member,
-      counters: [[target, outcome, 1], ...counters],
-      items: full,
-      pii: gate.pii,
-    });
-    if (outcome === 'failed') await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
-    await maybeFinishRun(ctx.runs, runId);
-  };
 
-  const early = await sync.passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
+  const settle = steps.makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
+
+  const early = await steps.passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
   if (early) return early;
 
   const connector = ctx.targets[target];
@@ -89,7 +72,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
   const watch = setInterval(() => {
     ctx.runs.jobGate(runId, target).then(
       (g) => {
-        if (g.stopped) stop.abort(new sync.TargetStoppedError(g.stopped));
+        if (g.stopped) stop.abort(new steps.TargetStoppedError(g.stopped));
       },
       () => undefined,
     );
@@ -116,14 +99,14 @@ export async function handler(job: Job, ctx: JobContext): Promise<sync.SyncResul
     log.info({ userKey: userKey(userId), action: result.action }, 'user who left the source removed');
     return { outcome: 'removed', requests: scope.sent };
   } catch (err) {
-    if (stop.signal.aborted && stop.signal.reason instanceof sync.TargetStoppedError) {
-      const lastError = sync.stoppedError(target, stop.signal.reason.message);
+    if (stop.signal.aborted && stop.signal.reason instanceof steps.TargetStoppedError) {
+      const lastError = steps.stoppedError(target, stop.signal.reason.message);
       await settle('failed', { outcome: 'failed', requests: [], lastError }, [
         [target, 'requests', scope.sent],
       ]);
       throw new UnrecoverableError(String(lastError.message));
     }
-    return sync.handleFailure(err, {
+    return steps.handleFailure(err, {
       job,
       ctx,
       data: { ...data, user: { id: userId }, full: false, dryRun: false },

@@ -1,20 +1,21 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
-import type { TargetId } from '../src/config/schema.js';
-import { isSyncError, RejectedRecordError, SyncError } from '../src/connectors/errors.js';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
-import type { FieldMap, SourceRecord, SourceUser } from '../src/connectors/types.js';
-import { recordSeen, seenKey } from '../src/pipeline/deletions.js';
-import { diffFields } from '../src/pipeline/diff.js';
-import { hashFields } from '../src/pipeline/hashing.js';
-import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/pipeline/run-record.js';
-import type { CounterDelta } from '../src/pipeline/run-store.js';
-import { unlinkedIsFresh } from '../src/pipeline/state-store.js';
+import { diffFields } from '../src/core/diff.js';
+import { isSyncError, RejectedRecordError, SyncError } from '../src/core/errors.js';
+import { hashFields } from '../src/core/hashing.js';
+import type { TargetId } from '../src/core/targets.js';
+import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
+import { recordSeen, seenKey } from '../src/store/deletions.js';
+import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
+import { unlinkedIsFresh } from '../src/store/state-store.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
+import * as steps from './user-steps.js';
 
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
@@ -406,7 +407,7 @@ async function processChunk(
   for (const [target, specs] of jobs) {
     await ctx.runs.addPending(
       runId,
-      specs.map((s) => sync.settleMember(target, s.data.userId)),
+      specs.map((s) => steps.settleMember(target, s.data.userId)),
     );
     const queue = ctx.syncQueues[target]!;
     for (let i = 0; i < specs.length; i += ctx.settings.chunkSize) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
-import { ConfigError } from './config/errors.js';
+import { ConfigError } from './core/config-error.js';
 import { packageRoot } from './paths.js';
 
 /** Exit codes scripts can trust. */

@@ -2,66 +2,17 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfirmError } from '../../jobs/reconcile-deletions.js';
-import { ConfigError } from '../config/errors.js';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../config/load.js';
-import { type Config, TARGET_IDS, type TargetId, targetRateLimit } from '../config/schema.js';
-import { createProgressReporter } from '../pipeline/progress.js';
-import type { RunRecord } from '../pipeline/run-record.js';
-import {
-  exitCodeFor,
-  planTable,
-  removalList,
-  runHeadline,
-  runSummaryJson,
-  runWarnings,
-  summaryTable,
-} from '../pipeline/run-report.js';
-import { Engine } from '../queue/engine.js';
-
-/** `--targets a,b`: known names only (exit 2 otherwise). */
-export function parseTargets(raw: string | undefined): TargetId[] | undefined {
-  if (raw === undefined) return undefined;
-  const list = raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  const bad = list.filter((t) => !(TARGET_IDS as readonly string[]).includes(t));
-  if (bad.length || list.length === 0)
-    throw new ConfigError(
-      `--targets: unknown target(s) '${bad.join(',') || raw}'; use ${TARGET_IDS.join(',')}`,
-    );
-  return [...new Set(list)] as TargetId[];
-}
-
-export function parsePositiveInt(
-  name: string,
-  raw: string | undefined,
-  max = Number.MAX_SAFE_INTEGER,
-): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > max)
-    throw new ConfigError(`${name} must be an integer from 1 to ${max} (got '${raw}')`);
-  return n;
-}
-
-export function parseRate(name: string, raw: string | undefined): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === '' || !(n >= 0 && n <= 1))
-    throw new ConfigError(`${name} must be a share from 0 to 1, e.g. 0.05 (got '${raw}')`);
-  return n;
-}
-
-export function parseUsers(raw: string | undefined): string[] | undefined {
-  if (raw === undefined) return undefined;
-  const ids = raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (ids.length === 0) throw new ConfigError('--users: give at least one user id');
-  return ids;
-}
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
+import type { Engine } from '../queue/engine.js';
+import type { RunRecord } from '../store/run-record.js';
+import { parsePositiveInt, parseRate, parseTargets, parseUsers } from './options.js';
+import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { removalList } from './print/run-report.js';
+import { withEngine } from './with-engine.js';
 
 interface BackfillFlags {
   targets?: string;
@@ -76,67 +27,6 @@ interface BackfillFlags {
   maxFailureRate?: string;
   showPii?: boolean;
   confirmDeletes?: string;
-}
-
-/** Rate limits of the run's targets, for the dry-run plan. */
-export function limitsOf(config: Config, targets: TargetId[]): Partial<Record<TargetId, number>> {
-  return Object.fromEntries(targets.map((t) => [t, targetRateLimit(config, t)]));
-}
-
-/**
- * Runs `fn` with an engine, aborting the run cleanly on the first SIGINT/SIGTERM (remaining jobs are
- * dropped, the summary still printed); a second signal exits at once.
- */
-export async function withEngine<T>(
-  config: Config,
-  only: TargetId[] | undefined,
-  fn: (engine: Engine, onStart: (runId: string) => void) => Promise<T>,
-): Promise<T> {
-  const engine = await Engine.create({ config, ...(only ? { only } : {}) });
-  let runId: string | undefined;
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1 || !runId) process.exit(130);
-    process.stderr.write(
-      `\n${sig}: aborting run ${runId} (remaining jobs are dropped); press again to exit now\n`,
-    );
-    void engine.abortRun(runId, `interrupted by ${sig}`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await fn(engine, (id) => {
-      runId = id;
-    });
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await engine.close();
-  }
-}
-
-/** Prints a finished run: the table (or JSON on stdout) and warnings; sets the exit code. */
-export function printRun(
-  run: RunRecord,
-  opts: { json?: boolean; extra?: Record<string, unknown>; config: Config; removals?: string[] },
-): void {
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify(runSummaryJson(run, opts.extra ?? {}), null, 2)}\n`);
-  } else {
-    const out = [runHeadline(run), '', summaryTable(run)];
-    if (run.options.dryRun)
-      out.push(
-        '',
-        'dry run: nothing was written. A real run would send:',
-        planTable(run, limitsOf(opts.config, run.options.targets)),
-      );
-    if (opts.removals?.length) out.push('', ...opts.removals);
-    out.push('', `details: profile-sync report ${run.id}`);
-    process.stdout.write(`${out.join('\n')}\n`);
-  }
-  for (const w of runWarnings(run)) process.stderr.write(`${w}\n`);
-  process.exitCode = exitCodeFor(run);
 }
 
 export function registerBackfill(program: Command): void {
@@ -181,7 +71,7 @@ export function registerBackfill(program: Command): void {
       const config = loadConfig();
       await withEngine(config, targets, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers(concurrency ? { concurrency } : {});
-        const runId = await engine.startRun({
+        const runId = await runActions.startRun(engine, {
           kind: 'backfill',
           ...(targets ? { targets } : {}),
           ...(users ? { users } : {}),
@@ -205,7 +95,7 @@ export function registerBackfill(program: Command): void {
         const progress = createProgressReporter();
         let run: RunRecord;
         try {
-          run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+          run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
         } finally {
           progress.stop();
         }
@@ -277,9 +167,9 @@ async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void
   const config = loadConfig();
   await withEngine(config, undefined, async (engine, onStart) => {
     await engine.startWorkers(concurrency ? { concurrency } : {});
-    let confirmed: Awaited<ReturnType<Engine['confirmDeletes']>>;
+    let confirmed: Awaited<ReturnType<typeof runActions.confirmDeletes>>;
     try {
-      confirmed = await engine.confirmDeletes(runId);
+      confirmed = await runActions.confirmDeletes(engine, runId);
     } catch (err) {
       if (!(err instanceof ConfirmError)) throw err;
       process.stderr.write(`--confirm-deletes: ${err.message}\n`);
@@ -293,7 +183,7 @@ async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void
     const progress = createProgressReporter();
     let run: RunRecord;
     try {
-      run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+      run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
     } finally {
       progress.stop();
     }

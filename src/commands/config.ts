@@ -1,19 +1,21 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import type { Config, TargetId } from '../config/schema.js';
+import { compileMappings } from '../config/mapping.js';
+import type { Config } from '../config/schema.js';
 import {
   DEFAULT_UNPUBLISHED_RATE_LIMIT,
   enabledTargets,
   SUNSHINE_PLAN_LIMITS,
-  TARGET_IDS,
   targetRateLimit,
 } from '../config/schema.js';
-import { isSyncError } from '../connectors/errors.js';
 import { closeConnectors, createSourceConnector, createTargetConnectors } from '../connectors/registry.js';
-import type { FieldMap, PlannedRequest, SourceUser, TargetConnector } from '../connectors/types.js';
+import type { TargetConnector } from '../connectors/types.js';
+import { isSyncError } from '../core/errors.js';
+import { maskBody, maskPath } from '../core/masking.js';
+import type { TargetId } from '../core/targets.js';
+import { TARGET_IDS } from '../core/targets.js';
+import type { FieldMap, PlannedRequest, SourceUser } from '../core/types.js';
 import { createLogger } from '../log.js';
-import { compileMappings } from '../pipeline/mapping.js';
-import { maskBody, maskPath } from '../pipeline/masking.js';
 
 /**
  * `profile-sync config check [--user ID] [--json]`: loads the configuration exactly as the worker does

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
 import { Daemon } from '../daemon/daemon.js';
 
 interface DaemonFlags {

@@ -1,17 +1,20 @@
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
-import { loadConfig, readEnv } from '../config/load.js';
-import { TARGET_IDS } from '../config/schema.js';
-import { type DemoRedis, demoRedis, redactUrl } from '../demo/demo-redis.js';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
+import { loadConfig, loadRedisConfig, readEnv } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
 import { createLogger } from '../log.js';
-import { createProgressReporter } from '../pipeline/progress.js';
-import type { RunRecord } from '../pipeline/run-record.js';
-import { formatItem } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
-import { RedisLayout } from '../queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../sandbox/index.js';
-import { parsePositiveInt, parseRate, printRun } from './backfill.js';
+import { createRedisConnection, type RedisConnectionOptions, scanKeys } from '../store/connection.js';
+import { RedisLayout } from '../store/redis-layout.js';
+import type { RunRecord } from '../store/run-record.js';
+import { type DemoRedis, demoRedis, redactUrl } from './demo-redis.js';
+import { parsePositiveInt, parseRate } from './options.js';
+import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { formatItem } from './print/run-report.js';
 
 /** The demo's own key prefix: never `PROFILE_SYNC_PREFIX`, so it cannot touch a real deployment's keys. */
 export const DEMO_PREFIX = 'profile-sync-demo';
@@ -29,18 +32,18 @@ interface DemoFlags {
   change: string;
 }
 
-/** Deletes every key under the demo's prefix: state left by an earlier demo would make the fresh sandbox look synced. */
-async function clearPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+/**
+ * Deletes every key under the demo's prefix: state left by an earlier demo would make the fresh sandbox
+ * look synced. Through the store (connection, `scanKeys`), so a Redis Cluster works too (issue 9).
+ */
+async function clearPrefix(redisOpts: RedisConnectionOptions, prefix: string): Promise<void> {
+  const redis = createRedisConnection({ ...redisOpts, maxRetriesPerRequest: 1 });
   // Never ioredis's own print (an error carries the failed command); the commands below fail anyway.
   redis.on('error', () => undefined);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    const keys = await scanKeys(redis, new RedisLayout(prefix).allKeys());
+    // One hash tag, one slot: a multi-key DEL is allowed on a Cluster too.
+    for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
   } finally {
     redis.disconnect();
   }
@@ -76,7 +79,13 @@ export function registerDemo(program: Command): void {
     .action(async (flags: DemoFlags) => {
       const users = parsePositiveInt('--users', flags.users, 1_000_000)!;
       const change = parseRate('--change', flags.change)!;
-      const env = readEnv(['REDIS_URL', 'PROFILE_SYNC_DEMO_PREFIX', 'LOG_LEVEL']);
+      const env = readEnv([
+        'REDIS_URL',
+        'REDIS_CLUSTER',
+        'REDIS_CLUSTER_NODES',
+        'PROFILE_SYNC_DEMO_PREFIX',
+        'LOG_LEVEL',
+      ]);
       const prefix = env.PROFILE_SYNC_DEMO_PREFIX ?? DEMO_PREFIX;
       try {
         new RedisLayout(prefix);
@@ -86,6 +95,10 @@ export function registerDemo(program: Command): void {
       const out = (line = '') => process.stdout.write(`${line}\n`);
 
       const redis: DemoRedis = await demoRedis(env.REDIS_URL);
+      // REDIS_CLUSTER applies to the Redis of REDIS_URL, never to one the demo started itself.
+      const clusterEnv = redis.throwaway
+        ? {}
+        : { REDIS_CLUSTER: env.REDIS_CLUSTER, REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES };
       let sandbox: Sandbox | undefined;
       let engine: Engine | undefined;
       const cleanup = async () => {
@@ -100,11 +113,12 @@ export function registerDemo(program: Command): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        await clearPrefix(redis.url, prefix);
+        await clearPrefix(loadRedisConfig({ REDIS_URL: redis.url, ...clusterEnv }).redis, prefix);
         sandbox = await startSandbox({ port: 0, users, rateLimit: SANDBOX_LIMIT });
         const config = loadConfig({
           ...sandbox.env,
           REDIS_URL: redis.url,
+          ...clusterEnv,
           PROFILE_SYNC_PREFIX: prefix,
           LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
           SUNSHINE_RATE_LIMIT: ENGINE_LIMIT,
@@ -118,15 +132,22 @@ export function registerDemo(program: Command): void {
           `Redis: ${redis.throwaway ? `a throwaway redis-server at ${redis.url} (stopped when the demo ends)` : redactUrl(redis.url)}, key prefix ${prefix}`,
         );
         out();
-        engine = await Engine.create({ config, logger: createLogger({ level: config.logLevel }) });
+        engine = await Engine.create({
+          jobs: JOBS,
+          config,
+          logger: createLogger({ level: config.logLevel }),
+        });
         await engine.startWorkers({ concurrency: 16 });
 
         const runOnce = async (title: string): Promise<RunRecord> => {
           out(`== ${title}`);
-          const runId = await engine!.startRun({ kind: 'backfill' });
+          const runId = await runActions.startRun(engine!, { kind: 'backfill' });
           const progress = createProgressReporter();
           try {
-            return await engine!.waitForRun(runId, { pollMs: 250, onProgress: (r) => progress.update(r) });
+            return await runActions.waitForRun(engine!, runId, {
+              pollMs: 250,
+              onProgress: (r) => progress.update(r),
+            });
           } finally {
             progress.stop();
           }

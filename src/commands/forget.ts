@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import { JOBS } from '../../jobs/index.js';
 import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../core/config-error.js';
 import { type ForgetReport, forgetUser } from '../pipeline/erasure.js';
-import { table } from '../pipeline/run-report.js';
 import { Engine } from '../queue/engine.js';
-import { parseTargets } from './backfill.js';
+import { parseTargets } from './options.js';
+import { table } from './print/run-report.js';
 import { requireUserId } from './user-id.js';
 
 /**
@@ -26,7 +27,7 @@ export function registerForget(program: Command): void {
       requireUserId(userId);
       const only = parseTargets(flags.targets);
       const config = loadConfig();
-      const engine = await Engine.create({ config });
+      const engine = await Engine.create({ jobs: JOBS, config });
       try {
         const targets = only ?? engine.targets;
         const off = targets.filter((t) => !engine.targets.includes(t));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatHistory } from '../pipeline/run-report.js';
+import { formatHistory } from './print/run-report.js';
 import { withRunStore } from './runs.js';
 import { requireUserId } from './user-id.js';
 

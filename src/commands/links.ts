@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { ConfigError } from '../config/errors.js';
 import { loadRedisConfig } from '../config/load.js';
-import { createLinkStore, type LinkStore, linksKey } from '../connectors/prelude/links.js';
 import { parseLinkCsv } from '../connectors/prelude/links-csv.js';
+import { ConfigError } from '../core/config-error.js';
 import { createLogger } from '../log.js';
-import { RedisErrorLog, whenRedisReady } from '../queue/redis-open.js';
+import { createRedisConnection } from '../store/connection.js';
+import { createLinkStore, type LinkStore, linksKey } from '../store/links.js';
+import { RedisErrorLog, whenRedisReady } from '../store/redis-open.js';
 
 /**
  * `profile-sync links import|list|count|remove prelude ...`: the Prelude link table (source user id ->
- * Prelude user id, src/connectors/prelude/links.ts). Only Prelude needs one: Sunshine keys profiles by
+ * Prelude user id, src/store/links.ts). Only Prelude needs one: Sunshine keys profiles by
  * our own id (external_id) and Zephr by the JWT subject, which is our id too.
  */
 
@@ -24,7 +24,8 @@ function checkTarget(target: string): void {
 
 async function withStore<T>(fn: (store: LinkStore, key: string) => Promise<T>): Promise<T> {
   const config = loadRedisConfig(); // only Redis: no vendor credentials needed
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  // Through the store, so a Redis Cluster (REDIS_CLUSTER) works too (issue 9).
+  const redis = createRedisConnection({ ...config.redis, maxRetriesPerRequest: 1, lazyConnect: true });
   new RedisErrorLog(createLogger({ level: config.logLevel }), config.redis.url).watch(redis, 'connection');
   try {
     await whenRedisReady(redis, config.redis.url); // exit 2 when Redis refuses the credentials

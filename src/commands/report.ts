@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
-import type { RunItem } from '../pipeline/run-record.js';
-import {
-  formatItem,
-  runHeadline,
-  runSummaryJson,
-  runWarnings,
-  summaryTable,
-} from '../pipeline/run-report.js';
-import { parsePositiveInt } from './backfill.js';
+import type { RunItem } from '../store/run-record.js';
+import { parsePositiveInt } from './options.js';
+import { formatItem, runHeadline, runSummaryJson, runWarnings, summaryTable } from './print/run-report.js';
 import { withRunStore } from './runs.js';
 
 export function registerReport(program: Command): void {

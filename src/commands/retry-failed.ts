@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../config/errors.js';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../config/load.js';
-import { TARGET_IDS } from '../config/schema.js';
-import { createProgressReporter } from '../pipeline/progress.js';
-import { parseTargets, printRun, withEngine } from './backfill.js';
+import { ConfigError } from '../core/config-error.js';
+import { TARGET_IDS } from '../core/targets.js';
+import { parseTargets } from './options.js';
+import { printRun } from './print/print-run.js';
+import { createProgressReporter } from './print/progress.js';
+import { withEngine } from './with-engine.js';
 
 export function registerRetryFailed(program: Command): void {
   program
@@ -29,7 +32,7 @@ export function registerRetryFailed(program: Command): void {
       const config = loadConfig();
       await withEngine(config, target ? [target] : undefined, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers();
-        const { runId, jobs, malformed } = await engine.retryFailed({
+        const { runId, jobs, malformed } = await runActions.retryFailed(engine, {
           ...(flags.run ? { runId: flags.run } : {}),
           ...(target ? { target } : {}),
         });
@@ -52,7 +55,7 @@ export function registerRetryFailed(program: Command): void {
         }
         const progress = createProgressReporter();
         try {
-          const run = await engine.waitForRun(runId, { onProgress: (r) => progress.update(r) });
+          const run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
           progress.stop();
           printRun(run, { json: flags.json, config, extra: { retried: jobs, malformed } });
         } finally {

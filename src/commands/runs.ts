@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { loadRedisConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { formatRunsList, runSummaryJson } from '../pipeline/run-report.js';
-import { RunStore } from '../pipeline/run-store.js';
-import { RedisLayout } from '../queue/redis-layout.js';
-import { openRedis } from '../queue/redis-open.js';
-import { parsePositiveInt } from './backfill.js';
+import { RedisLayout } from '../store/redis-layout.js';
+import { openRedis } from '../store/redis-open.js';
+import { RunStore } from '../store/run-store.js';
+import { parsePositiveInt } from './options.js';
+import { formatRunsList, runSummaryJson } from './print/run-report.js';
 
 /**
  * Opens the run store on the configured Redis for a read-only command. Only the Redis settings are

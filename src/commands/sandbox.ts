@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 import {
   DEFAULT_SANDBOX_RATE_LIMIT,
   SANDBOX_ORDER,

@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../config/load.js';
-import { formatItem } from '../pipeline/run-report.js';
-import { parseTargets, printRun, withEngine } from './backfill.js';
+import { parseTargets } from './options.js';
+import { printRun } from './print/print-run.js';
+import { formatItem } from './print/run-report.js';
 import { requireUserId } from './user-id.js';
+import { withEngine } from './with-engine.js';
 
 export function registerSyncUser(program: Command): void {
   program
@@ -24,7 +27,7 @@ export function registerSyncUser(program: Command): void {
         const config = loadConfig();
         await withEngine(config, targets, async (engine, onStart) => {
           await engine.startWorkers({ concurrency: 1 });
-          const runId = await engine.startRun({
+          const runId = await runActions.startRun(engine, {
             kind: 'single-user',
             users: [userId],
             ...(targets ? { targets } : {}),
@@ -33,7 +36,7 @@ export function registerSyncUser(program: Command): void {
             ...(flags.showPii ? { showPii: true } : {}),
           });
           onStart(runId);
-          const run = await engine.waitForRun(runId, { pollMs: 100 });
+          const run = await runActions.waitForRun(engine, runId, { pollMs: 100 });
           const items = await engine.runs.items(runId);
           if (!flags.json) {
             const lines = [`user ${userId}:`];

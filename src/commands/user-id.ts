@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../core/config-error.js';
 
 /**
  * The `<userId>` argument of `forget`, `sync-user` and `history` (issue 8.9): an empty (or blank) id,

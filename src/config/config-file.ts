@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../core/config-error.js';
 
 /**
  * The optional config file named by PROFILE_SYNC_CONFIG: YAML or JSON (JSON is read by the YAML 1.2

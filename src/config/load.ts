@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
-import { compileMappings } from '../pipeline/mapping.js';
+import { ConfigError } from '../core/config-error.js';
 import { dottedPath, readConfigFile, unknownKeys } from './config-file.js';
-import { ConfigError } from './errors.js';
+import { compileMappings } from './mapping.js';
 import { scheduleProblem } from './schedule.js';
 import { type Config, configSchema } from './schema.js';
 

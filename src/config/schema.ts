@@ -1,14 +1,12 @@
 import { z } from 'zod';
-import { mappingSchema } from '../pipeline/mapping-schema.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
+import { mappingSchema } from './mapping-schema.js';
 
 /**
  * The effective configuration of profile-sync, validated once at start-up.
  * Environment variable names are fixed by the issues (see README "Configuration"); src/config/load.ts
  * is the only file that reads `process.env`.
  */
-
-export const TARGET_IDS = ['sunshine', 'zephr', 'prelude'] as const;
-export type TargetId = (typeof TARGET_IDS)[number];
 
 /**
  * Zendesk publishes its Profiles API limits per plan, in requests per minute
@@ -201,7 +199,7 @@ export const configSchema = z.object({
   ops: opsSchema.prefault({}),
   /**
    * Mapping overrides from the config file's `mapping:` section (defaults: config/mapping.default.yaml;
-   * compiled and checked by src/pipeline/mapping.ts). @defaultValue {}
+   * compiled and checked by src/config/mapping.ts). @defaultValue {}
    */
   mapping: mappingSchema,
   sync: z.object({

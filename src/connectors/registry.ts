@@ -1,5 +1,6 @@
-import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
-import { compileMappings, type TargetMapping } from '../pipeline/mapping.js';
+import { compileMappings, type TargetMapping } from '../config/mapping.js';
+import { type Config, enabledTargets, targetRateLimit } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
 import { createPreludeConnector } from './prelude/target.js';
 import { createSourceConnector as createIdentitySource } from './source/connector.js';
 import { createSunshineConnector } from './sunshine/target.js';

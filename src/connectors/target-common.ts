@@ -1,9 +1,9 @@
-import { SyncError } from './errors.js';
+import { SyncError } from '../core/errors.js';
+import type { FieldMap, RequestRecord, SourceUser } from '../core/types.js';
 import type { HttpResponse } from './http.js';
-import type { FieldMap, RequestRecord, SourceUser } from './types.js';
 
 /**
- * What a target connector needs from the compiled mapping (src/pipeline/mapping.ts `compileMappings`):
+ * What a target connector needs from the compiled mapping (src/config/mapping.ts `compileMappings`):
  * the field names it may produce (the "managed" fields) and the function that produces them.
  * Structural, so the connectors do not depend on how the mapping is compiled.
  */

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Job, Queue, Worker } from 'bullmq';
-import type { Config, TargetId } from '../config/schema.js';
+import { JOBS } from '../../jobs/index.js';
+import type { Config } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
 import { type OpsServer, opsListen, startOpsServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { packageRoot } from '../paths.js';
@@ -66,7 +68,12 @@ export class Daemon {
     const schedule = opts.schedule ?? true;
     if (schedule) validateSchedule(config.sync.schedule); // before any connection: exit 2 fast
     const logger = opts.logger ?? createLogger({ level: config.logLevel });
-    const engine = await Engine.create({ config, logger, rateWindowMs: config.sync.rateWindowMs });
+    const engine = await Engine.create({
+      jobs: JOBS,
+      config,
+      logger,
+      rateWindowMs: config.sync.rateWindowMs,
+    });
     // Workers wait for Redis; say where, so a daemon stuck at start-up says why (host only: the URL
     // may carry a password).
     logger.info({ redis: redisHost(config.redis.url), prefix: config.redis.prefix }, 'starting workers');
@@ -219,9 +226,7 @@ async function handBack(held: [Worker, Queue][], engine: Engine, logger: Logger)
     }
     for (const job of active) {
       if (!job?.id) continue;
-      const token = await engine.connection
-        .get(`${engine.layout.bullPrefix}:${w.name}:${job.id}:lock`)
-        .catch(() => null);
+      const token = await engine.connection.get(engine.layout.bullJobLock(w.name, job.id)).catch(() => null);
       if (!token?.startsWith(`${w.id}:`)) continue;
       try {
         await job.moveToWait(token);

@@ -1,10 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Job, Queue, Worker } from 'bullmq';
 import { validateDetailed } from 'node-cron';
-import { ConfigError } from '../config/errors.js';
-import type { Logger } from '../log.js';
-import type { Engine } from '../queue/engine.js';
-
 /**
  * The daemon's schedule: one BullMQ job scheduler, shared by every daemon, whose ticks start scheduled
  * runs.
@@ -25,6 +21,10 @@ import type { Engine } from '../queue/engine.js';
  * queue like any other), or, when the previous scheduled run is still running, records a run with
  * status `skipped` so `profile-sync runs` shows it.
  */
+import * as runActions from '../../jobs/run-actions.js';
+import { ConfigError } from '../core/config-error.js';
+import type { Logger } from '../log.js';
+import type { Engine } from '../queue/engine.js';
 
 /** The queue of tick jobs (BullMQ queue names may not contain `:`). */
 export const SCHEDULE_QUEUE = 'schedule';
@@ -84,10 +84,6 @@ export class Scheduler {
     opts.engine.watchRedisErrors(this.queue, `queue ${SCHEDULE_QUEUE}`);
   }
 
-  private key(...parts: string[]): string {
-    return this.engine.layout.key('schedule', ...parts);
-  }
-
   /** Upserts the shared job scheduler (idempotent across daemons) and starts taking ticks. */
   async start(): Promise<void> {
     const existing = await this.queue.getJobScheduler(SCHEDULER_ID);
@@ -145,7 +141,7 @@ export class Scheduler {
   async tick(job: Job): Promise<TickOutcome> {
     const tick = tickMillis(job);
     const claimed = await this.engine.connection.set(
-      this.key('tick', String(tick)),
+      this.engine.layout.scheduleTick(tick),
       String(job.id),
       'PX',
       3_600_000, // duplicates of a tick arrive within seconds; an hour is ample and keeps the keys few
@@ -158,7 +154,7 @@ export class Scheduler {
     }
     // Two ticks can be handled at once only when one was late (a slow Redis, a recovered stall); the
     // lock keeps "check the previous run, then start one" atomic between daemons.
-    const lock = this.key('lock');
+    const lock = this.engine.layout.scheduleLock();
     const token = `${job.id}`;
     const deadline = Date.now() + 30_000;
     while ((await this.engine.connection.set(lock, token, 'PX', 30_000, 'NX')) === null) {
@@ -176,7 +172,7 @@ export class Scheduler {
 
   private async decide(tick: number): Promise<TickOutcome> {
     const { connection, runs, layout } = this.engine;
-    const currentKey = this.key('current');
+    const currentKey = this.engine.layout.scheduleCurrent();
     const previous = await connection.get(currentKey);
     const prev = previous ? await runs.completion(previous) : null;
     const at = new Date(tick).toISOString();
@@ -201,7 +197,7 @@ export class Scheduler {
       );
       return { action: 'skipped', runId, tick, previous };
     }
-    const runId = await this.engine.startRun({ kind: 'scheduled' });
+    const runId = await runActions.startRun(this.engine, { kind: 'scheduled' });
     await connection.multi().set(currentKey, runId).hset(layout.run(runId), 'tick', String(tick)).exec();
     this.logger.info({ runId, tick: at }, 'scheduled run started');
     return { action: 'started', runId, tick };

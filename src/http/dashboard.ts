@@ -7,7 +7,7 @@ import { serveStatic } from '@hono/node-server/serve-static';
 import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
 import { targetRateLimit } from '../config/schema.js';
-import { maskBody } from '../pipeline/masking.js';
+import { maskBody } from '../core/masking.js';
 import type { OpsEngine } from './ops-engine.js';
 
 export interface DashboardOptions {

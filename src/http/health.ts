@@ -1,4 +1,4 @@
-import type { RunRecord } from '../pipeline/run-record.js';
+import type { RunRecord } from '../store/run-record.js';
 import type { EventLoopMonitor } from './event-loop.js';
 import type { OpsEngine } from './ops-engine.js';
 import type { RedisProbe } from './redis-probe.js';

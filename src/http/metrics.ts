@@ -1,9 +1,10 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { type TargetId, targetRateLimit } from '../config/schema.js';
-import { OUTCOMES } from '../connectors/types.js';
+import { targetRateLimit } from '../config/schema.js';
+import type { TargetId } from '../core/targets.js';
+import { OUTCOMES } from '../core/types.js';
 import type { Logger } from '../log.js';
-import type { RunRecord } from '../pipeline/run-record.js';
+import type { RunRecord } from '../store/run-record.js';
 import type { OpsEngine } from './ops-engine.js';
 import type { RedisProbe } from './redis-probe.js';
 
@@ -44,7 +45,7 @@ interface Seen {
  * scrapes, so the engine needs no hook and every process reports the same cluster-wide figures:
  *
  * - queue depths: `getJobCounts` of the scan queue and each sync queue;
- * - outcome, request, retry and 429 counters: the run records' counters (src/pipeline/run-store.ts).
+ * - outcome, request, retry and 429 counters: the run records' counters (src/store/run-store.ts).
  *   Each scrape adds the growth of every run record since the previous scrape; finished runs are read
  *   once and then only remembered. At start-up the counters of runs that had already finished are
  *   taken as the baseline (not counted), so a restart does not replay history as a burst; runs still

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
+import { duplicateForProbe } from '../store/connection.js';
 
 export type ProbeResult = { ok: true; ms: number } | { ok: false; error: string };
 
@@ -21,11 +22,8 @@ export class RedisProbe {
     private readonly timeoutMs: number,
     logger?: Logger,
   ) {
-    this.client = engineConnection.duplicate({
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectionName: 'profile-sync-ops-probe',
-    });
+    // A Cluster too (issue 9): its per-node options go elsewhere, see duplicateForProbe.
+    this.client = duplicateForProbe(engineConnection, 'profile-sync-ops-probe');
     // Without a listener ioredis prints every failed reconnect to stderr; readiness reports it instead.
     this.client.on('error', (err: Error) => logger?.debug({ err: err.message }, 'ops redis probe'));
   }

@@ -1,5 +1,5 @@
-import type { RunRecord } from '../pipeline/run-record.js';
-import type { RunStore } from '../pipeline/run-store.js';
+import type { RunRecord } from '../store/run-record.js';
+import type { RunStore } from '../store/run-store.js';
 
 /** Runs `GET /api/runs` returns unless `?limit=` says otherwise. */
 export const DEFAULT_RUNS_LIMIT = 20;

@@ -1,55 +1,15 @@
-import type { Redis } from 'ioredis';
-import type { Config, TargetId } from '../config/schema.js';
-import type { FieldMap } from '../connectors/types.js';
+import type { Config } from '../config/schema.js';
+import { maskBody } from '../core/masking.js';
+import type { TargetId } from '../core/targets.js';
+import type { FieldMap } from '../core/types.js';
 import type { Logger } from '../log.js';
-import type { RedisLayout } from '../queue/redis-layout.js';
-import { maskBody } from './masking.js';
-import type { StateStore } from './state-store.js';
+import type { DeletePolicy, DeletionSettings, DeletionSummary } from '../store/deletions.js';
 
 /**
- * Users who left the source (issue 5): the pieces that need no job machinery. The scan adds every id
- * it reads to a per-run set; after a complete scan, each target's known users (the state hash) are
- * checked against that set in batches (HSCAN + SMISMEMBER), so neither side is ever held in memory.
- *
- * | key                             | type | what                                                          |
- * |---------------------------------|------|---------------------------------------------------------------|
- * | `{p}:run:<runId>:seen`          | set  | every source id the run's scan read; expires 24 h, deleted after detection |
- * | `{p}:run:<runId>:gone:<target>` | set  | known users the complete scan did not return (the held removals) |
- * | `{p}:orphans:<target>`          | set  | users an `ignore` target found orphaned last time (items only for new ones) |
- * | `{p}:tombstones`                | hash | sha256(userId) -> what `forget` did (no PII)                  |
+ * Users who left the source (issue 5), the policy half: the delete policy per target, the safety brake
+ * (`MAX_DELETES`, `MAX_DELETE_RATE`), the `deletions.held` alert and the plan lines of a dry run. The
+ * Redis half (seen/gone/orphan sets, the run-hash summary) is src/store/deletions.ts.
  */
-
-/** What a target does with a user who left the source. `delete` is Sunshine's, `clear` Zephr's and Prelude's. */
-export type DeletePolicy = 'ignore' | 'delete' | 'clear';
-
-/** The policy and brake in force for a run, recorded in its options when it starts. */
-export interface DeletionSettings {
-  /** Per target; absent means `ignore`. */
-  policy: Partial<Record<TargetId, DeletePolicy>>;
-  /** Largest share of a target's known users one run may remove (`MAX_DELETE_RATE`). @defaultValue 0.05 */
-  maxDeleteRate: number;
-  /** Largest number of users one run may remove from one target (`MAX_DELETES`). @defaultValue 1000 */
-  maxDeletes: number;
-}
-
-/** Per target: what detection found. Stored as JSON in the run hash (`deletions`): counts only, no ids. */
-export interface TargetDeletions {
-  policy: DeletePolicy;
-  /** Users profile-sync held a written state for when detection ran. */
-  known: number;
-  /** Of those, not returned by the complete scan. */
-  gone: number;
-}
-
-export interface DeletionSummary {
-  targets: Partial<Record<TargetId, TargetDeletions>>;
-  /** Why the safety brake held the run's removals (also the `deletionsHeld` field of the run hash). */
-  held?: string;
-  /** `backfill --confirm-deletes`: when, how many re-driven, how many came back to the source meanwhile. */
-  confirmed?: { at: number; removals: number; returned: number };
-}
-
-export const SEEN_TTL_MS = 24 * 3600_000;
 
 export function deletionSettings(config: Config): DeletionSettings {
   const policy: Partial<Record<TargetId, DeletePolicy>> = {};
@@ -67,125 +27,6 @@ export function policyOf(settings: DeletionSettings | undefined, target: TargetI
 /** The env variable naming a target's policy, for messages. */
 export function policyVariable(target: TargetId): string {
   return `${target.toUpperCase()}_ON_DELETE`;
-}
-
-export function seenKey(layout: RedisLayout, runId: string): string {
-  return layout.key('run', runId, 'seen');
-}
-
-export function goneKey(layout: RedisLayout, runId: string, target: TargetId): string {
-  return layout.key('run', runId, 'gone', target);
-}
-
-/** Users an `ignore` target found orphaned in its last complete run (items are recorded for new ones only). */
-export function orphansKey(layout: RedisLayout, target: TargetId): string {
-  return layout.key('orphans', target);
-}
-
-export function tombstonesKey(layout: RedisLayout): string {
-  return layout.key('tombstones');
-}
-
-/** Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages). */
-export async function recordSeen(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-  ids: string[],
-): Promise<void> {
-  if (ids.length === 0) return;
-  const key = seenKey(layout, runId);
-  await redis
-    .multi()
-    .sadd(key, ...ids)
-    .pexpire(key, SEEN_TTL_MS)
-    .exec();
-}
-
-/**
- * Fills the run's gone set for one target: users with a state written before the run started that
- * the seen set lacks. A state written after the start belongs to a user a concurrent run (sync-user)
- * just created; the scan may have paged past that user before it appeared, so it is never "gone".
- * Returns the counts. Memory: one HSCAN batch at a time.
- */
-export async function findGone(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-  target: TargetId,
-  startedAt: number,
-  keepMs: number,
-  batch = 1000,
-): Promise<{ known: number; gone: number }> {
-  const seen = seenKey(layout, runId);
-  const gone = goneKey(layout, runId, target);
-  const stateKey = layout.state(target);
-  await redis.del(gone);
-  const known = await redis.hlen(stateKey);
-  let cursor = '0';
-  do {
-    const [next, flat] = await redis.hscan(stateKey, cursor, 'COUNT', batch);
-    cursor = next;
-    const ids: string[] = [];
-    const times: number[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      ids.push(flat[i]!);
-      times.push((JSON.parse(flat[i + 1]!) as { t: number }).t);
-    }
-    if (ids.length === 0) continue;
-    const member = (await redis.smismember(seen, ...ids)) as number[];
-    const missing = ids.filter((_, i) => member[i] === 0 && times[i]! < startedAt);
-    if (missing.length) await redis.sadd(gone, ...missing);
-  } while (cursor !== '0');
-  await redis.pexpire(gone, keepMs);
-  return { known, gone: await redis.scard(gone) };
-}
-
-/**
- * Drops the Prelude `user_not_found` markers of users the complete scan did not return: a marker only
- * saves a probe, and one for a user who left would never be read again. No request is involved.
- */
-export async function dropUnlinkedOfGone(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-  target: TargetId,
-  batch = 1000,
-): Promise<number> {
-  const seen = seenKey(layout, runId);
-  const key = layout.unlinked(target);
-  let dropped = 0;
-  let cursor = '0';
-  do {
-    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', batch);
-    cursor = next;
-    const ids = flat.filter((_, i) => i % 2 === 0);
-    if (ids.length === 0) continue;
-    const member = (await redis.smismember(seen, ...ids)) as number[];
-    const gone = ids.filter((_, i) => member[i] === 0);
-    if (gone.length) dropped += await redis.hdel(key, ...gone);
-  } while (cursor !== '0');
-  return dropped;
-}
-
-/** Batches of a gone set (SSCAN): memory flat however many users left. */
-export async function* goneBatches(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-  target: TargetId,
-  batch = 500,
-): AsyncIterable<string[]> {
-  let cursor = '0';
-  const seen = new Set<string>();
-  do {
-    const [next, ids] = await redis.sscan(goneKey(layout, runId, target), cursor, 'COUNT', batch);
-    cursor = next;
-    // SSCAN may return an element twice; a removal job id collapses duplicates anyway, an item would not.
-    const fresh = ids.filter((id) => !seen.has(id));
-    for (const id of fresh) seen.add(id);
-    if (fresh.length) yield fresh;
-  } while (cursor !== '0');
 }
 
 /**
@@ -271,38 +112,4 @@ export function removalPlanLine(
     note: `left the source; ${policyVariable(target)}=${policy}: ${how[target]}`,
     lastWritten: previous && !pii ? maskBody(previous) : previous,
   };
-}
-
-/** Reads a run's deletion summary. */
-export async function readDeletions(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-): Promise<DeletionSummary | null> {
-  const raw = await redis.hget(layout.run(runId), 'deletions');
-  return raw ? (JSON.parse(raw) as DeletionSummary) : null;
-}
-
-export async function writeDeletions(
-  redis: Redis,
-  layout: RedisLayout,
-  runId: string,
-  summary: DeletionSummary,
-  opts: { hold: boolean },
-): Promise<void> {
-  const fields: Record<string, string> = { deletions: JSON.stringify(summary) };
-  const m = redis.multi().hset(layout.run(runId), fields);
-  // `deletionsHeld` makes the run end `held` (run-lifecycle.ts); a dry run only reports the brake.
-  if (opts.hold && summary.held) m.hset(layout.run(runId), 'deletionsHeld', summary.held);
-  else m.hdel(layout.run(runId), 'deletionsHeld');
-  await m.exec();
-}
-
-/** Last written payloads of a batch of users, for the run record. */
-export async function lastWritten(
-  state: StateStore,
-  target: TargetId,
-  ids: string[],
-): Promise<(FieldMap | null)[]> {
-  return (await state.getMany(target, ids)).map((s) => s?.fields ?? null);
 }

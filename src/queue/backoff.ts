@@ -1,5 +1,5 @@
 import type { BackoffStrategy } from 'bullmq';
-import { isSyncError } from '../connectors/errors.js';
+import { isSyncError } from '../core/errors.js';
 
 /** The name jobs give in `backoff: {type}` so that BullMQ calls our strategy. */
 export const FULL_JITTER = 'full-jitter';

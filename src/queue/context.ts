@@ -1,12 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Queue } from 'bullmq';
-import type { TargetId } from '../config/schema.js';
-import type { LinkStore } from '../connectors/prelude/links.js';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
+import type { TargetId } from '../core/targets.js';
 import type { Logger } from '../log.js';
-import type { RunKind } from '../pipeline/run-record.js';
-import type { RunStore } from '../pipeline/run-store.js';
-import type { StateStore } from '../pipeline/state-store.js';
+import type { LinkStore } from '../store/links.js';
+import type { RunKind } from '../store/run-record.js';
+import type { RunStore } from '../store/run-store.js';
+import type { StateStore } from '../store/state-store.js';
 import type { BackoffPolicy } from './backoff.js';
 
 /** Engine settings the jobs read (from `config.sync`, see src/config/schema.ts). */

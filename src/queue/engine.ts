@@ -1,31 +1,25 @@
 import type { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { type Job, Queue, Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Dispatcher } from 'undici';
-import { type ConfirmResult, confirmHeldDeletions } from '../../jobs/reconcile-deletions.js';
-import * as removeJob from '../../jobs/remove.js';
-import * as scanJob from '../../jobs/scan.js';
-import * as syncJob from '../../jobs/sync.js';
-import { ConfigError } from '../config/errors.js';
-import { type Config, enabledTargets, type TargetId, targetRateLimit } from '../config/schema.js';
-import { createLinkStore, type LinkStore } from '../connectors/prelude/links.js';
+import { type Config, enabledTargets, targetRateLimit } from '../config/schema.js';
 import { closeConnectors, createTargetConnectors } from '../connectors/registry.js';
 import { createSourceConnector } from '../connectors/source/connector.js';
 import type { SourceConnector, TargetConnector, Throttle } from '../connectors/types.js';
+import { ConfigError } from '../core/config-error.js';
+import type { TargetId } from '../core/targets.js';
 import { createLogger, type Logger } from '../log.js';
-import { deletionSettings } from '../pipeline/deletions.js';
 import type { forgetUser } from '../pipeline/erasure.js';
-import type { RunKind, RunOptions, RunRecord } from '../pipeline/run-record.js';
-import { RunStore } from '../pipeline/run-store.js';
-import { StateStore } from '../pipeline/state-store.js';
+import { createRedisConnection } from '../store/connection.js';
+import { createLinkStore, type LinkStore } from '../store/links.js';
+import { RedisLayout, SCAN_QUEUE, syncQueueName } from '../store/redis-layout.js';
+import { RedisErrorLog, redisErrorFields, whenRedisReady } from '../store/redis-open.js';
+import { RunStore } from '../store/run-store.js';
+import { StateStore } from '../store/state-store.js';
 import { backoffStrategy } from './backoff.js';
-import { createRedisConnection } from './connection.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
-import { settleFailedJob } from './failed-jobs.js';
-import { RedisLayout, SCAN_QUEUE, syncQueueName } from './redis-layout.js';
-import { RedisErrorLog, redisErrorFields, whenRedisReady } from './redis-open.js';
-import { checkFailureRate, maybeFinishRun } from './run-lifecycle.js';
+import type { JobSet } from './job-definition.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 type ErasureDeps = Parameters<typeof forgetUser>[0];
@@ -46,6 +40,8 @@ export class RunVanishedError extends Error {
 
 export interface EngineOptions {
   config: Config;
+  /** The jobs to run (jobs/index.ts `JOBS`): the engine never imports a job body. */
+  jobs: JobSet;
   /** @defaultValue a pino logger on stderr at `config.logLevel` */
   logger?: Logger;
   /** Used by every Queue, Worker and store; created from `config.redis.url` (and closed by `close()`) when absent. */
@@ -67,23 +63,6 @@ export interface EngineOptions {
   settings?: Partial<EngineSettings>;
 }
 
-export interface StartRunRequest {
-  kind: RunKind;
-  /** @defaultValue every target of the engine */
-  targets?: TargetId[];
-  users?: string[];
-  limit?: number;
-  /** @defaultValue false */
-  dryRun?: boolean;
-  /** @defaultValue false */
-  full?: boolean;
-  /** @defaultValue `config.sync.recordPii` */
-  showPii?: boolean;
-  /** Keep planned requests for `--plan FILE`. @defaultValue false */
-  plan?: boolean;
-  maxFailureRate?: number;
-}
-
 export interface StartWorkersOptions {
   /** Sync jobs per target in this process. @defaultValue `config.sync.concurrency` */
   concurrency?: number;
@@ -96,20 +75,11 @@ export interface StartWorkersOptions {
   stalledIntervalMs?: number;
   /**
    * Stalls a job may survive before BullMQ fails it (it kept killing its worker); such a job is then
-   * settled `failed` (src/queue/failed-jobs.ts). @defaultValue 2
+   * settled `failed` (jobs/failed.ts). @defaultValue 2
    */
   maxStalledCount?: number;
   /** Tests only: a shorter job lock than `lockDurationMs`, so a stall shows in a second. @defaultValue `lockDurationMs` */
   lockDurationMs?: number;
-}
-
-export interface WaitOptions {
-  /** @defaultValue 500 */
-  pollMs?: number;
-  onProgress?: (run: RunRecord) => void;
-  /** Abort when failed+rejected exceed this share of a target's outcomes after its first 100. */
-  maxFailureRate?: number;
-  signal?: AbortSignal;
 }
 
 /**
@@ -117,10 +87,10 @@ export interface WaitOptions {
  * the per-target throttles, and the stores. Commands and the daemon use only this API:
  *
  * ```ts
- * const engine = await Engine.create({ config });
+ * const engine = await Engine.create({ config, jobs: JOBS });   // jobs/index.ts
  * await engine.startWorkers();                       // omit for enqueue-only
- * const runId = await engine.startRun({ kind: 'backfill' });
- * const run = await engine.waitForRun(runId, { onProgress });
+ * const runId = await startRun(engine, { kind: 'backfill' });   // jobs/run-actions.ts
+ * const run = await waitForRun(engine, runId, { onProgress });
  * await engine.close();
  * ```
  */
@@ -135,12 +105,18 @@ export class Engine {
   readonly settings: EngineSettings;
   readonly scanQueue: Queue;
   readonly syncQueues: Partial<Record<TargetId, Queue>>;
+  readonly jobs: JobSet;
   private workers: Worker[] = [];
   private readonly throttles: SlidingWindowThrottle[] = [];
   private sourceConnector?: SourceConnector;
   private closed = false;
   /** Runs whose record vanished under `waitForRun` (issue 8.11): what jobs still wrote is removed on close. */
   private readonly vanished = new Set<string>();
+
+  /** `waitForRun` (jobs/run-actions.ts) found the run's record gone: close() removes what jobs still write. */
+  markVanished(runId: string): void {
+    this.vanished.add(runId);
+  }
   /** Every Queue's, Worker's and the connection's 'error' listener: message only, never the command (issue 8.4). */
   private redisErrors: RedisErrorLog;
 
@@ -154,6 +130,7 @@ export class Engine {
     logger: Logger,
   ) {
     this.logger = logger;
+    this.jobs = opts.jobs;
     this.redisErrors = new RedisErrorLog(logger, config.redis.url);
     this.layout = new RedisLayout(config.redis.prefix);
     this.runs = new RunStore(connection, this.layout, {
@@ -206,6 +183,8 @@ export class Engine {
       const th = new SlidingWindowThrottle({
         redis: connection,
         key: layout.throttle(t),
+        adaptKey: layout.throttleAdapt(t),
+        pauseKey: layout.throttlePause(t),
         limit: targetRateLimit(config, t),
         windowMs,
         marginMs: config.sync.rateLimitMarginMs,
@@ -292,7 +271,8 @@ export class Engine {
     return this.sourceConnector;
   }
 
-  private context(): JobContext {
+  /** What every job handler gets: stores, connectors, queues, settings (src/queue/context.ts). */
+  jobContext(): JobContext {
     return {
       logger: this.logger,
       runs: this.runs,
@@ -321,7 +301,7 @@ export class Engine {
   /** Starts this process's workers: one per target queue (BullMQ limiter = the target's rate limit) and the scan worker. */
   async startWorkers(options: StartWorkersOptions = {}): Promise<void> {
     if (this.workers.length) return;
-    const ctx = this.context();
+    const ctx = this.jobContext();
     const concurrency = options.concurrency ?? this.config.sync.concurrency;
     const base = {
       // Stored on each job as `processedBy`: which process ran it.
@@ -333,10 +313,15 @@ export class Engine {
       ...(options.stalledIntervalMs !== undefined ? { stalledInterval: options.stalledIntervalMs } : {}),
       settings: { backoffStrategy: backoffStrategy(this.settings.backoff) },
     };
+    const targetJobs = new Map(this.jobs.jobs.filter((j) => j.queue === 'target').map((j) => [j.name, j]));
+    const scanJob = this.jobs.jobs.find((j) => j.queue === 'scan');
     for (const t of this.targets) {
       // One queue per target carries writes and issue 5's removals alike: one rate limit for both.
-      const processor = (job: Job) =>
-        job.name === removeJob.name ? removeJob.handler(job, ctx) : syncJob.handler(job, ctx);
+      const processor = (job: Job) => {
+        const def = targetJobs.get(job.name);
+        if (!def) throw new UnrecoverableError(`no job named ${job.name} in the engine's job list`);
+        return def.handler(job, ctx);
+      };
       const w = new Worker(syncQueueName(t), processor, {
         ...base,
         concurrency,
@@ -348,7 +333,7 @@ export class Engine {
       });
       this.watch(w, ctx);
     }
-    if (options.scan !== false) {
+    if (options.scan !== false && scanJob) {
       this.watch(
         new Worker(SCAN_QUEUE, (job: Job) => scanJob.handler(job, ctx), { ...base, concurrency: 1 }),
         ctx,
@@ -367,245 +352,16 @@ export class Engine {
     // A job failed by BullMQ itself (stalled more than maxStalledCount, or a throw before the handler
     // settled) must still settle, or its run never ends. Idempotent with the handlers' own settling.
     w.on('failed', (job, err) => {
-      settleFailedJob(job, err, ctx).catch((e: unknown) =>
-        this.logger.error(
-          { err: e instanceof Error ? e.message : String(e), queue: w.name, job: job?.id },
-          'could not settle a failed job',
-        ),
-      );
+      this.jobs
+        .onFailed(job, err, ctx)
+        .catch((e: unknown) =>
+          this.logger.error(
+            { err: e instanceof Error ? e.message : String(e), queue: w.name, job: job?.id },
+            'could not settle a failed job',
+          ),
+        );
     });
     this.workers.push(w);
-  }
-
-  /** Records a run and enqueues its scan; returns the run id. Workers (here or in a daemon) do the rest. */
-  async startRun(req: StartRunRequest): Promise<string> {
-    const targets = req.targets ?? this.targets;
-    const unknown = targets.filter((t) => !this.targets.includes(t));
-    if (unknown.length)
-      throw new ConfigError(
-        `--targets: ${unknown.join(', ')} not enabled (set ${unknown.map((t) => `${t.toUpperCase()}_URL`).join(', ')})`,
-      );
-    if (targets.length === 0)
-      throw new ConfigError('no target enabled: set SUNSHINE_URL, ZEPHR_URL or PRELUDE_URL');
-    const options: RunOptions = {
-      targets,
-      dryRun: req.dryRun ?? false,
-      full: req.full ?? false,
-      showPii: req.showPii ?? this.config.sync.recordPii,
-      plan: req.plan ?? false,
-      deletions: deletionSettings(this.config),
-    };
-    if (req.users) options.users = req.users;
-    if (req.limit !== undefined) options.limit = req.limit;
-    if (req.maxFailureRate !== undefined) options.maxFailureRate = req.maxFailureRate;
-    const runId = await this.runs.create(req.kind, options);
-    await this.scanQueue.add(scanJob.name, { runId }, scanJob.options(runId, req.kind));
-    this.logger.info(
-      { runId, kind: req.kind, targets, dryRun: options.dryRun, full: options.full },
-      'run started',
-    );
-    return runId;
-  }
-
-  /** Asks every worker to drop the run's remaining work; the run ends as `aborted`. */
-  async abortRun(runId: string, reason: string): Promise<void> {
-    await this.runs.requestAbort(runId, reason);
-    this.logger.warn({ runId, reason }, 'run abort requested');
-    await this.drainRun(runId);
-  }
-
-  /**
-   * Removes an aborted run's jobs that have not started, settling each as `skipped`: otherwise each
-   * would still wait for a slot of the target's rate budget just to find the run aborted. Jobs already
-   * active (locked) are left to finish; they skip themselves at their start check.
-   */
-  async drainRun(runId: string): Promise<number> {
-    const DRAIN_PAGE = 1000;
-    const DRAIN_STATES = ['prioritized', 'waiting', 'delayed'] as const;
-    let removed = 0;
-    for (const t of this.targets) {
-      const q = this.syncQueues[t]!;
-      for (;;) {
-        // Issue 8.8: every job of the run, however many other jobs sit before it (a page of 1,000
-        // holding none of this run's jobs used to end the drain), collected before any is removed so
-        // that removals do not shift the pages read.
-        const jobs: Job[] = [];
-        for (const state of DRAIN_STATES) {
-          for (let start = 0; ; start += DRAIN_PAGE) {
-            const page = await q.getJobs([state], start, start + DRAIN_PAGE - 1, true);
-            for (const j of page) if (j?.data?.runId === runId) jobs.push(j);
-            if (page.length < DRAIN_PAGE) break;
-          }
-        }
-        let progress = 0;
-        for (const job of jobs) {
-          const gone = await job.remove().then(
-            () => true,
-            () => false,
-          );
-          if (!gone) continue;
-          progress++;
-          await this.runs.record(runId, {
-            settle: syncJob.settleMember(t, job.data.userId),
-            counters: [[t, 'skipped', 1]],
-          });
-        }
-        removed += progress;
-        if (progress === 0) break; // nothing left (or only jobs another process is removing)
-      }
-    }
-    await maybeFinishRun(this.runs, runId);
-    return removed;
-  }
-
-  /**
-   * Resolves when the run is over: its scan ended and every sync job it enqueued completed or failed
-   * for good. Polls the run record, so it works whichever process runs the jobs.
-   */
-  async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
-    const pollMs = options.pollMs ?? 500;
-    let drained = false;
-    for (;;) {
-      options.signal?.throwIfAborted();
-      await maybeFinishRun(this.runs, runId);
-      const run = await this.runs.get(runId);
-      if (!run) {
-        // The record is gone (Redis emptied under the run). Waiting would be for ever; jobs still in
-        // flight may write a partial record back, which close() removes once they have stopped.
-        this.vanished.add(runId);
-        this.logger.error({ runId }, 'run record vanished from Redis');
-        throw new RunVanishedError(runId);
-      }
-      options.onProgress?.(run);
-      if (run.status !== 'running') return run;
-      const reason = await checkFailureRate(
-        this.runs,
-        runId,
-        options.maxFailureRate ?? run.options.maxFailureRate,
-      );
-      if (reason) {
-        this.logger.warn({ runId, reason }, 'run abort requested');
-        await this.drainRun(runId);
-      } else if (run.abortReason && !drained) {
-        drained = true;
-        await this.drainRun(runId);
-      }
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
-  }
-
-  /**
-   * Re-drives dead letters (failed sync jobs) as a new `retry` run, optionally only those of one run
-   * and/or target. Each failed job is replaced by a job with the same payload in the new run; writes
-   * are upserts keyed by the user's identifier, so a replay never creates a duplicate profile.
-   *
-   * Issue 8.8: every failed job is parsed and validated BEFORE the run is created and marked running;
-   * a malformed one (a payload that does not parse, or a target that is not its queue's) is reported
-   * in `malformed` and left in the failed set, never blocks the others, and never leaves a run
-   * `running` for ever. `runId` names a run that neither exists nor has failed jobs: ConfigError
-   * ("no such run").
-   */
-  async retryFailed(filter: { runId?: string; target?: TargetId } = {}): Promise<{
-    runId: string | null;
-    jobs: number;
-    malformed: { target: TargetId; jobId: string; error: string }[];
-  }> {
-    const targets = filter.target ? [filter.target] : this.targets;
-    const found: { target: TargetId; job: Job }[] = [];
-    for (const t of targets) {
-      const q = this.syncQueues[t];
-      if (!q) throw new ConfigError(`--target: ${t} not enabled`);
-      for (let start = 0; ; start += 500) {
-        const jobs = await q.getFailed(start, start + 499);
-        for (const job of jobs)
-          if (job && (!filter.runId || job.data?.runId === filter.runId)) found.push({ target: t, job });
-        if (jobs.length < 500) break;
-      }
-    }
-    if (filter.runId && found.length === 0 && !(await this.runs.get(filter.runId)))
-      throw new ConfigError(`--run: no such run ${filter.runId} (see profile-sync runs)`);
-
-    // Parse and validate first: nothing is created for a job that cannot be replayed.
-    const PLACEHOLDER = 'retry-pending';
-    type Spec = { name: string; data: { runId: string; userId: string }; opts: Record<string, unknown> };
-    const valid: { target: TargetId; job: Job; spec: Spec }[] = [];
-    const malformed: { target: TargetId; jobId: string; error: string }[] = [];
-    for (const { target: t, job } of found) {
-      const schema = job.name === removeJob.name ? removeJob.payloadSchema : syncJob.payloadSchema;
-      const parsed = schema.safeParse({ ...(job.data ?? {}), runId: PLACEHOLDER });
-      const error = !parsed.success
-        ? `payload invalid at ${parsed.error.issues.map((i) => i.path.join('.') || '(root)').join(', ')}`
-        : parsed.data.target !== t
-          ? `payload target is not ${t}`
-          : null;
-      if (error || !parsed.success) {
-        malformed.push({ target: t, jobId: String(job.id), error: error ?? 'payload invalid' });
-        this.logger.warn(
-          { target: t, job: job.id, error },
-          'retry-failed: malformed dead letter skipped (left in the failed set)',
-        );
-        continue;
-      }
-      valid.push({ target: t, job, spec: { name: job.name, data: parsed.data, opts: {} } });
-    }
-    if (valid.length === 0) return { runId: null, jobs: 0, malformed };
-
-    const involved = [...new Set(valid.map((f) => f.target))];
-    const runId = await this.runs.create('retry', {
-      targets: involved,
-      dryRun: false,
-      full: false,
-      showPii: this.config.sync.recordPii,
-      plan: false,
-      ...(filter.runId ? { retryOf: filter.runId } : {}),
-    });
-    try {
-      await this.runs.updateScan(runId, { status: 'running', limited: true });
-      for (const t of involved) {
-        const mine = valid.filter((f) => f.target === t);
-        const specs = mine.map(({ spec }) => {
-          const data = { ...spec.data, runId };
-          const remove = spec.name === removeJob.name;
-          return {
-            name: remove ? removeJob.name : syncJob.name,
-            data,
-            opts: remove
-              ? {
-                  ...removeJob.options('retry', this.settings),
-                  jobId: removeJob.jobId(t, runId, data.userId),
-                }
-              : { ...syncJob.options('retry', this.settings), jobId: syncJob.jobId(t, runId, data.userId) },
-          };
-        });
-        await this.runs.addPending(
-          runId,
-          specs.map((s) => syncJob.settleMember(t, s.data.userId)),
-        );
-        await this.syncQueues[t]!.addBulk(specs as Parameters<Queue['addBulk']>[0]);
-        for (const { job } of mine) await job.remove().catch(() => undefined);
-      }
-      await this.runs.updateScan(runId, { status: 'done', records: valid.length });
-    } catch (err) {
-      // Never a run left `running` for ever: it ends failed, and says why.
-      const message = err instanceof Error ? err.message : String(err);
-      await this.runs.updateScan(runId, { status: 'failed', complete: false, error: message });
-      await this.runs.finish(runId, 'failed', { error: message });
-      throw err;
-    }
-    await maybeFinishRun(this.runs, runId);
-    this.logger.info(
-      { runId, jobs: valid.length, malformed: malformed.length, retryOf: filter.runId },
-      'dead letters re-driven',
-    );
-    return { runId, jobs: valid.length, malformed };
-  }
-
-  /**
-   * `backfill --confirm-deletes RUN`: re-drives the removals the safety brake held in that run (issue 5,
-   * jobs/reconcile-deletions.ts), with the deletion policy in force now. Wait with `waitForRun`.
-   */
-  async confirmDeletes(runId: string): Promise<ConfirmResult> {
-    return confirmHeldDeletions(this.context(), runId, deletionSettings(this.config));
   }
 
   /** Job counts per target queue (for progress and the daemon's health). */

@@ -1,5 +1,5 @@
-import type { RunStatus } from '../pipeline/run-record.js';
-import type { RunStore } from '../pipeline/run-store.js';
+import type { RunStatus } from '../store/run-record.js';
+import type { RunStore } from '../store/run-store.js';
 
 /**
  * Ends a run once its scan has ended and every sync job it enqueued has settled (completed, or failed

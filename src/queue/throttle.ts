@@ -142,6 +142,10 @@ export interface SlidingWindowThrottleOptions {
   redis: Redis;
   /** The sorted set (`RedisLayout.throttle(target)`). */
   key: string;
+  /** The hash of the adaptive limit (`RedisLayout.throttleAdapt`). */
+  adaptKey: string;
+  /** The "paused until" of a 429 (`RedisLayout.throttlePause`). */
+  pauseKey: string;
   /** Requests allowed per window, across all processes. */
   limit: number;
   /**
@@ -221,8 +225,8 @@ export class SlidingWindowThrottle {
       stepEveryMs: opts.adaptive?.stepEveryMs ?? this.windowMs,
       minGapMs: opts.adaptive?.minGapMs ?? 1_000,
     };
-    this.adaptKey = `${opts.key}:adapt`;
-    this.pauseKey = `${opts.key}:pause`;
+    this.adaptKey = opts.adaptKey;
+    this.pauseKey = opts.pauseKey;
     const r = opts.redis as Redis & Partial<ThrottleCommands>;
     if (typeof r.psThrottleAcquire !== 'function') {
       opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });

@@ -3,10 +3,11 @@ import { SignJWT } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import type { TargetId } from '../../src/config/schema.js';
-import { SyncError } from '../../src/connectors/errors.js';
 import { createTargetConnectors } from '../../src/connectors/registry.js';
-import type { Change, FieldMap, SourceUser, TargetConnector } from '../../src/connectors/types.js';
+import type { TargetConnector } from '../../src/connectors/types.js';
+import { SyncError } from '../../src/core/errors.js';
+import type { TargetId } from '../../src/core/targets.js';
+import type { Change, FieldMap, SourceUser } from '../../src/core/types.js';
 import { createLogger } from '../../src/log.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 

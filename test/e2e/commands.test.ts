@@ -1,19 +1,20 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Issue 8.16: the operator commands that had never been run end to end: `sync-user`, `retry-failed`,
+// `backfill --enqueue-only` and `--show-pii`, each through the built CLI (dist/) against the sandbox
+// and the shared Redis under a prefix of this file's own.
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { RunStore } from '../../src/pipeline/run-store.js';
 import { Engine } from '../../src/queue/engine.js';
-import { RedisLayout } from '../../src/queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { RedisLayout } from '../../src/store/redis-layout.js';
+import { RunStore } from '../../src/store/run-store.js';
 import { assertBuilt, runCli as cli } from '../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { startProxy } from '../integration/engine/e2e-helpers.js';
 import { inspect, inspectPost } from '../integration/engine/harness.js';
-
-// Issue 8.16: the operator commands that had never been run end to end: `sync-user`, `retry-failed`,
-// `backfill --enqueue-only` and `--show-pii`, each through the built CLI (dist/) against the sandbox
-// and the shared Redis under a prefix of this file's own.
 
 interface Summary {
   runId: string;
@@ -94,16 +95,17 @@ describe('operator commands through the built CLI (issue 8.16)', () => {
     expect(sandbox.sims.sunshine.counters().total).toBe(0);
     // "A running daemon picks it up": an engine of this process with workers runs both.
     const engine = await Engine.create({
+      jobs: JOBS,
       config: loadConfig(env as Record<string, string>),
       logger: createLogger({ level: 'silent' }),
     });
     try {
       await engine.startWorkers({ concurrency: 4 });
-      const run = await engine.waitForRun(out.runId, { pollMs: 50 });
+      const run = await runActions.waitForRun(engine, out.runId, { pollMs: 50 });
       expect(run.status).toBe('completed');
       expect(run.options.targets).toEqual(['sunshine']);
       expect(run.targets.sunshine!.outcomes.created).toBe(20);
-      const one = await engine.waitForRun(queued, { pollMs: 50 });
+      const one = await runActions.waitForRun(engine, queued, { pollMs: 50 });
       expect(one.status).toBe('completed');
       expect(one.options.users).toEqual(['user-000001']);
     } finally {

@@ -3,9 +3,9 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
-import { RunStore } from '../../src/pipeline/run-store.js';
-import { RedisLayout } from '../../src/queue/redis-layout.js';
 import { startSandbox } from '../../src/sandbox/index.js';
+import { RedisLayout } from '../../src/store/redis-layout.js';
+import { RunStore } from '../../src/store/run-store.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, CLI } from '../reliability/processes.js';
 

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { userKey } from '../../src/pipeline/hashing.js';
+import * as runActions from '../../jobs/run-actions.js';
+import { userKey } from '../../src/core/hashing.js';
 import type { Engine } from '../../src/queue/engine.js';
 import { CLI, runCli as cli } from '../helpers/cli.js';
 import { keysOf } from '../helpers/redis.js';
@@ -43,8 +44,8 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** The id as a whole token: `user-000007` must not match inside `user-0000071`. */
 const idToken = (id: string) => new RegExp(`(^|[^A-Za-z0-9._~-])${escapeRe(id)}($|[^A-Za-z0-9._~-])`);
 
-async function run(engine: Engine, req: Parameters<Engine['startRun']>[0]) {
-  return engine.waitForRun(await engine.startRun(req), { pollMs: 100 });
+async function run(engine: Engine, req: Parameters<typeof runActions.startRun>[1]) {
+  return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 
 describe.skipIf(!existsSync(CLI))('profile-sync forget (erasure, issue 5)', () => {

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLinkStore } from '../../src/connectors/prelude/links.js';
-import { RunStore } from '../../src/pipeline/run-store.js';
-import { RedisLayout } from '../../src/queue/redis-layout.js';
+import { createLinkStore } from '../../src/store/links.js';
+import { RedisLayout } from '../../src/store/redis-layout.js';
+import { RunStore } from '../../src/store/run-store.js';
 import { CLI, runCli as cli } from '../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 

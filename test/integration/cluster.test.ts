@@ -1,16 +1,20 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TARGET_IDS } from '../../src/config/schema.js';
+import * as runActions from '../../jobs/run-actions.js';
+import { userKey } from '../../src/core/hashing.js';
+import { TARGET_IDS } from '../../src/core/targets.js';
+import { RedisProbe } from '../../src/http/redis-probe.js';
+import { packageRoot } from '../../src/paths.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
-import { userKey } from '../../src/pipeline/hashing.js';
-import { scanKeys } from '../../src/queue/connection.js';
 import type { Engine } from '../../src/queue/engine.js';
+import { scanKeys } from '../../src/store/connection.js';
+import { linksKey } from '../../src/store/links.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './engine/harness.js';
 
 // Issue 4: "Works on one Redis and on Redis Cluster (key prefix in a hash tag)". A real 3-master
@@ -155,7 +159,11 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     const prefix = h!.prefix;
     const users = await inspect<SourceUserRow[]>(h!.sandbox.urls.source, 'users');
     expect(users.length).toBe(100);
-    const first = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const first = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'backfill' }),
+      { pollMs: 100 },
+    );
     expect(first.status).toBe('completed');
     expect(first.scan).toMatchObject({ status: 'done', complete: true, records: 100 });
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
@@ -164,7 +172,11 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
       expect(o.created).toBeGreaterThan(0);
       expect(o.created + o.rejected + o.unlinked).toBe(users.length);
     }
-    const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const again = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(again.status).toBe('completed');
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
       const o = again.targets[t]!.outcomes;
@@ -206,4 +218,78 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     const other = users.find((u) => u.id !== me.id)!;
     expect(await engine.state.get('zephr', other.id)).not.toBeNull();
   }, 90_000);
+
+  // Issue 9: every command opens Redis through the store, so `links` works on a Cluster too, and a run
+  // writes a linked user under the Prelude id the link table gives.
+  it('links import on the Cluster, then a Prelude-linked run writes under the linked id', async () => {
+    const CLI = join(packageRoot(), 'dist', 'cli.js');
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+    const prefix = h!.prefix;
+    const cli = async (args: string[]) => {
+      try {
+        const { stdout } = await run(process.execPath, [CLI, ...args], {
+          cwd: packageRoot(),
+          env: {
+            PATH: process.env.PATH ?? '',
+            REDIS_URL: `redis://127.0.0.1:${ports[0]}`,
+            REDIS_CLUSTER: 'true',
+            PROFILE_SYNC_PREFIX: prefix,
+          },
+        });
+        return { code: 0, stdout };
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string; stderr?: string };
+        return { code: e.code ?? -1, stdout: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+      }
+    };
+    const users = await inspect<SourceUserRow[]>(h!.sandbox.urls.source, 'users');
+    const user = users[users.length - 1]!;
+    const preludeId = `usr_cluster_${user.id}`;
+    // The app knows the linked id, never the source id: without the link the user is unlinked.
+    await inspectPost(h!.sandbox.urls.prelude, `users/${encodeURIComponent(preludeId)}`, {}, 'PUT');
+    await inspectPost(h!.sandbox.urls.prelude, `users/${encodeURIComponent(user.id)}`, {}, 'DELETE');
+
+    const csv = join(dir, 'links.csv');
+    writeFileSync(csv, `source_id,prelude_user_id\n${user.id},${preludeId}\n`);
+    const imp = await cli(['links', 'import', 'prelude', csv]);
+    expect(imp).toMatchObject({ code: 0 });
+    expect(imp.stdout).toContain(`imported 1 link(s) into ${linksKey(prefix)}`);
+    expect(await cli(['links', 'count', 'prelude'])).toEqual({ code: 0, stdout: '1\n' });
+    const { redis } = engine.runs.backing();
+    expect(await redis.hget(linksKey(prefix), user.id)).toBe(preludeId);
+
+    const linked = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, {
+        kind: 'backfill',
+        targets: ['prelude'],
+        users: [user.id],
+        full: true,
+      }),
+      { pollMs: 100 },
+    );
+    expect(linked.status).toBe('completed');
+    expect(linked.targets.prelude!.outcomes.failed).toBe(0);
+    expect(linked.targets.prelude!.outcomes.unlinked).toBe(0);
+    const profile = await inspect<{ userId: string }>(
+      h!.sandbox.urls.prelude,
+      `profiles/${encodeURIComponent(preludeId)}`,
+    );
+    expect(profile.userId).toBe(preludeId);
+  }, 60_000);
+
+  // Issue 9: on a Cluster, ioredis's duplicate() takes the nodes first; the probe must still get no
+  // offline queue and no retries per request (its fast fail), through the store's duplicateForProbe.
+  it('the readiness probe answers on the Cluster, with no offline queue', async () => {
+    const probe = new RedisProbe(engine.connection, 5_000);
+    try {
+      expect(await probe.ping()).toMatchObject({ ok: true });
+      const client = (probe as unknown as { client: Cluster }).client;
+      expect(client).toBeInstanceOf(Cluster);
+      expect(client.options.enableOfflineQueue).toBe(false);
+      expect(client.options.redisOptions?.maxRetriesPerRequest).toBe(0);
+    } finally {
+      probe.close();
+    }
+  });
 });

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linksKey } from '../../src/connectors/prelude/links.js';
 import { packageRoot } from '../../src/paths.js';
+import { linksKey } from '../../src/store/links.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 
 /** `profile-sync links ...` through the built CLI, on the real Redis, under a prefix of its own. */

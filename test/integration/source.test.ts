@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { SyncError } from '../../src/connectors/errors.js';
 import { createSourceConnector } from '../../src/connectors/source/connector.js';
-import type { SourceConnector, SourceRecord } from '../../src/connectors/types.js';
+import type { SourceConnector } from '../../src/connectors/types.js';
+import { SyncError } from '../../src/core/errors.js';
+import type { SourceRecord } from '../../src/core/types.js';
 import { createLogger } from '../../src/log.js';
 import { SANDBOX_SOURCE_TOKEN, type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 

@@ -4,8 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Engine } from '../../src/queue/engine.js';
-import { syncQueueName } from '../../src/queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { syncQueueName } from '../../src/store/redis-layout.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { type Harness, inspect, mismatches } from '../integration/engine/harness.js';
 import { assertBuilt, type CliProcess, spawnCli, waitFor } from './processes.js';
@@ -64,8 +64,12 @@ describe('reliability: a worker dies mid-run', () => {
   }
 
   async function startRun(env: Record<string, string>): Promise<string> {
-    engine = await Engine.create({ config: loadConfig(env), logger: createLogger({ level: 'silent' }) });
-    return engine.startRun({ kind: 'backfill' });
+    engine = await Engine.create({
+      jobs: JOBS,
+      config: loadConfig(env),
+      logger: createLogger({ level: 'silent' }),
+    });
+    return runActions.startRun(engine, { kind: 'backfill' });
   }
 
   /** Every user right in every target, each Sunshine profile once. */
@@ -103,7 +107,7 @@ describe('reliability: a worker dies mid-run', () => {
     const killedAt = Date.now();
     expect((await a.exited).signal).toBe('SIGKILL');
 
-    const run = await engine!.waitForRun(runId, { pollMs: 250 });
+    const run = await runActions.waitForRun(engine!, runId, { pollMs: 250 });
     const recoveredAfterMs = Date.now() - killedAt;
     expect(run.status).toBe('completed');
     expect(run.settled).toBe(run.enqueued);
@@ -168,7 +172,7 @@ describe('reliability: a worker dies mid-run', () => {
     expect(stopped.clean).toBe(false);
     expect(stopped.handedBack).toBeGreaterThan(0);
 
-    const run = await engine!.waitForRun(runId, { pollMs: 250 });
+    const run = await runActions.waitForRun(engine!, runId, { pollMs: 250 });
     expect(run.status).toBe('completed');
     expect(run.settled).toBe(run.enqueued);
     for (const t of ['sunshine', 'zephr', 'prelude'] as const)
@@ -176,3 +180,6 @@ describe('reliability: a worker dies mid-run', () => {
     await expectAllCorrect(runId, env);
   }, 180_000);
 });
+
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOBS } from '../../jobs/index.js';
+import * as runActions from '../../jobs/run-actions.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Engine } from '../../src/queue/engine.js';
@@ -59,14 +61,15 @@ describe('reliability: three daemons share one rate limit', () => {
     await Promise.all(procs.map((p) => p.waitForLine(/"msg":"daemon started"/)));
 
     const engine = await Engine.create({
+      jobs: JOBS,
       config: loadConfig(env),
       logger: createLogger({ level: 'silent' }),
       rateWindowMs: WINDOW_MS,
     });
     try {
       const since = Date.now();
-      const runId = await engine.startRun({ kind: 'backfill' });
-      const run = await engine.waitForRun(runId, { pollMs: 200 });
+      const runId = await runActions.startRun(engine, { kind: 'backfill' });
+      const run = await runActions.waitForRun(engine, runId, { pollMs: 200 });
       expect(run.status).toBe('completed');
       expect(run.targets.sunshine!.outcomes.created + run.targets.sunshine!.outcomes.rejected).toBe(USERS);
 

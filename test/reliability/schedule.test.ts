@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunStore } from '../../src/pipeline/run-store.js';
-import { RedisLayout, SCAN_QUEUE } from '../../src/queue/redis-layout.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { RedisLayout, SCAN_QUEUE } from '../../src/store/redis-layout.js';
+import { RunStore } from '../../src/store/run-store.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, type CliProcess, spawnCli, waitFor } from './processes.js';
 

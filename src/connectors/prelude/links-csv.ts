@@ -5,14 +5,8 @@
  * before anything is stored, and every bad row is reported by its line number.
  */
 
+import type { LinkRow } from '../../store/links.js';
 import { unsafePathSegment } from '../target-common.js';
-
-export interface LinkRow {
-  sourceId: string;
-  preludeUserId: string;
-  /** 1-based line number where the row starts (the header is line 1). */
-  line: number;
-}
 
 export interface LinkParseResult {
   rows: LinkRow[];

@@ -1,4 +1,4 @@
-import type { FieldMap } from '../types.js';
+import type { FieldMap } from '../../core/types.js';
 
 /** Seed 004 `PatchUserProfileRequest`: `{"profile": {key: string}}`, additionalProperties strings only. */
 export interface PreludePatchBody {

@@ -1,19 +1,19 @@
-import { ConfigError } from '../../config/errors.js';
 import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
-import { diffFields } from '../../pipeline/diff.js';
-import { SyncError } from '../errors.js';
-import { createHttpClient, type HttpResponse, vendorErrorCode } from '../http.js';
-import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
+import { ConfigError } from '../../core/config-error.js';
+import { diffFields } from '../../core/diff.js';
+import { SyncError } from '../../core/errors.js';
 import type {
   Change,
-  ConnectorDeps,
   FieldMap,
   ItemResult,
   PlannedRequest,
   RemoveResult,
   SourceUser,
-  TargetConnector,
-} from '../types.js';
+} from '../../core/types.js';
+import { createHttpClient, type HttpResponse } from '../http.js';
+import { vendorErrorCode } from '../http-errors.js';
+import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
+import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
 import { compileUserIdTemplate, profilePath } from './user-id.js';
 

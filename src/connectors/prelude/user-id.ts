@@ -1,5 +1,5 @@
-import { ConfigError } from '../../config/errors.js';
-import { RejectedRecordError } from '../errors.js';
+import { ConfigError } from '../../core/config-error.js';
+import { RejectedRecordError } from '../../core/errors.js';
 import { unsafePathSegment } from '../target-common.js';
 
 /**

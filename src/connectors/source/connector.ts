@@ -1,7 +1,8 @@
 import type { HttpConfig, SourceConfig } from '../../config/schema.js';
-import { SyncError } from '../errors.js';
+import { SyncError } from '../../core/errors.js';
+import type { SourcePage, SourceRecord } from '../../core/types.js';
 import { createHttpClient, type HttpResponse } from '../http.js';
-import type { ConnectorDeps, SourceConnector, SourcePage, SourceRecord } from '../types.js';
+import type { ConnectorDeps, SourceConnector } from '../types.js';
 import { parseSourceRecord } from './record.js';
 
 const DOT_ID_REASON = 'id: is "." or "..", which URLs cannot carry as a path segment';

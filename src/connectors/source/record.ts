@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SourceRecord, SourceUser } from '../types.js';
+import type { SourceRecord, SourceUser } from '../../core/types.js';
 
 /**
  * Validation of one identity-service user (seed 002: `{id, firstName, lastName, email}`, all strings).

@@ -1,5 +1,5 @@
-import { diffFields } from '../../pipeline/diff.js';
-import type { FieldMap } from '../types.js';
+import { diffFields } from '../../core/diff.js';
+import type { FieldMap } from '../../core/types.js';
 import { fieldKind } from './payload.js';
 
 /**

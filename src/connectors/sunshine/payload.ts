@@ -1,4 +1,4 @@
-import type { FieldMap, FieldValue } from '../types.js';
+import type { FieldMap, FieldValue } from '../../core/types.js';
 
 /**
  * Sunshine FieldMaps use three kinds of dotted names (src/connectors/types.ts):

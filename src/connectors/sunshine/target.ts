@@ -1,6 +1,14 @@
 import type { HttpConfig, SunshineConfig } from '../../config/schema.js';
-import { diffFields } from '../../pipeline/diff.js';
-import { SyncError } from '../errors.js';
+import { diffFields } from '../../core/diff.js';
+import { SyncError } from '../../core/errors.js';
+import type {
+  Change,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+} from '../../core/types.js';
 import { createHttpClient, type HttpMethod, type HttpResponse } from '../http.js';
 import {
   type ConnectorMapping,
@@ -10,16 +18,7 @@ import {
   unreadableRead,
   unsafePathSegment,
 } from '../target-common.js';
-import type {
-  Change,
-  ConnectorDeps,
-  FieldMap,
-  ItemResult,
-  PlannedRequest,
-  RemoveResult,
-  SourceUser,
-  TargetConnector,
-} from '../types.js';
+import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { decideWrite } from './decide.js';
 import { identifierPath, identifierQuery, PROFILES_PATH, profilePath } from './identifier.js';
 import {

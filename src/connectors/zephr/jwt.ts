@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { ConfigError } from '../../config/errors.js';
 import type { ZephrConfig } from '../../config/schema.js';
+import { ConfigError } from '../../core/config-error.js';
 
 export type ZephrJwtAlg = 'HS256' | 'RS256' | 'ES256';
 

@@ -1,4 +1,4 @@
-import type { FieldMap } from '../types.js';
+import type { FieldMap } from '../../core/types.js';
 
 /**
  * Seed 000: `PUT /blaize/profile/{appId}` "will create an Extended Profile for the App ID if one did not

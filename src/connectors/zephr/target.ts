@@ -1,7 +1,15 @@
-import { ConfigError } from '../../config/errors.js';
 import type { HttpConfig, ZephrConfig } from '../../config/schema.js';
-import { diffFields } from '../../pipeline/diff.js';
-import { SyncError } from '../errors.js';
+import { ConfigError } from '../../core/config-error.js';
+import { diffFields } from '../../core/diff.js';
+import { SyncError } from '../../core/errors.js';
+import type {
+  Change,
+  FieldMap,
+  ItemResult,
+  PlannedRequest,
+  RemoveResult,
+  SourceUser,
+} from '../../core/types.js';
 import { createHttpClient } from '../http.js';
 import {
   type ConnectorMapping,
@@ -11,16 +19,7 @@ import {
   unreadableRead,
   unsafePathSegment,
 } from '../target-common.js';
-import type {
-  Change,
-  ConnectorDeps,
-  FieldMap,
-  ItemResult,
-  PlannedRequest,
-  RemoveResult,
-  SourceUser,
-  TargetConnector,
-} from '../types.js';
+import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { createJwtMinter } from './jwt.js';
 import { fieldsFromDocument, mergeDocument, sameJson } from './payload.js';
 

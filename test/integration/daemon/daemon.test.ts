@@ -42,7 +42,7 @@ describe('Daemon: status lines', () => {
       statusIntervalMs: 100,
     });
     try {
-      const runId = await daemon.engine.startRun({ kind: 'backfill' });
+      const runId = await runActions.startRun(daemon.engine, { kind: 'backfill' });
       const working = await waitFor('a status line naming the run', () =>
         lines
           .map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -57,7 +57,7 @@ describe('Daemon: status lines', () => {
       expect((working.queues as Record<string, string>).sunshine).toMatch(
         /^waiting \d+, active \d+, delayed \d+, failed \d+$/,
       );
-      await daemon.engine.waitForRun(runId, { pollMs: 100 });
+      await runActions.waitForRun(daemon.engine, runId, { pollMs: 100 });
       await waitFor('an idle status line', () => lines.some((l) => l.includes('"msg":"idle"')));
     } finally {
       expect(await daemon.stop(5_000)).toEqual({ clean: true, handedBack: 0 });
@@ -67,3 +67,5 @@ describe('Daemon: status lines', () => {
       expect(all).not.toContain(sandbox.env[k]!);
   }, 60_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

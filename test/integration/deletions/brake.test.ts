@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { CLI, runCli as cli } from '../../helpers/cli.js';
 import {
   type Harness,
@@ -112,9 +113,15 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
     });
     const engine = await h.engine({ only: ['sunshine'] });
     await engine.startWorkers({ concurrency: 8 });
-    await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     await inspectPost(h.sandbox.urls.source, 'users/remove', { share: 0.06 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(run.status).toBe('held');
     expect(run.deletions?.held).toContain('sunshine: 6 removals > MAX_DELETES 5');
     expect(run.targets.sunshine!.outcomes.removed).toBe(0);
@@ -129,22 +136,32 @@ describe.skipIf(!existsSync(CLI))('the deletion safety brake and --dry-run (issu
     });
     const engine = await h.engine({ only: ['sunshine'] });
     await engine.startWorkers({ concurrency: 4 });
-    await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
     const [a, b] = [users[1]!, users[2]!];
     await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [a.id, b.id] });
-    const held = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const held = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(held.status).toBe('held');
     // b comes back with a new email and is written again, then leaves again before the confirm.
     await inspectPost(h.sandbox.urls.source, 'users', { ...b, email: 'back.again@example.org' });
-    const sync = await engine.waitForRun(await engine.startRun({ kind: 'single-user', users: [b.id] }), {
-      pollMs: 100,
-    });
+    const sync = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'single-user', users: [b.id] }),
+      {
+        pollMs: 100,
+      },
+    );
     expect(sync.targets.sunshine!.outcomes.updated).toBe(1);
     await inspectPost(h.sandbox.urls.source, 'users/remove', { ids: [b.id] });
-    const c = await engine.confirmDeletes(held.id);
+    const c = await runActions.confirmDeletes(engine, held.id);
     expect(c).toMatchObject({ removals: 2, returned: 0 });
-    const done = await engine.waitForRun(held.id, { pollMs: 100 });
+    const done = await runActions.waitForRun(engine, held.id, { pollMs: 100 });
     expect(done.status).toBe('completed');
     expect(done.targets.sunshine!.outcomes.removed).toBe(1);
     // b: not removed (the scan counted the 48 others unchanged before; b is the one more).

@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSourceConnector } from '../../../src/connectors/source/connector.js';
-import type { SourceConnector } from '../../../src/connectors/types.js';
-import { createLogger } from '../../../src/log.js';
-import type { Engine } from '../../../src/queue/engine.js';
-import { type Harness, inspect, inspectPost, startHarness } from '../engine/harness.js';
-
 /**
  * Issue 8.1: the source changes while a scan pages through it (offset paging). Users removed from,
  * or inserted into, pages already read shift later users; no user still in the source may ever be
  * concluded gone, and each user is counted once.
  */
+import * as runActions from '../../../jobs/run-actions.js';
+import { createSourceConnector } from '../../../src/connectors/source/connector.js';
+import type { SourceConnector } from '../../../src/connectors/types.js';
+import { createLogger } from '../../../src/log.js';
+import type { Engine } from '../../../src/queue/engine.js';
+import { type Harness, inspect, inspectPost, startHarness } from '../engine/harness.js';
 
 interface SunshineProfile {
   identifiers: { type: string; value: string }[];
@@ -36,8 +36,11 @@ async function onPage(h: Harness, hook: { afterPage: number; remove?: string[]; 
   await inspectPost(h.sandbox.urls.source, 'users/on-page', hook);
 }
 
-async function backfill(engine: Engine, req: Parameters<Engine['startRun']>[0] = { kind: 'backfill' }) {
-  return engine.waitForRun(await engine.startRun(req), { pollMs: 100 });
+async function backfill(
+  engine: Engine,
+  req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' },
+) {
+  return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 
 const ENV = {
@@ -241,14 +244,14 @@ describe('source churn during a scan (issue 8.1)', () => {
     expect(held.deletions?.targets.sunshine?.gone).toBe(3);
     // Every request answered 404 now: a per-user re-check would read that as "all three still gone".
     h.sandbox.sims.source.setFaults([{ kind: 'status', status: 404 }]);
-    await expect(engine.confirmDeletes(held.id)).rejects.toThrow(/404/);
+    await expect(runActions.confirmDeletes(engine, held.id)).rejects.toThrow(/404/);
     expect((await engine.runs.get(held.id))?.status).toBe('held');
     expect((await sunshineIds(h)).size).toBe(50);
     // The source answers again: confirming removes exactly the three.
     h.sandbox.sims.source.setFaults([]);
-    const confirmed = await engine.confirmDeletes(held.id);
+    const confirmed = await runActions.confirmDeletes(engine, held.id);
     expect(confirmed).toMatchObject({ removals: 3, returned: 0 });
-    const done = await engine.waitForRun(held.id, { pollMs: 100 });
+    const done = await runActions.waitForRun(engine, held.id, { pollMs: 100 });
     expect(done.targets.sunshine!.outcomes.removed).toBe(3);
     expect((await sunshineIds(h)).size).toBe(47);
   }, 120_000);

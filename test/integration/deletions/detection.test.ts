@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type Harness, inspect, inspectPost, startHarness, writeCount } from '../engine/harness.js';
 
@@ -33,8 +34,11 @@ async function removeFromSource(h: Harness, body: { share: number; seed?: number
   return removed;
 }
 
-async function backfill(engine: Engine, req: Parameters<Engine['startRun']>[0] = { kind: 'backfill' }) {
-  return engine.waitForRun(await engine.startRun(req), { pollMs: 100 });
+async function backfill(
+  engine: Engine,
+  req: Parameters<typeof runActions.startRun>[1] = { kind: 'backfill' },
+) {
+  return runActions.waitForRun(engine, await runActions.startRun(engine, req), { pollMs: 100 });
 }
 
 describe('users who leave the source (issue 5)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { userKey } from '../../../src/core/hashing.js';
 import { brakeReason } from '../../../src/pipeline/deletions.js';
-import { containsToken, userMatcher } from '../../../src/pipeline/erasure.js';
-import { userKey } from '../../../src/pipeline/hashing.js';
+import { containsToken, userMatcher } from '../../../src/pipeline/erasure-sweep.js';
 
 describe('the brake rule', () => {
   const limits = { maxDeleteRate: 0.05, maxDeletes: 1000 };

@@ -22,11 +22,11 @@ describe('engine: adaptive rate limit after 429s', () => {
     // seconds; the arithmetic is the production one.
     const engine = await h.engine({ only: ['zephr'], rateWindowMs: 2000 });
     await engine.startWorkers({ concurrency: 8 });
-    const runId = await engine.startRun({ kind: 'backfill', targets: ['zephr'] });
+    const runId = await runActions.startRun(engine, { kind: 'backfill', targets: ['zephr'] });
     // Waits on the run's own completion (issue 8.17: no clock deadline inside the test's budget; a
     // loaded machine is slower, not wrong). The 429s come from the vendor's token bucket (5 tokens,
     // 10 a second) met by 8 jobs at once: the first wave alone exceeds the burst.
-    const run = await engine.waitForRun(runId, { pollMs: 100 });
+    const run = await runActions.waitForRun(engine, runId, { pollMs: 100 });
 
     expect(run.status).toBe('completed');
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
@@ -42,3 +42,5 @@ describe('engine: adaptive rate limit after 429s', () => {
     expect((await mismatches(h)).filter((m) => m.startsWith('zephr'))).toEqual([]);
   }, 150_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

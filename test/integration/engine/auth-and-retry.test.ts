@@ -20,7 +20,9 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     });
     const bad = await h.engine({ only: ['sunshine'] });
     await bad.startWorkers({ concurrency: 4 });
-    const run = await bad.waitForRun(await bad.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(bad, await runActions.startRun(bad, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     const s = run.targets.sunshine!;
     expect(s.stopped).toMatch(/E_AUTH/);
     expect(s.outcomes.failed).toBe(60);
@@ -39,23 +41,25 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
     // Credentials fixed: re-drive them.
     const config = loadConfig({ ...h.env, SUNSHINE_API_TOKEN: h.sandbox.env.SUNSHINE_API_TOKEN! });
     const good = await Engine.create({
+      jobs: JOBS,
       config,
       only: ['sunshine'],
       logger: createLogger({ level: 'silent' }),
     });
     try {
       await good.startWorkers({ concurrency: 4 });
-      const retry = await good.retryFailed({ runId: run.id, target: 'sunshine' });
+      const retry = await runActions.retryFailed(good, { runId: run.id, target: 'sunshine' });
       expect(retry.jobs).toBe(60);
-      const redo = await good.waitForRun(retry.runId!, { pollMs: 100 });
+      const redo = await runActions.waitForRun(good, retry.runId!, { pollMs: 100 });
       expect(redo.kind).toBe('retry');
       expect(redo.options.retryOf).toBe(run.id);
       expect(redo.targets.sunshine!.outcomes.created).toBe(60);
       expect(await good.syncQueues.sunshine!.getFailedCount()).toBe(0);
       // Replaying again (the same users, e.g. a double retry) never duplicates a profile.
       await good.state.remove('sunshine', 'user-000001');
-      const again = await good.waitForRun(
-        await good.startRun({ kind: 'single-user', users: ['user-000001'] }),
+      const again = await runActions.waitForRun(
+        good,
+        await runActions.startRun(good, { kind: 'single-user', users: ['user-000001'] }),
         { pollMs: 100 },
       );
       expect(again.targets.sunshine!.outcomes.failed).toBe(0);
@@ -67,9 +71,12 @@ describe('engine: auth failure stops a target; retry-failed re-drives the dead l
       expect(ext).toHaveLength(60);
       expect(new Set(ext).size).toBe(60);
       // Nothing left to retry.
-      expect((await good.retryFailed({ runId: run.id })).jobs).toBe(0);
+      expect((await runActions.retryFailed(good, { runId: run.id })).jobs).toBe(0);
     } finally {
       await good.close();
     }
   }, 60_000);
 });
+
+import { JOBS } from '../../../jobs/index.js';
+import * as runActions from '../../../jobs/run-actions.js';

@@ -24,8 +24,8 @@ describe('engine: backfill into the sandbox', () => {
   });
 
   it('writes every user into every target, then a second run is all unchanged with no write', async () => {
-    const runId = await engine.startRun({ kind: 'backfill' });
-    const run = await engine.waitForRun(runId, { pollMs: 100 });
+    const runId = await runActions.startRun(engine, { kind: 'backfill' });
+    const run = await runActions.waitForRun(engine, runId, { pollMs: 100 });
     expect(run.status).toBe('completed');
     expect(run.scan).toMatchObject({ status: 'done', complete: true, records: 200 });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
@@ -49,7 +49,11 @@ describe('engine: backfill into the sandbox', () => {
     expect(everything).not.toMatch(/authorization|bearer|eyJ[A-Za-z0-9_-]{10,}\./i);
 
     for (const s of ['sunshine', 'zephr', 'prelude'] as const) h.sandbox.sims[s].resetCounters();
-    const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const again = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(again.status).toBe('completed');
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) {
       const o = again.targets[t]!.outcomes;
@@ -65,8 +69,14 @@ describe('engine: backfill into the sandbox', () => {
     await engine.close(); // its workers would take the scan with the default 24 h recheck
     const recheck = await h.engine({ only: ['prelude'], settings: { unlinkedRecheckMs: 0 } });
     await recheck.startWorkers({ concurrency: 4 });
-    const third = await recheck.waitForRun(await recheck.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const third = await runActions.waitForRun(
+      recheck,
+      await runActions.startRun(recheck, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(third.targets.prelude!.outcomes.unlinked).toBe(unlinked.size);
     expect(third.targets.prelude!.requests).toBe(unlinked.size);
   }, 60_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import {
   type Harness,
@@ -21,7 +22,11 @@ describe('engine: changes after a backfill', () => {
     h = await startHarness({ label: 'changes' });
     engine = await h.engine();
     await engine.startWorkers({ concurrency: 8 });
-    const first = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const first = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'backfill' }),
+      { pollMs: 100 },
+    );
     expect(first.status).toBe('completed');
     unlinked = new Set(
       (await engine.runs.items(first.id)).filter((i) => i.outcome === 'unlinked').map((i) => i.userId),
@@ -40,7 +45,11 @@ describe('engine: changes after a backfill', () => {
     expect(changed).toHaveLength(50);
     for (const t of TARGETS) h.sandbox.sims[t].resetCounters();
 
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(run.status).toBe('completed');
     const items = await engine.runs.items(run.id);
     for (const t of ['sunshine', 'zephr'] as const) {
@@ -93,9 +102,13 @@ describe('engine: changes after a backfill', () => {
       'PATCH',
     );
 
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'single-user', users: [user.id] }), {
-      pollMs: 100,
-    });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'single-user', users: [user.id] }),
+      {
+        pollMs: 100,
+      },
+    );
     expect(run.targets.sunshine!.outcomes.updated).toBe(1);
     const res = await fetch(`${h.sandbox.urls.sunshine}/api/v2/user_profiles?identifier=${identifier}`, {
       headers: { authorization: auth },
@@ -122,8 +135,9 @@ describe('engine: changes after a backfill', () => {
       fields: ['lastName'],
     });
     for (const t of TARGETS) h.sandbox.sims[t].resetCounters();
-    const dry = await engine.waitForRun(
-      await engine.startRun({ kind: 'backfill', dryRun: true, plan: true }),
+    const dry = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'backfill', dryRun: true, plan: true }),
       { pollMs: 100 },
     );
     expect(dry.status).toBe('completed');
@@ -151,13 +165,20 @@ describe('engine: changes after a backfill', () => {
     });
     expect(edit.status).toBe(200);
     // Without --full the hash says nothing changed: no request.
-    const quiet = await engine.waitForRun(
-      await engine.startRun({ kind: 'single-user', users: [victim.id], targets: ['sunshine'] }),
+    const quiet = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'single-user', users: [victim.id], targets: ['sunshine'] }),
       { pollMs: 100 },
     );
     expect(quiet.targets.sunshine!.outcomes.unchanged).toBe(1);
-    const full = await engine.waitForRun(
-      await engine.startRun({ kind: 'single-user', users: [victim.id], full: true, targets: ['sunshine'] }),
+    const full = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, {
+        kind: 'single-user',
+        users: [victim.id],
+        full: true,
+        targets: ['sunshine'],
+      }),
       { pollMs: 100 },
     );
     expect(full.targets.sunshine!.outcomes.updated).toBe(1);

@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLinkStore } from '../../../src/connectors/prelude/links.js';
 import type { Engine } from '../../../src/queue/engine.js';
+import { createLinkStore } from '../../../src/store/links.js';
 import {
   expectedPayloads,
   type Harness,
@@ -25,8 +25,9 @@ describe('engine: the whole managed payload of every user, per target', () => {
     `Basic ${Buffer.from(`${h.env.SUNSHINE_EMAIL}/token:${h.env.SUNSHINE_API_TOKEN}`).toString('base64')}`;
 
   async function run(users?: string[]) {
-    const r = await engine.waitForRun(
-      await engine.startRun(users ? { kind: 'single-user', users } : { kind: 'backfill' }),
+    const r = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, users ? { kind: 'single-user', users } : { kind: 'backfill' }),
       { pollMs: 50 },
     );
     expect(r.status).toBe('completed');
@@ -156,8 +157,14 @@ describe('engine: the whole managed payload of every user, per target', () => {
   it('unlinked is an outcome with its PATCH 404 recorded, no error, no retry (jobs/sync.ts has no error branch for it)', async () => {
     expect(unlinked.size).toBeGreaterThan(0);
     const id = [...unlinked][0]!;
-    const r = await engine.waitForRun(
-      await engine.startRun({ kind: 'single-user', users: [id], targets: ['prelude'], full: true }),
+    const r = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, {
+        kind: 'single-user',
+        users: [id],
+        targets: ['prelude'],
+        full: true,
+      }),
       { pollMs: 50 },
     );
     expect(r.targets.prelude!.outcomes).toMatchObject({ unlinked: 1, failed: 0 });
@@ -176,8 +183,9 @@ describe('engine: the whole managed payload of every user, per target', () => {
     try {
       await sourcePatch(victim.id, { firstName: 'Renamed' });
       h.sandbox.sims.prelude.resetCounters();
-      const r = await engine.waitForRun(
-        await engine.startRun({ kind: 'single-user', users: [victim.id], targets: ['prelude'] }),
+      const r = await runActions.waitForRun(
+        engine,
+        await runActions.startRun(engine, { kind: 'single-user', users: [victim.id], targets: ['prelude'] }),
         { pollMs: 50 },
       );
       expect(r.targets.prelude!.outcomes).toMatchObject({ rejected: 1, failed: 0, updated: 0 });
@@ -190,3 +198,5 @@ describe('engine: the whole managed payload of every user, per target', () => {
     }
   });
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as syncJob from '../../../jobs/sync.js';
+import * as steps from '../../../jobs/user-steps.js';
 import { redisClient } from '../../helpers/redis.js';
 import { type Harness, startHarness } from './harness.js';
 
@@ -42,7 +43,7 @@ describe('drainRun and retryFailed', () => {
         return { name: syncJob.name, data, opts: { jobId: syncJob.jobId('zephr', run, data.userId) } };
       });
       await q.addBulk(specs);
-      return specs.map((s) => syncJob.settleMember('zephr', s.data.userId));
+      return specs.map((s) => steps.settleMember('zephr', s.data.userId));
     };
     // The run's jobs are the oldest; 1,200 newer jobs of another run fill the first page of a
     // newest-first read (BullMQ's default order), whichever end a reader starts from it meets both.
@@ -53,7 +54,7 @@ describe('drainRun and retryFailed', () => {
     await engine.runs.updateScan(runId, { status: 'done' });
 
     await engine.runs.requestAbort(runId, 'test');
-    const removed = await engine.drainRun(runId);
+    const removed = await runActions.drainRun(engine, runId);
 
     expect(removed).toBe(300);
     const left = await q.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1);
@@ -91,19 +92,19 @@ describe('drainRun and retryFailed', () => {
     await connection.quit();
     expect((await q.getFailed()).map((j) => j.id).sort()).toEqual(['bad-1', 'good-1']);
 
-    const r = await engine.retryFailed({ runId: failedRun });
+    const r = await runActions.retryFailed(engine, { runId: failedRun });
     expect(r.jobs).toBe(1);
     expect(r.malformed).toEqual([{ target: 'zephr', jobId: 'bad-1', error: expect.stringMatching(/user/) }]);
     // The malformed one stays a dead letter; the good one moved to the retry run.
     expect((await q.getFailed()).map((j) => j.id)).toEqual(['bad-1']);
     await engine.startWorkers({ concurrency: 1 });
-    const run = await engine.waitForRun(r.runId!, { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, r.runId!, { pollMs: 50 });
     expect(run.status).toBe('completed');
     expect(run.scan.status).toBe('done');
 
     // Only malformed ones left: no run is created at all (none left `running`).
     const before = (await engine.runs.list(50)).length;
-    const again = await engine.retryFailed({ runId: failedRun });
+    const again = await runActions.retryFailed(engine, { runId: failedRun });
     expect(again).toEqual({ runId: null, jobs: 0, malformed: [expect.objectContaining({ jobId: 'bad-1' })] });
     expect((await engine.runs.list(50)).length).toBe(before);
     expect((await engine.runs.list(50)).filter((x) => x.status === 'running')).toEqual([]);
@@ -112,6 +113,10 @@ describe('drainRun and retryFailed', () => {
   it('retryFailed --run of a run that does not exist (and has no dead letters) is an error', async () => {
     h = await startHarness({ label: 'retry-nosuch', sandbox: { users: 1 } });
     const engine = await h.engine();
-    await expect(engine.retryFailed({ runId: 'nonexistent' })).rejects.toThrow(/no such run nonexistent/);
+    await expect(runActions.retryFailed(engine, { runId: 'nonexistent' })).rejects.toThrow(
+      /no such run nonexistent/,
+    );
   }, 60_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { JOBS } from '../../../jobs/index.js';
+import * as runActions from '../../../jobs/run-actions.js';
 import { loadConfig } from '../../../src/config/load.js';
 import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { TargetConnector } from '../../../src/connectors/types.js';
@@ -37,7 +39,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const p = run.targets.prelude!;
     expect(p.outcomes.failed).toBe(1);
     expect(p.outcomes.created).toBe(known.length - 1);
@@ -64,9 +68,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
 
     // The vendor recovers; retry-failed re-drives the dead letter as a new run.
     h.sandbox.sims.prelude.setFaults([]);
-    const retry = await engine.retryFailed({ runId: run.id });
+    const retry = await runActions.retryFailed(engine, { runId: run.id });
     expect(retry.jobs).toBe(1);
-    const redo = await engine.waitForRun(retry.runId!, { pollMs: 50 });
+    const redo = await runActions.waitForRun(engine, retry.runId!, { pollMs: 50 });
     expect(redo.kind).toBe('retry');
     expect(redo.targets.prelude!.outcomes.created).toBe(1);
     expect(await engine.syncQueues.prelude!.getFailedCount()).toBe(0);
@@ -75,7 +79,7 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
       'state',
     );
     expect(Object.keys(state.apps[h.env.PRELUDE_APP_ID!]!.profiles).sort()).toEqual([...known].sort());
-    expect((await engine.retryFailed({ runId: run.id })).jobs).toBe(0);
+    expect((await runActions.retryFailed(engine, { runId: run.id })).jobs).toBe(0);
   }, 60_000);
 
   it('an unclassified error (a bug, not a vendor answer) is retried SYNC_ATTEMPTS_UNKNOWN times, then dead-lettered', async () => {
@@ -105,7 +109,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     const engine = await h.engine({ only: ['zephr'], targets: { zephr } });
     extra.push({ close: () => real.close() });
     await engine.startWorkers({ concurrency: 2 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const z = run.targets.zephr!;
     expect(z.outcomes.created).toBe(5);
     expect(z.outcomes.failed).toBe(1);
@@ -135,7 +141,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     });
     const first = await h.engine({ only: ['sunshine', 'zephr'] });
     await first.startWorkers({ concurrency: 8 });
-    const base = await first.waitForRun(await first.startRun({ kind: 'backfill' }), { pollMs: 50 });
+    const base = await runActions.waitForRun(first, await runActions.startRun(first, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     expect(base.status).toBe('completed');
     expect(base.targets.sunshine!.outcomes.created).toBe(100);
     await first.close();
@@ -151,10 +159,12 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     });
     extra.push(proxy);
     const config = loadConfig({ ...h.env, SOURCE_URL: proxy.url });
-    const engine = await Engine.create({ config, only: ['sunshine', 'zephr'], logger: silent() });
+    const engine = await Engine.create({ jobs: JOBS, config, only: ['sunshine', 'zephr'], logger: silent() });
     extra.push(engine);
     await engine.startWorkers({ concurrency: 8 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     expect(run.status).toBe('failed');
     expect(run.scan.status).toBe('failed');
     expect(run.scan.complete).toBe(false);
@@ -194,7 +204,11 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
       expect(res.ok).toBe(true);
       const engine = await h.engine({ only: ['prelude'] });
       await engine.startWorkers({ concurrency: 4 });
-      const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 50 });
+      const run = await runActions.waitForRun(
+        engine,
+        await runActions.startRun(engine, { kind: 'backfill' }),
+        { pollMs: 50 },
+      );
       const p = run.targets.prelude!;
       expect(p.stopped).toContain(code);
       expect(p.stopped).toContain(code === 'app_not_found' ? 'PRELUDE_APP_ID' : 'enable it');
@@ -225,7 +239,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 50 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 50,
+    });
     const p = run.targets.prelude!;
     expect(p.outcomes.created).toBe(known.length - 1);
     expect(p.outcomes.failed).toBe(1);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { type Harness, mismatches, startHarness, writeCount } from './harness.js';
 
 const TARGETS = ['sunshine', 'zephr', 'prelude'] as const;
@@ -20,7 +21,9 @@ describe('engine under faults', () => {
     }
     const engine = await h.engine();
     await engine.startWorkers({ concurrency: 8 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     expect(run.status).toBe('completed');
     for (const t of TARGETS) expect(run.targets[t]!.outcomes.failed).toBe(0);
     // Prelude's PATCH is not idempotent, so its faults come back to the job: retried with backoff.
@@ -39,7 +42,11 @@ describe('engine under faults', () => {
     expect(await mismatches(h, { unlinked })).toEqual([]);
 
     for (const t of TARGETS) h.sandbox.sims[t].resetCounters();
-    const again = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const again = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     for (const t of TARGETS) {
       expect(again.targets[t]!.outcomes.created + again.targets[t]!.outcomes.updated).toBe(0);
       expect(writeCount(h.sandbox, t)).toBe(0);
@@ -52,7 +59,9 @@ describe('engine under faults', () => {
     const engine = await h.engine({ only: ['zephr'] });
     const pause = vi.spyOn(engine.syncQueues.zephr!, 'rateLimit');
     await engine.startWorkers({ concurrency: 4 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     expect(run.status).toBe('completed');
     const z = run.targets.zephr!;
     expect(z.outcomes.created).toBe(20);

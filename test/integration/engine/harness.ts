@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { JOBS } from '../../../jobs/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { createLogger } from '../../../src/log.js';
@@ -46,6 +47,7 @@ export async function startHarness(
     env,
     async engine(opts = {}) {
       const e = await Engine.create({
+        jobs: JOBS,
         config,
         logger: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         ...opts,
@@ -123,7 +125,7 @@ const sourceValue = (v: string | null | undefined): string | undefined =>
 /**
  * What profile-sync must have written for one source user, per target, written out by hand from the
  * README's default-mapping table and config/mapping.default.yaml (never from src/connectors or
- * src/pipeline/mapping.ts: a shared bug would pass its own check). A key absent from an expectation
+ * src/config/mapping.ts: a shared bug would pass its own check). A key absent from an expectation
  * must be absent from the target.
  */
 export function expectedPayloads(

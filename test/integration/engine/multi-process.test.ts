@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { type Harness, mismatches, startHarness } from './harness.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/worker-process.mjs', import.meta.url));
@@ -74,8 +75,8 @@ describe.skipIf(!existsSync(DIST))('three worker processes share one rate limit'
   it('never exceeds L requests in any window at the vendor, and every user is written', async () => {
     const engine = await h.engine({ only: ['zephr'] });
     const since = Date.now();
-    const runId = await engine.startRun({ kind: 'backfill' });
-    const run = await engine.waitForRun(runId, { pollMs: 200 });
+    const runId = await runActions.startRun(engine, { kind: 'backfill' });
+    const run = await runActions.waitForRun(engine, runId, { pollMs: 200 });
     expect(run.status).toBe('completed');
     expect(run.targets.zephr!.outcomes.created).toBe(60);
     const log = h.sandbox.sims.zephr.requests(since).filter((r) => !r.route.includes('__sandbox'));

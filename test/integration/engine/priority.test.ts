@@ -18,22 +18,22 @@ describe('engine: priority lanes', () => {
     });
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 1 });
-    const backfill = await engine.startRun({ kind: 'backfill' });
+    const backfill = await runActions.startRun(engine, { kind: 'backfill' });
     // Wait until the whole backfill is enqueued and has started writing.
     await until('the backfill enqueued and writing', async () => {
       const r = await engine.runs.get(backfill);
       return r?.scan.status === 'done' && r.settled > 0;
     });
-    const single = await engine.startRun({ kind: 'single-user', users: ['user-000060'] });
-    const done = await engine.waitForRun(single, { pollMs: 50 });
+    const single = await runActions.startRun(engine, { kind: 'single-user', users: ['user-000060'] });
+    const done = await runActions.waitForRun(engine, single, { pollMs: 50 });
     expect(done.status).toBe('completed');
     const during = (await engine.runs.get(backfill))!;
     // FIFO would have made it wait behind ~60 backfill jobs; the priority lane takes the next free slot.
     expect(during.status).toBe('running');
     expect(during.settled).toBeLessThan(30);
     // Aborting drops the jobs that have not started (they would each wait for the rate budget just to skip).
-    await engine.abortRun(backfill, 'test over');
-    const aborted = await engine.waitForRun(backfill, { pollMs: 50 });
+    await runActions.abortRun(engine, backfill, 'test over');
+    const aborted = await runActions.waitForRun(engine, backfill, { pollMs: 50 });
     expect(aborted.status).toBe('aborted');
     const p = aborted.targets.prelude!;
     expect(p.skipped).toBeGreaterThan(20);
@@ -42,3 +42,5 @@ describe('engine: priority lanes', () => {
     expect(await engine.syncQueues.prelude!.getPrioritizedCount()).toBe(0);
   }, 60_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

@@ -1,9 +1,10 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
+import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/commands/print/run-report.js';
 import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { Throttle } from '../../../src/connectors/types.js';
 import { createLogger } from '../../../src/log.js';
-import { exitCodeFor, runSummaryJson, runWarnings } from '../../../src/pipeline/run-report.js';
 import { type Harness, startHarness } from './harness.js';
 
 /** A pino destination that keeps the parsed lines. */
@@ -68,8 +69,11 @@ describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () =>
     inner = engine.throttleFor('zephr');
     await engine.startWorkers({ concurrency: 8 });
     try {
-      const runId = await engine.startRun({ kind: 'backfill', targets: ['zephr'] });
-      const run = await engine.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(120_000) });
+      const runId = await runActions.startRun(engine, { kind: 'backfill', targets: ['zephr'] });
+      const run = await runActions.waitForRun(engine, runId, {
+        pollMs: 100,
+        signal: AbortSignal.timeout(120_000),
+      });
       expect(run.status).toBe('completed');
       expect(run.targets.zephr!.outcomes.failed).toBe(0);
       expect(run.targets.zephr!.rateLimited).toBeGreaterThan(0);
@@ -132,9 +136,12 @@ describe('engine: a huge Retry-After stops the target for the run (issue 8.3)', 
     });
     await engine.startWorkers({ concurrency: 4 });
     const started = Date.now();
-    const runId = await engine.startRun({ kind: 'backfill', targets: ['prelude'] });
+    const runId = await runActions.startRun(engine, { kind: 'backfill', targets: ['prelude'] });
     // Before the fix this waited 24 hours (the signal fails the test after 60 s).
-    const run = await engine.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(60_000) });
+    const run = await runActions.waitForRun(engine, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(60_000),
+    });
 
     const tookMs = Date.now() - started;
     const p = run.targets.prelude!;
@@ -176,9 +183,9 @@ describe('engine: a huge Retry-After stops the target for the run (issue 8.3)', 
     // retry-failed re-drives exactly the dead letters and they succeed.
     h.sandbox.sims.prelude.setRateLimit(null);
     await h.redis.del(`${engine.layout.throttle('prelude')}:pause`);
-    const retried = await engine.retryFailed({ runId });
+    const retried = await runActions.retryFailed(engine, { runId });
     expect(retried.jobs).toBe(p.outcomes.failed);
-    const again = await engine.waitForRun(retried.runId!, {
+    const again = await runActions.waitForRun(engine, retried.runId!, {
       pollMs: 100,
       signal: AbortSignal.timeout(60_000),
     });

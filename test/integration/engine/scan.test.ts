@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { type Harness, startHarness } from './harness.js';
 
 const TARGETS = ['sunshine', 'zephr', 'prelude'] as const;
@@ -28,7 +29,9 @@ describe('engine: the source scan', () => {
     ]);
     const engine = await h.engine({ settings: { chunkSize: 50 } });
     await engine.startWorkers({ concurrency: 8 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     expect(run.status).toBe('completed');
     expect(run.scan).toMatchObject({ status: 'done', complete: true });
     const pages = h.sandbox.sims.source.requests(0).filter((r) => r.route === 'GET /user');
@@ -51,7 +54,11 @@ describe('engine: the source scan', () => {
     ]);
     const engine = await h.engine({ settings: { chunkSize: 50 } });
     await engine.startWorkers({ concurrency: 8 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false, records: 100 });
     expect(run.scan.error).toMatch(/503|source/i);
@@ -71,7 +78,11 @@ describe('engine: the source scan', () => {
     // A chunk (500) larger than what was read before the failure (100): nothing was flushed yet.
     const engine = await h.engine({ settings: { chunkSize: 500 } });
     await engine.startWorkers({ concurrency: 8 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled' }),
+      { pollMs: 100 },
+    );
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false, records: 100 });
     expect(run.targets.zephr!.outcomes.created).toBe(100);

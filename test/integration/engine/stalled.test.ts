@@ -1,8 +1,10 @@
 import type { Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import { closeConnectors, createTargetConnectors } from '../../../src/connectors/registry.js';
 import { createSourceConnector } from '../../../src/connectors/source/connector.js';
-import type { Change, SourceConnector, TargetConnector } from '../../../src/connectors/types.js';
+import type { SourceConnector, TargetConnector } from '../../../src/connectors/types.js';
+import type { Change } from '../../../src/core/types.js';
 import { createLogger } from '../../../src/log.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
@@ -73,7 +75,7 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const doomed = await h.engine({ only: ['zephr'], targets: { zephr } });
     await doomed.startWorkers({ ...DYING, concurrency: 4 });
-    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    const runId = await runActions.startRun(doomed, { kind: 'scheduled', targets: ['zephr'] });
     // Every other user settles and its job is completed in BullMQ (a job settles inside its handler,
     // just before BullMQ moves it: killed in between, it would stall too); the victim's job hangs.
     await until('the other users to settle', async () => {
@@ -85,7 +87,10 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
 
     expect(run.status).toBe('completed');
     const o = run.targets.zephr!.outcomes;
@@ -98,9 +103,9 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     // It is a dead letter like any other failure: retry-failed can re-drive it.
     const dead = (await rescuer.syncQueues.zephr!.getFailed()) as Job[];
     expect(dead.map((j) => j.data.userId)).toEqual([victim]);
-    const retry = await rescuer.retryFailed({ runId });
+    const retry = await runActions.retryFailed(rescuer, { runId });
     expect(retry.jobs).toBe(1);
-    const again = await rescuer.waitForRun(retry.runId!, {
+    const again = await runActions.waitForRun(rescuer, retry.runId!, {
       pollMs: 100,
       signal: AbortSignal.timeout(20_000),
     });
@@ -125,22 +130,29 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
 
     const doomed = await h.engine({ only: ['zephr'], source });
     await doomed.startWorkers(DYING);
-    const runId = await doomed.startRun({ kind: 'scheduled', targets: ['zephr'] });
+    const runId = await runActions.startRun(doomed, { kind: 'scheduled', targets: ['zephr'] });
     await until('the scan to start', async () => scanning);
     await killWorkers(doomed);
 
     const rescuer = await h.engine({ only: ['zephr'] });
     await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await rescuer.waitForRun(runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+    const run = await runActions.waitForRun(rescuer, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
 
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false });
     expect(run.scan.error).toContain('stalled more than allowable limit');
     // The next scheduled run is not held up by it.
-    const next = await rescuer.waitForRun(await rescuer.startRun({ kind: 'scheduled', targets: ['zephr'] }), {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const next = await runActions.waitForRun(
+      rescuer,
+      await runActions.startRun(rescuer, { kind: 'scheduled', targets: ['zephr'] }),
+      {
+        pollMs: 100,
+        signal: AbortSignal.timeout(20_000),
+      },
+    );
     expect(next.status).toBe('completed');
   });
 });

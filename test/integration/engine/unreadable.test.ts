@@ -58,7 +58,9 @@ describe('engine: unreadable reads (GET 200, not JSON)', () => {
 
     const engine = await h.engine({ only: ['sunshine', 'zephr'] });
     await engine.startWorkers({ concurrency: 4 });
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'backfill' }), { pollMs: 100 });
+    const run = await runActions.waitForRun(engine, await runActions.startRun(engine, { kind: 'backfill' }), {
+      pollMs: 100,
+    });
     expect(run.status).toBe('completed');
     for (const t of ['sunshine', 'zephr'] as const) {
       h.sandbox.sims[t].setFaults([]);
@@ -94,3 +96,5 @@ describe('engine: unreadable reads (GET 200, not JSON)', () => {
     }
   }, 180_000);
 });
+
+import * as runActions from '../../../jobs/run-actions.js';

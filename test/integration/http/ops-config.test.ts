@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { maskConfig } from '../../../src/commands/config.js';
-import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { opsListen } from '../../../src/http/server.js';
 import { createLogger } from '../../../src/log.js';
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { JOBS } from '../../../jobs/index.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { type OpsServer, type OpsServerOptions, startOpsServer } from '../../../src/http/server.js';
@@ -56,7 +57,7 @@ export async function startOpsHarness(
     logger,
     seen,
     async engine() {
-      const e = await Engine.create({ config, logger });
+      const e = await Engine.create({ jobs: JOBS, config, logger });
       engines.push(e);
       return e;
     },

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as runActions from '../../../jobs/run-actions.js';
 import type { OpsServer } from '../../../src/http/server.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
@@ -86,8 +87,8 @@ describe('ops server on the sandbox engine', () => {
   });
 
   it('outcome, request and run counters after a small run equal the run record', async () => {
-    const runId = await engine.startRun({ kind: 'backfill', limit: 12 });
-    const run = await engine.waitForRun(runId, { pollMs: 50 });
+    const runId = await runActions.startRun(engine, { kind: 'backfill', limit: 12 });
+    const run = await runActions.waitForRun(engine, runId, { pollMs: 50 });
     expect(run.status).toBe('completed');
     const text = (await h.get(`${ops.url}/metrics`)).text;
     for (const t of engine.targets) {
@@ -152,9 +153,13 @@ describe('ops server on the sandbox engine', () => {
     );
     expect(sample(text, 'profile_sync_last_run_status', { kind: 'backfill', status: 'completed' })).toBe(1);
 
-    const run = await engine.waitForRun(await engine.startRun({ kind: 'scheduled', limit: 12 }), {
-      pollMs: 50,
-    });
+    const run = await runActions.waitForRun(
+      engine,
+      await runActions.startRun(engine, { kind: 'scheduled', limit: 12 }),
+      {
+        pollMs: 50,
+      },
+    );
     expect(run.status).toBe('completed');
     text = (await h.get(`${late.url}/metrics`)).text;
     for (const t of engine.targets) {
@@ -185,12 +190,12 @@ describe('ops server on the sandbox engine', () => {
     expect((await h.get(`${ops.url}/api/runs?limit=0`)).status).toBe(400);
 
     // A single-user run records its users option as a count only.
-    const id = await engine.startRun({
+    const id = await runActions.startRun(engine, {
       kind: 'single-user',
       users: ['u-secret-1', 'u-secret-2'],
       dryRun: true,
     });
-    await engine.waitForRun(id, { pollMs: 50 });
+    await runActions.waitForRun(engine, id, { pollMs: 50 });
     const listed = await h.get(`${ops.url}/api/runs/${id}`);
     expect(JSON.parse(listed.text).options.users).toBe(2);
     expect(listed.text).not.toContain('u-secret-1');

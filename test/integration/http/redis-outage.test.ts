@@ -2,8 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpsServer } from '../../../src/http/server.js';
-import { createRedisConnection } from '../../../src/queue/connection.js';
 import type { Engine } from '../../../src/queue/engine.js';
+import { createRedisConnection } from '../../../src/store/connection.js';
 import { startRedis, stopRedis } from '../../helpers/own-redis.js';
 import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
 

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig } from '../../../src/config/load.js';
+import { compileMappings } from '../../../src/config/mapping.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { packageRoot } from '../../../src/paths.js';
-import { compileMappings } from '../../../src/pipeline/mapping.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ps-config-'));
 let n = 0;

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isSecretEnv } from '../../../src/config/config-file.js';
-import { ConfigError } from '../../../src/config/errors.js';
 import { isLoopbackHost, loadConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { packageRoot } from '../../../src/paths.js';
 
 /** Issue 8.10 (and 8.9's SYNC_SCHEDULE): hostile or broken configuration ends in exit 2 with a message. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { loadRedisConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 
 describe('loadRedisConfig (read-only commands: runs, report, history, links)', () => {
   it('needs nothing but Redis: no SOURCE_URL, defaults as loadConfig', () => {

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SyncError } from '../../../src/connectors/errors.js';
 import { createHttpClient } from '../../../src/connectors/http.js';
+import { SyncError } from '../../../src/core/errors.js';
 import { createLogger } from '../../../src/log.js';
 
 /**

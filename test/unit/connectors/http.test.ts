@@ -1,16 +1,14 @@
 import { Writable } from 'node:stream';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SyncError } from '../../../src/connectors/errors.js';
+import { buildPath, createHttpClient, type HttpClientOptions } from '../../../src/connectors/http.js';
 import {
-  buildPath,
   classify,
-  createHttpClient,
   DEFAULT_RETRY_AFTER_MS,
-  type HttpClientOptions,
   parseRetryAfter,
   vendorErrorCode,
-} from '../../../src/connectors/http.js';
+} from '../../../src/connectors/http-errors.js';
+import { SyncError } from '../../../src/core/errors.js';
 import { createLogger } from '../../../src/log.js';
 
 const ORIGIN = 'https://api.vendor.test';

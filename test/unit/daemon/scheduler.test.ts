@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { tickMillis, validateSchedule } from '../../../src/daemon/scheduler.js';
 
 describe('validateSchedule (SYNC_SCHEDULE)', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { containsEmail, userMatcher } from '../../../src/pipeline/erasure.js';
-import { userKey } from '../../../src/pipeline/hashing.js';
+import { userKey } from '../../../src/core/hashing.js';
+import { containsEmail, userMatcher } from '../../../src/pipeline/erasure-sweep.js';
 
 describe('forget matches an email as a whole address (issue 8.7)', () => {
   const m = userMatcher('u-ann', userKey('u-ann'), ['ann@example.com']);

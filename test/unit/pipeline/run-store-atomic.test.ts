@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunOptions, RunStatus, ScanInfo } from '../../../src/pipeline/run-record.js';
-import { RunStore } from '../../../src/pipeline/run-store.js';
-import { RedisLayout } from '../../../src/queue/redis-layout.js';
 import { maybeFinishRun } from '../../../src/queue/run-lifecycle.js';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
+import type { RunOptions, RunStatus, ScanInfo } from '../../../src/store/run-record.js';
+import { RunStore } from '../../../src/store/run-store.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
 /**

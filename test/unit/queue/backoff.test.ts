@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SyncError } from '../../../src/connectors/errors.js';
+import { SyncError } from '../../../src/core/errors.js';
 import { backoffStrategy, fullJitterDelay } from '../../../src/queue/backoff.js';
 
 const policy = { baseMs: 2000, maxMs: 300_000 };

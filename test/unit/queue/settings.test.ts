@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig } from '../../../src/config/load.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 
 const BASE = { SOURCE_URL: 'http://127.0.0.1:1' };
 

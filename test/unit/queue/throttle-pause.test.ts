@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfig } from '../../../src/config/load.js';
-import { RedisLayout } from '../../../src/queue/redis-layout.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 import { SlidingWindowThrottle } from '../../../src/queue/throttle.js';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
 // Issue 8.5: a 429's Retry-After is a shared "paused until" beside the throttle's log, set atomically
@@ -26,8 +26,22 @@ describe('SlidingWindowThrottle pause (429 Retry-After, issue 8.5)', () => {
 
   it('a pause set through one connection holds every grant on another until it ends', async () => {
     const key = layout.throttle('prelude');
-    const one = new SlidingWindowThrottle({ redis: a, key, limit: 1000, windowMs: 60_000 });
-    const other = new SlidingWindowThrottle({ redis: b, key, limit: 1000, windowMs: 60_000 });
+    const one = new SlidingWindowThrottle({
+      redis: a,
+      key,
+      adaptKey: `${key}:adapt`,
+      pauseKey: `${key}:pause`,
+      limit: 1000,
+      windowMs: 60_000,
+    });
+    const other = new SlidingWindowThrottle({
+      redis: b,
+      key,
+      adaptKey: `${key}:adapt`,
+      pauseKey: `${key}:pause`,
+      limit: 1000,
+      windowMs: 60_000,
+    });
     expect((await other.tryAcquire()).granted).toBe(true);
 
     const { until, at } = await one.pause(400);
@@ -45,7 +59,13 @@ describe('SlidingWindowThrottle pause (429 Retry-After, issue 8.5)', () => {
 
   it('a shorter pause never shortens a longer one (max of existing and new)', async () => {
     const key = layout.throttle('zephr');
-    const th = new SlidingWindowThrottle({ redis: a, key, limit: 1000 });
+    const th = new SlidingWindowThrottle({
+      redis: a,
+      key,
+      adaptKey: `${key}:adapt`,
+      pauseKey: `${key}:pause`,
+      limit: 1000,
+    });
     const long = await th.pause(5_000);
     const short = await th.pause(100);
     expect(short.until).toBe(long.until);
@@ -59,7 +79,13 @@ describe('SlidingWindowThrottle pause (429 Retry-After, issue 8.5)', () => {
   });
 
   it('the throttle function connectors get carries pause()', async () => {
-    const th = new SlidingWindowThrottle({ redis: a, key: layout.throttle('sunshine'), limit: 10 });
+    const th = new SlidingWindowThrottle({
+      redis: a,
+      key: layout.throttle('sunshine'),
+      adaptKey: layout.throttleAdapt('sunshine'),
+      pauseKey: layout.throttlePause('sunshine'),
+      limit: 10,
+    });
     expect(typeof th.throttle.pause).toBe('function');
   });
 });

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisLayout } from '../../../src/queue/redis-layout.js';
 import { SlidingWindowThrottle } from '../../../src/queue/throttle.js';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
 /** The largest number of grants inside any half-open window [t, t + windowMs). */
@@ -36,7 +36,16 @@ describe('SlidingWindowThrottle', () => {
     const windowMs = 400;
     const key = layout.throttle('sunshine');
     const throttles = clients.map(
-      (redis) => new SlidingWindowThrottle({ redis, key, limit: L, windowMs, marginMs: 50 }),
+      (redis) =>
+        new SlidingWindowThrottle({
+          redis,
+          key,
+          adaptKey: `${key}:adapt`,
+          pauseKey: `${key}:pause`,
+          limit: L,
+          windowMs,
+          marginMs: 50,
+        }),
     );
     // 3 "processes" x 6 concurrent acquirers x 2 requests each = 36 grants, 4.5 windows' worth.
     const grants = await Promise.all(
@@ -52,7 +61,15 @@ describe('SlidingWindowThrottle', () => {
 
   it('answers the wait until the oldest grant leaves the window', async () => {
     const key = layout.throttle('zephr');
-    const t = new SlidingWindowThrottle({ redis: clients[0]!, key, limit: 2, windowMs: 10_000, marginMs: 0 });
+    const t = new SlidingWindowThrottle({
+      redis: clients[0]!,
+      key,
+      adaptKey: `${key}:adapt`,
+      pauseKey: `${key}:pause`,
+      limit: 2,
+      windowMs: 10_000,
+      marginMs: 0,
+    });
     expect((await t.tryAcquire()).granted).toBe(true);
     expect((await t.tryAcquire()).granted).toBe(true);
     const third = await t.tryAcquire();
@@ -71,7 +88,16 @@ describe('SlidingWindowThrottle', () => {
     const adaptive = { cooldownMs: 1500, stepEveryMs: 1000, minGapMs: 1000 };
     const [a, b] = [clients[0]!, clients[1]!].map(
       (redis) =>
-        new SlidingWindowThrottle({ redis, key, limit: 1000, windowMs: 60_000, marginMs: 0, adaptive }),
+        new SlidingWindowThrottle({
+          redis,
+          key,
+          adaptKey: `${key}:adapt`,
+          pauseKey: `${key}:pause`,
+          limit: 1000,
+          windowMs: 60_000,
+          marginMs: 0,
+          adaptive,
+        }),
     );
     for (let i = 0; i < 20; i++) expect((await a!.tryAcquire()).granted).toBe(true);
     // 20 requests within a second (the span is taken as at least minGap) is 1,200 a minute: the cut
@@ -98,12 +124,16 @@ describe('SlidingWindowThrottle', () => {
     const a = new SlidingWindowThrottle({
       redis: clients[1]!,
       key: layout.throttle('prelude'),
+      adaptKey: layout.throttleAdapt('prelude'),
+      pauseKey: layout.throttlePause('prelude'),
       limit: 1,
       windowMs: 10_000,
     });
     const b = new SlidingWindowThrottle({
       redis: clients[1]!,
       key: `${layout.throttle('prelude')}-other`,
+      adaptKey: `${layout.throttle('prelude')}-other:adapt`,
+      pauseKey: `${layout.throttle('prelude')}-other:pause`,
       limit: 1,
       windowMs: 10_000,
     });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exportLine, sandboxOptions } from '../../../src/commands/sandbox.js';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 
 const base = { port: '4100', users: '1000', seed: '1', host: '127.0.0.1' };
 

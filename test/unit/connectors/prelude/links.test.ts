@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLinkStore, linksKey } from '../../../../src/connectors/prelude/links.js';
 import { parseCsv, parseLinkCsv } from '../../../../src/connectors/prelude/links-csv.js';
+import { createLinkStore, linksKey } from '../../../../src/store/links.js';
 import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../../helpers/redis.js';
 
 describe('link CSV (RFC 4180)', () => {

@@ -3,13 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceConfig } from '../../../../src/config/schema.js';
-import { SyncError } from '../../../../src/connectors/errors.js';
 import {
   createSourceConnector,
   isSourceOrderChanged,
   SourceOrderChangedError,
 } from '../../../../src/connectors/source/connector.js';
-import type { SourceRecord } from '../../../../src/connectors/types.js';
+import { SyncError } from '../../../../src/core/errors.js';
+import type { SourceRecord } from '../../../../src/core/types.js';
 import { createLogger } from '../../../../src/log.js';
 
 const logger = createLogger({ level: 'silent' });

@@ -6,7 +6,7 @@ import {
   mergeForPut,
   sameContent,
 } from '../../../../src/connectors/sunshine/payload.js';
-import type { FieldMap } from '../../../../src/connectors/types.js';
+import type { FieldMap } from '../../../../src/core/types.js';
 
 const base: FieldMap = {
   name: 'Jane Doe',

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { SunshineConfig } from '../../../../src/config/schema.js';
-import { SyncError } from '../../../../src/connectors/errors.js';
 import { createSunshineConnector } from '../../../../src/connectors/sunshine/target.js';
 import type { ConnectorMapping } from '../../../../src/connectors/target-common.js';
-import type { Change, FieldMap, SourceUser } from '../../../../src/connectors/types.js';
+import { SyncError } from '../../../../src/core/errors.js';
+import type { Change, FieldMap, SourceUser } from '../../../../src/core/types.js';
 import { createLogger } from '../../../../src/log.js';
 import { type Recorded, type Reply, recordingAgent } from '../../../helpers/recording-agent.js';
 

@@ -1,11 +1,11 @@
 import { decodeProtectedHeader, exportPKCS8, generateKeyPair, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../../src/config/errors.js';
 import type { ZephrConfig } from '../../../../src/config/schema.js';
-import type { SyncError } from '../../../../src/connectors/errors.js';
 import type { ConnectorMapping } from '../../../../src/connectors/target-common.js';
-import type { Change, FieldMap, SourceUser } from '../../../../src/connectors/types.js';
 import { createZephrConnector } from '../../../../src/connectors/zephr/target.js';
+import { ConfigError } from '../../../../src/core/config-error.js';
+import type { SyncError } from '../../../../src/core/errors.js';
+import type { Change, FieldMap, SourceUser } from '../../../../src/core/types.js';
 import { createLogger } from '../../../../src/log.js';
 import { type Recorded, type Reply, recordingAgent } from '../../../helpers/recording-agent.js';
 

@@ -1,0 +1,277 @@
+import type { TargetId } from '../../core/targets.js';
+import { type FieldDiff, OUTCOMES, type Outcome } from '../../core/types.js';
+import type { RunItem, RunRecord } from '../../store/run-record.js';
+import type { HistoryEntry } from '../../store/run-store.js';
+
+/**
+ * Rendering of run records for the commands (`backfill`, `runs`, `report`, `history`, `sync-user`):
+ * plain text tables for people, one JSON shape for scripts.
+ */
+
+/** Outcomes shown in tables: issue 4's six, plus issue 5's two once a run has any. */
+function shownOutcomes(run: RunRecord): Outcome[] {
+  const used = new Set<Outcome>();
+  for (const c of Object.values(run.targets)) for (const o of OUTCOMES) if (c.outcomes[o]) used.add(o);
+  return OUTCOMES.filter((o) => !['removed', 'orphaned'].includes(o) || used.has(o));
+}
+
+/**
+ * Exit code of a run: 0 when nothing failed or was rejected and the run completed, else 1 (also a run
+ * `held` by the deletion safety brake).
+ */
+export function exitCodeFor(run: RunRecord): 0 | 1 {
+  if (run.status !== 'completed') return 1;
+  for (const c of Object.values(run.targets)) if (c.outcomes.failed || c.outcomes.rejected) return 1;
+  return 0;
+}
+
+/** The summary JSON (`--json`): `runId` and, per target, the counts under the outcome names. */
+export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const targets: Record<string, Record<string, unknown>> = {};
+  for (const [t, c] of Object.entries(run.targets)) {
+    targets[t] = {
+      ...c.outcomes,
+      requests: c.requests,
+      ...(run.options.dryRun ? { planned: c.planned } : {}),
+      retries: c.retries,
+      rateLimited: c.rateLimited,
+      ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
+      ...(c.skipped ? { skipped: c.skipped } : {}),
+      ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
+    };
+  }
+  return {
+    runId: run.id,
+    kind: run.kind,
+    status: run.status,
+    startedAt: new Date(run.startedAt).toISOString(),
+    ...(run.endedAt
+      ? { endedAt: new Date(run.endedAt).toISOString(), durationMs: run.endedAt - run.startedAt }
+      : {}),
+    options: run.options,
+    scan: run.scan,
+    targets,
+    ...(run.abortReason ? { abortReason: run.abortReason } : {}),
+    ...(run.error ? { error: run.error } : {}),
+    ...(run.deletions ? { deletions: run.deletions } : {}),
+    exitCode: exitCodeFor(run),
+    ...extra,
+  };
+}
+
+export function table(rows: string[][], rightAlignFrom = 1): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i >= rightAlignFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 120) return `${m} min ${s % 60} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+/** The end-of-run table: one row per target, one column per outcome, then requests and retries. */
+export function summaryTable(run: RunRecord): string {
+  const outcomes = shownOutcomes(run);
+  const skipped = Object.values(run.targets).some((c) => c.skipped > 0);
+  const extra = [
+    ...(run.options.dryRun ? ['planned', 'requests'] : ['requests', 'retries', '429s']),
+    ...(skipped ? ['skipped'] : []),
+  ];
+  const rows: string[][] = [['target', ...outcomes, ...extra]];
+  const totals = new Array<number>(outcomes.length + extra.length).fill(0);
+  for (const [t, c] of Object.entries(run.targets)) {
+    const extras = [
+      ...(run.options.dryRun ? [c.planned, c.requests] : [c.requests, c.retries, c.rateLimited]),
+      ...(skipped ? [c.skipped] : []),
+    ];
+    const values = [...outcomes.map((o) => c.outcomes[o]), ...extras];
+    values.forEach((v, i) => {
+      totals[i]! += v;
+    });
+    const label = c.stoppedBy === 'rate_limited' ? `${t} (RATE_LIMITED)` : `${t} (STOPPED)`;
+    rows.push([c.stopped ? label : t, ...values.map(String)]);
+  }
+  if (Object.keys(run.targets).length > 1) rows.push(['total', ...totals.map(String)]);
+  return table(rows);
+}
+
+export function runHeadline(run: RunRecord): string {
+  const took = run.endedAt ? ` in ${formatDuration(run.endedAt - run.startedAt)}` : '';
+  const flags = [run.options.dryRun ? 'dry run' : '', run.options.full ? 'full' : '']
+    .filter(Boolean)
+    .join(', ');
+  const scan = run.scan.complete
+    ? 'complete scan'
+    : `scan ${run.scan.status}${run.scan.limited ? ' (limited)' : ''}`;
+  return `run ${run.id} (${run.kind}${flags ? `, ${flags}` : ''}): ${run.status}${took}, ${run.scan.records} source records, ${scan}`;
+}
+
+/** Notes an operator must not miss: a stopped target, an abort, a failed scan. */
+export function runWarnings(run: RunRecord): string[] {
+  const out: string[] = [];
+  for (const [t, c] of Object.entries(run.targets)) {
+    if (c.stopped && c.stoppedBy === 'rate_limited')
+      out.push(
+        `!! ${t} was RATE_LIMITED in this run: ${c.stopped}. Its remaining jobs are in the dead letters; once the vendor takes requests again, run: profile-sync retry-failed --run ${run.id} --target ${t}`,
+      );
+    else if (c.stopped)
+      out.push(
+        `!! ${t} was STOPPED in this run: ${c.stopped}. Fix ${/app_not_found|session_disabled/.test(c.stopped) ? 'what the message says' : 'its credentials'}, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
+      );
+  }
+  for (const [t, c] of Object.entries(run.targets)) {
+    if (c.limitCuts)
+      out.push(
+        `${t}: 429s lowered its rate limit ${c.limitCuts} time(s) in this run (adaptive limit): ${t.toUpperCase()}_RATE_LIMIT is above what the vendor allows; set it to the vendor's figure`,
+      );
+  }
+  if (run.abortReason) out.push(`!! run aborted: ${run.abortReason}`);
+  const d = run.deletions;
+  if (d?.held && run.options.dryRun)
+    out.push(`!! a real run would be HELD by the safety brake and remove nobody: ${d.held}`);
+  else if (d?.held && !d.confirmed)
+    out.push(
+      `!! DELETIONS HELD by the safety brake: ${d.held}. Nobody was removed. Check the source, then confirm with: profile-sync backfill --confirm-deletes ${run.id} (or raise MAX_DELETE_RATE / MAX_DELETES)`,
+    );
+  else if (d?.confirmed)
+    out.push(
+      `held deletions confirmed ${new Date(d.confirmed.at).toISOString()}: ${d.confirmed.removals} removals re-driven, ${d.confirmed.returned} users back in the source (kept)`,
+    );
+  if (run.scan.status === 'failed')
+    out.push(`!! source scan failed: ${run.scan.error ?? 'unknown error'} (the run is incomplete)`);
+  return out;
+}
+
+/**
+ * Dry-run plan: per target the requests a real run would send and how long they take under the
+ * target's rate limit (requests / limit per minute; the limit is the only pace a real run can keep).
+ */
+export function planTable(run: RunRecord, limits: Partial<Record<TargetId, number>>): string {
+  const rows: string[][] = [['target', 'requests', 'limit/min', 'time at limit']];
+  for (const [t, c] of Object.entries(run.targets)) {
+    const limit = limits[t as TargetId] ?? 0;
+    const ms = limit ? Math.ceil((c.planned / limit) * 60_000) : 0;
+    rows.push([t, String(c.planned), String(limit), formatDuration(ms)]);
+  }
+  return table(rows);
+}
+
+export function formatDiff(diff: FieldDiff | undefined, indent = '    '): string[] {
+  if (!diff) return [];
+  return Object.entries(diff).map(([field, { from, to }]) => {
+    const f = from === undefined ? '(none)' : JSON.stringify(from);
+    const t = to === undefined ? '(removed)' : JSON.stringify(to);
+    return `${indent}${field}: ${f} -> ${t}`;
+  });
+}
+
+export function formatItem(item: RunItem): string[] {
+  const head = `  ${item.target} ${item.userId}: ${item.outcome}${item.dryRun ? ' (dry run)' : ''}${item.attempts > 1 ? ` after ${item.attempts} attempts` : ''}`;
+  const lines = [head, ...formatDiff(item.diff)];
+  if (item.drift && Object.keys(item.drift).length)
+    lines.push('    drift repaired (changed outside profile-sync):', ...formatDiff(item.drift, '      '));
+  if (item.reason) lines.push(`    reason: ${item.reason}`);
+  if (item.payload) lines.push(`    last written: ${JSON.stringify(item.payload)}`);
+  for (const r of item.requests)
+    lines.push(
+      `    ${r.method} ${r.path} -> ${r.status ?? r.errorCode ?? '?'} (${r.durationMs} ms, ${r.requestId})`,
+    );
+  for (const t of item.tries ?? [])
+    lines.push(`    attempt ${t.attempt} failed: ${String(t.error.code)} ${String(t.error.message)}`);
+  if (item.lastError)
+    lines.push(`    error: ${String(item.lastError.code)} ${String(item.lastError.message)}`);
+  return lines;
+}
+
+/**
+ * A dry run's "who would be removed" (issue 5): one line per user, masked as stored, at most `max`.
+ * `items` are the run's `removed` items of the dry run.
+ */
+export function removalList(run: RunRecord, items: RunItem[], max = 50): string[] {
+  const would = items.filter((i) => i.outcome === 'removed' && i.dryRun);
+  const total = Object.values(run.targets).reduce((n, c) => n + c.outcomes.removed, 0);
+  if (total === 0) return [];
+  const out = [
+    `users who left the source and would be removed (${total}${run.options.showPii ? '' : ', PII masked'}):`,
+  ];
+  for (const i of would.slice(0, max))
+    out.push(`  ${i.target} ${i.userId}${i.payload ? `  last written: ${JSON.stringify(i.payload)}` : ''}`);
+  if (total > Math.min(max, would.length)) out.push(`  ... (profile-sync report ${run.id} lists them all)`);
+  return out;
+}
+
+export function formatRunsList(runs: RunRecord[]): string {
+  // Issue 5's columns only when a listed run has users who left: `removed` (also in `changed`) and
+  // `orphaned` (detected, left untouched or held by the brake).
+  const left = runs.some((r) =>
+    Object.values(r.targets).some((c) => c.outcomes.removed > 0 || c.outcomes.orphaned > 0),
+  );
+  const rows: string[][] = [
+    [
+      'run',
+      'kind',
+      'status',
+      'started',
+      'took',
+      'changed',
+      'unchanged',
+      'failed',
+      'rejected',
+      ...(left ? ['removed', 'orphaned'] : []),
+    ],
+  ];
+  for (const r of runs) {
+    let changed = 0;
+    let unchanged = 0;
+    let failed = 0;
+    let rejected = 0;
+    let removed = 0;
+    let orphaned = 0;
+    for (const c of Object.values(r.targets)) {
+      changed += c.outcomes.created + c.outcomes.updated + c.outcomes.removed;
+      unchanged += c.outcomes.unchanged;
+      failed += c.outcomes.failed;
+      rejected += c.outcomes.rejected;
+      removed += c.outcomes.removed;
+      orphaned += c.outcomes.orphaned;
+    }
+    rows.push([
+      r.id,
+      r.kind + (r.options.dryRun ? ' (dry)' : ''),
+      r.status,
+      new Date(r.startedAt).toISOString().replace('.000Z', 'Z'),
+      r.endedAt ? formatDuration(r.endedAt - r.startedAt) : '-',
+      String(changed),
+      String(unchanged),
+      String(failed),
+      String(rejected),
+      ...(left ? [String(removed), String(orphaned)] : []),
+    ]);
+  }
+  return table(rows, 5);
+}
+
+export function formatHistory(userId: string, entries: HistoryEntry[]): string {
+  if (entries.length === 0) return `no recorded change for user ${userId}`;
+  const lines = [`history of user ${userId} (${entries.length} entries, oldest first):`];
+  for (const e of entries) {
+    lines.push(
+      `${new Date(e.item.at).toISOString()}  run ${e.runId} (${e.kind})${e.item.jobId ? `  job ${e.item.jobId}` : ''}`,
+    );
+    lines.push(...formatItem(e.item));
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,156 @@
+import type { TargetId } from '../core/targets.js';
+
+/**
+ * Every Redis key profile-sync writes, in one place. All keys share the hash tag `{<prefix>}` so that
+ * they land in one Redis Cluster slot: BullMQ's Lua scripts and ours touch several keys at once, which
+ * Cluster allows only within one slot. BullMQ gets `{<prefix>}` as its own `prefix`, so its keys read
+ * `{<prefix>}:sync-sunshine:wait` etc.
+ *
+ * | key                                   | type | what                                                   |
+ * |---------------------------------------|------|--------------------------------------------------------|
+ * | `{p}:state:<target>`                  | hash | userId -> last written payload, its hash, time         |
+ * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
+ * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
+ * | `{p}:runs`                            | zset | runId by start time                                    |
+ * | `{p}:run:<runId>`                     | hash | run meta, status, counters per target and outcome      |
+ * | `{p}:run:<runId>:items`               | list | one JSON item per change / rejection / failure         |
+ * | `{p}:run:<runId>:plan`                | list | planned requests (dry run with `--plan`)               |
+ * | `{p}:run:<runId>:tries`               | hash | jobId -> earlier failed attempts of that job           |
+ * | `{p}:run:<runId>:pending` / `:settled`| set  | sync jobs enqueued / finished for good (exactly-once)  |
+ * | `{p}:history:<userKey>`               | zset | `<runId>/<itemIndex>` by time, for `history <userId>`  |
+ * | `{p}:run:<runId>:seen` / `:gone:<t>`  | set  | issue 5: ids a complete scan read / users who left (src/pipeline/deletions.ts) |
+ * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
+ * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
+ * | `{p}:orphans:<target>`                 | set  | issue 5: users orphaned in a target, across runs        |
+ * | `{p}:links:prelude`                    | hash | source id -> Prelude user id (link table, src/store/links.ts) |
+ * | `{p}:throttle:<target>:adapt`          | hash | the adaptive (AIMD) limit of a target's throttle        |
+ * | `{p}:throttle:<target>:pause`          | str  | issue 8.5: a 429's "paused until" (Redis clock), shared by every process |
+ * | `{p}:run:<runId>:confirm-absent` / `:confirm-present` | set | issue 8: re-check of held deletion candidates (reconcile-deletions) |
+ * | `{p}:run:<runId>:absent`               | set  | issue 8: scan pass re-check of ids the source did not list |
+ * | `{p}:schedule:tick:<n>` / `:lock` / `:current` | str | daemon schedule: one run per tick, its lock, the current run |
+ * | `{p}:<queue>:<jobId>:lock` etc.        | BullMQ | BullMQ's own keys under the same prefix (read by the daemon and `forget`) |
+ */
+export class RedisLayout {
+  /** The BullMQ `prefix` option. */
+  readonly bullPrefix: string;
+
+  constructor(readonly prefix: string) {
+    if (prefix.includes(':') || /[{}\s]/.test(prefix)) {
+      throw new Error(`invalid Redis prefix ${JSON.stringify(prefix)}: no ':', braces or spaces`);
+    }
+    this.bullPrefix = `{${prefix}}`;
+  }
+
+  key(...parts: string[]): string {
+    return [this.bullPrefix, ...parts].join(':');
+  }
+
+  state(target: TargetId): string {
+    return this.key('state', target);
+  }
+  unlinked(target: TargetId): string {
+    return this.key('unlinked', target);
+  }
+  throttle(target: TargetId): string {
+    return this.key('throttle', target);
+  }
+  runs(): string {
+    return this.key('runs');
+  }
+  run(runId: string): string {
+    return this.key('run', runId);
+  }
+  runItems(runId: string): string {
+    return this.key('run', runId, 'items');
+  }
+  runPlan(runId: string): string {
+    return this.key('run', runId, 'plan');
+  }
+  runTries(runId: string): string {
+    return this.key('run', runId, 'tries');
+  }
+  runPending(runId: string): string {
+    return this.key('run', runId, 'pending');
+  }
+  runSettled(runId: string): string {
+    return this.key('run', runId, 'settled');
+  }
+  history(userKey: string): string {
+    return this.key('history', userKey);
+  }
+  throttleAdapt(target: TargetId): string {
+    return this.key('throttle', target, 'adapt');
+  }
+  throttlePause(target: TargetId): string {
+    return this.key('throttle', target, 'pause');
+  }
+  runConfirmAbsent(runId: string): string {
+    return this.key('run', runId, 'confirm-absent');
+  }
+  runConfirmPresent(runId: string): string {
+    return this.key('run', runId, 'confirm-present');
+  }
+  runAbsent(runId: string): string {
+    return this.key('run', runId, 'absent');
+  }
+  runSeen(runId: string): string {
+    return this.key('run', runId, 'seen');
+  }
+  runGone(runId: string, target: TargetId): string {
+    return this.key('run', runId, 'gone', target);
+  }
+  runOrphans(runId: string, target: TargetId): string {
+    return this.key('run', runId, 'orphans', target);
+  }
+  orphans(target: TargetId): string {
+    return this.key('orphans', target);
+  }
+  tombstones(): string {
+    return this.key('tombstones');
+  }
+  links(target: 'prelude' = 'prelude'): string {
+    return this.key('links', target);
+  }
+  scheduleTick(tick: number): string {
+    return this.key('schedule', 'tick', String(tick));
+  }
+  scheduleLock(): string {
+    return this.key('schedule', 'lock');
+  }
+  scheduleCurrent(): string {
+    return this.key('schedule', 'current');
+  }
+  /** Start of every BullMQ key of one queue (`{p}:<queue>:`): `forget` finds a user's jobs by it. */
+  bullQueueBase(queue: string): string {
+    return `${this.bullPrefix}:${queue}:`;
+  }
+  /** BullMQ's lock of one active job; its value is the worker token. */
+  bullJobLock(queue: string, jobId: string): string {
+    return this.key(queue, jobId, 'lock');
+  }
+  /** `{p}:`, the start of every key of the prefix. */
+  keyBase(): string {
+    return `${this.bullPrefix}:`;
+  }
+  /** SCAN pattern matching every key of the prefix. */
+  allKeys(): string {
+    return `${this.bullPrefix}:*`;
+  }
+  /** Every per-run key, for retention. */
+  runKeys(runId: string): string[] {
+    return [
+      this.run(runId),
+      this.runItems(runId),
+      this.runPlan(runId),
+      this.runTries(runId),
+      this.runPending(runId),
+      this.runSettled(runId),
+    ];
+  }
+}
+
+/** BullMQ queue names (no `:` allowed). */
+export const SCAN_QUEUE = 'scan';
+export function syncQueueName(target: TargetId): string {
+  return `sync-${target}`;
+}

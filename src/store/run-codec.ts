@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { maskBody, maskDiff, maskPath } from '../core/masking.js';
+import type { TargetId } from '../core/targets.js';
+import { OUTCOMES, type RequestRecord } from '../core/types.js';
+import type { DeletionSummary } from './deletions.js';
+import type {
+  OutcomeCounts,
+  RunItem,
+  RunKind,
+  RunOptions,
+  RunRecord,
+  RunStatus,
+  ScanInfo,
+  TargetRunCounts,
+} from './run-record.js';
+import { stopKind } from './run-record.js';
+
+/**
+ * The run hash's codec: run ids, counter field names, and the parsing of a run hash into a RunRecord
+ * (with the masking of items and requests when PII is not recorded). Used by src/store/run-store.ts.
+ */
+
+/** A run id: sortable, readable, no `:` (it goes into BullMQ job ids): `20261123T182501Z-3fa2`. */
+export function newRunId(now = Date.now()): string {
+  const iso = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return `${iso}-${randomBytes(2).toString('hex')}`;
+}
+
+export function emptyCounts(): OutcomeCounts {
+  return Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as OutcomeCounts;
+}
+
+export function counterField(target: TargetId, counter: string): string {
+  return `${counter}:${target}`;
+}
+
+export function emptyScan(): ScanInfo {
+  return { status: 'pending', complete: false, limited: false, records: 0, pages: 0 };
+}
+
+export function maskItem(item: RunItem): RunItem {
+  const out: RunItem = { ...item };
+  if (item.diff) out.diff = maskDiff(item.diff);
+  if (item.drift) out.drift = maskDiff(item.drift);
+  if (item.payload) out.payload = maskBody(item.payload) as RunItem['payload'];
+  out.requests = item.requests.map(maskRequest);
+  return out;
+}
+
+function maskRequest(r: RequestRecord): RequestRecord {
+  return { ...r, path: maskPath(r.path) };
+}
+
+const COUNTERS = ['requests', 'planned', 'retries', 'rateLimited', 'limitCuts', 'skipped'] as const;
+
+export function parseRun(h: Record<string, string>): RunRecord {
+  const options = JSON.parse(h.options ?? '{}') as RunOptions;
+  const targets: Partial<Record<TargetId, TargetRunCounts>> = {};
+  for (const t of options.targets ?? []) {
+    const outcomes = emptyCounts();
+    for (const o of OUTCOMES) outcomes[o] = Number(h[counterField(t, o)] ?? 0);
+    const c: TargetRunCounts = {
+      outcomes,
+      requests: 0,
+      planned: 0,
+      retries: 0,
+      rateLimited: 0,
+      limitCuts: 0,
+      skipped: 0,
+    };
+    for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);
+    const stopped = h[`stop:${t}`];
+    if (stopped) {
+      c.stopped = stopped;
+      c.stoppedBy = stopKind(stopped);
+    }
+    targets[t] = c;
+  }
+  const run: RunRecord = {
+    id: h.id!,
+    kind: h.kind as RunKind,
+    status: h.status as RunStatus,
+    startedAt: Number(h.startedAt),
+    options,
+    scan: JSON.parse(h.scan ?? 'null') ?? emptyScan(),
+    targets,
+    enqueued: Number(h.enqueued ?? 0),
+    settled: Number(h.settled ?? 0),
+  };
+  if (h.endedAt) run.endedAt = Number(h.endedAt);
+  if (h.abortReason) run.abortReason = h.abortReason;
+  if (h.error) run.error = h.error;
+  if (h.deletions) run.deletions = JSON.parse(h.deletions) as DeletionSummary;
+  return run;
+}

@@ -1,0 +1,133 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * The run store's Lua scripts (record-and-settle exactly once, pending, finish, scan compare-and-set,
+ * finish-if-done), defined once per connection by `withScripts`. Used by src/store/run-store.ts.
+ */
+
+/**
+ * Records outcome counters and items atomically, once per settle member.
+ * KEYS: run hash, items list, settled set, then one history key per item.
+ * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,
+ *       (field, by) pairs, item JSONs.
+ * Returns the first item index, -1 when the member had already settled (a replayed job: nothing recorded).
+ */
+const RECORD_LUA = `
+local now = tonumber(ARGV[1])
+local maxAge = tonumber(ARGV[2])
+local maxLen = tonumber(ARGV[3])
+local runId = ARGV[4]
+local member = ARGV[5]
+local nCounters = tonumber(ARGV[6])
+if member ~= '' then
+  if redis.call('SADD', KEYS[3], member) == 0 then return -1 end
+  redis.call('HINCRBY', KEYS[1], 'settled', 1)
+end
+for i = 0, nCounters - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i]))
+end
+local first = -2
+local base = 7 + 2 * nCounters
+for i = 4, #KEYS do
+  local n = redis.call('RPUSH', KEYS[2], ARGV[base + i - 4])
+  if first == -2 then first = n - 1 end
+  local h = KEYS[i]
+  redis.call('ZADD', h, now, runId .. '/' .. (n - 1))
+  redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
+  redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
+  redis.call('PEXPIRE', h, maxAge)
+end
+return first
+`;
+
+/** Marks jobs as pending (enqueued) once each; returns how many were new. KEYS: run hash, pending set. */
+const PENDING_LUA = `
+local added = 0
+for i = 1, #ARGV do added = added + redis.call('SADD', KEYS[2], ARGV[i]) end
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', added) end
+return added
+`;
+
+/**
+ * Ends a run once (issue 8.8: atomic, whichever process calls it): only a run still `running` changes.
+ * KEYS: run hash, pending set, settled set. ARGV: status, endedAt, error ('' = none), bookkeeping TTL ms.
+ * Returns 1 when this call ended the run, 0 when it was already over (or gone).
+ */
+const FINISH_LUA = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'endedAt', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
+return 1
+`;
+
+/**
+ * Compare-and-set of the run's scan JSON (issue 8.8): writes ARGV[2] only if the field still holds
+ * ARGV[1] (what the caller read and merged its patch into), so two processes' patches never overwrite
+ * each other (the loser reads again and re-applies). KEYS: run hash.
+ * Returns 1 written, 0 changed meanwhile (retry), -1 the run does not exist (nothing written: no debris).
+ */
+const SCAN_CAS_LUA = `
+if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
+local cur = redis.call('HGET', KEYS[1], 'scan')
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'scan', ARGV[2])
+return 1
+`;
+
+/**
+ * Ends a run when it is over, deciding and writing in one atomic step (issue 8.8; the rules of
+ * src/queue/run-lifecycle.ts `maybeFinishRun`): still `running`, its scan ended (`done`, `failed`,
+ * `aborted`) and every enqueued job settled. Status: `failed` when the scan failed, else `aborted`
+ * when an abort was asked (the scan then never counts as complete), else `held` when the safety brake
+ * held removals, else `completed`.
+ * KEYS: run hash, pending set, settled set. ARGV: endedAt, bookkeeping TTL ms.
+ * Returns the status set, or false when the run is not over (or already ended, or gone).
+ */
+const FINISH_IF_DONE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld')
+if h[1] ~= 'running' then return false end
+local scan = nil
+if h[2] then scan = cjson.decode(h[2]) end
+local scanStatus = 'pending'
+if scan and type(scan.status) == 'string' then scanStatus = scan.status end
+if scanStatus ~= 'done' and scanStatus ~= 'failed' and scanStatus ~= 'aborted' then return false end
+if tonumber(h[4] or '0') < tonumber(h[3] or '0') then return false end
+local status = 'completed'
+if scanStatus == 'failed' then status = 'failed'
+elseif h[5] and h[5] ~= '' then status = 'aborted'
+elseif h[6] and h[6] ~= '' then status = 'held' end
+if status == 'aborted' and scan.complete ~= false then
+  scan.complete = false
+  redis.call('HSET', KEYS[1], 'scan', cjson.encode(scan))
+end
+redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
+return status
+`;
+
+/** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
+export interface ScriptCommands {
+  psRecord(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psPending(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psFinish(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psScanCas(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  psFinishIfDone(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
+}
+
+export function withScripts(redis: Redis): Redis & ScriptCommands {
+  const r = redis as Redis & Partial<ScriptCommands>;
+  if (typeof r.psRecord !== 'function') {
+    redis.defineCommand('psRecord', { lua: RECORD_LUA });
+    redis.defineCommand('psPending', { lua: PENDING_LUA });
+  }
+  if (typeof r.psFinish !== 'function') {
+    redis.defineCommand('psFinish', { lua: FINISH_LUA });
+    redis.defineCommand('psScanCas', { lua: SCAN_CAS_LUA });
+    redis.defineCommand('psFinishIfDone', { lua: FINISH_IF_DONE_LUA });
+  }
+  return redis as Redis & ScriptCommands;
+}

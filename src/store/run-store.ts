@@ -1,0 +1,419 @@
+import type { Redis } from 'ioredis';
+import { userKey } from '../core/hashing.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
+import type { Outcome } from '../core/types.js';
+import { goneKey, seenKey } from './deletions.js';
+import type { RedisLayout } from './redis-layout.js';
+import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
+import type {
+  AttemptRecord,
+  RunItem,
+  RunKind,
+  RunOptions,
+  RunRecord,
+  RunStatus,
+  ScanInfo,
+} from './run-record.js';
+import { type ScriptCommands, withScripts } from './run-scripts.js';
+
+/** Retention of run records. */
+export interface RunRetention {
+  /** Runs kept, newest first. @defaultValue 200 */
+  keep: number;
+  /** Runs (and history entries) older than this are deleted. @defaultValue 30 days */
+  maxAgeMs: number;
+  /** History entries kept per user, newest first. @defaultValue 200 */
+  historyPerUser: number;
+}
+
+export const DEFAULT_RETENTION: RunRetention = {
+  keep: 200,
+  maxAgeMs: 30 * 24 * 3600_000,
+  historyPerUser: 200,
+};
+
+/** A history entry: one item of one run. */
+export interface HistoryEntry {
+  runId: string;
+  kind: RunKind;
+  index: number;
+  item: RunItem;
+}
+
+/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
+export type CounterDelta = [
+  TargetId,
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
+  number,
+];
+
+/**
+ * Run records in Redis: one hash per run with meta and counters, a list of items (one per change,
+ * rejection or failure, never one per unchanged user), and a per-user history index. Items are masked
+ * here, at write time, unless the run was started with `showPii`: what is not stored cannot leak.
+ * Never holds a secret: items carry requests as method, path, status and request id only.
+ */
+export class RunStore {
+  readonly retention: RunRetention;
+  private readonly redis: Redis & ScriptCommands;
+
+  constructor(
+    redis: Redis,
+    private readonly layout: RedisLayout,
+    retention: Partial<RunRetention> = {},
+  ) {
+    this.retention = { ...DEFAULT_RETENTION, ...retention };
+    this.redis = withScripts(redis);
+  }
+
+  /** The Redis client and key layout behind the store (issue 5's set comparisons and `forget` use them). */
+  backing(): { redis: Redis; layout: RedisLayout } {
+    return { redis: this.redis, layout: this.layout };
+  }
+
+  /** Creates a run record (status `running`) and applies retention to older runs. */
+  async create(kind: RunKind, options: RunOptions, now = Date.now()): Promise<string> {
+    const id = newRunId(now);
+    const scan: ScanInfo = { status: 'pending', complete: false, limited: false, records: 0, pages: 0 };
+    await this.redis
+      .multi()
+      .hset(this.layout.run(id), {
+        id,
+        kind,
+        status: 'running',
+        startedAt: String(now),
+        options: JSON.stringify(options),
+        scan: JSON.stringify(scan),
+        enqueued: '0',
+        settled: '0',
+      })
+      .zadd(this.layout.runs(), now, id)
+      .exec();
+    await this.prune(now, id);
+    return id;
+  }
+
+  async get(runId: string): Promise<RunRecord | null> {
+    const h = await this.redis.hgetall(this.layout.run(runId));
+    if (!h.id) return null;
+    return parseRun(h);
+  }
+
+  /** The newest run, or null. */
+  async latestId(): Promise<string | null> {
+    const [id] = await this.redis.zrevrange(this.layout.runs(), 0, 0);
+    return id ?? null;
+  }
+
+  /** Runs, newest first. */
+  async list(limit = 20): Promise<RunRecord[]> {
+    const ids = await this.redis.zrevrange(this.layout.runs(), 0, limit - 1);
+    const runs = await Promise.all(ids.map((id) => this.get(id)));
+    return runs.filter((r): r is RunRecord => r !== null);
+  }
+
+  /** The few fields that decide whether a run is over (cheaper than `get`). */
+  async completion(runId: string): Promise<{
+    status: RunStatus;
+    scanStatus: ScanInfo['status'];
+    enqueued: number;
+    settled: number;
+    abortReason?: string;
+    /** Issue 5: the safety brake held this run's removals; it ends `held`, not `completed`. */
+    deletionsHeld?: string;
+  } | null> {
+    const [status, scan, enqueued, settled, abortReason, deletionsHeld] = await this.redis.hmget(
+      this.layout.run(runId),
+      'status',
+      'scan',
+      'enqueued',
+      'settled',
+      'abortReason',
+      'deletionsHeld',
+    );
+    if (!status) return null;
+    const out = {
+      status: status as RunStatus,
+      scanStatus: (scan ? (JSON.parse(scan) as ScanInfo).status : 'pending') as ScanInfo['status'],
+      enqueued: Number(enqueued ?? 0),
+      settled: Number(settled ?? 0),
+    };
+    return {
+      ...out,
+      ...(abortReason ? { abortReason } : {}),
+      ...(deletionsHeld ? { deletionsHeld } : {}),
+    };
+  }
+
+  async setStatus(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
+    const fields: Record<string, string> = { status };
+    if (status !== 'running') fields.endedAt = String(Date.now());
+    if (extra.error) fields.error = extra.error;
+    await this.redis.hset(this.layout.run(runId), fields);
+  }
+
+  /**
+   * Marks a run finished unless already finished, in one atomic step (a Lua script: no other process
+   * can finish it in between); the per-job bookkeeping sets expire an hour later. Returns whether this
+   * call ended the run.
+   */
+  async finish(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<boolean> {
+    // Kept an hour, not deleted: a job still finishing (a stalled one rerun, an abort racing the drain)
+    // must find its member settled rather than count a second time.
+    const r = await this.redis.psFinish(
+      3,
+      this.layout.run(runId),
+      this.layout.runPending(runId),
+      this.layout.runSettled(runId),
+      status,
+      String(Date.now()),
+      extra.error ?? '',
+      3_600_000,
+    );
+    return r === 1;
+  }
+
+  /**
+   * Ends the run if it is over (scan ended, every job settled), deciding its status and writing it in
+   * one atomic step; returns the status set, or null (not over yet, already ended, or gone).
+   */
+  async finishIfDone(runId: string): Promise<RunStatus | null> {
+    const r = await this.redis.psFinishIfDone(
+      3,
+      this.layout.run(runId),
+      this.layout.runPending(runId),
+      this.layout.runSettled(runId),
+      String(Date.now()),
+      3_600_000,
+    );
+    return (r as RunStatus | null) ?? null;
+  }
+
+  /**
+   * Merges `patch` into the run's scan info atomically (compare-and-set, retried when another process
+   * changed it in between: no patch is lost). A run that does not exist (pruned, or Redis emptied) is
+   * not re-created as a partial hash: nothing is written then.
+   */
+  async updateScan(
+    runId: string,
+    patch: Partial<ScanInfo>,
+    /** Applies the patch only while this holds for the current scan info (checked in the same CAS). */
+    when?: (current: ScanInfo) => boolean,
+  ): Promise<ScanInfo> {
+    const key = this.layout.run(runId);
+    for (let attempt = 0; ; attempt++) {
+      const raw = await this.redis.hget(key, 'scan');
+      const current: ScanInfo = raw ? (JSON.parse(raw) as ScanInfo) : emptyScan();
+      if (when && !when(current)) return current;
+      const scan: ScanInfo = { ...current, ...patch };
+      const r = await this.redis.psScanCas(1, key, raw ?? '', JSON.stringify(scan));
+      if (r !== 0) return scan;
+      if (attempt >= 1000) throw new Error(`run ${runId}: scan update kept conflicting`);
+    }
+  }
+
+  /** Scan checkpoint for a restarted scan job: records flushed (counted) and records whose jobs were added. */
+  async scanCheckpoint(runId: string): Promise<{ flushed: number; enqueued: number }> {
+    const [f, e] = await this.redis.hmget(this.layout.run(runId), 'scanFlushed', 'scanEnqueued');
+    return { flushed: Number(f ?? 0), enqueued: Number(e ?? 0) };
+  }
+
+  async setScanCheckpoint(
+    runId: string,
+    field: 'scanFlushed' | 'scanEnqueued',
+    value: number,
+  ): Promise<void> {
+    await this.redis.hset(this.layout.run(runId), field, String(value));
+  }
+
+  /**
+   * Records counters and items in one atomic step. With `settle`, only the first call for that member
+   * records anything (a replayed or stalled-and-rerun job never counts twice); returns false then.
+   */
+  async record(
+    runId: string,
+    opts: {
+      settle?: string;
+      counters?: CounterDelta[];
+      /** Raw run-hash fields to increment in the same step (the scan's checkpoint). */
+      raw?: [string, number][];
+      items?: RunItem[];
+      pii?: boolean;
+      now?: number;
+    },
+  ): Promise<boolean> {
+    const now = opts.now ?? Date.now();
+    const items = (opts.items ?? []).map((i) => (opts.pii ? i : maskItem(i)));
+    const counters: [string, number][] = [
+      ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
+      ...(opts.raw ?? []),
+    ];
+    const keys = [
+      this.layout.run(runId),
+      this.layout.runItems(runId),
+      this.layout.runSettled(runId),
+      ...items.map((i) => this.layout.history(userKey(i.userId))),
+    ];
+    const args: (string | number)[] = [
+      now,
+      this.retention.maxAgeMs,
+      this.retention.historyPerUser,
+      runId,
+      opts.settle ?? '',
+      counters.length,
+      ...counters.flat(),
+      ...items.map((i) => JSON.stringify(i)),
+    ];
+    const r = await this.redis.psRecord(keys.length, ...keys, ...args);
+    return r !== -1;
+  }
+
+  /** Marks sync jobs as enqueued for the run (idempotent per member); returns how many were new. */
+  async addPending(runId: string, members: string[]): Promise<number> {
+    if (members.length === 0) return 0;
+    return this.redis.psPending(2, this.layout.run(runId), this.layout.runPending(runId), ...members);
+  }
+
+  async isSettled(runId: string, member: string): Promise<boolean> {
+    return (await this.redis.sismember(this.layout.runSettled(runId), member)) === 1;
+  }
+
+  async incr(runId: string, deltas: CounterDelta[]): Promise<void> {
+    if (deltas.length === 0) return;
+    const m = this.redis.multi();
+    for (const [t, c, by] of deltas) m.hincrby(this.layout.run(runId), counterField(t, c), by);
+    await m.exec();
+  }
+
+  /** Stops a target for the rest of the run (auth failure): its remaining jobs fail without a request. */
+  async stopTarget(runId: string, target: TargetId, reason: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.layout.run(runId), `stop:${target}`, reason)) === 1;
+  }
+
+  /** Asks every worker to drop the run's remaining work (`--max-failure-rate`, operator abort). */
+  async requestAbort(runId: string, reason: string): Promise<void> {
+    await this.redis.hsetnx(this.layout.run(runId), 'abortReason', reason);
+  }
+
+  /** What a sync job checks before it sends anything: abort, a stopped target, PII flag. */
+  async jobGate(
+    runId: string,
+    target: TargetId,
+  ): Promise<{
+    exists: boolean;
+    abort?: string;
+    stopped?: string;
+    pii: boolean;
+    plan: boolean;
+    maxFailureRate?: number;
+  }> {
+    const [id, abort, stopped, options] = await this.redis.hmget(
+      this.layout.run(runId),
+      'id',
+      'abortReason',
+      `stop:${target}`,
+      'options',
+    );
+    const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
+    return {
+      exists: id !== null,
+      abort: abort ?? undefined,
+      stopped: stopped ?? undefined,
+      pii: Boolean(opts?.showPii),
+      plan: Boolean(opts?.plan),
+      ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
+    };
+  }
+
+  /** Remembers a failed attempt of a job, to be shown with its final item. */
+  async addTry(runId: string, jobId: string, attempt: AttemptRecord): Promise<AttemptRecord[]> {
+    const key = this.layout.runTries(runId);
+    const prev = await this.tries(runId, jobId);
+    const all = [...prev.filter((a) => a.attempt !== attempt.attempt), attempt];
+    await this.redis.hset(key, jobId, JSON.stringify(all));
+    return all;
+  }
+
+  async tries(runId: string, jobId: string): Promise<AttemptRecord[]> {
+    const raw = await this.redis.hget(this.layout.runTries(runId), jobId);
+    return raw ? (JSON.parse(raw) as AttemptRecord[]) : [];
+  }
+
+  /** Appends planned requests (dry run with a plan file); already masked by the caller. */
+  async addPlan(runId: string, lines: unknown[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.redis.rpush(this.layout.runPlan(runId), ...lines.map((l) => JSON.stringify(l)));
+  }
+
+  async *plan(runId: string, batch = 1000): AsyncIterable<unknown> {
+    for (let start = 0; ; start += batch) {
+      const rows = await this.redis.lrange(this.layout.runPlan(runId), start, start + batch - 1);
+      for (const r of rows) yield JSON.parse(r);
+      if (rows.length < batch) return;
+    }
+  }
+
+  async itemCount(runId: string): Promise<number> {
+    return this.redis.llen(this.layout.runItems(runId));
+  }
+
+  async items(runId: string, offset = 0, limit = 1000): Promise<RunItem[]> {
+    const rows = await this.redis.lrange(this.layout.runItems(runId), offset, offset + limit - 1);
+    return rows.map((r) => JSON.parse(r) as RunItem);
+  }
+
+  /** A user's timeline across runs and targets, oldest first. Entries of pruned runs are dropped. */
+  async history(userId: string): Promise<HistoryEntry[]> {
+    const key = this.layout.history(userKey(userId));
+    const refs = await this.redis.zrange(key, '0', '-1');
+    const out: HistoryEntry[] = [];
+    const dangling: string[] = [];
+    const kinds = new Map<string, RunKind | null>();
+    for (const ref of refs) {
+      const slash = ref.lastIndexOf('/');
+      const runId = ref.slice(0, slash);
+      const index = Number(ref.slice(slash + 1));
+      if (!kinds.has(runId))
+        kinds.set(runId, (await this.redis.hget(this.layout.run(runId), 'kind')) as RunKind | null);
+      const kind = kinds.get(runId);
+      const raw = kind ? await this.redis.lindex(this.layout.runItems(runId), index) : null;
+      if (!kind || !raw) {
+        dangling.push(ref);
+        continue;
+      }
+      const item = JSON.parse(raw) as RunItem;
+      // A user-key collision (64-bit hash) would show another user's item: filter by the real id.
+      if (item.userId !== userId) continue;
+      out.push({ runId, kind, index, item });
+    }
+    if (dangling.length) await this.redis.zrem(key, ...dangling);
+    return out;
+  }
+
+  /** Deletes one run's keys (history entries pointing at it are dropped lazily on read). */
+  async deleteRun(runId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(
+        ...this.layout.runKeys(runId),
+        seenKey(this.layout, runId),
+        ...TARGET_IDS.map((t) => goneKey(this.layout, runId, t)),
+      )
+      .zrem(this.layout.runs(), runId)
+      .exec();
+  }
+
+  /** Retention: drop runs beyond `keep` (oldest first) and runs older than `maxAgeMs`. */
+  async prune(now = Date.now(), except?: string): Promise<string[]> {
+    const runs = this.layout.runs();
+    const old = await this.redis.zrangebyscore(runs, '-inf', now - this.retention.maxAgeMs);
+    const total = await this.redis.zcard(runs);
+    const excess =
+      total > this.retention.keep
+        ? await this.redis.zrange(runs, '0', String(total - this.retention.keep - 1))
+        : [];
+    const victims = [...new Set([...old, ...excess])].filter((id) => id !== except);
+    for (const id of victims) await this.deleteRun(id);
+    return victims;
+  }
+}
