@@ -124,6 +124,7 @@ export function registerSandbox(program: Command): void {
       const limit = options.rateLimit === undefined ? DEFAULT_SANDBOX_RATE_LIMIT : options.rateLimit;
       const out: string[] = [
         `profile-sync sandbox: ${options.users} users, seed ${options.seed}${options.readOnly ? ', read-only source' : ''}, ` +
+          `Prelude ids ${options.preludeIds ?? 'source'}, ` +
           (limit
             ? `rate limit ${limit.perMinute}/min (burst ${limit.burst}) per credential`
             : 'no rate limit'),
