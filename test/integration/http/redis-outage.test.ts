@@ -1,9 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OpsServer } from '../../../src/http/server.js';
 import type { Engine } from '../../../src/queue/engine.js';
-import { createRedisConnection } from '../../../src/store/connection.js';
 import { startRedis, stopRedis } from '../../helpers/own-redis.js';
 import { freePort, type OpsHarness, sample, startOpsHarness, until } from './ops-harness.js';
 
@@ -82,36 +80,5 @@ describe('ops server when Redis goes away and comes back', () => {
     // (it hung for ever: ioredis's disconnect() of a reconnecting client never emitted 'end').
     await engine.close();
     expect(engine.runningWorkers).toHaveLength(0);
-  });
-});
-
-describe('closing workers while their Redis is away (issue 8.15)', () => {
-  it('a Worker whose blocking connection waits to reconnect closes; queued commands are rejected', async () => {
-    const port = await freePort();
-    const redis = await startRedis(port);
-    const connection = createRedisConnection(`redis://127.0.0.1:${port}`);
-    connection.on('error', () => undefined);
-    const worker = new Worker('close-probe', async () => undefined, { connection, prefix: '{pst-close}' });
-    worker.on('error', () => undefined);
-    try {
-      await worker.waitUntilReady();
-      await stopRedis(redis);
-      // Both connections now wait to reconnect (ioredis's retry timer).
-      await until(async () => (connection.status === 'reconnecting' ? true : undefined), 'reconnecting');
-      const queued = connection.get('k').then(
-        () => 'answered',
-        (err: Error) => err.message,
-      );
-      // Before the fix close() never resolved: disconnect() of a reconnecting client emitted no 'end'.
-      await worker.close();
-      const ended = new Promise((r) => connection.once('end', r));
-      connection.disconnect();
-      await ended;
-      expect(connection.status).toBe('end');
-      expect(await queued).toBe('Connection is closed.');
-    } finally {
-      connection.disconnect();
-      await stopRedis(redis);
-    }
   });
 });

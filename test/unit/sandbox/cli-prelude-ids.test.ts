@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sandboxOptions } from '../../../src/commands/sandbox.js';
-import { ConfigError } from '../../../src/config/errors.js';
+import { ConfigError } from '../../../src/core/config-error.js';
 
 const base = { port: '4100', users: '1000', seed: '1', host: '127.0.0.1' };
 
