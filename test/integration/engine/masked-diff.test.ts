@@ -99,7 +99,7 @@ describe('masked diffs carry a keyed fingerprint', () => {
     const after = await redisText(h.redis, h.prefix);
     for (const masked of [d1.from, d2.from, d2.to]) expect(after).not.toContain(String(masked));
     expect(await h.redis.get(new RedisLayout(h.prefix).maskKey())).toBe(maskKey);
-  });
+  }, 180_000); // four CLI processes, a few seconds each on a loaded machine
 
   it('RECORD_PII-style runs (showPii) keep raw values, without fingerprints', async () => {
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
