@@ -32,12 +32,13 @@ const SECRET_KEYS = new Set([
   'apiKey',
   'secret',
   'privateKey',
+  'nextPrivateKey',
   'dashboardToken',
 ]);
 
 /** `****` + at most the last 2 characters (only for values long enough that 2 characters reveal nothing useful). */
 export function maskSecret(key: string, value: unknown): string {
-  if (key === 'privateKey' || typeof value !== 'string') return '[set]';
+  if (/privateKey$/i.test(key) || typeof value !== 'string') return '[set]';
   return value.length >= 12 ? `****${value.slice(-2)}` : '****';
 }
 

@@ -11,6 +11,7 @@ import { registerRetryFailed } from './retry-failed.js';
 import { registerRuns } from './runs.js';
 import { registerSandbox } from './sandbox.js';
 import { registerSyncUser } from './sync-user.js';
+import { registerZephr } from './zephr.js';
 
 /** Every subcommand, one file each. Add a command by adding its register function here. */
 export const commands: ((program: Command) => void)[] = [
@@ -26,4 +27,5 @@ export const commands: ((program: Command) => void)[] = [
   registerHistory,
   registerRetryFailed,
   registerForget,
+  registerZephr,
 ];

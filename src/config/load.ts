@@ -35,6 +35,8 @@ export const ENV_PATHS: Record<string, string> = {
   ZEPHR_JWT_SECRET: 'targets.zephr.jwt.secret',
   ZEPHR_JWT_PRIVATE_KEY: 'targets.zephr.jwt.privateKey',
   ZEPHR_JWT_KEY_ID: 'targets.zephr.jwt.keyId',
+  ZEPHR_JWT_NEXT_PRIVATE_KEY: 'targets.zephr.jwt.nextPrivateKey',
+  ZEPHR_JWT_NEXT_KEY_ID: 'targets.zephr.jwt.nextKeyId',
   ZEPHR_JWT_SUBJECT_CLAIM: 'targets.zephr.jwt.subjectClaim',
   ZEPHR_JWT_HEADER: 'targets.zephr.jwt.header',
   ZEPHR_JWT_TTL_SECONDS: 'targets.zephr.jwt.ttlSeconds',
@@ -171,6 +173,20 @@ function crossChecks(config: Config): string[] {
     problems.push(
       'ZEPHR_JWT_SECRET / ZEPHR_JWT_PRIVATE_KEY: set exactly one of the two (HS256 secret or PEM key)',
     );
+  }
+  if (jwt?.nextPrivateKey && !jwt.privateKey) {
+    problems.push(
+      'ZEPHR_JWT_NEXT_PRIVATE_KEY: needs ZEPHR_JWT_PRIVATE_KEY (RS256/ES256); a shared HS256 secret has no public key to rotate',
+    );
+  }
+  if (jwt?.nextKeyId && !jwt.nextPrivateKey) {
+    problems.push('ZEPHR_JWT_NEXT_KEY_ID: set only together with ZEPHR_JWT_NEXT_PRIVATE_KEY');
+  }
+  if (jwt?.nextKeyId && jwt.nextKeyId === jwt.keyId) {
+    problems.push('ZEPHR_JWT_NEXT_KEY_ID: must differ from ZEPHR_JWT_KEY_ID (Zephr finds a key by its kid)');
+  }
+  if (jwt?.nextPrivateKey && jwt.nextPrivateKey === jwt.privateKey) {
+    problems.push('ZEPHR_JWT_NEXT_PRIVATE_KEY: the same key as ZEPHR_JWT_PRIVATE_KEY; give the new key');
   }
   return problems;
 }

@@ -112,6 +112,9 @@ export const zephrSchema = z.object({
     secret: z.string().min(1).optional(),
     privateKey: z.string().min(1).optional(),
     keyId: z.string().min(1).optional(),
+    /** Issue 12.6: a second key, published in the JWKS beside the current one (never signs). */
+    nextPrivateKey: z.string().min(1).optional(),
+    nextKeyId: z.string().min(1).optional(),
     /** Claim that carries the source user id. @defaultValue 'sub' */
     subjectClaim: z.string().min(1).default('sub'),
     /** @defaultValue 'authorization' (sent as `Authorization: Bearer`) */

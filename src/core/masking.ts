@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import type { FieldDiff, FieldValue } from './types.js';
 
 /**
@@ -5,21 +6,38 @@ import type { FieldDiff, FieldValue } from './types.js';
  * and domain (`j***@example.com`), names their first character (`J***`): enough for an operator to
  * recognise a record, not enough to read a customer list out of Redis. Everything else (ids, flags)
  * is kept, because reports are useless without them.
+ *
+ * Issue 12.7: with a mask key (a per-install secret, src/store/mask-key.ts) a masked value also carries
+ * a short keyed fingerprint, `j***@example.com#3fa2`: two different values almost never look the same
+ * (1 in 65,536) and the same value always does, so a diff shows that an email changed without showing
+ * either address. Without a key (plan files, logs) the mask is the plain one.
  */
+
+/** The per-install key of the fingerprints (bytes, or its hex text). Never logged, never in a report. */
+export type MaskKey = Uint8Array | string;
+
+/** Hex characters of the fingerprint: 16 bits, enough to tell two values of one field apart. */
+export const FINGERPRINT_LENGTH = 4;
+
+/** `#` + the first 4 hex characters of HMAC-SHA256(key, value): stable per install, reveals nothing. */
+export function fingerprint(value: string, key: MaskKey): string {
+  const mac = createHmac('sha256', typeof key === 'string' ? Buffer.from(key, 'utf8') : key);
+  return `#${mac.update(value, 'utf8').digest('hex').slice(0, FINGERPRINT_LENGTH)}`;
+}
 
 const EMAIL_RE = /^[^@\s]+@[^@\s]+$/;
 const EMAIL_KEY_RE = /e-?mail/i;
 const NAME_KEY_RE = /name/i;
 
-export function maskEmail(value: string): string {
+export function maskEmail(value: string, key?: MaskKey): string {
   const at = value.lastIndexOf('@');
-  if (at <= 0) return maskName(value);
-  return `${[...value.slice(0, at)][0]}***${value.slice(at)}`;
+  if (at <= 0) return maskName(value, key);
+  return `${[...value.slice(0, at)][0]}***${value.slice(at)}${key ? fingerprint(value, key) : ''}`;
 }
 
-export function maskName(value: string): string {
+export function maskName(value: string, key?: MaskKey): string {
   if (value === '') return value;
-  return `${[...value][0]}***`;
+  return `${[...value][0]}***${key ? fingerprint(value, key) : ''}`;
 }
 
 /** The last segment of a dotted field name: `attributes.first_name` -> `first_name`. */
@@ -29,22 +47,22 @@ function leaf(key: string): string {
 }
 
 /** Masks one value given the field it belongs to. */
-export function maskValue(key: string, value: FieldValue): FieldValue;
-export function maskValue(key: string, value: unknown): unknown;
-export function maskValue(key: string, value: unknown): unknown {
+export function maskValue(key: string, value: FieldValue, maskKey?: MaskKey): FieldValue;
+export function maskValue(key: string, value: unknown, maskKey?: MaskKey): unknown;
+export function maskValue(key: string, value: unknown, maskKey?: MaskKey): unknown {
   if (typeof value !== 'string') return value;
   const k = leaf(key);
-  if (EMAIL_KEY_RE.test(k) || EMAIL_RE.test(value.trim())) return maskEmail(value);
-  if (NAME_KEY_RE.test(k)) return maskName(value);
+  if (EMAIL_KEY_RE.test(k) || EMAIL_RE.test(value.trim())) return maskEmail(value, maskKey);
+  if (NAME_KEY_RE.test(k)) return maskName(value, maskKey);
   return value;
 }
 
-export function maskDiff(diff: FieldDiff): FieldDiff {
+export function maskDiff(diff: FieldDiff, maskKey?: MaskKey): FieldDiff {
   const out: FieldDiff = {};
   for (const [field, change] of Object.entries(diff)) {
     const entry: { from?: FieldValue; to?: FieldValue } = {};
-    if (change.from !== undefined) entry.from = maskValue(field, change.from);
-    if (change.to !== undefined) entry.to = maskValue(field, change.to);
+    if (change.from !== undefined) entry.from = maskValue(field, change.from, maskKey);
+    if (change.to !== undefined) entry.to = maskValue(field, change.to, maskKey);
     out[field] = entry;
   }
   return out;
@@ -54,19 +72,19 @@ export function maskDiff(diff: FieldDiff): FieldDiff {
  * Masks a request body (any JSON): keys named like emails or names, and any string that looks like
  * an email wherever it sits (Sunshine identifiers are `{type: 'email', value: ...}`).
  */
-export function maskBody(body: unknown, key = ''): unknown {
-  if (Array.isArray(body)) return body.map((v) => maskBody(v, key));
+export function maskBody(body: unknown, key = '', maskKey?: MaskKey): unknown {
+  if (Array.isArray(body)) return body.map((v) => maskBody(v, key, maskKey));
   if (body !== null && typeof body === 'object') {
     const obj = body as Record<string, unknown>;
     // `{type: 'email', value: 'x'}` (Sunshine identifiers): the value is an email whatever it looks like.
     const typed = typeof obj.type === 'string' ? obj.type : undefined;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(obj)) {
-      out[k] = k === 'value' && typed !== undefined ? maskValue(typed, v) : maskBody(v, k);
+      out[k] = k === 'value' && typed !== undefined ? maskValue(typed, v, maskKey) : maskBody(v, k, maskKey);
     }
     return out;
   }
-  return maskValue(key, body);
+  return maskValue(key, body, maskKey);
 }
 
 /** Masks an identifier query or path segment that embeds an email (`.../email:j.doe@x.com`). */

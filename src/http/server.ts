@@ -6,6 +6,7 @@ import { CHALLENGE, tokenMatches } from './auth.js';
 import { createDashboard, type NodeHandler } from './dashboard.js';
 import { EventLoopMonitor } from './event-loop.js';
 import { type HealthOptions, liveness, readiness } from './health.js';
+import { jwksEndpoint } from './jwks.js';
 import { OpsMetrics } from './metrics.js';
 import type { OpsEngine } from './ops-engine.js';
 import { RedisProbe } from './redis-probe.js';
@@ -56,6 +57,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * | `GET /dashboard`            | token | bull-board over the scan and sync queues                   |
  * | `GET /api/runs[?limit=N]`   | token | newest run summaries (JSON)                                 |
  * | `GET /api/runs/<id|latest>` | token | one run summary                                             |
+ * | `GET /.well-known/jwks.json`| none  | Zephr's public keys (RS256/ES256; 404 for HS256), issue 12.6 |
  *
  * Probes and Prometheus stay unauthenticated (the kubelet and most scrape configs send no token) and
  * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set.
@@ -88,6 +90,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     ...(opts.defaultMetrics !== undefined ? { defaultMetrics: opts.defaultMetrics } : {}),
   });
   const dashboard: NodeHandler = createDashboard({ engine, readOnly });
+  const jwks = jwksEndpoint(engine.config);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://ops.invalid');
@@ -123,6 +126,13 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
         res.end(m.body);
         return;
       }
+      case '/.well-known/jwks.json': {
+        const a = await jwks();
+        if (a.status !== 200) return send(res, a.status, a.body);
+        res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'public, max-age=300' });
+        res.end(JSON.stringify(a.body));
+        return;
+      }
     }
     if (isApi) {
       // The run store shares the engine's connection, which queues commands while Redis is away:
@@ -141,7 +151,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     }
     send(res, 404, {
       error: 'not found',
-      routes: ['/healthz', '/readyz', '/metrics', '/dashboard', '/api/runs'],
+      routes: ['/healthz', '/readyz', '/metrics', '/dashboard', '/api/runs', '/.well-known/jwks.json'],
     });
   };
 

@@ -28,6 +28,7 @@ import type { TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:confirm-absent` / `:confirm-present` | set | issue 8: re-check of held deletion candidates (reconcile-deletions) |
  * | `{p}:run:<runId>:absent`               | set  | issue 8: scan pass re-check of ids the source did not list |
  * | `{p}:schedule:tick:<n>` / `:lock` / `:current` | str | daemon schedule: one run per tick, its lock, the current run |
+ * | `{p}:mask-key`                         | str  | issue 12.7: the per-install key of the masks' fingerprints (a secret; src/store/mask-key.ts) |
  * | `{p}:<queue>:<jobId>:lock` etc.        | BullMQ | BullMQ's own keys under the same prefix (read by the daemon and `forget`) |
  */
 export class RedisLayout {
@@ -119,6 +120,10 @@ export class RedisLayout {
   }
   scheduleCurrent(): string {
     return this.key('schedule', 'current');
+  }
+  /** Issue 12.7: the key of the fingerprints masked values carry; created once (SET NX), never rotated. */
+  maskKey(): string {
+    return this.key('mask-key');
   }
   /** Start of every BullMQ key of one queue (`{p}:<queue>:`): `forget` finds a user's jobs by it. */
   bullQueueBase(queue: string): string {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { maskBody, maskDiff, maskPath } from '../core/masking.js';
+import { type MaskKey, maskBody, maskDiff, maskPath } from '../core/masking.js';
 import type { TargetId } from '../core/targets.js';
 import { OUTCOMES, type RequestRecord } from '../core/types.js';
 import type { DeletionSummary } from './deletions.js';
@@ -41,11 +41,12 @@ export function emptyScan(): ScanInfo {
   return { status: 'pending', complete: false, limited: false, records: 0, pages: 0 };
 }
 
-export function maskItem(item: RunItem): RunItem {
+/** Masks a run item; with the install's key, masked values carry their fingerprint (issue 12.7). */
+export function maskItem(item: RunItem, maskKey?: MaskKey): RunItem {
   const out: RunItem = { ...item };
-  if (item.diff) out.diff = maskDiff(item.diff);
-  if (item.drift) out.drift = maskDiff(item.drift);
-  if (item.payload) out.payload = maskBody(item.payload) as RunItem['payload'];
+  if (item.diff) out.diff = maskDiff(item.diff, maskKey);
+  if (item.drift) out.drift = maskDiff(item.drift, maskKey);
+  if (item.payload) out.payload = maskBody(item.payload, '', maskKey) as RunItem['payload'];
   out.requests = item.requests.map(maskRequest);
   return out;
 }

@@ -3,6 +3,7 @@ import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import type { Outcome } from '../core/types.js';
 import { goneKey, seenKey } from './deletions.js';
+import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
 import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
 import type {
@@ -56,6 +57,8 @@ export type CounterDelta = [
 export class RunStore {
   readonly retention: RunRetention;
   private readonly redis: Redis & ScriptCommands;
+  /** The fingerprint key (issue 12.7), read from Redis once per store, when a masked item is first written. */
+  private maskKeyP: Promise<string> | undefined;
 
   constructor(
     redis: Redis,
@@ -243,7 +246,9 @@ export class RunStore {
     },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const items = (opts.items ?? []).map((i) => (opts.pii ? i : maskItem(i)));
+    const raw = opts.items ?? [];
+    const maskKey = raw.length > 0 && !opts.pii ? await this.maskKey() : undefined;
+    const items = raw.map((i) => (maskKey === undefined ? i : maskItem(i, maskKey)));
     const counters: [string, number][] = [
       ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
       ...(opts.raw ?? []),
@@ -266,6 +271,15 @@ export class RunStore {
     ];
     const r = await this.redis.psRecord(keys.length, ...keys, ...args);
     return r !== -1;
+  }
+
+  /** The install's fingerprint key (created on first use); a failed read is retried on the next call. */
+  maskKey(): Promise<string> {
+    this.maskKeyP ??= loadMaskKey(this.redis, this.layout).catch((err: unknown) => {
+      this.maskKeyP = undefined;
+      throw err;
+    });
+    return this.maskKeyP;
   }
 
   /** Marks sync jobs as enqueued for the run (idempotent per member); returns how many were new. */

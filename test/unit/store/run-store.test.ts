@@ -105,14 +105,23 @@ describe('RunStore', () => {
     expect(after.settled).toBe(1);
 
     const [stored] = await runs.items(id);
+    // Issue 12.7: the two addresses share first letter and domain, and still look different.
     expect(stored!.diff).toEqual({
-      'identifiers.email': { from: 'j***@example.com', to: 'j***@example.com' },
-      name: { to: 'J***' },
+      'identifiers.email': {
+        from: expect.stringMatching(/^j\*\*\*@example\.com#[0-9a-f]{4}$/),
+        to: expect.stringMatching(/^j\*\*\*@example\.com#[0-9a-f]{4}$/),
+      },
+      name: { to: expect.stringMatching(/^J\*\*\*#[0-9a-f]{4}$/) },
     });
+    const email = stored!.diff!['identifiers.email']!;
+    expect(email.from).not.toBe(email.to);
+    const maskKey = await redis.get(layout.maskKey());
+    expect(maskKey).toMatch(/^[0-9a-f]{64}$/);
     expect(stored!.requests[0]!.path).toBe('/api/v2/user_profiles?identifier=s:t:email:j***%40example.com');
     const raw = JSON.stringify(await redis.lrange(layout.runItems(id), 0, -1));
     expect(raw).not.toContain('jane@example.com');
     expect(raw).not.toContain('Jane Doe');
+    expect(raw).not.toContain(maskKey!);
   });
 
   it('stores PII only when the run asked for it', async () => {
