@@ -291,6 +291,21 @@ export function targetRateLimit(config: Config, target: TargetId): number {
   }
 }
 
+/**
+ * How a target writes (issue 11.1, docs/targets.md "Write modes"): `owned` / `merge` from
+ * `ZEPHR_WRITE_MODE` / `SUNSHINE_WRITE_MODE`; Prelude has one way, `patch` (PATCH merges, nothing read).
+ */
+export function targetWriteMode(config: Config, target: TargetId): { mode: string; variable?: string } {
+  switch (target) {
+    case 'sunshine':
+      return { mode: config.targets.sunshine?.writeMode ?? 'merge', variable: 'SUNSHINE_WRITE_MODE' };
+    case 'zephr':
+      return { mode: config.targets.zephr?.writeMode ?? 'owned', variable: 'ZEPHR_WRITE_MODE' };
+    case 'prelude':
+      return { mode: 'patch' };
+  }
+}
+
 export function enabledTargets(config: Config): TargetId[] {
   return TARGET_IDS.filter((t) => config.targets[t] !== undefined);
 }
