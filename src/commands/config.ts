@@ -7,6 +7,7 @@ import {
   enabledTargets,
   SUNSHINE_PLAN_LIMITS,
   targetRateLimit,
+  targetWriteMode,
 } from '../config/schema.js';
 import { closeConnectors, createSourceConnector, createTargetConnectors } from '../connectors/registry.js';
 import type { TargetConnector } from '../connectors/types.js';
@@ -90,6 +91,11 @@ export interface TargetReport {
   mapping?: Record<string, unknown>;
   fields?: FieldMap;
   plan?: PlannedRequest[];
+  /**
+   * The write mode (issue 11.1) and what a write costs by `plan()`: a create, and an update that
+   * changes every field (for Sunshine an identifier change, its dearest update).
+   */
+  writeMode?: { mode: string; variable?: string; create: number; update: number };
   /** Why no payload: mapping rejected the user, connector could not be built, ... */
   error?: string;
   /** `--connect`: `ok` or the classified error. */
@@ -155,6 +161,9 @@ export async function buildReport(config: Config, options: BuildReportOptions = 
       try {
         const next = connector.map(user);
         const plan = connector.plan({ userId: user.id, user, previous: null, next });
+        const older = Object.fromEntries(Object.entries(next).map(([k, v]) => [k, `${String(v)}-old`]));
+        const update = connector.plan({ userId: user.id, user, previous: older, next });
+        report.writeMode = { ...targetWriteMode(config, target), create: plan.length, update: update.length };
         report.fields = mask ? (maskBody(next) as FieldMap) : next;
         report.plan = mask
           ? plan.map((p) => ({ ...p, path: maskPath(p.path), body: maskBody(p.body) }))
@@ -233,6 +242,13 @@ export function formatReport(report: CheckReport): string {
     for (const [k, rule] of Object.entries(t.mapping ?? {})) lines.push(`    ${k} <- ${describeRule(rule)}`);
     lines.push('  fields:');
     for (const [k, v] of Object.entries(t.fields ?? {})) lines.push(`    ${k} = ${JSON.stringify(v)}`);
+    const w = t.writeMode;
+    if (w) {
+      const n = (k: number) => `${k} request${k === 1 ? '' : 's'}`;
+      lines.push(
+        `  write mode: ${w.mode}${w.variable ? ` (${w.variable})` : ''}: a create ${n(w.create)}, an update of every field ${n(w.update)}`,
+      );
+    }
     lines.push('  requests for a create (plan):');
     for (const p of t.plan ?? []) {
       lines.push(`    ${p.method} ${p.path}${p.note ? `    # ${p.note}` : ''}`);

@@ -1,4 +1,4 @@
-import { type Config, targetRateLimit } from '../config/schema.js';
+import { type Config, targetRateLimit, targetWriteMode } from '../config/schema.js';
 import { ConfigError } from '../core/config-error.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 
@@ -53,6 +53,11 @@ export function parseUsers(raw: string | undefined): string[] | undefined {
 }
 
 /** Rate limits of the run's targets, for the dry-run plan. */
+/** Each target's write mode (issue 11.1), for the dry-run plan table. */
+export function writeModesOf(config: Config, targets: TargetId[]): Partial<Record<TargetId, string>> {
+  return Object.fromEntries(targets.map((t) => [t, targetWriteMode(config, t).mode]));
+}
+
 export function limitsOf(config: Config, targets: TargetId[]): Partial<Record<TargetId, number>> {
   return Object.fromEntries(targets.map((t) => [t, targetRateLimit(config, t)]));
 }

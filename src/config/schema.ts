@@ -100,6 +100,13 @@ export const sunshineSchema = z.object({
   rateLimit: positiveInt.optional(),
   /** @defaultValue 'ignore' */
   onDelete: z.enum(['ignore', 'delete']).default('ignore'),
+  /**
+   * `SUNSHINE_WRITE_MODE` (issue 11.1, docs/targets.md "Write modes"). `merge`: read the profile before
+   * the first write and before a replace, and keep other systems' identifiers and attributes. `owned`:
+   * the `{profileSource}:{profileType}` profiles are written only by profile-sync, so a create and a
+   * replace are one PUT built from what was last written. @defaultValue 'merge'
+   */
+  writeMode: z.enum(['merge', 'owned']).default('merge'),
 });
 
 export const zephrSchema = z.object({
@@ -124,6 +131,12 @@ export const zephrSchema = z.object({
   }),
   rateLimit: positiveInt.default(DEFAULT_UNPUBLISHED_RATE_LIMIT),
   onDelete: onDeleteClear.default('ignore'),
+  /**
+   * `ZEPHR_WRITE_MODE` (issue 11.1, docs/targets.md "Write modes"). `owned`: the extended profile under
+   * `appId` is profile-sync's document, a write is one PUT. `merge`: GET, merge, PUT, for an app id
+   * other systems also write. @defaultValue 'owned'
+   */
+  writeMode: z.enum(['owned', 'merge']).default('owned'),
 });
 
 export const preludeSchema = z.object({
@@ -278,6 +291,21 @@ export function targetRateLimit(config: Config, target: TargetId): number {
       return t.zephr?.rateLimit ?? DEFAULT_UNPUBLISHED_RATE_LIMIT;
     case 'prelude':
       return t.prelude?.rateLimit ?? DEFAULT_UNPUBLISHED_RATE_LIMIT;
+  }
+}
+
+/**
+ * How a target writes (issue 11.1, docs/targets.md "Write modes"): `owned` / `merge` from
+ * `ZEPHR_WRITE_MODE` / `SUNSHINE_WRITE_MODE`; Prelude has one way, `patch` (PATCH merges, nothing read).
+ */
+export function targetWriteMode(config: Config, target: TargetId): { mode: string; variable?: string } {
+  switch (target) {
+    case 'sunshine':
+      return { mode: config.targets.sunshine?.writeMode ?? 'merge', variable: 'SUNSHINE_WRITE_MODE' };
+    case 'zephr':
+      return { mode: config.targets.zephr?.writeMode ?? 'owned', variable: 'ZEPHR_WRITE_MODE' };
+    case 'prelude':
+      return { mode: 'patch' };
   }
 }
 

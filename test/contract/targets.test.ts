@@ -269,9 +269,9 @@ describe('sunshine on the sandbox: seed 001 rules end to end', () => {
   });
 });
 
-describe('zephr on the sandbox: foreign keys survive', () => {
+describe('zephr on the sandbox: foreign keys survive (ZEPHR_WRITE_MODE=merge)', () => {
   it('keys another app wrote into the extended profile are kept by write and remove', async () => {
-    const connector = connectorFor('zephr');
+    const connector = connectorFor('zephr', { ZEPHR_WRITE_MODE: 'merge' });
     try {
       const user = freshUser('zephr-foreign');
       const token = await new SignJWT({ sub: user.id })
@@ -342,8 +342,8 @@ describe.each([
   /** Every write request the simulator received (its log, not the clock, so no same-millisecond race). */
   const writes = (target: TargetId) => sandbox.sims[target].requests().filter((r) => r.method !== 'GET');
 
-  it('zephr: write and remove fail transient, no PUT is sent, foreign keys survive', async () => {
-    const connector = connectorFor('zephr');
+  it('zephr (merge mode): write and remove fail transient, no PUT is sent, foreign keys survive', async () => {
+    const connector = connectorFor('zephr', { ZEPHR_WRITE_MODE: 'merge' });
     const sim = sandbox.sims.zephr;
     try {
       const user = freshUser('zp-unread');
@@ -429,6 +429,91 @@ describe.each([
       expect(await (await request(url, { headers: { authorization: auth } })).body.json()).toEqual(before);
     } finally {
       sim.setFaults([]);
+      await connector.close();
+    }
+  });
+});
+
+/**
+ * Issue 11.1: the write modes on the real simulators, counted by the simulators themselves (their own
+ * request counters), never by the connector: what a write costs per mode.
+ */
+describe('write modes on the sandbox: requests per write (issue 11.1)', () => {
+  const N = 12;
+  async function firstWrites(target: 'sunshine' | 'zephr', env: Record<string, string>) {
+    const connector = connectorFor(target, env);
+    try {
+      // One email each: profiles sharing an email belong to one Zendesk user, who may have 20 (vendor-facts).
+      const users = Array.from({ length: N }, (_, i) => {
+        const u = freshUser(`${target}-mode-${i}`);
+        return { ...u, email: `${u.id.slice(0, 22).replace(/[^a-z0-9-]/g, '')}@mode.example` };
+      });
+      const before = sandbox.sims[target].counters().total;
+      for (const u of users) {
+        expect((await connector.write(change(connector, u, null))).outcome).toBe('created');
+      }
+      const perWrite = (sandbox.sims[target].counters().total - before) / N;
+      const again = sandbox.sims[target].counters().total;
+      for (const u of users) {
+        const c = change(connector, u, connector.map(u));
+        expect((await connector.write(c)).outcome).toBe('unchanged');
+      }
+      expect(sandbox.sims[target].counters().total).toBe(again);
+      return { perWrite, users, connector };
+    } catch (e) {
+      await connector.close();
+      throw e;
+    }
+  }
+
+  it('zephr owned (the default): a create is exactly 1.0 request; merge at most 2.0', async () => {
+    const owned = await firstWrites('zephr', {});
+    await owned.connector.close();
+    expect(owned.perWrite).toBe(1);
+    const merge = await firstWrites('zephr', { ZEPHR_WRITE_MODE: 'merge' });
+    await merge.connector.close();
+    expect(merge.perWrite).toBeLessThanOrEqual(2);
+  });
+
+  it('sunshine owned: a create is exactly 1.0 request; merge (the default) at most 2.0', async () => {
+    const owned = await firstWrites('sunshine', { SUNSHINE_WRITE_MODE: 'owned' });
+    await owned.connector.close();
+    expect(owned.perWrite).toBe(1);
+    const merge = await firstWrites('sunshine', {});
+    await merge.connector.close();
+    expect(merge.perWrite).toBeLessThanOrEqual(2);
+  });
+
+  it('sunshine owned: an email change is ONE PUT; the profile then holds the new email, not the old', async () => {
+    const { users, connector } = await firstWrites('sunshine', { SUNSHINE_WRITE_MODE: 'owned' });
+    try {
+      const user = users[0]!;
+      const moved: SourceUser = { ...user, email: 'moved@new.example' };
+      const before = sandbox.sims.sunshine.requests().length;
+      const result = await connector.write(change(connector, moved, connector.map(user)));
+      expect(result.outcome).toBe('updated');
+      const sent = sandbox.sims.sunshine.requests().slice(before);
+      expect(sent.map((r) => r.method)).toEqual(['PUT']);
+      expect(await connector.read(moved)).toEqual(connector.map(moved));
+    } finally {
+      await connector.close();
+    }
+  });
+
+  it('zephr owned: remove after a write is ONE PUT of {}', async () => {
+    const { users, connector } = await firstWrites('zephr', {});
+    try {
+      const user = users[0]!;
+      const before = sandbox.sims.zephr.requests().length;
+      expect(await connector.remove(user, connector.map(user))).toMatchObject({ action: 'cleared' });
+      expect(
+        sandbox.sims.zephr
+          .requests()
+          .slice(before)
+          .map((r) => r.method),
+      ).toEqual(['PUT']);
+      expect(await connector.read(user)).toEqual({});
+    } finally {
       await connector.close();
     }
   });

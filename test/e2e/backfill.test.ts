@@ -95,7 +95,11 @@ describe.skipIf(!existsSync(CLI))('profile-sync backfill (the command, against t
     const dry = await cli(['backfill', '--dry-run', '--plan', file], env);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('dry run: nothing was written');
-    expect(dry.stdout).toMatch(/sunshine\s+\d+\s+100000/);
+    // Issue 11.1: the mode and the requests per write. An email change: Sunshine (merge) GET + PUT,
+    // Zephr (owned, the default) one PUT.
+    expect(dry.stdout).toMatch(/target\s+mode\s+requests\s+per write\s+limit\/min/);
+    expect(dry.stdout).toMatch(/sunshine\s+merge\s+\d+\s+2\.00\s+100000/);
+    expect(dry.stdout).toMatch(/zephr\s+owned\s+\d+\s+1\.00\s+100000/);
     for (const t of ['sunshine', 'zephr', 'prelude'] as const)
       expect(sandbox.sims[t].counters().total).toBe(0);
     const lines = readFileSync(file, 'utf8')

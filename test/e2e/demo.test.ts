@@ -165,6 +165,11 @@ describe('npm run demo', () => {
     expect(second!.sunshine!.unchanged).toBe(1000 - changed);
     expect(second!.zephr!.unchanged).toBe(1000 - changed);
     expect(second!.prelude!.unchanged! + second!.prelude!.unlinked!).toBe(1000 - want.changedKnown);
+    // Issue 11.1: Zephr writes in owned mode by default, one PUT per write, no read; Sunshine in merge
+    // mode (the default) reads before each create (GET + PUT) and patches a changed name.
+    expect(first!.zephr!.requests).toBe(1000);
+    expect(second!.zephr!.requests).toBe(changed);
+    expect(first!.sunshine!.requests).toBe(2000);
     // Where to look, and the runs are really there under the demo prefix.
     const ids = [...r.stdout.matchAll(/^run (\S+) \(backfill\): completed/gm)].map((m) => m[1]!);
     expect(ids).toHaveLength(2);

@@ -59,6 +59,7 @@ interface Report {
     rateLimitPerMinute?: number;
     fields?: Record<string, unknown>;
     plan?: { method: string; path: string; body?: unknown }[];
+    writeMode?: { mode: string; variable?: string; create: number; update: number };
     connection?: string;
   }[];
 }
@@ -79,6 +80,30 @@ describe('profile-sync config check on the sandbox environment', () => {
     expect(stdout).toContain('PUT /blaize/profile/');
     expect(stdout).toContain('PATCH /v2/session/apps/');
     expect(stdout).toContain('identifiers.email = "zoe.obrien@example.com"');
+    // Issue 11.1: the write mode and what a write costs, from each connector's plan().
+    expect(stdout).toContain(
+      'write mode: merge (SUNSHINE_WRITE_MODE): a create 2 requests, an update of every field 2 requests',
+    );
+    expect(stdout).toContain(
+      'write mode: owned (ZEPHR_WRITE_MODE): a create 1 request, an update of every field 1 request',
+    );
+    expect(stdout).toContain('write mode: patch: a create 1 request, an update of every field 1 request');
+  });
+
+  it('the write modes follow ZEPHR_WRITE_MODE and SUNSHINE_WRITE_MODE; a bad value exits 2 naming it', async () => {
+    const env = { ...sandbox.env, ZEPHR_WRITE_MODE: 'merge', SUNSHINE_WRITE_MODE: 'owned' };
+    const { code, stdout } = await run(['config', 'check', '--json'], env);
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as Report;
+    const modes = Object.fromEntries(report.targets.map((t) => [t.target, t.writeMode]));
+    expect(modes).toEqual({
+      sunshine: { mode: 'owned', variable: 'SUNSHINE_WRITE_MODE', create: 1, update: 1 },
+      zephr: { mode: 'merge', variable: 'ZEPHR_WRITE_MODE', create: 2, update: 2 },
+      prelude: { mode: 'patch', create: 1, update: 1 },
+    });
+    const bad = await run(['config', 'check'], { ...sandbox.env, ZEPHR_WRITE_MODE: 'mine' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('ZEPHR_WRITE_MODE');
   });
 
   it('--json: every target enabled, a FieldMap and the create plan each; secrets masked', async () => {
@@ -94,7 +119,7 @@ describe('profile-sync config check on the sandbox environment', () => {
     expect(report.config.targets.zephr!.jwt).toMatchObject({ secret: '****et' });
     expect(report.config.source.password).toBe('****et');
     const plans = Object.fromEntries(report.targets.map((t) => [t.target, t.plan!.map((p) => p.method)]));
-    expect(plans).toEqual({ sunshine: ['GET', 'PUT'], zephr: ['GET', 'PUT'], prelude: ['PATCH'] });
+    expect(plans).toEqual({ sunshine: ['GET', 'PUT'], zephr: ['PUT'], prelude: ['PATCH'] });
     expect(report.targets[2]!.plan![0]!.body).toEqual({ profile: report.targets[2]!.fields });
   });
 

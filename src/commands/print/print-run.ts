@@ -1,6 +1,6 @@
 import type { Config } from '../../config/schema.js';
 import type { RunRecord } from '../../store/run-record.js';
-import { limitsOf } from '../options.js';
+import { limitsOf, writeModesOf } from '../options.js';
 import {
   exitCodeFor,
   planTable,
@@ -28,7 +28,11 @@ export function printRun(
       out.push(
         '',
         'dry run: nothing was written. A real run would send:',
-        planTable(run, limitsOf(opts.config, run.options.targets)),
+        planTable(
+          run,
+          limitsOf(opts.config, run.options.targets),
+          writeModesOf(opts.config, run.options.targets),
+        ),
       );
     if (opts.removals?.length) out.push('', ...opts.removals);
     out.push('', `details: profile-sync report ${run.id}`);

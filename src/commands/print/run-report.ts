@@ -157,16 +157,30 @@ export function runWarnings(run: RunRecord): string[] {
 
 /**
  * Dry-run plan: per target the requests a real run would send and how long they take under the
- * target's rate limit (requests / limit per minute; the limit is the only pace a real run can keep).
+ * target's rate limit (requests / limit per minute; the limit is the only pace a real run can keep),
+ * with the write mode and the requests per write (planned / (created + updated), issue 11.1).
  */
-export function planTable(run: RunRecord, limits: Partial<Record<TargetId, number>>): string {
-  const rows: string[][] = [['target', 'requests', 'limit/min', 'time at limit']];
+export function planTable(
+  run: RunRecord,
+  limits: Partial<Record<TargetId, number>>,
+  modes: Partial<Record<TargetId, string>> = {},
+): string {
+  const rows: string[][] = [['target', 'mode', 'requests', 'per write', 'limit/min', 'time at limit']];
   for (const [t, c] of Object.entries(run.targets)) {
     const limit = limits[t as TargetId] ?? 0;
     const ms = limit ? Math.ceil((c.planned / limit) * 60_000) : 0;
-    rows.push([t, String(c.planned), String(limit), formatDuration(ms)]);
+    const writes = c.outcomes.created + c.outcomes.updated;
+    const perWrite = writes ? (c.planned / writes).toFixed(2) : '-';
+    rows.push([
+      t,
+      modes[t as TargetId] ?? '-',
+      String(c.planned),
+      perWrite,
+      String(limit),
+      formatDuration(ms),
+    ]);
   }
-  return table(rows);
+  return table(rows, 2);
 }
 
 export function formatDiff(diff: FieldDiff | undefined, indent = '    '): string[] {

@@ -55,6 +55,7 @@ export function createSunshineConnector(
   deps: ConnectorDeps,
 ): TargetConnector {
   const { config, mapping } = options;
+  const owned = config.writeMode === 'owned';
   // Seed 003: basic auth with `{email_address}/token:{api_token}`.
   const authorization = `Basic ${Buffer.from(`${config.email}/token:${config.apiToken}`).toString('base64')}`;
   const client = createHttpClient({
@@ -104,8 +105,12 @@ export function createSunshineConnector(
   /**
    * The create path (`previous` null, or a PATCH that found nothing): GET first so that a profile that
    * already exists (written by another system, or by a job whose result was lost) is merged, not wiped.
+   * Owned (`SUNSHINE_WRITE_MODE=owned`): nobody else writes these profiles, so one PUT by identifier
+   * creates the profile, or replaces the one a lost result left behind (seed 001: PUT by identifier
+   * query never makes a second profile).
    */
   async function writeFresh(log: RequestLog, change: Change): Promise<ItemResult['outcome']> {
+    if (owned) return put(log, change.userId, profileBody(change.next));
     const current = await getProfile(log, change.userId);
     if (current === null) return put(log, change.userId, profileBody(change.next));
     const body = mergeForPut(
@@ -141,6 +146,12 @@ export function createSunshineConnector(
         break;
       }
       case 'replace': {
+        if (owned) {
+          // Owned: the profile holds only what profile-sync last wrote (`previous`, from the state store),
+          // so the replacement is built from that instead of a GET: one PUT.
+          outcome = await put(log, change.userId, replaceFromPrevious(change));
+          break;
+        }
         // Seed 001: identifiers can only be changed, and fields only removed, by replacing the profile;
         // "make a preliminary GET request to get the existing profile and merge the data into the new one".
         const current = await getProfile(log, change.userId);
@@ -156,6 +167,12 @@ export function createSunshineConnector(
     return { outcome, diff: outcome === 'unchanged' ? {} : diff, requests: log.records };
   }
 
+  /** The owned replace: what was last written (`previous`) with the managed fields set to `next`. */
+  function replaceFromPrevious(change: Change): ProfileBody {
+    const current = profileBody(change.previous ?? {}).profile as SunshineProfile;
+    return mergeForPut(current, managedFields(mapping.fields, change.previous, change.next), change.next);
+  }
+
   function plan(change: Change): PlannedRequest[] {
     const path = identifierPath(identifierQuery(config, change.userId));
     const decision = decideWrite(change.previous, change.next);
@@ -163,6 +180,10 @@ export function createSunshineConnector(
       case 'unchanged':
         return [];
       case 'fresh':
+        if (owned) {
+          const note = 'create (SUNSHINE_WRITE_MODE=owned: one PUT by identifier, nothing read)';
+          return [{ method: 'PUT', path, body: profileBody(change.next), note }];
+        }
         return [
           { method: 'GET', path, note: 'read current profile (404 = none)' },
           { method: 'PUT', path, body: profileBody(change.next), note: 'create (GET answered 404)' },
@@ -170,6 +191,10 @@ export function createSunshineConnector(
       case 'patch':
         return [{ method: 'PATCH', path, body: patchBody(decision.changed), note: 'patch changed fields' }];
       case 'replace': {
+        if (owned) {
+          const note = 'replace from what was last written (SUNSHINE_WRITE_MODE=owned, nothing read)';
+          return [{ method: 'PUT', path, body: replaceFromPrevious(change), note }];
+        }
         const current = profileBody(change.previous ?? {}).profile as SunshineProfile;
         const managed = managedFields(mapping.fields, change.previous, change.next);
         return [

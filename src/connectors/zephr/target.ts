@@ -36,12 +36,16 @@ export interface ZephrConnectorOptions {
 export const CHECK_SUBJECT = 'profile-sync-connection-check';
 
 /**
- * Zephr extended profiles (seed 000). The document is per (user, appId) and a PUT overwrites it whole,
- * so every write is GET + PUT of the merge (mergeDocument): keys profile-sync does not own survive.
+ * Zephr extended profiles (seed 000). The document is per (user, appId) and a PUT overwrites it whole.
+ * Two write modes (`ZEPHR_WRITE_MODE`, issue 11.1, docs/targets.md "Write modes"):
+ * - `owned` (default): the app id is profile-sync's own context, the document is ours; a write is one
+ *   PUT of the managed fields, nothing is read. A key another system put there is lost on the next write.
+ * - `merge`: GET + PUT of the merge (mergeDocument): keys profile-sync does not own survive.
  * The user is whoever the JWT names, so every request carries a token minted for that user (jwt.ts).
  */
 export function createZephrConnector(options: ZephrConnectorOptions, deps: ConnectorDeps): TargetConnector {
   const { config, mapping } = options;
+  const owned = config.writeMode === 'owned';
   const minter = createJwtMinter(config.jwt);
   const headerName = config.jwt.header;
   const unsafeApp = unsafePathSegment(config.appId);
@@ -95,6 +99,13 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
     if (change.previous !== null && Object.keys(diff).length === 0) {
       return { outcome: 'unchanged', diff: {}, requests: [] };
     }
+    if (owned) {
+      // The whole document is profile-sync's: one PUT of what the mapping wants, no read. A replay sends
+      // the same document again (PUT is idempotent). With no state (never written, or the state store was
+      // emptied) this is a create from profile-sync's point of view, whatever Zephr held.
+      await putDocument(log, change.userId, { ...change.next });
+      return { outcome: change.previous === null ? 'created' : 'updated', diff, requests: log.records };
+    }
     const current = await getDocument(log, change.userId);
     const body = mergeDocument(
       current,
@@ -113,6 +124,17 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
       return [];
     const managed = managedFields(mapping.fields, change.previous, change.next);
     const as = `JWT ${config.jwt.subjectClaim}=${change.userId}`;
+    if (owned) {
+      const what = change.previous === null ? 'create' : 'replace';
+      return [
+        {
+          method: 'PUT',
+          path,
+          body: { ...change.next },
+          note: `${what}: the whole document (ZEPHR_WRITE_MODE=owned, nothing read), ${as}`,
+        },
+      ];
+    }
     return [
       { method: 'GET', path, note: `read current extended profile, ${as} (404 = none)` },
       {
@@ -131,11 +153,18 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
 
   async function remove(user: SourceUser, previous: FieldMap | null): Promise<RemoveResult> {
     const log = new RequestLog();
+    if (owned && previous !== null) {
+      // Owned: the document is ours and we know we wrote it; clearing it is one PUT of `{}` (seed 000 has
+      // no DELETE). Without a previous write (state lost) the GET below says whether there is anything.
+      await putDocument(log, user.id, {});
+      return { outcome: 'removed', action: 'cleared', requests: log.records };
+    }
     const current = await getDocument(log, user.id);
     if (current === null) return { outcome: 'unchanged', action: 'absent', requests: log.records };
     // PUT of the document without our keys: `{}` when only our keys were there; keys of others survive
-    // (the same rule as write: never touch what profile-sync does not own).
-    const stripped = mergeDocument(current, managedFields(mapping.fields, previous, null), {});
+    // (the same rule as write: never touch what profile-sync does not own). Owned: every key is ours.
+    const managed = owned ? Object.keys(current) : managedFields(mapping.fields, previous, null);
+    const stripped = mergeDocument(current, managed, {});
     if (sameJson(current, stripped)) return { outcome: 'unchanged', action: 'absent', requests: log.records };
     await putDocument(log, user.id, stripped);
     return { outcome: 'removed', action: 'cleared', requests: log.records };

@@ -31,7 +31,12 @@ afterEach(async () => {
 // every request of every process waits for it in the same Lua call that grants it.
 describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () => {
   it('several concurrent two-request Zephr jobs: no request reaches the simulator before the Retry-After of a 429 ended', async () => {
-    h = await startHarness({ label: 'retry-after', sandbox: { users: 16 } });
+    // Two requests per job (GET + PUT) need ZEPHR_WRITE_MODE=merge: owned mode (the default) sends one.
+    h = await startHarness({
+      label: 'retry-after',
+      sandbox: { users: 16 },
+      env: { ZEPHR_WRITE_MODE: 'merge' },
+    });
     // 120 a minute, burst 4: every 429 says `Retry-After: 1` (the next token is at most 500 ms away,
     // rounded up to whole seconds), so the vendor's window after a 429 at t is [t, t + 1000).
     const RETRY_AFTER_MS = 1000;

@@ -15,7 +15,12 @@ describe('engine: unreadable reads (GET 200, not JSON)', () => {
   });
 
   it('30% of Zephr and Sunshine GETs answer an HTML page: no write follows one, foreign data survives, every user correct', async () => {
-    h = await startHarness({ label: 'unreadable', sandbox: { users: 60 } });
+    // Merge mode: the read before a write only exists there (ZEPHR_WRITE_MODE=owned, the default, sends no GET).
+    h = await startHarness({
+      label: 'unreadable',
+      sandbox: { users: 60 },
+      env: { ZEPHR_WRITE_MODE: 'merge' },
+    });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
     const secret = new TextEncoder().encode(h.env.ZEPHR_JWT_SECRET);
     const zephrUrl = `${h.sandbox.urls.zephr}/blaize/profile/${encodeURIComponent(h.env.ZEPHR_APP_ID!)}`;

@@ -23,6 +23,29 @@ describe('loadConfig', () => {
     expect(enabledTargets(c)).toEqual([]);
   });
 
+  it('write modes (issue 11.1): Zephr owned and Sunshine merge by default; a bad value is named', () => {
+    const env = {
+      ...base,
+      SUNSHINE_URL: 'http://127.0.0.1:4101',
+      SUNSHINE_EMAIL: 'a@b.c',
+      SUNSHINE_API_TOKEN: 't',
+      ZEPHR_URL: 'http://127.0.0.1:4102',
+      ZEPHR_APP_ID: 'app',
+      ZEPHR_JWT_SECRET: 's',
+    };
+    const c = loadConfig(env);
+    expect(c.targets.zephr?.writeMode).toBe('owned');
+    expect(c.targets.sunshine?.writeMode).toBe('merge');
+    const both = loadConfig({ ...env, ZEPHR_WRITE_MODE: 'merge', SUNSHINE_WRITE_MODE: 'owned' });
+    expect([both.targets.zephr?.writeMode, both.targets.sunshine?.writeMode]).toEqual(['merge', 'owned']);
+    expect(problems({ ...env, ZEPHR_WRITE_MODE: 'shared' })).toEqual([
+      expect.stringMatching(/^ZEPHR_WRITE_MODE: /),
+    ]);
+    expect(problems({ ...env, SUNSHINE_WRITE_MODE: 'OWNED' })).toEqual([
+      expect.stringMatching(/^SUNSHINE_WRITE_MODE: /),
+    ]);
+  });
+
   it('enables a target exactly when its URL is set', () => {
     const c = loadConfig({
       ...base,

@@ -36,6 +36,8 @@ describe('target registry', () => {
       ZEPHR_URL: 'https://zephr.test',
       ZEPHR_APP_ID: 'app',
       ZEPHR_JWT_SECRET: 'secret',
+      // Merge mode: a write is two requests (GET + PUT), each of which must wait for the throttle.
+      ZEPHR_WRITE_MODE: 'merge',
     });
     const { agent, requests } = recordingAgent('https://zephr.test', () => ({ status: 404, body: {} }));
     let throttled = 0;

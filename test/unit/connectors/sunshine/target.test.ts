@@ -16,6 +16,7 @@ const config: SunshineConfig = {
   profileType: 'user',
   plan: 'team',
   onDelete: 'ignore',
+  writeMode: 'merge',
 };
 const http = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000, connections: 1 };
 const logger = createLogger({ level: 'silent' });
@@ -41,10 +42,13 @@ const mapping: ConnectorMapping = {
   },
 };
 
-function setup(respond: (req: Recorded, i: number) => Reply) {
+function setup(
+  respond: (req: Recorded, i: number) => Reply,
+  writeMode: SunshineConfig['writeMode'] = 'merge',
+) {
   const { agent, requests } = recordingAgent(ORIGIN, respond);
   const connector = createSunshineConnector(
-    { config, http, mapping, rateLimit: 250 },
+    { config: { ...config, writeMode }, http, mapping, rateLimit: 250 },
     { logger, dispatcher: agent },
   );
   return { connector, requests };
@@ -404,5 +408,69 @@ describe('sunshine connector: ids and bodies from the vendor are checked before 
       expect(err.message).toMatch(/user u1\) answered 200 with a body that is JSON of another shape/);
       expect(requests.map((r) => r.method)).toEqual(['GET']);
     }
+  });
+});
+
+describe('sunshine connector: SUNSHINE_WRITE_MODE=owned (issue 11.1)', () => {
+  const created: Reply = { status: 201, body: { profile: { id: 'P1' } } };
+  const replaced: Reply = { status: 200, body: { profile: { id: 'P1' } } };
+
+  it('create is ONE PUT by identifier with the whole profile, nothing read -> created', async () => {
+    const { connector, requests } = setup(() => created, 'owned');
+    const c = change(jane, null);
+    expect(connector.plan(c).map((p) => `${p.method} ${p.path}`)).toEqual([`PUT ${Q}`]);
+    const result = await connector.write(c);
+    expect(result.outcome).toBe('created');
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([`PUT ${Q}`]);
+    expect(requests[0]!.body).toEqual({
+      profile: {
+        name: 'Jane Doe',
+        identifiers: [
+          { type: 'external_id', value: 'u1' },
+          { type: 'email', value: 'jane@example.com' },
+        ],
+        attributes: { first_name: 'Jane', last_name: 'Doe' },
+      },
+    });
+  });
+
+  it('an email change is ONE PUT built from what was last written, the new email instead of the old', async () => {
+    const { connector, requests } = setup(() => replaced, 'owned');
+    const moved: SourceUser = { ...jane, email: 'jane@new.example' };
+    const c = change(moved, janeFields);
+    const planned = connector.plan(c);
+    expect(planned.map((p) => p.method)).toEqual(['PUT']);
+    const result = await connector.write(c);
+    expect(result.outcome).toBe('updated');
+    expect(result.diff).toEqual({
+      'identifiers.email': { from: 'jane@example.com', to: 'jane@new.example' },
+    });
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([`PUT ${Q}`]);
+    const body = requests[0]!.body as { profile: Record<string, unknown> };
+    expect(body).toEqual(planned[0]!.body);
+    expect(body.profile.name).toBe('Jane Doe');
+    expect(body.profile.attributes).toEqual({ first_name: 'Jane', last_name: 'Doe' });
+    expect(
+      (body.profile.identifiers as { type: string; value: string }[]).sort((a, b) =>
+        a.type.localeCompare(b.type),
+      ),
+    ).toEqual([
+      { type: 'email', value: 'jane@new.example' },
+      { type: 'external_id', value: 'u1' },
+    ]);
+  });
+
+  it('a name-only change is still one PATCH; a PATCH 404 re-creates with ONE PUT', async () => {
+    const { connector, requests } = setup((r) => (r.method === 'PATCH' ? notFound : created), 'owned');
+    const renamed: SourceUser = { ...jane, firstName: 'Janet' };
+    const result = await connector.write(change(renamed, janeFields));
+    expect(result.outcome).toBe('created');
+    expect(requests.map((r) => r.method)).toEqual(['PATCH', 'PUT']);
+  });
+
+  it('merge mode (the default) still reads before the create', async () => {
+    const { connector, requests } = setup((r) => (r.method === 'GET' ? notFound : created));
+    await connector.write(change(jane, null));
+    expect(requests.map((r) => r.method)).toEqual(['GET', 'PUT']);
   });
 });

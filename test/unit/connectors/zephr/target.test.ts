@@ -25,23 +25,29 @@ const mapping: ConnectorMapping = {
   },
 };
 
-function zephrConfig(jwt: Partial<ZephrConfig['jwt']> = {}): ZephrConfig {
+/** Merge mode unless told: the suites below pin the GET + PUT guarantees (owned mode has its own suite). */
+function zephrConfig(
+  jwt: Partial<ZephrConfig['jwt']> = {},
+  writeMode: ZephrConfig['writeMode'] = 'merge',
+): ZephrConfig {
   return {
     url: ORIGIN,
     appId: 'profile sync/app',
     jwt: { subjectClaim: 'sub', header: 'authorization', ttlSeconds: 300, ...jwt },
     rateLimit: 120,
     onDelete: 'ignore',
+    writeMode,
   };
 }
 
 function setup(
   respond: (req: Recorded, i: number) => Reply,
   jwt: Partial<ZephrConfig['jwt']> = { secret: SECRET },
+  writeMode: ZephrConfig['writeMode'] = 'merge',
 ) {
   const { agent, requests } = recordingAgent(ORIGIN, respond);
   const connector = createZephrConnector(
-    { config: zephrConfig(jwt), http, mapping, rateLimit: 120 },
+    { config: zephrConfig(jwt, writeMode), http, mapping, rateLimit: 120 },
     { logger, dispatcher: agent },
   );
   return { connector, requests };
@@ -234,5 +240,63 @@ describe('zephr connector: path and unreadable reads (issue 8.2, 8.9)', () => {
     const removed = (await connector.remove(jane, null).catch((e: unknown) => e)) as SyncError;
     expect(removed.errorClass).toBe('transient');
     expect(requests.map((r) => r.method)).toEqual(['GET', 'GET']);
+  });
+});
+
+describe('zephr connector: ZEPHR_WRITE_MODE=owned (issue 11.1)', () => {
+  const owned = (respond: (req: Recorded, i: number) => Reply) => setup(respond, { secret: SECRET }, 'owned');
+
+  it('create is ONE PUT of the managed fields, nothing read -> created', async () => {
+    const { connector, requests } = owned(() => ok);
+    const c = change(jane, null);
+    expect(connector.plan(c).map((p) => p.method)).toEqual(['PUT']);
+    const result = await connector.write(c);
+    expect(result.outcome).toBe('created');
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual([`PUT ${PATH}`]);
+    expect(requests[0]!.body).toEqual({
+      first_name: 'Jane',
+      last_name: 'Doe',
+      email: 'jane@example.com',
+    });
+    expect(result.requests).toHaveLength(1);
+  });
+
+  it('update is ONE PUT of the whole document (a removed field goes); unchanged sends nothing', async () => {
+    const { connector, requests } = owned(() => ok);
+    const moved: SourceUser = { id: jane.id, firstName: 'Janet', email: 'janet@example.com' };
+    const result = await connector.write(change(moved, mapping.map(jane)));
+    expect(result.outcome).toBe('updated');
+    expect(requests.map((r) => r.method)).toEqual(['PUT']);
+    expect(requests[0]!.body).toEqual({ first_name: 'Janet', email: 'janet@example.com' });
+    expect(await connector.write(change(jane, mapping.map(jane)))).toEqual({
+      outcome: 'unchanged',
+      diff: {},
+      requests: [],
+    });
+    expect(requests).toHaveLength(1);
+  });
+
+  it('remove with a previous write: ONE PUT {} (cleared); without one: GET first, 404 -> absent', async () => {
+    const a = owned(() => ok);
+    const removed = await a.connector.remove(jane, mapping.map(jane));
+    expect(removed).toMatchObject({ outcome: 'removed', action: 'cleared' });
+    expect(a.requests.map((r) => r.method)).toEqual(['PUT']);
+    expect(a.requests[0]!.body).toEqual({});
+    const b = owned(() => none);
+    expect(await b.connector.remove(jane, null)).toMatchObject({ outcome: 'unchanged', action: 'absent' });
+    expect(b.requests.map((r) => r.method)).toEqual(['GET']);
+    const c = owned((r) => (r.method === 'GET' ? { status: 200, body: { theme: 'dark' } } : ok));
+    expect(await c.connector.remove(jane, null)).toMatchObject({ outcome: 'removed', action: 'cleared' });
+    expect(c.requests.map((r) => r.method)).toEqual(['GET', 'PUT']);
+    expect(c.requests[1]!.body).toEqual({});
+  });
+
+  it('read() keeps the unreadable-read protection: a GET 200 with an empty body is transient', async () => {
+    const { connector } = owned(() => ({ status: 200 }));
+    const err = await connector.read(jane).then(
+      () => undefined,
+      (e: unknown) => e as SyncError,
+    );
+    expect(err?.errorClass).toBe('transient');
   });
 });
