@@ -112,6 +112,10 @@ export interface TargetRunCounts {
   stopped?: string;
   /** What stopped it: `auth`, or `rate_limited` (issue 8.3). Set with `stopped`. */
   stoppedBy?: 'auth' | 'rate_limited';
+  /** Issue 11.3: items kept in the run record for this target (at most the run's `itemsMax`). */
+  itemsKept?: number;
+  /** Issue 11.3: items left out of the run record (cap reached), per outcome; absent when none. */
+  itemsLeftOut?: Partial<OutcomeCounts>;
 }
 
 export interface RunRecord {
@@ -130,6 +134,8 @@ export interface RunRecord {
   error?: string;
   /** Issue 5: what detection found per target after a complete scan, and whether the brake held. */
   deletions?: DeletionSummary;
+  /** Issue 11.3: the cap on items kept per target (`RUN_ITEMS_MAX` when the run was created); absent = none. */
+  itemsMax?: number;
 }
 
 /**

@@ -24,12 +24,18 @@ export interface RunRetention {
   maxAgeMs: number;
   /** History entries kept per user, newest first. @defaultValue 200 */
   historyPerUser: number;
+  /** Items kept per target per run (`RUN_ITEMS_MAX`, issue 11.3), failures and rejections first. @defaultValue 10000 */
+  itemsMax: number;
 }
+
+/** Sees every item this process records (masked as stored), e.g. `backfill --items-file`. */
+export type ItemListener = (runId: string, items: RunItem[]) => void;
 
 export const DEFAULT_RETENTION: RunRetention = {
   keep: 200,
   maxAgeMs: 30 * 24 * 3600_000,
   historyPerUser: 200,
+  itemsMax: 10_000,
 };
 
 /** A history entry: one item of one run. */
@@ -56,6 +62,7 @@ export type CounterDelta = [
 export class RunStore {
   readonly retention: RunRetention;
   private readonly redis: Redis & ScriptCommands;
+  private readonly listeners = new Set<ItemListener>();
 
   constructor(
     redis: Redis,
@@ -86,6 +93,7 @@ export class RunStore {
         scan: JSON.stringify(scan),
         enqueued: '0',
         settled: '0',
+        itemsMax: String(this.retention.itemsMax),
       })
       .zadd(this.layout.runs(), now, id)
       .exec();
@@ -252,7 +260,10 @@ export class RunStore {
       this.layout.run(runId),
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
-      ...items.map((i) => this.layout.history(userKey(i.userId))),
+      ...items.flatMap((i) => [
+        this.layout.history(userKey(i.userId)),
+        this.layout.runItemsDisplaceable(runId, i.target),
+      ]),
     ];
     const args: (string | number)[] = [
       now,
@@ -262,10 +273,18 @@ export class RunStore {
       opts.settle ?? '',
       counters.length,
       ...counters.flat(),
-      ...items.map((i) => JSON.stringify(i)),
+      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i)]),
     ];
     const r = await this.redis.psRecord(keys.length, ...keys, ...args);
-    return r !== -1;
+    if (r === -1) return false;
+    if (items.length) for (const l of this.listeners) l(runId, items);
+    return true;
+  }
+
+  /** Calls `listener` with every item this process records from now on (once each); returns the unsubscribe. */
+  onItems(listener: ItemListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Marks sync jobs as enqueued for the run (idempotent per member); returns how many were new. */
