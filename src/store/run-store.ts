@@ -178,7 +178,15 @@ export class RunStore {
       extra.error ?? '',
       3_600_000,
     );
+    if (r === 1) await this.expireDisplaceable(runId);
     return r === 1;
+  }
+
+  /** Issue 11.3: the displaceable-items lists serve a running run only; kept an hour like `settled`. */
+  private async expireDisplaceable(runId: string): Promise<void> {
+    const m = this.redis.multi();
+    for (const t of TARGET_IDS) m.pexpire(this.layout.runItemsDisplaceable(runId, t), 3_600_000);
+    await m.exec();
   }
 
   /**
@@ -194,6 +202,7 @@ export class RunStore {
       String(Date.now()),
       3_600_000,
     );
+    if (r) await this.expireDisplaceable(runId);
     return (r as RunStatus | null) ?? null;
   }
 

@@ -98,11 +98,15 @@ describe('RunStore: bounded items (issue 11.3)', () => {
     expect(run!.targets.zephr!.itemsLeftOut).toEqual({ failed: 1 });
   });
 
-  it('deleting a run deletes its displaceable lists too', async () => {
+  it('ending a run expires its displaceable lists, deleting it deletes them', async () => {
     const store = new RunStore(redis, layout, { itemsMax: 2 });
     const id = await store.create('backfill', OPTS);
     await store.record(id, { items: [item('a'), item('b', { target: 'zephr' })] });
     expect(await redis.exists(layout.runItemsDisplaceable(id, 'sunshine'))).toBe(1);
+    expect(await redis.pttl(layout.runItemsDisplaceable(id, 'sunshine'))).toBe(-1);
+    // Ending the run expires them (an hour, like the settled set): they only serve a running run.
+    expect(await store.finish(id, 'completed')).toBe(true);
+    expect(await redis.pttl(layout.runItemsDisplaceable(id, 'sunshine'))).toBeGreaterThan(0);
     await store.deleteRun(id);
     expect(await redis.exists(layout.runItemsDisplaceable(id, 'sunshine'))).toBe(0);
     expect(await redis.exists(layout.runItemsDisplaceable(id, 'zephr'))).toBe(0);
