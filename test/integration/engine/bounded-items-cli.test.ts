@@ -57,7 +57,7 @@ describe.skipIf(!existsSync(CLI))('bounded run items and --items-file (issue 11.
   it('keeps 5 items per target (failures first), counts the rest, and writes all 60 to the items file', async () => {
     const file = join(dir, 'items.jsonl');
     const e = env('items-cli', { RUN_ITEMS_MAX: '5' });
-    const r = await runCli(['backfill', '--json', '--concurrency', '4', '--items-file', file], e, 60_000);
+    const r = await runCli(['backfill', '--json', '--concurrency', '4', '--items-file', file], e, 150_000);
     expect(r.stderr).not.toMatch(/holds \d+ of the run/);
     const s = JSON.parse(r.stdout) as {
       runId: string;
@@ -104,7 +104,7 @@ describe.skipIf(!existsSync(CLI))('bounded run items and --items-file (issue 11.
     const text = await runCli(['report', s.runId], e);
     expect(text.stdout).toMatch(/items left out of the run record \(RUN_ITEMS_MAX=5 per target/);
     expect(text.stdout).toMatch(/zephr 15 \(created 15; 5 kept\)/);
-  }, 120_000);
+  }, 240_000);
 
   it('a bad RUN_ITEMS_MAX exits 2 naming it; an unwritable --items-file exits 2 before the run', async () => {
     const bad = await runCli(['backfill'], env('items-bad', { RUN_ITEMS_MAX: '-3' }));
