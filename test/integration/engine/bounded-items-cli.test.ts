@@ -6,14 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../../src/sandbox/index.js';
 import { CLI, runCli } from '../../helpers/cli.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../../helpers/redis.js';
-import { type Proxy, startProxy } from './e2e-helpers.js';
+import { type Proxy as LoopbackProxy, startProxy } from './e2e-helpers.js';
 
 // Issue 11.3, as an operator meets it: RUN_ITEMS_MAX=5 and 20 changed users per target. Counters stay
 // exact, the run record keeps 5 items per target with Zephr's failures first, `report` names what was
 // left out, and `backfill --items-file` gets every item.
 describe.skipIf(!existsSync(CLI))('bounded run items and --items-file (issue 11.3)', () => {
   let sandbox: Sandbox;
-  let proxy: Proxy;
+  let proxy: LoopbackProxy;
   let redis: Redis;
   let dir: string;
   const prefixes: string[] = [];
