@@ -8,6 +8,7 @@ import { ConfigError } from '../core/config-error.js';
 import { TARGET_IDS } from '../core/targets.js';
 import type { Engine } from '../queue/engine.js';
 import type { RunRecord } from '../store/run-record.js';
+import { ItemsFile } from './items-file.js';
 import { parsePositiveInt, parseRate, parseTargets, parseUsers } from './options.js';
 import { printRun } from './print/print-run.js';
 import { createProgressReporter } from './print/progress.js';
@@ -24,6 +25,7 @@ interface BackfillFlags {
   concurrency?: string;
   json?: boolean;
   plan?: string;
+  itemsFile?: string;
   maxFailureRate?: string;
   showPii?: boolean;
   confirmDeletes?: string;
@@ -48,6 +50,10 @@ export function registerBackfill(program: Command): void {
     .option('--json', 'print the run summary as JSON on stdout (progress on stderr)')
     .option('--plan <file>', 'write each planned request (PII masked) as JSON lines (with --dry-run)')
     .option(
+      '--items-file <file>',
+      'write every item of the run (changes, rejections, failures; PII masked) as JSON lines, beyond RUN_ITEMS_MAX',
+    )
+    .option(
       '--max-failure-rate <r>',
       'abort cleanly once failed+rejected exceed this share after the first 100 users',
     )
@@ -68,53 +74,96 @@ export function registerBackfill(program: Command): void {
       const maxFailureRate = parseRate('--max-failure-rate', flags.maxFailureRate);
       if (flags.plan && !flags.dryRun) throw new ConfigError('--plan FILE needs --dry-run');
       if (flags.plan) checkPlanFile(flags.plan);
+      if (flags.itemsFile !== undefined && flags.enqueueOnly)
+        throw new ConfigError(
+          '--items-file needs this process to run the jobs: not with --enqueue-only (use report --json)',
+        );
+      if (flags.itemsFile !== undefined) checkOutputFile('--items-file', flags.itemsFile);
       const config = loadConfig();
       await withEngine(config, targets, async (engine, onStart) => {
         if (!flags.enqueueOnly) await engine.startWorkers(concurrency ? { concurrency } : {});
-        const runId = await runActions.startRun(engine, {
-          kind: 'backfill',
-          ...(targets ? { targets } : {}),
-          ...(users ? { users } : {}),
-          ...(limit !== undefined ? { limit } : {}),
-          dryRun: Boolean(flags.dryRun),
-          full: Boolean(flags.full),
-          ...(flags.showPii ? { showPii: true } : {}),
-          plan: Boolean(flags.plan),
-          ...(maxFailureRate !== undefined ? { maxFailureRate } : {}),
-        });
-        onStart(runId);
-        if (flags.enqueueOnly) {
-          if (flags.json) process.stdout.write(`${JSON.stringify({ runId, enqueued: true })}\n`);
-          else
-            process.stdout.write(
-              `run ${runId} enqueued; a running daemon picks it up. Follow it with: profile-sync report ${runId}\n`,
-            );
-          return;
-        }
-        process.stderr.write(`run ${runId} started\n`);
-        const progress = createProgressReporter();
-        let run: RunRecord;
+        const itemsFile = flags.itemsFile ? new ItemsFile(flags.itemsFile, engine.runs) : undefined;
         try {
-          run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
+          await runBackfill(engine, onStart, flags, {
+            targets,
+            users,
+            limit,
+            maxFailureRate,
+            config,
+            itemsFile,
+          });
         } finally {
-          progress.stop();
+          itemsFile?.finish();
         }
-        let planned = 0;
-        if (flags.plan) {
-          const lines: string[] = [];
-          for await (const line of engine.runs.plan(runId)) lines.push(JSON.stringify(line));
-          writeFileSync(flags.plan, lines.length ? `${lines.join('\n')}\n` : '');
-          planned = lines.length;
-          process.stderr.write(`plan: ${planned} requests written to ${flags.plan}\n`);
-        }
-        printRun(run, {
-          json: flags.json,
-          config,
-          ...(flags.plan ? { extra: { planFile: flags.plan, plannedRequests: planned } } : {}),
-          ...(run.options.dryRun ? { removals: await dryRunRemovals(engine, run) } : {}),
-        });
       });
     });
+}
+
+async function runBackfill(
+  engine: Engine,
+  onStart: (runId: string) => void,
+  flags: BackfillFlags,
+  o: {
+    targets: ReturnType<typeof parseTargets>;
+    users: ReturnType<typeof parseUsers>;
+    limit: number | undefined;
+    maxFailureRate: number | undefined;
+    config: ReturnType<typeof loadConfig>;
+    itemsFile: ItemsFile | undefined;
+  },
+): Promise<void> {
+  const { targets, users, limit, maxFailureRate, config, itemsFile } = o;
+  const runId = await runActions.startRun(engine, {
+    kind: 'backfill',
+    ...(targets ? { targets } : {}),
+    ...(users ? { users } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    dryRun: Boolean(flags.dryRun),
+    full: Boolean(flags.full),
+    ...(flags.showPii ? { showPii: true } : {}),
+    plan: Boolean(flags.plan),
+    ...(maxFailureRate !== undefined ? { maxFailureRate } : {}),
+  });
+  onStart(runId);
+  itemsFile?.bind(runId);
+  if (flags.enqueueOnly) {
+    if (flags.json) process.stdout.write(`${JSON.stringify({ runId, enqueued: true })}\n`);
+    else
+      process.stdout.write(
+        `run ${runId} enqueued; a running daemon picks it up. Follow it with: profile-sync report ${runId}\n`,
+      );
+    return;
+  }
+  process.stderr.write(`run ${runId} started\n`);
+  const progress = createProgressReporter();
+  let run: RunRecord;
+  try {
+    run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
+  } finally {
+    progress.stop();
+  }
+  let planned = 0;
+  if (flags.plan) {
+    const lines: string[] = [];
+    for await (const line of engine.runs.plan(runId)) lines.push(JSON.stringify(line));
+    writeFileSync(flags.plan, lines.length ? `${lines.join('\n')}\n` : '');
+    planned = lines.length;
+    process.stderr.write(`plan: ${planned} requests written to ${flags.plan}\n`);
+  }
+  if (itemsFile) {
+    const missing = itemsFile.finish(run);
+    process.stderr.write(`items: ${itemsFile.written} written to ${itemsFile.path}\n`);
+    if (missing) process.stderr.write(`${missing}\n`);
+  }
+  printRun(run, {
+    json: flags.json,
+    config,
+    extra: {
+      ...(flags.plan ? { planFile: flags.plan, plannedRequests: planned } : {}),
+      ...(itemsFile ? { itemsFile: itemsFile.path, itemsWritten: itemsFile.written } : {}),
+    },
+    ...(run.options.dryRun ? { removals: await dryRunRemovals(engine, run) } : {}),
+  });
 }
 
 /**
@@ -123,10 +172,15 @@ export function registerBackfill(program: Command): void {
  * it exists, must be a writable file.
  */
 export function checkPlanFile(file: string): void {
+  checkOutputFile('--plan', file);
+}
+
+/** An output file given by `option` (`--plan`, `--items-file`): checked before the run starts. */
+export function checkOutputFile(option: string, file: string): void {
   const path = resolve(file);
   const dir = dirname(path);
   const fail = (why: string): never => {
-    throw new ConfigError(`--plan: cannot write ${file}: ${why}; choose another path`);
+    throw new ConfigError(`${option}: cannot write ${file}: ${why}; choose another path`);
   };
   let dirStat: ReturnType<typeof statSync> | undefined;
   try {

@@ -65,6 +65,7 @@ export const ENV_PATHS: Record<string, string> = {
   UNLINKED_RECHECK: 'sync.unlinkedRecheckMs',
   RECORD_PII: 'sync.recordPii',
   RUNS_KEEP: 'sync.runsKeep',
+  RUN_ITEMS_MAX: 'sync.runItemsMax',
   RUNS_MAX_AGE: 'sync.runsMaxAgeMs',
   RATE_LIMIT_MARGIN_MS: 'sync.rateLimitMarginMs',
   RATE_LIMIT_MAX_WAIT: 'sync.rateLimitMaxWaitMs',

@@ -244,6 +244,12 @@ export const configSchema = z.object({
     recordPii: booleanish.default(false),
     /** Run records kept (`RUNS_KEEP`). @defaultValue 200 */
     runsKeep: positiveInt.default(200),
+    /**
+     * Items (diffs, errors) kept per target per run (`RUN_ITEMS_MAX`, issue 11.3), failures and
+     * rejections first; the rest are counted as left out (counters stay exact). 0 keeps none.
+     * @defaultValue 10000
+     */
+    runItemsMax: z.coerce.number().int().min(0).max(10_000_000).default(10_000),
     /** Run records older than this are deleted (`RUNS_MAX_AGE`). @defaultValue 30d */
     runsMaxAgeMs: duration.default(30 * 24 * 3600_000),
     /**

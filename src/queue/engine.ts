@@ -136,6 +136,7 @@ export class Engine {
     this.runs = new RunStore(connection, this.layout, {
       keep: config.sync.runsKeep,
       maxAgeMs: config.sync.runsMaxAgeMs,
+      itemsMax: config.sync.runItemsMax,
     });
     this.state = new StateStore(connection, this.layout);
     this.targets = Object.keys(connectors) as TargetId[];

@@ -1,4 +1,4 @@
-import type { TargetId } from '../core/targets.js';
+import { TARGET_IDS, type TargetId } from '../core/targets.js';
 
 /**
  * Every Redis key profile-sync writes, in one place. All keys share the hash tag `{<prefix>}` so that
@@ -13,7 +13,8 @@ import type { TargetId } from '../core/targets.js';
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
  * | `{p}:run:<runId>`                     | hash | run meta, status, counters per target and outcome      |
- * | `{p}:run:<runId>:items`               | list | one JSON item per change / rejection / failure         |
+ * | `{p}:run:<runId>:items`               | list | one JSON item per change / rejection / failure, at most `itemsMax` per target |
+ * | `{p}:run:<runId>:changeidx:<target>`  | list | issue 11.3: `<index>/<outcome>` of kept change items a failure may displace |
  * | `{p}:run:<runId>:plan`                | list | planned requests (dry run with `--plan`)               |
  * | `{p}:run:<runId>:tries`               | hash | jobId -> earlier failed attempts of that job           |
  * | `{p}:run:<runId>:pending` / `:settled`| set  | sync jobs enqueued / finished for good (exactly-once)  |
@@ -63,6 +64,10 @@ export class RedisLayout {
   }
   runItems(runId: string): string {
     return this.key('run', runId, 'items');
+  }
+  /** Issue 11.3: the kept change items of one target (`<index>/<outcome>`), oldest first, for displacement. */
+  runItemsDisplaceable(runId: string, target: TargetId): string {
+    return this.key('run', runId, 'changeidx', target);
   }
   runPlan(runId: string): string {
     return this.key('run', runId, 'plan');
@@ -150,6 +155,7 @@ export class RedisLayout {
       this.runTries(runId),
       this.runPending(runId),
       this.runSettled(runId),
+      ...TARGET_IDS.map((t) => this.runItemsDisplaceable(runId, t)),
     ];
   }
 }

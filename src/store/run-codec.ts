@@ -78,6 +78,13 @@ export function parseRun(h: Record<string, string>): RunRecord {
       c.stopped = stopped;
       c.stoppedBy = stopKind(stopped);
     }
+    if (h[`itemsKept:${t}`] !== undefined) c.itemsKept = Number(h[`itemsKept:${t}`]);
+    const left: Partial<OutcomeCounts> = {};
+    for (const o of OUTCOMES) {
+      const n = Number(h[`itemsLeft:${o}:${t}`] ?? 0);
+      if (n > 0) left[o] = n;
+    }
+    if (Object.keys(left).length) c.itemsLeftOut = left;
     targets[t] = c;
   }
   const run: RunRecord = {
@@ -91,6 +98,7 @@ export function parseRun(h: Record<string, string>): RunRecord {
     enqueued: Number(h.enqueued ?? 0),
     settled: Number(h.settled ?? 0),
   };
+  if (h.itemsMax !== undefined) run.itemsMax = Number(h.itemsMax);
   if (h.endedAt) run.endedAt = Number(h.endedAt);
   if (h.abortReason) run.abortReason = h.abortReason;
   if (h.error) run.error = h.error;

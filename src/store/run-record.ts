@@ -112,6 +112,10 @@ export interface TargetRunCounts {
   stopped?: string;
   /** What stopped it: `auth`, or `rate_limited` (issue 8.3). Set with `stopped`. */
   stoppedBy?: 'auth' | 'rate_limited';
+  /** Issue 11.3: items kept in the run record for this target (at most the run's `itemsMax`). */
+  itemsKept?: number;
+  /** Issue 11.3: items left out of the run record (cap reached), per outcome; absent when none. */
+  itemsLeftOut?: Partial<OutcomeCounts>;
 }
 
 export interface RunRecord {
@@ -130,6 +134,8 @@ export interface RunRecord {
   error?: string;
   /** Issue 5: what detection found per target after a complete scan, and whether the brake held. */
   deletions?: DeletionSummary;
+  /** Issue 11.3: the cap on items kept per target (`RUN_ITEMS_MAX` when the run was created); absent = none. */
+  itemsMax?: number;
 }
 
 /**
@@ -144,3 +150,40 @@ export const RATE_LIMITED_STOP = 'rate_limited: ';
 export function stopKind(reason: string): 'auth' | 'rate_limited' {
   return reason.startsWith(RATE_LIMITED_STOP) ? 'rate_limited' : 'auth';
 }
+
+/** Retention of run records. */
+export interface RunRetention {
+  /** Runs kept, newest first. @defaultValue 200 */
+  keep: number;
+  /** Runs (and history entries) older than this are deleted. @defaultValue 30 days */
+  maxAgeMs: number;
+  /** History entries kept per user, newest first. @defaultValue 200 */
+  historyPerUser: number;
+  /** Items kept per target per run (`RUN_ITEMS_MAX`, issue 11.3), failures and rejections first. @defaultValue 10000 */
+  itemsMax: number;
+}
+
+/** Sees every item this process records (masked as stored), e.g. `backfill --items-file`. */
+export type ItemListener = (runId: string, items: RunItem[]) => void;
+
+export const DEFAULT_RETENTION: RunRetention = {
+  keep: 200,
+  maxAgeMs: 30 * 24 * 3600_000,
+  historyPerUser: 200,
+  itemsMax: 10_000,
+};
+
+/** A history entry: one item of one run. */
+export interface HistoryEntry {
+  runId: string;
+  kind: RunKind;
+  index: number;
+  item: RunItem;
+}
+
+/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
+export type CounterDelta = [
+  TargetId,
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
+  number,
+];

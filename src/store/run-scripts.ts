@@ -7,10 +7,18 @@ import type { Redis } from 'ioredis';
 
 /**
  * Records outcome counters and items atomically, once per settle member.
- * KEYS: run hash, items list, settled set, then one history key per item.
+ * KEYS: run hash, items list, settled set, then per item its user's history key and its target's
+ *       displaceable-items list (`run:<id>:changeidx:<target>`).
  * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,
- *       (field, by) pairs, item JSONs.
- * Returns the first item index, -1 when the member had already settled (a replayed job: nothing recorded).
+ *       (field, by) pairs, then per item (target, outcome, item JSON).
+ * Items are bounded per target (issue 11.3): the run hash's `itemsMax` (set when the run is created;
+ * absent = no bound) caps the items kept per target in `itemsKept:<t>`. Below the cap an item is
+ * appended; a change item (not `failed`/`rejected`) also leaves `<index>/<outcome>` in the target's
+ * displaceable list. At the cap, a failure or rejection takes the slot of the oldest kept change
+ * (LSET at its index; the change is counted as left out), else it is itself left out. Left-out
+ * items are counted in `itemsLeft:<outcome>:<t>`; counters stay exact. A user gets a history entry
+ * only for a kept item (a displaced change's entry then names another user: dropped on read).
+ * Returns the number of items kept, -1 when the member had already settled (nothing recorded).
  */
 const RECORD_LUA = `
 local now = tonumber(ARGV[1])
@@ -26,18 +34,46 @@ end
 for i = 0, nCounters - 1 do
   redis.call('HINCRBY', KEYS[1], ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i]))
 end
-local first = -2
+local nItems = (#KEYS - 3) / 2
+if nItems == 0 then return 0 end
+local maxItems = tonumber(redis.call('HGET', KEYS[1], 'itemsMax') or '-1')
 local base = 7 + 2 * nCounters
-for i = 4, #KEYS do
-  local n = redis.call('RPUSH', KEYS[2], ARGV[base + i - 4])
-  if first == -2 then first = n - 1 end
-  local h = KEYS[i]
-  redis.call('ZADD', h, now, runId .. '/' .. (n - 1))
-  redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
-  redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
-  redis.call('PEXPIRE', h, maxAge)
+local keptNow = 0
+for k = 0, nItems - 1 do
+  local t = ARGV[base + 3 * k]
+  local o = ARGV[base + 3 * k + 1]
+  local json = ARGV[base + 3 * k + 2]
+  local h = KEYS[4 + 2 * k]
+  local spare = KEYS[5 + 2 * k]
+  local priority = (o == 'failed' or o == 'rejected')
+  local idx = nil
+  if maxItems < 0 then
+    idx = redis.call('RPUSH', KEYS[2], json) - 1
+  elseif tonumber(redis.call('HGET', KEYS[1], 'itemsKept:' .. t) or '0') < maxItems then
+    idx = redis.call('RPUSH', KEYS[2], json) - 1
+    redis.call('HINCRBY', KEYS[1], 'itemsKept:' .. t, 1)
+    if not priority then redis.call('RPUSH', spare, idx .. '/' .. o) end
+  else
+    local victim = false
+    if priority then victim = redis.call('LPOP', spare) end
+    if victim then
+      local slash = string.find(victim, '/', 1, true)
+      idx = tonumber(string.sub(victim, 1, slash - 1))
+      redis.call('LSET', KEYS[2], idx, json)
+      redis.call('HINCRBY', KEYS[1], 'itemsLeft:' .. string.sub(victim, slash + 1) .. ':' .. t, 1)
+    else
+      redis.call('HINCRBY', KEYS[1], 'itemsLeft:' .. o .. ':' .. t, 1)
+    end
+  end
+  if idx then
+    keptNow = keptNow + 1
+    redis.call('ZADD', h, now, runId .. '/' .. idx)
+    redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
+    redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
+    redis.call('PEXPIRE', h, maxAge)
+  end
 end
-return first
+return keptNow
 `;
 
 /** Marks jobs as pending (enqueued) once each; returns how many were new. KEYS: run hash, pending set. */

@@ -1,52 +1,33 @@
 import type { Redis } from 'ioredis';
 import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
-import type { Outcome } from '../core/types.js';
 import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
 import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
-import type {
-  AttemptRecord,
-  RunItem,
-  RunKind,
-  RunOptions,
-  RunRecord,
-  RunStatus,
-  ScanInfo,
+import {
+  type AttemptRecord,
+  type CounterDelta,
+  DEFAULT_RETENTION,
+  type HistoryEntry,
+  type ItemListener,
+  type RunItem,
+  type RunKind,
+  type RunOptions,
+  type RunRecord,
+  type RunRetention,
+  type RunStatus,
+  type ScanInfo,
 } from './run-record.js';
 import { type ScriptCommands, withScripts } from './run-scripts.js';
 
-/** Retention of run records. */
-export interface RunRetention {
-  /** Runs kept, newest first. @defaultValue 200 */
-  keep: number;
-  /** Runs (and history entries) older than this are deleted. @defaultValue 30 days */
-  maxAgeMs: number;
-  /** History entries kept per user, newest first. @defaultValue 200 */
-  historyPerUser: number;
-}
-
-export const DEFAULT_RETENTION: RunRetention = {
-  keep: 200,
-  maxAgeMs: 30 * 24 * 3600_000,
-  historyPerUser: 200,
-};
-
-/** A history entry: one item of one run. */
-export interface HistoryEntry {
-  runId: string;
-  kind: RunKind;
-  index: number;
-  item: RunItem;
-}
-
-/** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
-export type CounterDelta = [
-  TargetId,
-  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
-  number,
-];
+export {
+  type CounterDelta,
+  DEFAULT_RETENTION,
+  type HistoryEntry,
+  type ItemListener,
+  type RunRetention,
+} from './run-record.js';
 
 /**
  * Run records in Redis: one hash per run with meta and counters, a list of items (one per change,
@@ -59,6 +40,7 @@ export class RunStore {
   private readonly redis: Redis & ScriptCommands;
   /** The fingerprint key (issue 12.7), read from Redis once per store, when a masked item is first written. */
   private maskKeyP: Promise<string> | undefined;
+  private readonly listeners = new Set<ItemListener>();
 
   constructor(
     redis: Redis,
@@ -89,6 +71,7 @@ export class RunStore {
         scan: JSON.stringify(scan),
         enqueued: '0',
         settled: '0',
+        itemsMax: String(this.retention.itemsMax),
       })
       .zadd(this.layout.runs(), now, id)
       .exec();
@@ -173,7 +156,15 @@ export class RunStore {
       extra.error ?? '',
       3_600_000,
     );
+    if (r === 1) await this.expireDisplaceable(runId);
     return r === 1;
+  }
+
+  /** Issue 11.3: the displaceable-items lists serve a running run only; kept an hour like `settled`. */
+  private async expireDisplaceable(runId: string): Promise<void> {
+    const m = this.redis.multi();
+    for (const t of TARGET_IDS) m.pexpire(this.layout.runItemsDisplaceable(runId, t), 3_600_000);
+    await m.exec();
   }
 
   /**
@@ -189,6 +180,7 @@ export class RunStore {
       String(Date.now()),
       3_600_000,
     );
+    if (r) await this.expireDisplaceable(runId);
     return (r as RunStatus | null) ?? null;
   }
 
@@ -257,7 +249,10 @@ export class RunStore {
       this.layout.run(runId),
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
-      ...items.map((i) => this.layout.history(userKey(i.userId))),
+      ...items.flatMap((i) => [
+        this.layout.history(userKey(i.userId)),
+        this.layout.runItemsDisplaceable(runId, i.target),
+      ]),
     ];
     const args: (string | number)[] = [
       now,
@@ -267,10 +262,18 @@ export class RunStore {
       opts.settle ?? '',
       counters.length,
       ...counters.flat(),
-      ...items.map((i) => JSON.stringify(i)),
+      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i)]),
     ];
     const r = await this.redis.psRecord(keys.length, ...keys, ...args);
-    return r !== -1;
+    if (r === -1) return false;
+    if (items.length) for (const l of this.listeners) l(runId, items);
+    return true;
+  }
+
+  /** Calls `listener` with every item this process records from now on (once each); returns the unsubscribe. */
+  onItems(listener: ItemListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** The install's fingerprint key (created on first use); a failed read is retried on the next call. */

@@ -38,6 +38,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
+      ...(c.itemsLeftOut ? { itemsKept: c.itemsKept ?? 0, itemsLeftOut: c.itemsLeftOut } : {}),
     };
   }
   return {
@@ -138,6 +139,8 @@ export function runWarnings(run: RunRecord): string[] {
         `${t}: 429s lowered its rate limit ${c.limitCuts} time(s) in this run (adaptive limit): ${t.toUpperCase()}_RATE_LIMIT is above what the vendor allows; set it to the vendor's figure`,
       );
   }
+  const left = itemsLeftOutNote(run);
+  if (left) out.push(left);
   if (run.abortReason) out.push(`!! run aborted: ${run.abortReason}`);
   const d = run.deletions;
   if (d?.held && run.options.dryRun)
@@ -153,6 +156,19 @@ export function runWarnings(run: RunRecord): string[] {
   if (run.scan.status === 'failed')
     out.push(`!! source scan failed: ${run.scan.error ?? 'unknown error'} (the run is incomplete)`);
   return out;
+}
+
+/** Issue 11.3: the items the run record left out (`RUN_ITEMS_MAX` reached), per target and outcome. */
+export function itemsLeftOutNote(run: RunRecord): string | undefined {
+  const parts: string[] = [];
+  for (const [t, c] of Object.entries(run.targets)) {
+    if (!c.itemsLeftOut) continue;
+    const by = Object.entries(c.itemsLeftOut).map(([o, n]) => `${o} ${n}`);
+    const total = Object.values(c.itemsLeftOut).reduce((a, n) => a + (n ?? 0), 0);
+    parts.push(`${t} ${total} (${by.join(', ')}; ${c.itemsKept ?? 0} kept)`);
+  }
+  if (!parts.length) return undefined;
+  return `items left out of the run record (RUN_ITEMS_MAX=${run.itemsMax ?? '?'} per target, failures and rejections kept first; the counts above are exact): ${parts.join('; ')}. Every item: backfill --items-file FILE`;
 }
 
 /**

@@ -61,8 +61,12 @@ export async function startProxy(
     const own = decide(req);
     if (own) {
       proxy.answered++;
-      res.writeHead(own.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(own.body));
+      // Read the request body first: answering a PUT before its body arrived can stall the client.
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(own.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(own.body));
+      });
       return;
     }
     const chunks: Buffer[] = [];
@@ -70,7 +74,7 @@ export async function startProxy(
     req.on('end', () => {
       const headers = Object.fromEntries(
         Object.entries(req.headers).filter(
-          ([k, v]) => typeof v === 'string' && k !== 'host' && k !== 'connection',
+          ([k, v]) => typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length',
         ),
       ) as Record<string, string>;
       fetch(`${target}${req.url}`, {

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// Issue 11.3/11.4: Redis bytes per known user (state + history, three targets) and per run, after a
+// first backfill of BENCH_USERS (default 1,000) sandbox users with limits off, measured with
+// `MEMORY USAGE` over every key of a fresh prefix (grouped by what the key holds). A second backfill
+// under another prefix with RUN_ITEMS_MAX=BENCH_ITEMS_MAX (default 100) shows the bounded run record.
+// Uses the shared Redis (REDIS_URL, default 127.0.0.1:6379) and deletes its prefixes afterwards.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { writeResult } from './lib/report.mjs';
+import { startSandboxProcess } from './lib/sandbox-process.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const users = Number(process.env.BENCH_USERS ?? 1000);
+const itemsMax = Number(process.env.BENCH_ITEMS_MAX ?? 100);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+function backfill(env) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(root, 'dist', 'cli.js'), 'backfill', '--json', '--concurrency', '16'],
+      { env: { PATH: process.env.PATH, ...env }, maxBuffer: 64 << 20, timeout: 1_800_000 },
+      (err, stdout, stderr) => (err && !stdout ? reject(new Error(stderr)) : resolve(JSON.parse(stdout))),
+    );
+  });
+}
+
+/** What a key holds, from its name under `{p}:`. */
+function group(rest) {
+  if (rest.startsWith('state:')) return 'state';
+  if (rest.startsWith('unlinked:') || rest.startsWith('links:')) return 'state';
+  if (rest.startsWith('history:')) return 'history';
+  if (/^run:[^:]+:items$/.test(rest)) return 'runItems';
+  if (/^run:[^:]+$/.test(rest) || rest.startsWith('run:') || rest === 'runs') return 'run';
+  if (rest.startsWith('scan:') || rest.startsWith('sync-')) return 'bullmq';
+  return 'other';
+}
+
+async function measure(redis, prefix) {
+  const base = `{${prefix}}:`;
+  const bytes = {};
+  const keys = {};
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000);
+    cursor = next;
+    for (const k of batch) {
+      const g = group(k.slice(base.length));
+      const b = Number(await redis.memory('USAGE', k, 'SAMPLES', 0)) || 0;
+      bytes[g] = (bytes[g] ?? 0) + b;
+      keys[g] = (keys[g] ?? 0) + 1;
+    }
+  } while (cursor !== '0');
+  return { bytes, keys };
+}
+
+async function clean(redis, prefix) {
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (batch.length) await redis.unlink(...batch);
+  } while (cursor !== '0');
+}
+
+const startSandbox = () => startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
+let sandbox = await startSandbox();
+const redis = new Redis(redisUrl);
+const prefixes = [];
+try {
+  const env = (extra) => {
+    const prefix = `bench-bytes-${randomBytes(4).toString('hex')}`;
+    prefixes.push(prefix);
+    return {
+      ...sandbox.env,
+      REDIS_URL: redisUrl,
+      PROFILE_SYNC_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+      SUNSHINE_RATE_LIMIT: '1000000',
+      ZEPHR_RATE_LIMIT: '1000000',
+      PRELUDE_RATE_LIMIT: '1000000',
+      ...extra,
+    };
+  };
+  const e1 = env({});
+  const run1 = await backfill(e1);
+  const m1 = await measure(redis, e1.PROFILE_SYNC_PREFIX);
+  // A fresh sandbox: the second backfill is a first backfill too (every user created).
+  sandbox.child.kill('SIGTERM');
+  sandbox = await startSandbox();
+  const e2 = env({ RUN_ITEMS_MAX: String(itemsMax) });
+  const run2 = await backfill(e2);
+  const m2 = await measure(redis, e2.PROFILE_SYNC_PREFIX);
+  const items = (r) =>
+    Object.values(r.targets).reduce((n, t) => n + (t.itemsKept ?? 0), 0) ||
+    Object.values(r.targets).reduce(
+      (n, t) => n + t.created + t.updated + t.unlinked + t.failed + t.rejected,
+      0,
+    );
+  const perUser = (g) => Math.round((m1.bytes[g] ?? 0) / users);
+  const metrics = [
+    { name: 'state bytes per known user (3 targets)', value: perUser('state'), unit: 'B', better: 'lower' },
+    { name: 'history bytes per known user', value: perUser('history'), unit: 'B', better: 'lower' },
+    {
+      name: 'state + history bytes per known user',
+      value: perUser('state') + perUser('history'),
+      unit: 'B',
+      better: 'lower',
+      detail: { users, keys: m1.keys, bytes: m1.bytes },
+    },
+    {
+      name: `run items bytes, first backfill (RUN_ITEMS_MAX=10000: ${items(run1)} items kept)`,
+      value: m1.bytes.runItems ?? 0,
+      unit: 'B',
+      better: 'lower',
+    },
+    {
+      name: `run items bytes, same backfill with RUN_ITEMS_MAX=${itemsMax} (${items(run2)} items kept)`,
+      value: m2.bytes.runItems ?? 0,
+      unit: 'B',
+      better: 'lower',
+      detail: { keys: m2.keys, bytes: m2.bytes, targets: run2.targets },
+    },
+    {
+      name: `history bytes per known user with RUN_ITEMS_MAX=${itemsMax}`,
+      value: Math.round((m2.bytes.history ?? 0) / users),
+      unit: 'B',
+      better: 'lower',
+    },
+  ];
+  writeResult({
+    name: 'redis-bytes',
+    description: `Redis MEMORY USAGE after a first backfill of ${users} sandbox users (three targets, limits off)`,
+    metrics,
+    notes: [
+      'state = state:<target> hashes + unlinked/links; history = history:<user> zsets (only for kept items).',
+      'BullMQ bytes (completed jobs kept an hour) are in detail.bytes.bullmq, not per known user.',
+    ],
+  });
+} finally {
+  for (const p of prefixes) await clean(redis, p);
+  await redis.quit();
+  sandbox.child.kill('SIGTERM');
+}
