@@ -43,7 +43,7 @@ export interface HistoryEntry {
 /** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
 export type CounterDelta = [
   TargetId,
-  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped' | 'lookups',
   number,
 ];
 
