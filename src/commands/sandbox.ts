@@ -20,6 +20,7 @@ interface SandboxFlags {
   burst?: string;
   zephrJwks?: string;
   preludeUnknownShare?: string;
+  preludeIds?: string;
 }
 
 function integer(flag: string, raw: string, min: number, max: number): number {
@@ -78,6 +79,12 @@ export function sandboxOptions(flags: SandboxFlags): SandboxOptions {
     }
     options.preludeUnknownShare = share;
   }
+  if (flags.preludeIds !== undefined) {
+    if (flags.preludeIds !== 'usr' && flags.preludeIds !== 'source') {
+      throw new ConfigError(`sandbox: --prelude-ids must be usr or source (got '${flags.preludeIds}')`);
+    }
+    options.preludeIds = flags.preludeIds;
+  }
   return options;
 }
 
@@ -107,12 +114,17 @@ export function registerSandbox(program: Command): void {
     .option('--burst <n>', 'token bucket size per credential (default: one second of --rate-limit)')
     .option('--zephr-jwks <file>', 'JWKS file whose keys Zephr accepts for RS256/ES256 JWTs')
     .option('--prelude-unknown-share <share>', "share of source users Prelude doesn't know (0..1)", '0.1')
+    .option(
+      '--prelude-ids <usr|source>',
+      "ids Prelude's profile PATCH accepts: usr (Prelude's own, as the real service) or source (legacy)",
+    )
     .action(async (flags: SandboxFlags) => {
       const options = sandboxOptions(flags);
       const sandbox = await startSandbox(options);
       const limit = options.rateLimit === undefined ? DEFAULT_SANDBOX_RATE_LIMIT : options.rateLimit;
       const out: string[] = [
         `profile-sync sandbox: ${options.users} users, seed ${options.seed}${options.readOnly ? ', read-only source' : ''}, ` +
+          `Prelude ids ${options.preludeIds ?? 'source'}, ` +
           (limit
             ? `rate limit ${limit.perMinute}/min (burst ${limit.burst}) per credential`
             : 'no rate limit'),

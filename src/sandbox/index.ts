@@ -2,6 +2,7 @@ import type { JSONWebKeySet } from 'jose';
 import { type RateLimit, type Sim, startSim, type Vendor } from './kit/index.js';
 import { PRELUDE_DEFAULT_API_KEY, PRELUDE_DEFAULT_APP_ID, preludeVendor } from './prelude/index.js';
 import { SOURCE_DEFAULTS, sourceVendor } from './source/source-vendor.js';
+import { syntheticUsers } from './source/synthetic-users.js';
 import { SUNSHINE_DEFAULT_API_TOKEN, SUNSHINE_DEFAULT_EMAIL, sunshineVendor } from './sunshine/index.js';
 import { ZEPHR_DEFAULTS, zephrVendor } from './zephr/zephr-vendor.js';
 
@@ -30,6 +31,12 @@ export interface SandboxOptions {
   zephrJwks?: JSONWebKeySet;
   /** Share of source user ids Prelude does not know (`user_not_found`). @defaultValue 0.1 */
   preludeUnknownShare?: number;
+  /**
+   * Which user ids Prelude's profile PATCH accepts: `source` (legacy: the source id itself, for the
+   * users Prelude knows, as well as `usr_` ids) or `usr` (only Prelude's own `usr_` ids, as the real
+   * service). The Prelude users are the same in both. @defaultValue 'source'
+   */
+  preludeIds?: 'usr' | 'source';
 }
 
 export type SimName = 'source' | 'sunshine' | 'zephr' | 'prelude';
@@ -53,11 +60,25 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   // Sunshine sends X-Rate-Limit headers on every answer, so it reads the simulator's current limit.
   let sunshineSim: Sim | undefined;
+  const users = options.users ?? 1000;
+  const source = sourceVendor({ users, seed, readOnly: options.readOnly ?? false });
   const vendors: Record<SimName, Vendor> = {
-    source: sourceVendor({ users: options.users ?? 1000, seed, readOnly: options.readOnly ?? false }),
+    source,
     sunshine: sunshineVendor({ seed, rateLimit: () => sunshineSim?.rateLimit() ?? null }),
     zephr: zephrVendor(options.zephrJwks ? { jwks: options.zephrJwks } : {}),
-    prelude: preludeVendor({ seed, unknownShare: options.preludeUnknownShare ?? 0.1 }),
+    // Prelude's own users are seeded from the source's synthetic users (those of the seed at start).
+    prelude: preludeVendor({
+      seed,
+      unknownShare: options.preludeUnknownShare ?? 0.1,
+      ids: options.preludeIds ?? 'source',
+      population: () => syntheticUsers(seed, users),
+      sourceUser: (id) => {
+        const record = source.store.get(id);
+        return record && typeof record.id === 'string'
+          ? { id: record.id, email: typeof record.email === 'string' ? record.email : null }
+          : undefined;
+      },
+    }),
   };
 
   const started: Partial<Record<SimName, Sim>> = {};

@@ -23,6 +23,11 @@ export const PRELUDE_ERRORS = {
   },
   app_not_found: { http: 404, status: 'not_found', message: 'The application was not found.' },
   user_not_found: { http: 404, status: 'not_found', message: 'The user was not found.' },
+  conflict: {
+    http: 409,
+    status: 'conflict',
+    message: 'A user with this identifier or external_id already exists.',
+  },
   unauthorized: { http: 401, status: 'unauthorized', message: 'The API key is missing or invalid.' },
   not_found: { http: 404, status: 'not_found', message: 'The requested resource was not found.' },
   method_not_allowed: { http: 405, status: 'method_not_allowed', message: 'The method is not allowed.' },
@@ -36,9 +41,12 @@ export const PRELUDE_ERRORS = {
 export type PreludeErrorCode = keyof typeof PRELUDE_ERRORS;
 
 /** The HTTP status and body of one Prelude error. */
-export function preludeError(code: PreludeErrorCode): { status: number; body: PreludeErrorBody } {
+export function preludeError(
+  code: PreludeErrorCode,
+  message?: string,
+): { status: number; body: PreludeErrorBody } {
   const e = PRELUDE_ERRORS[code];
-  return { status: e.http, body: { code, status: e.status, message: e.message } };
+  return { status: e.http, body: { code, status: e.status, message: message ?? e.message } };
 }
 
 /** The error for a status the kit produces (no route, wrong method, too large, injected faults). */
