@@ -84,7 +84,7 @@ describe('profile-sync links (prelude)', () => {
     const rm = await run(['links', 'remove', 'prelude', 'a,1', 'nobody']);
     expect(rm.stdout).toBe('removed 1 of 2 link(s)\n');
     expect(await redis.hlen(linksKey(prefix))).toBe(2);
-  });
+  }, 60_000); // six CLI processes (issue 10 added one)
 
   it('a file with bad rows imports nothing and names every bad line (exit 1)', async () => {
     const before = await redis.hgetall(linksKey(prefix));
