@@ -36,128 +36,129 @@ async function run(engine: Engine): Promise<Awaited<ReturnType<typeof runActions
   return runActions.waitForRun(engine, runId, { pollMs: 100 });
 }
 
-describe.each([
-  ['external_id', 'external_id'],
-  ['external_id,email', 'external_id,email'],
-] as const)('prelude linking on a Prelude with its own usr_ ids (PRELUDE_LINK_BY=%s)', (linkBy) => {
-  let h: Harness;
-  let engine: Engine;
-  let source: SourceUserRow[];
-  let prelude: PreludeUser[];
+describe.each(['external_id', 'external_id,email'] as const)(
+  'prelude linking on a Prelude with its own usr_ ids (PRELUDE_LINK_BY=%s)',
+  (linkBy) => {
+    let h: Harness;
+    let engine: Engine;
+    let source: SourceUserRow[];
+    let prelude: PreludeUser[];
 
-  beforeAll(async () => {
-    h = await startHarness({
-      label: 'plink',
-      sandbox: { users: 1000, preludeIds: 'usr' },
-      env: { PRELUDE_LINK_BY: linkBy },
+    beforeAll(async () => {
+      h = await startHarness({
+        label: 'plink',
+        sandbox: { users: 1000, preludeIds: 'usr' },
+        env: { PRELUDE_LINK_BY: linkBy },
+      });
+      engine = await h.engine();
+      await engine.startWorkers({ concurrency: 8 });
+      source = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+      prelude = (await inspect<{ users: PreludeUser[] }>(h.sandbox.urls.prelude, 'users')).users;
+    }, 120_000);
+    afterAll(async () => {
+      await h?.close();
     });
-    engine = await h.engine();
-    await engine.startWorkers({ concurrency: 8 });
-    source = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
-    prelude = (await inspect<{ users: PreludeUser[] }>(h.sandbox.urls.prelude, 'users')).users;
-  }, 120_000);
-  afterAll(async () => {
-    await h?.close();
-  });
 
-  it('the first backfill links and writes every user Prelude knows, with 10 lookups; a re-run sends nothing', async () => {
-    expect(source).toHaveLength(1000);
-    h.sandbox.sims.prelude.resetCounters();
-    const first = await run(engine);
-    expect(first.status).toBe('completed');
-    const p = first.targets.prelude!;
-    expect(p.outcomes.failed).toBe(0);
+    it('the first backfill links and writes every user Prelude knows, with 10 lookups; a re-run sends nothing', async () => {
+      expect(source).toHaveLength(1000);
+      h.sandbox.sims.prelude.resetCounters();
+      const first = await run(engine);
+      expect(first.status).toBe('completed');
+      const p = first.targets.prelude!;
+      expect(p.outcomes.failed).toBe(0);
 
-    // Who should be linked: by external_id, and (external_id,email) by email when that Prelude user has
-    // no external_id, its address is its own and one source user has it.
-    const byExt = new Map(prelude.filter((u) => u.external_id).map((u) => [u.external_id!, u.id]));
-    const expected = new Map<string, string>();
-    for (const s of source) if (byExt.has(s.id)) expected.set(s.id, byExt.get(s.id)!);
-    if (linkBy === 'external_id,email') {
-      const emailCount = new Map<string, number>();
-      for (const s of source) {
-        const e = s.email?.trim().toLowerCase();
-        if (e) emailCount.set(e, (emailCount.get(e) ?? 0) + 1);
-      }
-      const byEmail = new Map<string, string[]>();
-      for (const u of prelude)
-        for (const i of u.identifiers) {
-          const e = i.value.toLowerCase();
-          byEmail.set(e, [...(byEmail.get(e) ?? []), u.id]);
+      // Who should be linked: by external_id, and (external_id,email) by email when that Prelude user has
+      // no external_id, its address is its own and one source user has it.
+      const byExt = new Map(prelude.filter((u) => u.external_id).map((u) => [u.external_id!, u.id]));
+      const expected = new Map<string, string>();
+      for (const s of source) if (byExt.has(s.id)) expected.set(s.id, byExt.get(s.id)!);
+      if (linkBy === 'external_id,email') {
+        const emailCount = new Map<string, number>();
+        for (const s of source) {
+          const e = s.email?.trim().toLowerCase();
+          if (e) emailCount.set(e, (emailCount.get(e) ?? 0) + 1);
         }
-      const taken = new Set(expected.values());
-      for (const s of source) {
-        const e = s.email?.trim().toLowerCase();
-        const hits = e ? (byEmail.get(e) ?? []) : [];
-        if (expected.has(s.id) || !e || emailCount.get(e) !== 1 || hits.length !== 1) continue;
-        const u = prelude.find((x) => x.id === hits[0])!;
-        if (u.external_id || taken.has(u.id)) continue;
-        expected.set(s.id, u.id);
+        const byEmail = new Map<string, string[]>();
+        for (const u of prelude)
+          for (const i of u.identifiers) {
+            const e = i.value.toLowerCase();
+            byEmail.set(e, [...(byEmail.get(e) ?? []), u.id]);
+          }
+        const taken = new Set(expected.values());
+        for (const s of source) {
+          const e = s.email?.trim().toLowerCase();
+          const hits = e ? (byEmail.get(e) ?? []) : [];
+          if (expected.has(s.id) || !e || emailCount.get(e) !== 1 || hits.length !== 1) continue;
+          const u = prelude.find((x) => x.id === hits[0])!;
+          if (u.external_id || taken.has(u.id)) continue;
+          expected.set(s.id, u.id);
+        }
+        expect(expected.size).toBeGreaterThan(byExt.size * 0.5 + 0); // some found by email
       }
-      expect(expected.size).toBeGreaterThan(byExt.size * 0.5 + 0); // some found by email
-    }
-    expect(expected.size).toBeGreaterThan(700);
+      expect(expected.size).toBeGreaterThan(700);
 
-    const links = createLinkStore(h.redis, h.prefix);
-    const table = new Map<string, string>();
-    for await (const [k, v] of links.entries()) table.set(k, v);
-    expect(table).toEqual(expected);
-    const info = await links.info([...table.keys()]);
-    for (const [id] of table) expect(['external_id', 'email']).toContain(info.get(id)?.how);
-    if (linkBy === 'external_id,email') expect([...info.values()].some((i) => i.how === 'email')).toBe(true);
+      const links = createLinkStore(h.redis, h.prefix);
+      const table = new Map<string, string>();
+      for await (const [k, v] of links.entries()) table.set(k, v);
+      expect(table).toEqual(expected);
+      const info = await links.info([...table.keys()]);
+      for (const [id] of table) expect(['external_id', 'email']).toContain(info.get(id)?.how);
+      if (linkBy === 'external_id,email')
+        expect([...info.values()].some((i) => i.how === 'email')).toBe(true);
 
-    const sent = preludeRequests(h);
-    expect(sent.lookups).toBe(10); // ceil(1000 / 100)
-    expect(p.lookups).toBe(10);
-    expect(sent.other).toBe(0);
-    expect(sent.patches).toBeLessThanOrEqual(expected.size);
-    expect(p.requests).toBe(sent.lookups + sent.patches);
-    expect(p.outcomes.created).toBe(sent.patches);
-    expect(p.outcomes.created + p.outcomes.rejected + p.outcomes.unlinked).toBe(1000);
+      const sent = preludeRequests(h);
+      expect(sent.lookups).toBe(10); // ceil(1000 / 100)
+      expect(p.lookups).toBe(10);
+      expect(sent.other).toBe(0);
+      expect(sent.patches).toBeLessThanOrEqual(expected.size);
+      expect(p.requests).toBe(sent.lookups + sent.patches);
+      expect(p.outcomes.created).toBe(sent.patches);
+      expect(p.outcomes.created + p.outcomes.rejected + p.outcomes.unlinked).toBe(1000);
 
-    // Every linked user's profile is in its Prelude user (looked up by external_id or usr id).
-    const byId = new Map(source.map((s) => [s.id, s]));
-    for (const [sourceId, usr] of expected) {
-      const s = byId.get(sourceId)!;
-      const got = await fetch(`${h.sandbox.urls.prelude}/__sandbox/profiles/${encodeURIComponent(usr)}`);
-      if (p.outcomes.rejected && got.status === 404) continue; // a user the mapping rejects
-      const body = (await got.json()) as { profile: Record<string, string> };
-      if (typeof s.firstName === 'string') expect(body.profile.first_name).toBe(s.firstName);
-      if (typeof s.email === 'string') expect(body.profile.email).toBe(s.email);
-    }
+      // Every linked user's profile is in its Prelude user (looked up by external_id or usr id).
+      const byId = new Map(source.map((s) => [s.id, s]));
+      for (const [sourceId, usr] of expected) {
+        const s = byId.get(sourceId)!;
+        const got = await fetch(`${h.sandbox.urls.prelude}/__sandbox/profiles/${encodeURIComponent(usr)}`);
+        if (p.outcomes.rejected && got.status === 404) continue; // a user the mapping rejects
+        const body = (await got.json()) as { profile: Record<string, string> };
+        if (typeof s.firstName === 'string') expect(body.profile.first_name).toBe(s.firstName);
+        if (typeof s.email === 'string') expect(body.profile.email).toBe(s.email);
+      }
 
-    // Unchanged re-run: no Prelude request at all (linked: same hash; unlinked: remembered).
-    h.sandbox.sims.prelude.resetCounters();
-    const again = await run(engine);
-    expect(again.status).toBe('completed');
-    expect(preludeRequests(h)).toEqual({ lookups: 0, patches: 0, other: 0 });
-    expect(again.targets.prelude!.requests).toBe(0);
-    expect(again.targets.prelude!.outcomes.unchanged).toBe(p.outcomes.created);
-  }, 240_000);
+      // Unchanged re-run: no Prelude request at all (linked: same hash; unlinked: remembered).
+      h.sandbox.sims.prelude.resetCounters();
+      const again = await run(engine);
+      expect(again.status).toBe('completed');
+      expect(preludeRequests(h)).toEqual({ lookups: 0, patches: 0, other: 0 });
+      expect(again.targets.prelude!.requests).toBe(0);
+      expect(again.targets.prelude!.outcomes.unchanged).toBe(p.outcomes.created);
+    }, 240_000);
 
-  it('a Prelude user deleted under a link: user_not_found drops the link and counts unlinked', async () => {
-    const links = createLinkStore(h.redis, h.prefix);
-    const linked = [...(await links.getMany(source.map((s) => s.id)))];
-    const [sourceId, usr] = linked[0]!;
-    const del = await fetch(`${h.sandbox.urls.prelude}/__sandbox/users/${encodeURIComponent(usr)}`, {
-      method: 'DELETE',
-    });
-    expect(del.ok).toBe(true);
-    await inspectPost(
-      h.sandbox.urls.source,
-      `users/${encodeURIComponent(sourceId)}`,
-      { firstName: 'Renamed' },
-      'PATCH',
-    );
-    h.sandbox.sims.prelude.resetCounters();
-    const r = await run(engine);
-    expect(r.targets.prelude!.outcomes.unlinked).toBeGreaterThanOrEqual(1);
-    expect(preludeRequests(h)).toEqual({ lookups: 0, patches: 1, other: 0 });
-    expect(await links.get(sourceId)).toBeUndefined();
-    const item = (await engine.runs.items(r.id)).find((i) => i.userId === sourceId);
-    expect(item?.outcome).toBe('unlinked');
-  }, 120_000);
-});
+    it('a Prelude user deleted under a link: user_not_found drops the link and counts unlinked', async () => {
+      const links = createLinkStore(h.redis, h.prefix);
+      const linked = [...(await links.getMany(source.map((s) => s.id)))];
+      const [sourceId, usr] = linked[0]!;
+      const del = await fetch(`${h.sandbox.urls.prelude}/__sandbox/users/${encodeURIComponent(usr)}`, {
+        method: 'DELETE',
+      });
+      expect(del.ok).toBe(true);
+      await inspectPost(
+        h.sandbox.urls.source,
+        `users/${encodeURIComponent(sourceId)}`,
+        { firstName: 'Renamed' },
+        'PATCH',
+      );
+      h.sandbox.sims.prelude.resetCounters();
+      const r = await run(engine);
+      expect(r.targets.prelude!.outcomes.unlinked).toBeGreaterThanOrEqual(1);
+      expect(preludeRequests(h)).toEqual({ lookups: 0, patches: 1, other: 0 });
+      expect(await links.get(sourceId)).toBeUndefined();
+      const item = (await engine.runs.items(r.id)).find((i) => i.userId === sourceId);
+      expect(item?.outcome).toBe('unlinked');
+    }, 120_000);
+  },
+);
 
 describe('prelude linking: a user added to Prelude later is linked after UNLINKED_RECHECK', () => {
   let h: Harness;
