@@ -167,6 +167,10 @@ export function createPreludeLinker(
     if (!body) return { preludeUserId: undefined, requests: [] };
     const log = new RequestLog();
     const res = log.add(await client.request({ method: 'POST', path: usersPath, body, userId: user.id }));
+    // 409: the address (or external_id) already belongs to a Prelude user that the lookup did not link
+    // (known only by email, under PRELUDE_LINK_BY=external_id; or another user's). Never a second login
+    // for the same person: the user stays unlinked (PRELUDE_LINK_BY=external_id,email links such users).
+    if (res.status === 409) return { preludeUserId: undefined, requests: log.records };
     if (res.status !== 201 && res.status !== 200) throw client.fail({ method: 'POST', userId: user.id }, res);
     const id = isObject(res.body) && typeof res.body.id === 'string' ? res.body.id : '';
     if (!id) {

@@ -206,3 +206,67 @@ describe('prelude linking: a user added to Prelude later is linked after UNLINKE
     expect(second.targets.prelude!.lookups).toBe(1);
   }, 120_000);
 });
+
+describe('prelude linking: PRELUDE_CREATE_USERS=true creates the users no lookup found (issue 10.3)', () => {
+  let h: Harness;
+  let engine: Engine;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      label: 'pcreate',
+      sandbox: { users: 150, preludeIds: 'usr' },
+      env: { PRELUDE_CREATE_USERS: 'true' },
+    });
+    engine = await h.engine();
+    await engine.startWorkers({ concurrency: 4 });
+  }, 120_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('one POST .../users per user not found (with an email), its usr_ id the link, no PATCH for them; re-run silent', async () => {
+    h.sandbox.sims.prelude.resetCounters();
+    const first = await run(engine);
+    expect(first.status).toBe('completed');
+    const p = first.targets.prelude!;
+    const failed = (await engine.runs.items(first.id)).filter((i) => i.outcome === 'failed');
+    expect(failed.map((i) => i.lastError?.message)).toEqual([]);
+    expect(p.outcomes.failed).toBe(0);
+    const links = createLinkStore(h.redis, h.prefix);
+    const source = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const table = await links.getMany(source.map((s) => s.id));
+    const info = await links.info([...table.keys()]);
+    const created = [...info].filter(([, i]) => i.how === 'create').map(([id]) => id);
+    expect(created.length).toBeGreaterThan(0);
+    const sent = preludeRequests(h);
+    const conflicts = h.sandbox.sims.prelude.counters().byRoute;
+    const creates = Object.entries(conflicts)
+      .filter(([r]) => r.startsWith('POST ') && !r.includes('batch_lookup') && !r.includes('__sandbox'))
+      .flatMap(([, byStatus]) => Object.entries(byStatus));
+    expect(Object.fromEntries(creates)['201']).toBe(created.length); // one create per created user
+    expect(creates.every(([status]) => status === '201' || status === '409')).toBe(true);
+    expect(sent.other).toBe(creates.reduce((a, [, n]) => a + n, 0)); // only creates besides lookups and PATCHes
+    expect(sent.lookups).toBe(2); // ceil(150 / 100)
+    expect(sent.patches).toBe(table.size - created.length);
+    for (const id of created) {
+      const u = await inspect<{ user?: { id: string; external_id?: string } }>(
+        h.sandbox.urls.prelude,
+        `users/${encodeURIComponent(table.get(id)!)}`,
+      );
+      expect(u.user?.external_id).toBe(id);
+    }
+    // Users left unlinked have no email to log in with, or one a Prelude user already has (409 conflict:
+    // known only by email, not linked under PRELUDE_LINK_BY=external_id): never a second login.
+    const preludeEmails = new Set(
+      (await inspect<{ users: PreludeUser[] }>(h.sandbox.urls.prelude, 'users')).users.flatMap((u) =>
+        u.identifiers.map((i) => i.value.toLowerCase()),
+      ),
+    );
+    for (const s of source)
+      if (!table.has(s.id) && typeof s.email === 'string' && s.email.includes('@'))
+        expect(preludeEmails.has(s.email.trim().toLowerCase())).toBe(true);
+    h.sandbox.sims.prelude.resetCounters();
+    await run(engine);
+    expect(preludeRequests(h)).toEqual({ lookups: 0, patches: 0, other: 0 });
+  }, 120_000);
+});

@@ -200,6 +200,15 @@ describe('prelude create user (issue 10.3)', () => {
     });
   });
 
+  it("409 conflict (the address is already a Prelude user's login): not created, no error", async () => {
+    const { linker, requests } = setup(
+      () => ({ status: 409, body: { code: 'conflict', status: 'conflict', message: 'identifier taken' } }),
+      { createUsers: true },
+    );
+    expect((await linker.create({ id: 'u9', email: 'a@b.io' }, {})).preludeUserId).toBeUndefined();
+    expect(requests).toHaveLength(1);
+  });
+
   it('a user without an email is not created (no identifier to log in with)', async () => {
     const { linker, requests } = setup(() => ({ status: 201, body: { id: 'usr_new' } }), {
       createUsers: true,
