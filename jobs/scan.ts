@@ -13,6 +13,7 @@ import { recordSeen, seenKey } from '../src/store/deletions.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import { unlinkedIsFresh } from '../src/store/state-store.js';
+import { linkChunk, linkDecision, lookupFailedItem, needsLink } from './link-steps.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
@@ -304,8 +305,14 @@ async function processChunk(
   const users = records.filter((r): r is { ok: true; user: SourceUser } => r.ok).map((r) => r.user);
   const rejectedRecords = records.filter((r): r is { ok: false; userId?: string; reason: string } => !r.ok);
   const ids = users.map((u) => u.id);
-  const links =
+  const stored =
     targets.includes('prelude') && ctx.links ? await ctx.links.getMany(ids) : new Map<string, string>();
+  // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
+  const { links, failed: lookupFailed } = targets.includes('prelude')
+    ? await linkChunk(ctx, runId, opts, users, stored, now)
+    : { links: stored, failed: new Map<string, Record<string, unknown>>() };
+  const linkFirst = targets.includes('prelude') && needsLink(ctx);
+  const unlinkedNow: [SourceUser, FieldMap][] = [];
 
   for (const target of targets) {
     const connector = ctx.targets[target]!;
@@ -351,8 +358,18 @@ async function processChunk(
         bump('unchanged');
         continue;
       }
-      if (!opts.full && unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now)) {
+      const linkWait =
+        target === 'prelude' && linkFirst ? linkDecision(user.id, links, lookupFailed, connector) : undefined;
+      // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
+      const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
+      if (!opts.full && linkWait !== 'linked' && fresh) {
         bump('unlinked');
+        continue;
+      }
+      if (linkWait === 'failed') items.push(lookupFailedItem(user.id, lookupFailed.get(user.id)!, now));
+      if (linkWait === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
+      if (linkWait === 'failed' || linkWait === 'unlinked') {
+        bump(linkWait);
         continue;
       }
       if (opts.dryRun && !opts.full) {
@@ -392,6 +409,7 @@ async function processChunk(
     jobs.set(target, specs);
   }
 
+  for (const [user, next] of unlinkedNow) await ctx.state.markUnlinked('prelude', user.id, next, now);
   if (!countOnly) {
     await ctx.runs.record(runId, {
       counters,

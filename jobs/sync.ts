@@ -10,6 +10,7 @@ import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
+import { createLink, needsLink } from './link-steps.js';
 import {
   handleFailure,
   makeSettle,
@@ -139,7 +140,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const scope: RequestScope = { sent: 0, signal: abort.signal };
   try {
     const result = await ctx.requestScope
-      .run(scope, () => attemptSync(ctx, data, user, next))
+      .run(scope, () => attemptSync(ctx, data, user, next, attempt))
       .finally(() => clearInterval(watch));
     const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
     const counters: CounterDelta[] = [
@@ -195,10 +196,19 @@ async function attemptSync(
   data: SyncPayload,
   user: SourceUser,
   next: FieldMap,
+  attempt: number,
 ): Promise<AttemptResult> {
   const { target, userId } = data;
   const connector = ctx.targets[target]!;
-  const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
+  let linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
+  if (linkedId === undefined && !data.dryRun && connector.linker?.createUsers && needsLink(ctx)) {
+    const made = await createLink(ctx, connector.linker, user, next, attempt);
+    if (made.created) {
+      await ctx.state.saveWritten(target, userId, next);
+      return { outcome: 'created', diff: diffFields(null, next), requests: made.requests, planned: [] };
+    }
+    linkedId = made.linkedId;
+  }
   const stored = await ctx.state.get(target, userId);
   let previous: FieldMap | null = stored?.fields ?? null;
   let drift: FieldDiff | undefined;
@@ -218,6 +228,8 @@ async function attemptSync(
     return { outcome, diff, requests: [], planned: connector.plan(change), ...(drift ? { drift } : {}) };
   }
   const result = await connector.write(change);
+  // Issue 10: user_not_found at a linked id (deleted in Prelude): the link goes, the next lookup decides.
+  if (result.outcome === 'unlinked' && linkedId && needsLink(ctx)) await ctx.links?.drop(userId, linkedId);
   if (result.outcome === 'unlinked') await ctx.state.markUnlinked(target, userId, next);
   else await ctx.state.saveWritten(target, userId, next);
   return {

@@ -17,6 +17,9 @@ import type { TargetId } from '../core/targets.js';
 import { TARGET_IDS } from '../core/targets.js';
 import type { FieldMap, PlannedRequest, SourceUser } from '../core/types.js';
 import { createLogger } from '../log.js';
+import { createRedisConnection } from '../store/connection.js';
+import { createLinkStore } from '../store/links.js';
+import { whenRedisReady } from '../store/redis-open.js';
 
 /**
  * `profile-sync config check [--user ID] [--json]`: loads the configuration exactly as the worker does
@@ -100,6 +103,8 @@ export interface TargetReport {
   error?: string;
   /** `--connect`: `ok` or the classified error. */
   connection?: string;
+  /** Prelude (issue 10): how this user is (or would be) linked to a Prelude user. */
+  linking?: string;
 }
 
 export interface CheckReport {
@@ -128,6 +133,30 @@ export interface BuildReportOptions {
   maskPii?: boolean;
   /** Run each connector's check(). */
   connect?: boolean;
+  /** `--user`: the user's entry in the Prelude link table (issue 10), or why it could not be read. */
+  preludeLink?: { id?: string; how?: string; at?: number; error?: string };
+}
+
+/** How `config check --user` says the user is or would be linked to a Prelude user (issue 10). */
+function describeLinking(config: Config, user: SourceUser, link: BuildReportOptions['preludeLink']): string {
+  const p = config.targets.prelude!;
+  const by = `PRELUDE_LINK_BY=${p.linkBy}`;
+  if (link?.id) {
+    const when = link.at ? ` at ${new Date(link.at).toISOString()}` : '';
+    return `linked to ${link.id} (${link.how ?? 'import'}${when}); the PATCH goes there (${by})`;
+  }
+  const table = link?.error
+    ? `link table not read (${link.error})`
+    : link
+      ? 'no link in the table'
+      : 'sample user';
+  if (p.linkBy === 'template')
+    return `${table}; ${by}: PRELUDE_USER_ID_TEMPLATE ${JSON.stringify(p.userIdTemplate)} gives ${JSON.stringify(p.userIdTemplate.replaceAll('{id}', user.id))}`;
+  if (p.linkBy === 'table') return `${table}; ${by}: only imported links are used, so: unlinked, no request`;
+  const create = p.createUsers
+    ? 'not found: created (PRELUDE_CREATE_USERS=true)'
+    : 'not found: unlinked, no PATCH, looked up again after UNLINKED_RECHECK';
+  return `${table}; ${by}: looked up with batch_lookup (one request per 100 users); found: linked and patched; ${create}`;
 }
 
 /** Everything `config check` prints, as data (the `--json` output). */
@@ -160,10 +189,13 @@ export async function buildReport(config: Config, options: BuildReportOptions = 
       const connector = connectors[target]!;
       try {
         const next = connector.map(user);
-        const plan = connector.plan({ userId: user.id, user, previous: null, next });
+        const linkedId = target === 'prelude' ? options.preludeLink?.id : undefined;
+        const linked = linkedId ? { linkedId } : {};
+        const plan = connector.plan({ userId: user.id, user, previous: null, next, ...linked });
         const older = Object.fromEntries(Object.entries(next).map(([k, v]) => [k, `${String(v)}-old`]));
-        const update = connector.plan({ userId: user.id, user, previous: older, next });
+        const update = connector.plan({ userId: user.id, user, previous: older, next, ...linked });
         report.writeMode = { ...targetWriteMode(config, target), create: plan.length, update: update.length };
+        if (target === 'prelude') report.linking = describeLinking(config, user, options.preludeLink);
         report.fields = mask ? (maskBody(next) as FieldMap) : next;
         report.plan = mask
           ? plan.map((p) => ({ ...p, path: maskPath(p.path), body: maskBody(p.body) }))
@@ -249,6 +281,7 @@ export function formatReport(report: CheckReport): string {
         `  write mode: ${w.mode}${w.variable ? ` (${w.variable})` : ''}: a create ${n(w.create)}, an update of every field ${n(w.update)}`,
       );
     }
+    if (t.linking) lines.push(`  linking: ${t.linking}`);
     lines.push('  requests for a create (plan):');
     for (const p of t.plan ?? []) {
       lines.push(`    ${p.method} ${p.path}${p.note ? `    # ${p.note}` : ''}`);
@@ -281,16 +314,35 @@ export function registerConfig(program: Command): void {
         }
         user = fetched.user;
       }
+      const preludeLink = user && cfg.targets.prelude ? await readLink(cfg, user.id) : undefined;
       const report = await buildReport(cfg, {
         user,
         userSource: user ? 'source' : 'sample',
         maskPii: user ? !opts.showPii : false,
         connect: opts.connect,
+        ...(preludeLink ? { preludeLink } : {}),
       });
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       if (report.targets.some((t) => t.error || (t.connection && t.connection !== 'ok')))
         process.exitCode = 1;
     });
+}
+
+/** The user's Prelude link and how it was found; config check still works when Redis cannot be read. */
+async function readLink(config: Config, id: string): Promise<NonNullable<BuildReportOptions['preludeLink']>> {
+  const redis = createRedisConnection({ ...config.redis, maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', () => undefined); // reported below as the link table's error
+  try {
+    await whenRedisReady(redis, config.redis.url);
+    const store = createLinkStore(redis, config.redis.prefix);
+    const linked = await store.get(id);
+    const info = linked ? (await store.info([id])).get(id) : undefined;
+    return { ...(linked ? { id: linked } : {}), ...(info ? { how: info.how, at: info.at } : {}) };
+  } catch (e) {
+    return { error: e instanceof Error ? e.message.split('\n')[0]!.slice(0, 120) : String(e) };
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** `GET /user/{id}/profile` from the source, validated like any scanned record. */

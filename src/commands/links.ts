@@ -77,19 +77,34 @@ export function registerLinks(program: Command): void {
 
   links
     .command('list')
-    .description('Print links as CSV')
+    .description('Print links as CSV, with how (import, external_id, email, create) and when each was found')
     .argument('<target>', 'prelude')
     .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10))
-    .action(async (target: string, opts: { limit?: number }) => {
+    .option('--ids-only', 'only source_id,prelude_user_id (the form `links import` reads)')
+    .action(async (target: string, opts: { limit?: number; idsOnly?: boolean }) => {
       checkTarget(target);
       await withStore(async (store) => {
-        process.stdout.write('source_id,prelude_user_id\n');
+        process.stdout.write(
+          opts.idsOnly ? 'source_id,prelude_user_id\n' : 'source_id,prelude_user_id,how,found_at\n',
+        );
         let n = 0;
-        for await (const [sourceId, preludeId] of store.entries()) {
+        let page: [string, string][] = [];
+        const flush = async () => {
+          const info = opts.idsOnly ? new Map() : await store.info(page.map(([id]) => id));
+          for (const [sourceId, preludeId] of page) {
+            const i = info.get(sourceId);
+            const extra = opts.idsOnly ? '' : `,${i?.how ?? ''},${i ? new Date(i.at).toISOString() : ''}`;
+            process.stdout.write(`${csvField(sourceId)},${csvField(preludeId)}${extra}\n`);
+          }
+          page = [];
+        };
+        for await (const entry of store.entries()) {
           if (opts.limit !== undefined && n >= opts.limit) break;
-          process.stdout.write(`${csvField(sourceId)},${csvField(preludeId)}\n`);
+          page.push(entry);
           n++;
+          if (page.length >= 1000) await flush();
         }
+        await flush();
       });
     });
 

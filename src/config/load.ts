@@ -48,6 +48,8 @@ export const ENV_PATHS: Record<string, string> = {
   PRELUDE_APP_ID: 'targets.prelude.appId',
   PRELUDE_API_KEY: 'targets.prelude.apiKey',
   PRELUDE_USER_ID_TEMPLATE: 'targets.prelude.userIdTemplate',
+  PRELUDE_LINK_BY: 'targets.prelude.linkBy',
+  PRELUDE_CREATE_USERS: 'targets.prelude.createUsers',
   PRELUDE_RATE_LIMIT: 'targets.prelude.rateLimit',
   PRELUDE_ON_DELETE: 'targets.prelude.onDelete',
   HTTP_CONNECT_TIMEOUT_MS: 'http.connectTimeoutMs',

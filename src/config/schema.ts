@@ -145,6 +145,14 @@ export const preludeSchema = z.object({
   apiKey: z.string().min(1, 'PRELUDE_API_KEY is required when PRELUDE_URL is set'),
   /** `{id}` is replaced by the source user id. @defaultValue '{id}' */
   userIdTemplate: z.string().min(1).default('{id}'),
+  /**
+   * How a source user finds their Prelude user (issue 10, docs/targets.md "Linking users to Prelude"):
+   * `external_id` (batch_lookup by our id), `email`, `external_id,email` (both, in that order),
+   * `template` (`userIdTemplate`, no lookup) or `table` (only `links import`). @defaultValue 'external_id'
+   */
+  linkBy: z.enum(['external_id', 'email', 'external_id,email', 'template', 'table']).default('external_id'),
+  /** Create a Prelude user (a login identity) for a user no lookup found. @defaultValue false */
+  createUsers: booleanish.default(false),
   rateLimit: positiveInt.default(DEFAULT_UNPUBLISHED_RATE_LIMIT),
   onDelete: onDeleteClear.default('ignore'),
 });

@@ -6,6 +6,7 @@ import type {
   ItemResult,
   PlannedRequest,
   RemoveResult,
+  RequestRecord,
   SourcePage,
   SourceRecord,
   SourceUser,
@@ -41,7 +42,46 @@ export interface TargetConnector {
   plan(change: Change): PlannedRequest[];
   /** Deletes or clears the user's managed data (issue 5). */
   remove(user: SourceUser, previous: FieldMap | null, linkedId?: string): Promise<RemoveResult>;
+  /**
+   * Issue 10: a target whose users must be linked to the target's own ids before any write (Prelude):
+   * how to find the links. Absent for targets keyed by our id.
+   */
+  readonly linker?: TargetLinker;
   close(): Promise<void>;
+}
+
+/** A link found by a lookup or made by a create (issue 10). */
+export interface FoundLinkResult {
+  sourceId: string;
+  preludeUserId: string;
+  how: 'external_id' | 'email' | 'create';
+}
+
+export interface LinkLookupResult {
+  found: FoundLinkResult[];
+  /** Every request sent (each also counted in the run's `requests`). */
+  requests: RequestRecord[];
+  /** How many lookup requests were sent (one per 100 users). */
+  lookups: number;
+}
+
+export interface TargetLinker {
+  /** `PRELUDE_LINK_BY`. */
+  readonly linkBy: 'external_id' | 'email' | 'external_id,email' | 'template' | 'table';
+  /** Whether users without a link are looked up (`external_id` and/or `email`). */
+  readonly looksUp: boolean;
+  /** `PRELUDE_CREATE_USERS`: a user no lookup found is created. */
+  readonly createUsers: boolean;
+  /** Looks the users up, one request per 100; the found ones (users not found are simply absent). */
+  lookup(users: readonly SourceUser[]): Promise<LinkLookupResult>;
+  /** The lookup request for (the first 100 of) these users, for plans and `config check`. */
+  planLookup(users: readonly SourceUser[]): PlannedRequest[];
+  /** Creates the user; `preludeUserId` undefined when it cannot be created (no email). */
+  create(
+    user: SourceUser,
+    fields: FieldMap,
+  ): Promise<{ preludeUserId: string | undefined; requests: RequestRecord[] }>;
+  planCreate(user: SourceUser, fields: FieldMap): PlannedRequest[];
 }
 
 /**

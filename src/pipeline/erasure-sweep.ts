@@ -139,6 +139,7 @@ export async function sweep(
     perUser.set(layout.unlinked(t), { kind: 'unlinked', target: t });
   }
   perUser.set(layout.links(), { kind: 'links', target: 'prelude' });
+  perUser.set(layout.linksHow(), { kind: 'linkInfo', target: 'prelude' }); // issue 10: how it was found
   const otherJob = /:(?:sync|remove)-[a-z]+-\d{8}T\d{6}Z-[0-9a-f]{4}-([0-9a-f]{16})(?::[a-z]+)?$/;
 
   // On a Cluster, SCAN goes to every master (scanKeys): a plain `redis.scan` would ask one random node.

@@ -119,6 +119,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       PRELUDE_URL: urls.prelude,
       PRELUDE_APP_ID: PRELUDE_DEFAULT_APP_ID,
       PRELUDE_API_KEY: PRELUDE_DEFAULT_API_KEY,
+      // The legacy `source` id mode accepts source ids as Prelude ids: profile-sync's `template` linking
+      // (issue 10). In `usr` mode, as against the real service, the default (lookup by external_id) applies.
+      ...(options.preludeIds === 'usr' ? {} : { PRELUDE_LINK_BY: 'template' }),
     },
     close: async () => {
       await Promise.all(SANDBOX_ORDER.map((name) => sims[name].close()));

@@ -24,6 +24,7 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
  * | `{p}:orphans:<target>`                 | set  | issue 5: users orphaned in a target, across runs        |
  * | `{p}:links:prelude`                    | hash | source id -> Prelude user id (link table, src/store/links.ts) |
+ * | `{p}:links:prelude:how`                | hash | issue 10: source id -> how and when its link was found (`{how, at}`) |
  * | `{p}:throttle:<target>:adapt`          | hash | the adaptive (AIMD) limit of a target's throttle        |
  * | `{p}:throttle:<target>:pause`          | str  | issue 8.5: a 429's "paused until" (Redis clock), shared by every process |
  * | `{p}:run:<runId>:confirm-absent` / `:confirm-present` | set | issue 8: re-check of held deletion candidates (reconcile-deletions) |
@@ -116,6 +117,10 @@ export class RedisLayout {
   }
   links(target: 'prelude' = 'prelude'): string {
     return this.key('links', target);
+  }
+  /** Issue 10: how (`import`, `external_id`, `email`, `create`) and when each link was found. */
+  linksHow(target: 'prelude' = 'prelude'): string {
+    return this.key('links', target, 'how');
   }
   scheduleTick(tick: number): string {
     return this.key('schedule', 'tick', String(tick));

@@ -55,7 +55,15 @@ function maskRequest(r: RequestRecord): RequestRecord {
   return { ...r, path: maskPath(r.path) };
 }
 
-const COUNTERS = ['requests', 'planned', 'retries', 'rateLimited', 'limitCuts', 'skipped'] as const;
+const COUNTERS = [
+  'requests',
+  'planned',
+  'retries',
+  'rateLimited',
+  'limitCuts',
+  'skipped',
+  'lookups',
+] as const;
 
 export function parseRun(h: Record<string, string>): RunRecord {
   const options = JSON.parse(h.options ?? '{}') as RunOptions;
@@ -71,6 +79,7 @@ export function parseRun(h: Record<string, string>): RunRecord {
       rateLimited: 0,
       limitCuts: 0,
       skipped: 0,
+      lookups: 0,
     };
     for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);
     const stopped = h[`stop:${t}`];

@@ -108,6 +108,8 @@ export interface TargetRunCounts {
   limitCuts: number;
   /** Jobs dropped because the run was aborted or the target stopped before they ran. */
   skipped: number;
+  /** Issue 10: Prelude `batch_lookup` requests sent to find links (also counted in `requests`). */
+  lookups: number;
   /** Why the target was stopped in this run (auth, or a Retry-After beyond RATE_LIMIT_MAX_WAIT), if it was. */
   stopped?: string;
   /** What stopped it: `auth`, or `rate_limited` (issue 8.3). Set with `stopped`. */
@@ -184,6 +186,6 @@ export interface HistoryEntry {
 /** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
 export type CounterDelta = [
   TargetId,
-  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped',
+  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped' | 'lookups',
   number,
 ];

@@ -68,14 +68,23 @@ describe('profile-sync links (prelude)', () => {
     expect(imp.stdout).toContain(`imported 3 link(s) into {${prefix}}:links:prelude`);
     expect(await redis.hgetall(linksKey(prefix))).toEqual({ 'a,1': 'usr_1', 'b 2': 'usr_2', 'c"3': 'usr_3' });
     expect((await run(['links', 'count', 'prelude'])).stdout).toBe('3\n');
-    const list = await run(['links', 'list', 'prelude']);
+    const list = await run(['links', 'list', 'prelude', '--ids-only']);
     expect(list.stdout.split('\n').sort()).toEqual(
       ['', 'source_id,prelude_user_id', '"a,1",usr_1', 'b 2,usr_2', '"c""3",usr_3'].sort(),
     );
+    // Issue 10: how and when each link was found.
+    const how = await run(['links', 'list', 'prelude']);
+    const lines = how.stdout.trim().split('\n');
+    expect(lines[0]).toBe('source_id,prelude_user_id,how,found_at');
+    const rows = lines.slice(1).sort();
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatch(/^"a,1",usr_1,import,\d{4}-\d\d-\d\dT/);
+    expect(rows[1]).toMatch(/^"c""3",usr_3,import,\d{4}-/);
+    expect(rows[2]).toMatch(/^b 2,usr_2,import,\d{4}-/);
     const rm = await run(['links', 'remove', 'prelude', 'a,1', 'nobody']);
     expect(rm.stdout).toBe('removed 1 of 2 link(s)\n');
     expect(await redis.hlen(linksKey(prefix))).toBe(2);
-  });
+  }, 60_000); // six CLI processes (issue 10 added one)
 
   it('a file with bad rows imports nothing and names every bad line (exit 1)', async () => {
     const before = await redis.hgetall(linksKey(prefix));

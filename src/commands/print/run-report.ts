@@ -37,6 +37,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       rateLimited: c.rateLimited,
       ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
+      ...(c.lookups ? { lookups: c.lookups } : {}),
       ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
       ...(c.itemsLeftOut ? { itemsKept: c.itemsKept ?? 0, itemsLeftOut: c.itemsLeftOut } : {}),
     };
@@ -87,9 +88,11 @@ export function formatDuration(ms: number): string {
 export function summaryTable(run: RunRecord): string {
   const outcomes = shownOutcomes(run);
   const skipped = Object.values(run.targets).some((c) => c.skipped > 0);
+  const lookups = Object.values(run.targets).some((c) => c.lookups > 0);
   const extra = [
     ...(run.options.dryRun ? ['planned', 'requests'] : ['requests', 'retries', '429s']),
     ...(skipped ? ['skipped'] : []),
+    ...(lookups ? ['lookups'] : []),
   ];
   const rows: string[][] = [['target', ...outcomes, ...extra]];
   const totals = new Array<number>(outcomes.length + extra.length).fill(0);
@@ -97,6 +100,7 @@ export function summaryTable(run: RunRecord): string {
     const extras = [
       ...(run.options.dryRun ? [c.planned, c.requests] : [c.requests, c.retries, c.rateLimited]),
       ...(skipped ? [c.skipped] : []),
+      ...(lookups ? [c.lookups] : []),
     ];
     const values = [...outcomes.map((o) => c.outcomes[o]), ...extras];
     values.forEach((v, i) => {

@@ -14,6 +14,7 @@ import { createHttpClient, type HttpResponse } from '../http.js';
 import { vendorErrorCode } from '../http-errors.js';
 import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
+import { createPreludeLinker } from './lookup.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
 import { compileUserIdTemplate, profilePath } from './user-id.js';
 
@@ -62,6 +63,17 @@ export function createPreludeConnector(
 
   const pathFor = (user: { id: string }, linkedId?: string) =>
     profilePath(config.appId, linkedId ?? userIdFor(user.id), user.id);
+  const linker = createPreludeLinker(
+    config,
+    client,
+    `/v2/session/apps/${encodeURIComponent(config.appId)}/users`,
+  );
+  /**
+   * Issue 10: only `PRELUDE_LINK_BY=template` derives a Prelude id from ours. In every other mode a user
+   * without a link (imported, looked up or created) gets no request at all: a PATCH to a guessed id
+   * could only answer user_not_found, or worse reach another user.
+   */
+  const unlinkedWithoutLink = (linkedId?: string) => linkedId === undefined && config.linkBy !== 'template';
 
   /** Seed 004's errors, each to what the engine must do. */
   function interpret(res: HttpResponse, userId: string | undefined): PatchResult {
@@ -106,6 +118,7 @@ export function createPreludeConnector(
     if (change.previous !== null && Object.keys(diff).length === 0) {
       return { outcome: 'unchanged', diff: {}, requests: [] };
     }
+    if (unlinkedWithoutLink(change.linkedId)) return { outcome: 'unlinked', diff: {}, requests: [] };
     const log = new RequestLog();
     const result = await patch(log, change.user, patchBody(change.previous, change.next), change.linkedId);
     if (result.kind === 'unlinked') return { outcome: 'unlinked', diff: {}, requests: log.records };
@@ -115,6 +128,19 @@ export function createPreludeConnector(
   function plan(change: Change): PlannedRequest[] {
     if (change.previous !== null && Object.keys(diffFields(change.previous, change.next)).length === 0)
       return [];
+    if (unlinkedWithoutLink(change.linkedId)) {
+      // config check: the lookup, then (when found) the PATCH at the id it answers.
+      return [
+        ...linker.planLookup([change.user]),
+        ...linker.planCreate(change.user, change.next),
+        {
+          method: 'PATCH',
+          path: profilePath(config.appId, '{usr_ id found}', change.user.id),
+          body: patchBody(change.previous, change.next),
+          note: 'only once the link is known; not found = unlinked, no PATCH',
+        },
+      ];
+    }
     return [
       {
         method: 'PATCH',
@@ -133,6 +159,7 @@ export function createPreludeConnector(
     previous: FieldMap | null,
     linkedId?: string,
   ): Promise<RemoveResult> {
+    if (unlinkedWithoutLink(linkedId)) return { outcome: 'unchanged', action: 'absent', requests: [] };
     const log = new RequestLog();
     const result = await patch(log, user, clearBody(managedFields(mapping.fields, previous, null)), linkedId);
     if (result.kind === 'unlinked') return { outcome: 'unchanged', action: 'absent', requests: log.records };
@@ -154,6 +181,7 @@ export function createPreludeConnector(
     write,
     plan,
     remove,
+    linker,
     close: () => client.close(),
   };
 }

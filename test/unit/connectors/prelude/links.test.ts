@@ -84,7 +84,10 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     const store = createLinkStore(redis, prefix);
     const rows = Array.from({ length: 2500 }, (_, i) => ({ sourceId: `u:${i}`, preludeUserId: `usr_${i}` }));
     expect(await store.import(rows)).toBe(2500);
-    expect(await keysOf(redis, prefix)).toEqual([`{${prefix}}:links:prelude`]);
+    expect((await keysOf(redis, prefix)).sort()).toEqual([
+      `{${prefix}}:links:prelude`,
+      `{${prefix}}:links:prelude:how`,
+    ]);
     expect(linksKey(prefix)).toBe(`{${prefix}}:links:prelude`);
     expect(await store.get('u:7')).toBe('usr_7');
     expect(await store.get('nobody')).toBeUndefined();
@@ -104,5 +107,35 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     expect(await store.count()).toBe(2499);
     await store.import([{ sourceId: 'x', preludeUserId: 'usr_x' }], { replace: true });
     expect(await store.count()).toBe(1);
+  });
+
+  it('issue 10: found links never replace an existing (imported) one; how and when are kept; drop is conditional', async () => {
+    const store = createLinkStore(redis, prefix);
+    await store.import([{ sourceId: 'imp', preludeUserId: 'usr_imported' }]);
+    const found = [
+      { sourceId: 'imp', preludeUserId: 'usr_looked_up', how: 'external_id' as const },
+      { sourceId: 'a', preludeUserId: 'usr_a', how: 'external_id' as const },
+      { sourceId: 'b', preludeUserId: 'usr_b', how: 'email' as const },
+    ];
+    expect(await store.addFound(found, 1_000)).toBe(2);
+    // A lookup repeated after a crash stores nothing new.
+    expect(await store.addFound(found, 2_000)).toBe(0);
+    expect(await store.get('imp')).toBe('usr_imported');
+    const info = await store.info(['imp', 'a', 'b', 'nobody']);
+    expect(info.get('imp')?.how).toBe('import');
+    expect(info.get('a')).toEqual({ how: 'external_id', at: 1_000 });
+    expect(info.get('b')).toEqual({ how: 'email', at: 1_000 });
+    expect(info.has('nobody')).toBe(false);
+    // An import replaces a looked-up link (imported links win).
+    await store.import([{ sourceId: 'a', preludeUserId: 'usr_a2' }]);
+    expect(await store.get('a')).toBe('usr_a2');
+    expect((await store.info(['a'])).get('a')?.how).toBe('import');
+    // user_not_found at usr_b: dropped only while the link still points there.
+    expect(await store.drop('b', 'usr_other')).toBe(false);
+    expect(await store.drop('b', 'usr_b')).toBe(true);
+    expect(await store.get('b')).toBeUndefined();
+    expect((await store.info(['b'])).size).toBe(0);
+    expect(await store.remove(['a'])).toBe(1);
+    expect((await store.info(['a'])).size).toBe(0);
   });
 });

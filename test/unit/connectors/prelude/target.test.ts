@@ -45,6 +45,9 @@ function setup(respond: (req: Recorded, i: number) => Reply, over: Partial<Prelu
     appId: 'app_1',
     apiKey: API_KEY,
     userIdTemplate: '{id}',
+    // Today's behaviour (issue 10: PRELUDE_LINK_BY=template); linking is tested in lookup.test.ts.
+    linkBy: 'template',
+    createUsers: false,
     rateLimit: 120,
     onDelete: 'ignore',
     ...over,
