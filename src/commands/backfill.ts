@@ -135,13 +135,7 @@ async function runBackfill(
     return;
   }
   process.stderr.write(`run ${runId} started\n`);
-  const progress = createProgressReporter();
-  let run: RunRecord;
-  try {
-    run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
-  } finally {
-    progress.stop();
-  }
+  const run = await waitWithProgress(engine, runId);
   let planned = 0;
   if (flags.plan) {
     const lines: string[] = [];
@@ -234,13 +228,17 @@ async function confirmDeletes(runId: string, flags: BackfillFlags): Promise<void
     process.stderr.write(
       `run ${runId}: ${confirmed.removals} held removals re-driven; ${confirmed.returned} users are back in the source and are kept${confirmed.ignored.length ? `; policy now ignore in ${confirmed.ignored.join(', ')}: nobody removed there` : ''}\n`,
     );
-    const progress = createProgressReporter();
-    let run: RunRecord;
-    try {
-      run = await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
-    } finally {
-      progress.stop();
-    }
+    const run = await waitWithProgress(engine, runId);
     printRun(run, { json: flags.json, config, extra: { confirmed } });
   });
+}
+
+/** Waits for the run, with a progress bar on a TTY and log lines otherwise. */
+async function waitWithProgress(engine: Engine, runId: string): Promise<RunRecord> {
+  const progress = createProgressReporter();
+  try {
+    return await runActions.waitForRun(engine, runId, { onProgress: (r) => progress.update(r) });
+  } finally {
+    progress.stop();
+  }
 }
