@@ -18,6 +18,8 @@ const ENV_NAMES = [
   'PRELUDE_URL',
   'PRELUDE_APP_ID',
   'PRELUDE_API_KEY',
+  // Legacy `source` id mode: the Prelude PATCH takes the source id, so the client links by template.
+  'PRELUDE_LINK_BY',
 ];
 
 async function listen(port: number): Promise<Server> {
