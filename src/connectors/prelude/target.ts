@@ -12,7 +12,14 @@ import type {
 } from '../../core/types.js';
 import { createHttpClient, type HttpResponse } from '../http.js';
 import { vendorErrorCode } from '../http-errors.js';
-import { type ConnectorMapping, managedFields, RequestLog, unsafePathSegment } from '../target-common.js';
+import {
+  type ConnectorMapping,
+  isObject,
+  managedFields,
+  RequestLog,
+  unreadableRead,
+  unsafePathSegment,
+} from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { createPreludeLinker } from './lookup.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
@@ -35,8 +42,8 @@ type PatchResult = { kind: 'ok' } | { kind: 'unlinked' };
 
 /**
  * Prelude Session Management API (seed 004): one endpoint, `PATCH .../users/{userID}/profile`, that
- * merges string keys and answers 204. No read endpoint exists, so `read()` returns undefined and drift
- * cannot be detected for Prelude.
+ * merges string keys and answers 204. Seed 004 has no read endpoint; Prelude's user API has one
+ * (`GET …/users/{userID}`, prelude-users-api.md), which `read()` uses for `--full` drift repair.
  */
 export function createPreludeConnector(
   options: PreludeConnectorOptions,
@@ -154,6 +161,28 @@ export function createPreludeConnector(
     ];
   }
 
+  /**
+   * Issue 10.4: `--full` reads the user (`GET …/users/{usr}`: `{"user": {…, "profile": {}}}`) and returns
+   * the managed keys; `""` (how a PATCH clears a key) reads as absent. A user without a link, or 404:
+   * undefined (nothing known: the write plans from the stored state, as without --full). An unreadable
+   * 200 fails transient: it never stands for an empty profile.
+   */
+  async function read(user: SourceUser, linkedId?: string): Promise<FieldMap | undefined> {
+    if (unlinkedWithoutLink(linkedId)) return undefined;
+    const path = profilePath(config.appId, linkedId ?? userIdFor(user.id), user.id).replace(/\/profile$/, '');
+    const res = await client.request({ method: 'GET', path, userId: user.id });
+    if (res.status === 404 && vendorErrorCode(res.body) === 'user_not_found') return undefined;
+    if (res.status !== 200) throw client.fail({ method: 'GET', userId: user.id }, res);
+    const profile = isObject(res.body) && isObject(res.body.user) ? res.body.user.profile : undefined;
+    if (!isObject(profile)) throw unreadableRead('prelude', res, user.id, 'a user with a profile');
+    const current: FieldMap = {};
+    for (const k of mapping.fields) {
+      const v = profile[k];
+      if (typeof v === 'string' && v !== '') current[k] = v;
+    }
+    return current;
+  }
+
   async function remove(
     user: SourceUser,
     previous: FieldMap | null,
@@ -177,7 +206,7 @@ export function createPreludeConnector(
     limits: { requestsPerMinute: options.rateLimit },
     check,
     map: (user) => mapping.map(user),
-    read: async () => undefined,
+    read,
     write,
     plan,
     remove,

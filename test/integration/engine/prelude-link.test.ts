@@ -135,6 +135,46 @@ describe.each(['external_id', 'external_id,email'] as const)(
       expect(again.targets.prelude!.outcomes.unchanged).toBe(p.outcomes.created);
     }, 240_000);
 
+    it.runIf(linkBy === 'external_id')(
+      '--full (issue 10.4) reads each linked user, repairs only the one changed behind our back',
+      async () => {
+        const links = createLinkStore(h.redis, h.prefix);
+        const linked = [...(await links.getMany(source.map((s) => s.id)))];
+        const [sourceId, usr] = linked[1]!;
+        const s = source.find((u) => u.id === sourceId)!;
+        // Another system changes the profile in Prelude, through Prelude's own API.
+        const env = h.sandbox.env;
+        const patched = await fetch(
+          `${env.PRELUDE_URL}/v2/session/apps/${env.PRELUDE_APP_ID}/users/${encodeURIComponent(usr)}/profile`,
+          {
+            method: 'PATCH',
+            headers: { authorization: `Bearer ${env.PRELUDE_API_KEY}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ profile: { first_name: 'Drifted' } }),
+          },
+        );
+        expect(patched.status).toBe(204);
+        h.sandbox.sims.prelude.resetCounters();
+        const runId = await runActions.startRun(engine, {
+          kind: 'backfill',
+          targets: ['prelude'],
+          full: true,
+        });
+        const r = await runActions.waitForRun(engine, runId, { pollMs: 100 });
+        expect(r.status).toBe('completed');
+        const sent = preludeRequests(h);
+        expect(sent.patches).toBe(1);
+        expect(sent.other).toBe(linked.length); // one GET per linked user, none for the unlinked
+        expect(r.targets.prelude!.outcomes.updated).toBe(1);
+        const item = (await engine.runs.items(r.id)).find((i) => i.userId === sourceId);
+        expect(item?.outcome).toBe('updated');
+        expect(item?.drift).toBeDefined();
+        const got = await fetch(`${h.sandbox.urls.prelude}/__sandbox/profiles/${encodeURIComponent(usr)}`);
+        const body = (await got.json()) as { profile: Record<string, string> };
+        expect(body.profile.first_name).toBe(typeof s.firstName === 'string' ? s.firstName : '');
+      },
+      240_000,
+    );
+
     it('a Prelude user deleted under a link: user_not_found drops the link and counts unlinked', async () => {
       const links = createLinkStore(h.redis, h.prefix);
       const linked = [...(await links.getMany(source.map((s) => s.id)))];

@@ -172,10 +172,21 @@ describe('prelude connector: answers (seed 004)', () => {
     }
   });
 
-  it('read() is undefined (no read endpoint); remove() PATCHes every managed key to "" (cleared)', async () => {
+  it('read() (issue 10.4, --full): GET the linked user, its managed keys; "" is absent; 404 or no link: undefined', async () => {
+    const user = { id: 'usr_01', status: 'active', profile: { first_name: 'Jo', last_name: '', nick: 'x' } };
+    const { connector, requests } = setup(() => ({ status: 200, body: { user } }), { linkBy: 'external_id' });
+    expect(await connector.read(jane, 'usr_01')).toEqual({ first_name: 'Jo' });
+    expect(requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v2/session/apps/app_1/users/usr_01']);
+    expect(await connector.read(jane)).toBeUndefined(); // no link: no request
+    expect(requests).toHaveLength(1);
+    const gone = setup(() => err(404, 'user_not_found', 'not_found'), { linkBy: 'external_id' });
+    expect(await gone.connector.read(jane, 'usr_02')).toBeUndefined();
+    const html = setup(() => ({ status: 200, body: '<html>', headers: { 'content-type': 'text/html' } }));
+    await expect(html.connector.read(jane, 'usr_03')).rejects.toMatchObject({ errorClass: 'transient' });
+  });
+
+  it('remove() PATCHes every managed key to "" (cleared)', async () => {
     const { connector, requests } = setup(() => noContent);
-    expect(await connector.read(jane)).toBeUndefined();
-    expect(requests).toHaveLength(0);
     const r = await connector.remove(jane, { first_name: 'Jane', nickname: 'JJ' });
     expect(r).toMatchObject({ outcome: 'removed', action: 'cleared' });
     expect(requests[0]!.body).toEqual({
