@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { specifiers, tsFiles } from '../helpers/imports.js';
 
 // CONTRACT (issue 9, docs/architecture.md): the folders are layers. A file imports only its own layer
 // or lower ones: cli/commands -> daemon/http -> jobs -> engine/pipeline -> connectors -> store/config -> core.
@@ -34,24 +35,6 @@ function layerOf(path: string): number | undefined {
   for (const prefix of Object.keys(LAYERS))
     if ((path === prefix || path.startsWith(prefix)) && (!best || prefix.length > best.length)) best = prefix;
   return best === undefined ? undefined : LAYERS[best];
-}
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
-  );
-}
-
-/** Every module specifier in `import ... from`, `export ... from`, `import(...)` and `require(...)`. */
-function specifiers(source: string): string[] {
-  const found: string[] = [];
-  const patterns = [
-    /\b(?:import|export)\s[^'"]*?\bfrom\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*['"]([^'"]+)['"]/g,
-    /\b(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
-  ];
-  for (const re of patterns) for (const m of source.matchAll(re)) found.push(m[1]!);
-  return found;
 }
 
 /** Imports of `file` (repo-relative) that run against the layers, as `file -> target (why)`. */

@@ -23,7 +23,7 @@ import {
 import type { ConnectorDeps, TargetConnector } from '../types.js';
 import { createPreludeLinker } from './lookup.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
-import { compileUserIdTemplate, profilePath } from './user-id.js';
+import { compileUserIdTemplate, profilePath, userPath, usersPath } from './user-id.js';
 
 export interface PreludeConnectorOptions {
   config: PreludeConfig;
@@ -70,11 +70,7 @@ export function createPreludeConnector(
 
   const pathFor = (user: { id: string }, linkedId?: string) =>
     profilePath(config.appId, linkedId ?? userIdFor(user.id), user.id);
-  const linker = createPreludeLinker(
-    config,
-    client,
-    `/v2/session/apps/${encodeURIComponent(config.appId)}/users`,
-  );
+  const linker = createPreludeLinker(config, client, usersPath(config.appId));
   /**
    * Issue 10: only `PRELUDE_LINK_BY=template` derives a Prelude id from ours. In every other mode a user
    * without a link (imported, looked up or created) gets no request at all: a PATCH to a guessed id
@@ -169,7 +165,7 @@ export function createPreludeConnector(
    */
   async function read(user: SourceUser, linkedId?: string): Promise<FieldMap | undefined> {
     if (unlinkedWithoutLink(linkedId)) return undefined;
-    const path = profilePath(config.appId, linkedId ?? userIdFor(user.id), user.id).replace(/\/profile$/, '');
+    const path = userPath(config.appId, linkedId ?? userIdFor(user.id), user.id);
     const res = await client.request({ method: 'GET', path, userId: user.id });
     if (res.status === 404 && vendorErrorCode(res.body) === 'user_not_found') return undefined;
     if (res.status !== 200) throw client.fail({ method: 'GET', userId: user.id }, res);

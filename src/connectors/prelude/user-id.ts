@@ -24,12 +24,17 @@ export function compileUserIdTemplate(template: string): (sourceId: string) => s
   return (sourceId) => template.replaceAll('{id}', sourceId);
 }
 
+/** `/v2/session/apps/{appID}/users`: the users of one app (lookups, create). */
+export function usersPath(appId: string): string {
+  return `/v2/session/apps/${encodeURIComponent(appId)}/users`;
+}
+
 /**
- * `/v2/session/apps/{appID}/users/{userID}/profile`, both percent-encoded as one path segment each.
+ * `/v2/session/apps/{appID}/users/{userID}`, both percent-encoded as one path segment each.
  * A Prelude user id that cannot be one segment (`.`, `..`, empty: it would change the path) is refused
  * with a RejectedRecordError naming the source user: that user's outcome is `rejected`, nothing is sent.
  */
-export function profilePath(appId: string, userId: string, sourceId?: string): string {
+export function userPath(appId: string, userId: string, sourceId?: string): string {
   const unsafe = unsafePathSegment(userId);
   if (unsafe !== undefined) {
     throw new RejectedRecordError(
@@ -37,5 +42,10 @@ export function profilePath(appId: string, userId: string, sourceId?: string): s
       `the Prelude user id ${JSON.stringify(userId)} ${unsafe}; it cannot be sent as a path segment (check the link table or PRELUDE_USER_ID_TEMPLATE)`,
     );
   }
-  return `/v2/session/apps/${encodeURIComponent(appId)}/users/${encodeURIComponent(userId)}/profile`;
+  return `${usersPath(appId)}/${encodeURIComponent(userId)}`;
+}
+
+/** `/v2/session/apps/{appID}/users/{userID}/profile` (seed 004), refused as {@link userPath} is. */
+export function profilePath(appId: string, userId: string, sourceId?: string): string {
+  return `${userPath(appId, userId, sourceId)}/profile`;
 }

@@ -1,30 +1,13 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { specifiers, tsFiles } from '../../helpers/imports.js';
 
 // CONTRACT: the simulators are written from the seed documents alone and share no code with the
 // connectors or the mapping (a bug they shared would pass its own tests).
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const sandboxDir = join(root, 'src', 'sandbox');
-
-function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
-  );
-}
-
-/** Every module specifier in `import ... from`, `export ... from`, `import(...)` and `require(...)`. */
-function specifiers(source: string): string[] {
-  const found: string[] = [];
-  const patterns = [
-    /\b(?:import|export)\s[^'"]*?\bfrom\s*['"]([^'"]+)['"]/g,
-    /\bimport\s*['"]([^'"]+)['"]/g,
-    /\b(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
-  ];
-  for (const re of patterns) for (const m of source.matchAll(re)) found.push(m[1]!);
-  return found;
-}
 
 /** Relative imports that leave src/sandbox/, as `file: specifier`. */
 function escapes(file: string, source: string): string[] {
