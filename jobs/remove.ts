@@ -43,12 +43,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<steps.SyncResu
   const log = ctx.logger.child({ job: job.id, runId, target });
   const attempt = job.attemptsMade + 1;
 
-  const gate = await ctx.runs.jobGate(runId, target);
+  const gate = await ctx.runs.jobGate(runId, target, member);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 };
 
   const settle = steps.makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
-  const early = await steps.passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
+  const early = await steps.passGate(gate, target, settle, async () => gate.settled);
   if (early) return early;
 
   const connector = ctx.targets[target];

@@ -100,12 +100,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const log = ctx.logger.child({ job: job.id, runId, target });
   const attempt = job.attemptsMade + 1;
 
-  const gate = await ctx.runs.jobGate(runId, target);
+  const gate = await ctx.runs.jobGate(runId, target, member);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
-  const early = await passGate(gate, target, settle, () => ctx.runs.isSettled(runId, member));
+  const early = await passGate(gate, target, settle, async () => gate.settled);
   if (early) return early;
 
   const connector = ctx.targets[target];

@@ -312,10 +312,14 @@ export class RunStore {
     await this.redis.hsetnx(this.layout.run(runId), 'abortReason', reason);
   }
 
-  /** What a sync job checks before it sends anything: abort, a stopped target, PII flag. */
+  /**
+   * What a sync job checks before it sends anything: abort, a stopped target, PII flag; with `member`,
+   * also whether it already settled (a replay), in the same round trip (issue 11.2).
+   */
   async jobGate(
     runId: string,
     target: TargetId,
+    member?: string,
   ): Promise<{
     exists: boolean;
     abort?: string;
@@ -323,14 +327,15 @@ export class RunStore {
     pii: boolean;
     plan: boolean;
     maxFailureRate?: number;
+    settled: boolean;
   }> {
-    const [id, abort, stopped, options] = await this.redis.hmget(
-      this.layout.run(runId),
-      'id',
-      'abortReason',
-      `stop:${target}`,
-      'options',
-    );
+    const p = this.redis
+      .pipeline()
+      .hmget(this.layout.run(runId), 'id', 'abortReason', `stop:${target}`, 'options');
+    if (member !== undefined) p.sismember(this.layout.runSettled(runId), member);
+    const res = (await p.exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+    const [id, abort, stopped, options] = res[0]![1] as (string | null)[];
     const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
     return {
       exists: id !== null,
@@ -339,6 +344,7 @@ export class RunStore {
       pii: Boolean(opts?.showPii),
       plan: Boolean(opts?.plan),
       ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
+      settled: res[1]?.[1] === 1,
     };
   }
 

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// Redis round trips per sync job (issue 11.2): a first backfill of BENCH_USERS (1,000) sandbox users
+// into Sunshine, Zephr and Prelude in the owned write modes (each write one request), rate limits off,
+// the engine in this process with every ioredis command counted (bench/lib/redis-count.mjs): a Lua
+// script by its name, a MULTI or pipeline as one round trip. Commands sent inside a sync job's handler
+// are tagged `job`; BullMQ's own (fetching, finishing, lock renewal, stalled checks) and the scan's are
+// `other`. Prints the table per job (docs/performance.md has the figures).
+//
+// Run alone: npm run build && node bench/round-trips.bench.mjs
+// Tunables: BENCH_USERS (1000), BENCH_CONCURRENCY (16), REDIS_URL.
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { installRedisCounter } from './lib/redis-count.mjs';
+import { writeResult } from './lib/report.mjs';
+import { startSandboxProcess } from './lib/sandbox-process.mjs';
+
+const counter = installRedisCounter(Redis);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(root, 'dist', 'src', p);
+const { loadConfig } = await import(dist('config/load.js'));
+const { Engine } = await import(dist('queue/engine.js'));
+const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
+const { createLogger } = await import(dist('log.js'));
+
+const users = Number(process.env.BENCH_USERS ?? 1_000);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const TARGETS = ['sunshine', 'zephr', 'prelude'];
+
+async function cleanPrefix(redis, prefix) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+// The same jobs, each target-queue handler run inside the `job` tag.
+const jobs = {
+  ...JOBS,
+  jobs: JOBS.jobs.map((j) =>
+    j.queue === 'target'
+      ? { ...j, handler: (job, ctx) => counter.tag.run('job', () => j.handler(job, ctx)) }
+      : j,
+  ),
+};
+
+const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
+const prefix = `bench-rt-${randomBytes(4).toString('hex')}`;
+const env = {
+  ...sandbox.env,
+  REDIS_URL: redisUrl,
+  PROFILE_SYNC_PREFIX: prefix,
+  LOG_LEVEL: 'warn',
+  SUNSHINE_RATE_LIMIT: '100000000',
+  ZEPHR_RATE_LIMIT: '100000000',
+  PRELUDE_RATE_LIMIT: '100000000',
+  ZEPHR_WRITE_MODE: 'owned',
+  SUNSHINE_WRITE_MODE: 'owned',
+};
+const engine = await Engine.create({
+  jobs,
+  config: loadConfig(env),
+  logger: createLogger({ level: 'warn' }),
+});
+const redis = new Redis(redisUrl);
+let run;
+try {
+  await engine.startWorkers({ concurrency });
+  counter.reset();
+  run = await waitForRun(engine, await startRun(engine, { kind: 'backfill' }), { pollMs: 1000 });
+  if (run.status !== 'completed') throw new Error(`run ${run.id} ended ${run.status}`);
+} finally {
+  await engine.close();
+  await cleanPrefix(redis, prefix);
+  await redis.quit();
+  sandbox.child.kill('SIGTERM');
+}
+
+const syncJobs = TARGETS.reduce(
+  (n, t) => n + Object.values(run.targets[t].outcomes).reduce((a, b) => a + b, 0),
+  0,
+);
+const rows = [...counter.counts.entries()]
+  .map(([k, n]) => {
+    const [where, command, key] = k.split('\t');
+    return { where, command, key, n, perJob: n / syncJobs };
+  })
+  .sort((a, b) => a.where.localeCompare(b.where) || b.n - a.n);
+const inJob = rows.filter((r) => r.where === 'job').reduce((a, r) => a + r.n, 0);
+const total = rows.reduce((a, r) => a + r.n, 0);
+console.error(
+  `${syncJobs} sync jobs (${users} users x ${TARGETS.length} targets), concurrency ${concurrency}`,
+);
+console.error('| where | command | first key | round trips | per job |');
+console.error('| --- | --- | --- | ---: | ---: |');
+for (const r of rows) {
+  if (r.perJob < 0.005) continue;
+  console.error(`| ${r.where} | ${r.command} | ${r.key} | ${r.n} | ${r.perJob.toFixed(2)} |`);
+}
+const small = rows.filter((r) => r.perJob < 0.005).reduce((a, r) => a + r.n, 0);
+console.error(`| | (others, < 0.005 per job each) | | ${small} | ${(small / syncJobs).toFixed(2)} |`);
+console.error(`| all | | | ${total} | ${(total / syncJobs).toFixed(2)} |`);
+
+writeResult({
+  name: 'round-trips',
+  description: `Redis round trips per sync job on a first backfill of ${users} sandbox users x 3 targets (owned write modes, rate limits off, concurrency ${concurrency}), counted in the engine's process (issue 11.2).`,
+  metrics: [
+    {
+      name: 'round trips per sync job, all',
+      value: Number((total / syncJobs).toFixed(2)),
+      unit: 'round trips',
+      better: 'lower',
+    },
+    {
+      name: 'round trips per sync job, in its handler',
+      value: Number((inJob / syncJobs).toFixed(2)),
+      unit: 'round trips',
+      better: 'lower',
+    },
+    {
+      name: 'round trips per sync job, BullMQ and scan',
+      value: Number(((total - inJob) / syncJobs).toFixed(2)),
+      unit: 'round trips',
+      better: 'lower',
+    },
+  ],
+  notes: [
+    'counted by patching ioredis sendCommand in the engine process (bench/lib/redis-count.mjs): a MULTI or pipeline is one round trip, a Lua script one',
+    'the table by command is printed on stderr; docs/performance.md keeps it with each step',
+  ],
+});
