@@ -236,15 +236,19 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
           },
         ]
       : [];
+    // A remove job never ends `rejected`: checking both is what each job did before. The failure rate
+    // is judged before the finish check; otherwise the finish check rides on the settle (one call).
+    const judge = outcome === 'failed' || outcome === 'rejected';
     await ctx.runs.record(s.runId, {
       settle: s.member,
       counters: [[s.target, outcome, 1], ...counters],
       items,
       pii: s.gate.pii,
+      finish: !judge,
     });
-    // A remove job never ends `rejected`: checking both is what each job did before.
-    if (outcome === 'failed' || outcome === 'rejected')
+    if (judge) {
       await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate);
-    await maybeFinishRun(ctx.runs, s.runId);
+      await maybeFinishRun(ctx.runs, s.runId);
+    }
   };
 }

@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
  * only for a kept item (a displaced change's entry then names another user: dropped on read).
  * Returns the number of items kept, -1 when the member had already settled (nothing recorded).
  */
-const RECORD_LUA = `
+const RECORD_BODY = `
 local now = tonumber(ARGV[1])
 local maxAge = tonumber(ARGV[2])
 local maxLen = tonumber(ARGV[3])
@@ -34,7 +34,7 @@ end
 for i = 0, nCounters - 1 do
   redis.call('HINCRBY', KEYS[1], ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i]))
 end
-local nItems = (#KEYS - 3) / 2
+local nItems = (#KEYS - FIXED) / 2
 if nItems == 0 then return 0 end
 local maxItems = tonumber(redis.call('HGET', KEYS[1], 'itemsMax') or '-1')
 local base = 7 + 2 * nCounters
@@ -43,8 +43,8 @@ for k = 0, nItems - 1 do
   local t = ARGV[base + 3 * k]
   local o = ARGV[base + 3 * k + 1]
   local json = ARGV[base + 3 * k + 2]
-  local h = KEYS[4 + 2 * k]
-  local spare = KEYS[5 + 2 * k]
+  local h = KEYS[FIXED + 1 + 2 * k]
+  local spare = KEYS[FIXED + 2 + 2 * k]
   local priority = (o == 'failed' or o == 'rejected')
   local idx = nil
   if maxItems < 0 then
@@ -75,6 +75,7 @@ for k = 0, nItems - 1 do
 end
 return keptNow
 `;
+const RECORD_LUA = `local FIXED = 3\n${RECORD_BODY}`;
 
 /** Marks jobs as pending (enqueued) once each; returns how many were new. KEYS: run hash, pending set. */
 const PENDING_LUA = `
@@ -122,7 +123,7 @@ return 1
  * KEYS: run hash, pending set, settled set. ARGV: endedAt, bookkeeping TTL ms.
  * Returns the status set, or false when the run is not over (or already ended, or gone).
  */
-const FINISH_IF_DONE_LUA = `
+const FINISH_IF_DONE_BODY = `
 local h = redis.call('HMGET', KEYS[1], 'status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld')
 if h[1] ~= 'running' then return false end
 local scan = nil
@@ -140,9 +141,33 @@ if status == 'aborted' and scan.complete ~= false then
   redis.call('HSET', KEYS[1], 'scan', cjson.encode(scan))
 end
 redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[1])
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[PENDING], tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
 return status
+`;
+const FINISH_IF_DONE_LUA = `local PENDING = 2\n${FINISH_IF_DONE_BODY}`;
+
+/**
+ * Issue 11.2: a job's settle and the finish check in one call (one round trip instead of two): RECORD
+ * as above, then FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
+ * KEYS: run hash, items list, settled set, pending set, then RECORD's per-item pairs.
+ * ARGV: RECORD's, then endedAt and bookkeeping TTL ms (as the last two).
+ * Returns {RECORD's result, the status set or ''}.
+ */
+const RECORD_FINISH_LUA = `
+local FIXED = 4
+local PENDING = 4
+local recordArgv = {}
+for i = 1, #ARGV - 2 do recordArgv[i] = ARGV[i] end
+local finishArgv = {ARGV[#ARGV - 1], ARGV[#ARGV]}
+local function record(ARGV)
+${RECORD_BODY}
+end
+local function finish(ARGV)
+${FINISH_IF_DONE_BODY}
+end
+local kept = record(recordArgv)
+return {kept, finish(finishArgv) or ''}
 `;
 
 /** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
@@ -152,6 +177,7 @@ export interface ScriptCommands {
   psFinish(numKeys: number, ...args: (string | number)[]): Promise<number>;
   psScanCas(numKeys: number, ...args: (string | number)[]): Promise<number>;
   psFinishIfDone(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
+  psRecordFinish(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>;
 }
 
 export function withScripts(redis: Redis): Redis & ScriptCommands {
@@ -165,5 +191,7 @@ export function withScripts(redis: Redis): Redis & ScriptCommands {
     redis.defineCommand('psScanCas', { lua: SCAN_CAS_LUA });
     redis.defineCommand('psFinishIfDone', { lua: FINISH_IF_DONE_LUA });
   }
+  if (typeof r.psRecordFinish !== 'function')
+    redis.defineCommand('psRecordFinish', { lua: RECORD_FINISH_LUA });
   return redis as Redis & ScriptCommands;
 }

@@ -235,6 +235,8 @@ export class RunStore {
       items?: RunItem[];
       pii?: boolean;
       now?: number;
+      /** Also end the run if this was its last job (`finishIfDone`), in the same call (issue 11.2). */
+      finish?: boolean;
     },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
@@ -249,6 +251,7 @@ export class RunStore {
       this.layout.run(runId),
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
+      ...(opts.finish ? [this.layout.runPending(runId)] : []),
       ...items.flatMap((i) => [
         this.layout.history(userKey(i.userId)),
         this.layout.runItemsDisplaceable(runId, i.target),
@@ -264,7 +267,12 @@ export class RunStore {
       ...counters.flat(),
       ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i)]),
     ];
-    const r = await this.redis.psRecord(keys.length, ...keys, ...args);
+    let r: number;
+    if (opts.finish) {
+      const [kept, ended] = await this.redis.psRecordFinish(keys.length, ...keys, ...args, now, 3_600_000);
+      if (ended) await this.expireDisplaceable(runId);
+      r = kept;
+    } else r = await this.redis.psRecord(keys.length, ...keys, ...args);
     if (r === -1) return false;
     if (items.length) for (const l of this.listeners) l(runId, items);
     return true;

@@ -1,0 +1,88 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisLayout } from '../../../src/store/redis-layout.js';
+import type { RunOptions } from '../../../src/store/run-record.js';
+import { RunStore } from '../../../src/store/run-store.js';
+import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
+
+const OPTS: RunOptions = { targets: ['zephr'], dryRun: false, full: false, showPii: false, plan: false };
+
+// Issue 11.2: a job's settle and the run's finish check are one script call (`record({ finish })`),
+// and the gate reads the replay check in the same round trip (`jobGate(run, target, member)`).
+describe('RunStore: settle and finish in one call', () => {
+  const prefix = testPrefix('record-finish');
+  const layout = new RedisLayout(prefix);
+  let redis: Redis;
+  let runs: RunStore;
+
+  beforeAll(() => {
+    redis = redisClient();
+    runs = new RunStore(redis, layout);
+  });
+  afterAll(async () => {
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('ends the run with the last settle only, exactly once; a replay of the last job still ends it', async () => {
+    const id = await runs.create('backfill', OPTS);
+    await runs.addPending(id, ['zephr/a', 'zephr/b']);
+    await runs.updateScan(id, { status: 'done' });
+    const item = {
+      userId: 'a',
+      target: 'zephr' as const,
+      outcome: 'created' as const,
+      diff: {},
+      attempts: 1,
+      requests: [],
+      at: 1,
+    };
+    expect(
+      await runs.record(id, {
+        settle: 'zephr/a',
+        counters: [['zephr', 'created', 1]],
+        items: [item],
+        finish: true,
+      }),
+    ).toBe(true);
+    expect((await runs.get(id))!.status).toBe('running');
+    expect((await runs.jobGate(id, 'zephr', 'zephr/a')).settled).toBe(true);
+    expect((await runs.jobGate(id, 'zephr', 'zephr/b')).settled).toBe(false);
+    expect((await runs.jobGate(id, 'zephr')).settled).toBe(false);
+
+    // The last job settled without the finish check (a crash between the two calls, as before).
+    expect(await runs.record(id, { settle: 'zephr/b', counters: [['zephr', 'created', 1]] })).toBe(true);
+    expect((await runs.get(id))!.status).toBe('running');
+    // Its replay records nothing, and its finish check ends the run.
+    expect(
+      await runs.record(id, { settle: 'zephr/b', counters: [['zephr', 'created', 1]], finish: true }),
+    ).toBe(false);
+    const run = (await runs.get(id))!;
+    expect(run.status).toBe('completed');
+    expect(run.targets.zephr!.outcomes.created).toBe(2);
+    expect(run.settled).toBe(2);
+    expect(await runs.itemCount(id)).toBe(1);
+    expect(await redis.pttl(layout.runPending(id))).toBeGreaterThan(0);
+    expect(await redis.pttl(layout.runSettled(id))).toBeGreaterThan(0);
+  });
+
+  it('records items per target with the bound like psRecord (the item keys come after the pending set)', async () => {
+    const id = await runs.create('backfill', OPTS);
+    await runs.addPending(id, ['zephr/x']);
+    const item = {
+      userId: 'x',
+      target: 'zephr' as const,
+      outcome: 'updated' as const,
+      diff: {},
+      attempts: 1,
+      requests: [],
+      at: 1,
+    };
+    expect(await runs.record(id, { settle: 'zephr/x', items: [item], finish: true })).toBe(true);
+    const [stored] = await runs.items(id);
+    expect(stored!.outcome).toBe('updated');
+    expect((await runs.history('x')).map((h) => h.runId)).toEqual([id]);
+    // The scan has not ended: the run goes on.
+    expect((await runs.get(id))!.status).toBe('running');
+  });
+});
