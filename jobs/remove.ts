@@ -48,7 +48,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<steps.SyncResu
 
   const settle = steps.makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
-  const early = await steps.passGate(gate, target, settle, async () => gate.settled);
+  const early = await steps.passGate(gate, target, settle);
   if (early) return early;
 
   const connector = ctx.targets[target];

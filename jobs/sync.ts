@@ -10,6 +10,7 @@ import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
+import type { TargetState } from '../src/store/state-store.js';
 import { createLink, needsLink } from './link-steps.js';
 import {
   handleFailure,
@@ -100,12 +101,19 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const log = ctx.logger.child({ job: job.id, runId, target });
   const attempt = job.attemptsMade + 1;
 
-  const gate = await ctx.runs.jobGate(runId, target, member);
+  // Issue 11.2: the gate, the replay check, the target state and the Prelude link in one round trip.
+  const reads = [ctx.state.readOf(target, userId)];
+  if (target === 'prelude' && ctx.links) reads.push([ctx.runs.backing().layout.links(), userId]);
+  const gate = await ctx.runs.jobGate(runId, target, member, reads);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
+  const known: Known = {
+    stored: ctx.state.parse(gate.reads[0] ?? null),
+    ...(reads.length > 1 ? { link: gate.reads[1] ?? undefined } : {}),
+  };
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
 
-  const early = await passGate(gate, target, settle, async () => gate.settled);
+  const early = await passGate(gate, target, settle);
   if (early) return early;
 
   const connector = ctx.targets[target];
@@ -140,7 +148,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const scope: RequestScope = { sent: 0, signal: abort.signal };
   try {
     const result = await ctx.requestScope
-      .run(scope, () => attemptSync(ctx, data, user, next, attempt))
+      .run(scope, () => attemptSync(ctx, data, user, next, attempt, known))
       .finally(() => clearInterval(watch));
     const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
     const counters: CounterDelta[] = [
@@ -191,16 +199,24 @@ interface AttemptResult {
   planned: PlannedRequest[];
 }
 
+/** What the gate read for the job (issue 11.2): its target state, and its Prelude link when it has one. */
+interface Known {
+  stored: TargetState | null;
+  /** Absent: not read (not Prelude, or no link store); undefined inside: no link. */
+  link?: string | undefined;
+}
+
 async function attemptSync(
   ctx: JobContext,
   data: SyncPayload,
   user: SourceUser,
   next: FieldMap,
   attempt: number,
+  known: Known,
 ): Promise<AttemptResult> {
   const { target, userId } = data;
   const connector = ctx.targets[target]!;
-  let linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
+  let linkedId = target === 'prelude' && ctx.links ? known.link : undefined;
   if (linkedId === undefined && !data.dryRun && connector.linker?.createUsers && needsLink(ctx)) {
     const made = await createLink(ctx, connector.linker, user, next, attempt);
     if (made.created) {
@@ -209,7 +225,7 @@ async function attemptSync(
     }
     linkedId = made.linkedId;
   }
-  const stored = await ctx.state.get(target, userId);
+  const stored = known.stored;
   let previous: FieldMap | null = stored?.fields ?? null;
   let drift: FieldDiff | undefined;
   if (data.full) {

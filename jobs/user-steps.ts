@@ -185,7 +185,6 @@ export async function passGate(
   gate: JobGate,
   target: TargetId,
   settle: Settle,
-  isSettled: () => Promise<boolean>,
 ): Promise<SyncResult | undefined> {
   if (gate.abort) {
     await settle('skipped');
@@ -196,7 +195,7 @@ export async function passGate(
     await settle('failed', { outcome: 'failed', requests: [], lastError });
     throw new UnrecoverableError(String(lastError.message));
   }
-  if (await isSettled()) return { outcome: 'skipped', requests: 0 };
+  if (gate.settled) return { outcome: 'skipped', requests: 0 };
   return undefined;
 }
 

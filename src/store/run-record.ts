@@ -189,3 +189,17 @@ export type CounterDelta = [
   Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped' | 'lookups',
   number,
 ];
+
+/** What a job reads before it sends anything (`RunStore.jobGate`, issue 11.2). */
+export interface JobGate {
+  exists: boolean;
+  abort?: string;
+  stopped?: string;
+  pii: boolean;
+  plan: boolean;
+  maxFailureRate?: number;
+  /** The job's member already settled (a replay); false when no member was asked. */
+  settled: boolean;
+  /** The extra [hash, field] values asked, in order (null: absent). */
+  reads: (string | null)[];
+}

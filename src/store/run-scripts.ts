@@ -170,6 +170,22 @@ local kept = record(recordArgv)
 return {kept, finish(finishArgv) or ''}
 `;
 
+/**
+ * Issue 11.2: what a job reads before it sends anything, in one call: the gate fields of the run hash,
+ * whether the job's member already settled (a replay), and any hash fields the job needs next (its
+ * target state, its Prelude link). KEYS: run hash, settled set, then one hash per extra read.
+ * ARGV: the `stop:<target>` field, the settle member ('' = none), then one field per extra read.
+ * Returns {id, abortReason, stop, options, settled 0/1, ...extra values}; a missing value is nil.
+ */
+const GATE_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'id', 'abortReason', ARGV[1], 'options')
+local settled = 0
+if ARGV[2] ~= '' then settled = redis.call('SISMEMBER', KEYS[2], ARGV[2]) end
+local out = {h[1], h[2], h[3], h[4], settled}
+for i = 3, #KEYS do out[#out + 1] = redis.call('HGET', KEYS[i], ARGV[i]) end
+return out
+`;
+
 /** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
 export interface ScriptCommands {
   psRecord(numKeys: number, ...args: (string | number)[]): Promise<number>;
@@ -178,6 +194,7 @@ export interface ScriptCommands {
   psScanCas(numKeys: number, ...args: (string | number)[]): Promise<number>;
   psFinishIfDone(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
   psRecordFinish(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>;
+  psGate(numKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
 }
 
 export function withScripts(redis: Redis): Redis & ScriptCommands {
@@ -191,7 +208,9 @@ export function withScripts(redis: Redis): Redis & ScriptCommands {
     redis.defineCommand('psScanCas', { lua: SCAN_CAS_LUA });
     redis.defineCommand('psFinishIfDone', { lua: FINISH_IF_DONE_LUA });
   }
-  if (typeof r.psRecordFinish !== 'function')
+  if (typeof r.psGate !== 'function') {
     redis.defineCommand('psRecordFinish', { lua: RECORD_FINISH_LUA });
+    redis.defineCommand('psGate', { lua: GATE_LUA });
+  }
   return redis as Redis & ScriptCommands;
 }

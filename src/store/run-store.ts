@@ -11,6 +11,7 @@ import {
   DEFAULT_RETENTION,
   type HistoryEntry,
   type ItemListener,
+  type JobGate,
   type RunItem,
   type RunKind,
   type RunOptions,
@@ -299,10 +300,6 @@ export class RunStore {
     return this.redis.psPending(2, this.layout.run(runId), this.layout.runPending(runId), ...members);
   }
 
-  async isSettled(runId: string, member: string): Promise<boolean> {
-    return (await this.redis.sismember(this.layout.runSettled(runId), member)) === 1;
-  }
-
   async incr(runId: string, deltas: CounterDelta[]): Promise<void> {
     if (deltas.length === 0) return;
     const m = this.redis.multi();
@@ -322,37 +319,34 @@ export class RunStore {
 
   /**
    * What a sync job checks before it sends anything: abort, a stopped target, PII flag; with `member`,
-   * also whether it already settled (a replay), in the same round trip (issue 11.2).
+   * whether it already settled (a replay); with `reads` ([hash, field] pairs), those values too: all in
+   * one round trip (issue 11.2).
    */
   async jobGate(
     runId: string,
     target: TargetId,
     member?: string,
-  ): Promise<{
-    exists: boolean;
-    abort?: string;
-    stopped?: string;
-    pii: boolean;
-    plan: boolean;
-    maxFailureRate?: number;
-    settled: boolean;
-  }> {
-    const p = this.redis
-      .pipeline()
-      .hmget(this.layout.run(runId), 'id', 'abortReason', `stop:${target}`, 'options');
-    if (member !== undefined) p.sismember(this.layout.runSettled(runId), member);
-    const res = (await p.exec()) ?? [];
-    for (const [err] of res) if (err) throw err;
-    const [id, abort, stopped, options] = res[0]![1] as (string | null)[];
+    reads: readonly (readonly [string, string])[] = [],
+  ): Promise<JobGate> {
+    const keys = [this.layout.run(runId), this.layout.runSettled(runId), ...reads.map((r) => r[0])];
+    const r = await this.redis.psGate(
+      keys.length,
+      ...keys,
+      `stop:${target}`,
+      member ?? '',
+      ...reads.map((x) => x[1]),
+    );
+    const [id, abort, stopped, options] = r as (string | null | undefined)[];
     const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
     return {
-      exists: id !== null,
+      exists: id != null,
       abort: abort ?? undefined,
       stopped: stopped ?? undefined,
       pii: Boolean(opts?.showPii),
       plan: Boolean(opts?.plan),
       ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
-      settled: res[1]?.[1] === 1,
+      settled: r[4] === 1,
+      reads: reads.map((_, i) => (r[5 + i] as string | null | undefined) ?? null),
     };
   }
 

@@ -39,6 +39,16 @@ export class StateStore {
     private readonly layout: RedisLayout,
   ) {}
 
+  /** Where `get` reads (hash, field), for a caller that reads it in a batch of its own (issue 11.2). */
+  readOf(target: TargetId, userId: string): readonly [string, string] {
+    return [this.layout.state(target), userId];
+  }
+
+  /** Decodes what was read at `readOf`. */
+  parse(raw: string | null): TargetState | null {
+    return parseState(raw);
+  }
+
   async get(target: TargetId, userId: string): Promise<TargetState | null> {
     return parseState(await this.redis.hget(this.layout.state(target), userId));
   }

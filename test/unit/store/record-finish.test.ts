@@ -49,6 +49,14 @@ describe('RunStore: settle and finish in one call', () => {
     expect((await runs.jobGate(id, 'zephr', 'zephr/a')).settled).toBe(true);
     expect((await runs.jobGate(id, 'zephr', 'zephr/b')).settled).toBe(false);
     expect((await runs.jobGate(id, 'zephr')).settled).toBe(false);
+    // Extra reads ride along (the job's target state and Prelude link): values in order, null if absent.
+    await redis.hset(layout.state('zephr'), 'a', 'state of a');
+    const gate = await runs.jobGate(id, 'zephr', 'zephr/a', [
+      [layout.state('zephr'), 'a'],
+      [layout.links(), 'a'],
+    ]);
+    expect(gate).toMatchObject({ exists: true, settled: true, reads: ['state of a', null] });
+    expect((await runs.jobGate('no-such-run', 'zephr', 'zephr/a')).exists).toBe(false);
 
     // The last job settled without the finish check (a crash between the two calls, as before).
     expect(await runs.record(id, { settle: 'zephr/b', counters: [['zephr', 'created', 1]] })).toBe(true);
