@@ -10,7 +10,7 @@ import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import type { TargetState } from '../src/store/state-store.js';
+import type { StateWrite, TargetState } from '../src/store/state-store.js';
 import { createLink, needsLink } from './link-steps.js';
 import {
   handleFailure,
@@ -172,7 +172,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
           ...(data.dryRun ? { dryRun: true } : {}),
         }
       : undefined;
-    await settle(result.outcome, item, counters);
+    await settle(result.outcome, item, counters, result.state);
     if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {
@@ -197,6 +197,8 @@ interface AttemptResult {
   drift?: FieldDiff;
   requests: RunItem['requests'];
   planned: PlannedRequest[];
+  /** The target state to record with the settle (issue 11.2: written in the same call). */
+  state?: StateWrite;
 }
 
 /** What the gate read for the job (issue 11.2): its target state, and its Prelude link when it has one. */
@@ -247,8 +249,8 @@ async function attemptSync(
   // Issue 10: user_not_found at a linked id (deleted in Prelude): the link goes, the next lookup decides.
   if (result.outcome === 'unlinked' && linkedId && needsLink(ctx)) await ctx.links?.drop(userId, linkedId);
   if (result.outcome === 'unlinked') await ctx.state.markUnlinked(target, userId, next);
-  else await ctx.state.saveWritten(target, userId, next);
   return {
+    ...(result.outcome === 'unlinked' ? {} : { state: ctx.state.writeOf(target, userId, next) }),
     outcome: result.outcome,
     diff: result.diff,
     requests: result.requests,

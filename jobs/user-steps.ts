@@ -7,6 +7,7 @@ import type { JobContext, RequestScope } from '../src/queue/context.js';
 import { checkFailureRate, formatWait, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { type AttemptRecord, RATE_LIMITED_STOP, type RunItem, stopKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
+import type { StateWrite } from '../src/store/state-store.js';
 import type { SyncPayload } from './sync.js';
 
 /**
@@ -222,6 +223,8 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
     outcome: Outcome | 'skipped',
     item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
     counters: CounterDelta[] = [],
+    /** The job's target state, written in the settle's call (issue 11.2: one round trip less). */
+    state?: StateWrite,
   ): Promise<void> => {
     const items: RunItem[] = item
       ? [
@@ -243,7 +246,9 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
       counters: [[s.target, outcome, 1], ...counters],
       items,
       pii: s.gate.pii,
-      finish: !judge,
+      // A state write rides only with the finish check (never with a failure or rejection in practice).
+      finish: !judge || state !== undefined,
+      ...(state ? { state } : {}),
     });
     if (judge) {
       await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate);

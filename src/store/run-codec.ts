@@ -4,6 +4,7 @@ import type { TargetId } from '../core/targets.js';
 import { OUTCOMES, type RequestRecord } from '../core/types.js';
 import type { DeletionSummary } from './deletions.js';
 import type {
+  JobGate,
   OutcomeCounts,
   RunItem,
   RunKind,
@@ -113,4 +114,20 @@ export function parseRun(h: Record<string, string>): RunRecord {
   if (h.error) run.error = h.error;
   if (h.deletions) run.deletions = JSON.parse(h.deletions) as DeletionSummary;
   return run;
+}
+
+/** Decodes the answer of the gate script (run-scripts.ts GATE_LUA) with `reads` extra values. */
+export function parseGate(r: (string | number | null)[], reads: number): JobGate {
+  const [id, abort, stopped, options] = r as (string | null | undefined)[];
+  const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
+  return {
+    exists: id != null,
+    abort: abort ?? undefined,
+    stopped: stopped ?? undefined,
+    pii: Boolean(opts?.showPii),
+    plan: Boolean(opts?.plan),
+    ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
+    settled: r[4] === 1,
+    reads: Array.from({ length: reads }, (_, i) => (r[5 + i] as string | null | undefined) ?? null),
+  };
 }

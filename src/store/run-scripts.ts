@@ -148,18 +148,26 @@ return status
 const FINISH_IF_DONE_LUA = `local PENDING = 2\n${FINISH_IF_DONE_BODY}`;
 
 /**
- * Issue 11.2: a job's settle and the finish check in one call (one round trip instead of two): RECORD
- * as above, then FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
- * KEYS: run hash, items list, settled set, pending set, then RECORD's per-item pairs.
- * ARGV: RECORD's, then endedAt and bookkeeping TTL ms (as the last two).
+ * Issue 11.2: a job's settle and the finish check in one call (one round trip instead of two): first
+ * the job's target state when given (StateStore.saveWritten's HSET + HDEL), then RECORD as above, then
+ * FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
+ * KEYS: run hash, items list, settled set, pending set, [state hash, unlinked hash when a state is
+ * written], then RECORD's per-item pairs.
+ * ARGV: RECORD's, then endedAt, bookkeeping TTL ms, state field and value ('' '' = none): the last four.
  * Returns {RECORD's result, the status set or ''}.
  */
 const RECORD_FINISH_LUA = `
 local FIXED = 4
 local PENDING = 4
+local n = #ARGV
+if ARGV[n - 1] ~= '' then
+  FIXED = 6
+  redis.call('HSET', KEYS[5], ARGV[n - 1], ARGV[n])
+  redis.call('HDEL', KEYS[6], ARGV[n - 1])
+end
 local recordArgv = {}
-for i = 1, #ARGV - 2 do recordArgv[i] = ARGV[i] end
-local finishArgv = {ARGV[#ARGV - 1], ARGV[#ARGV]}
+for i = 1, n - 4 do recordArgv[i] = ARGV[i] end
+local finishArgv = {ARGV[n - 3], ARGV[n - 2]}
 local function record(ARGV)
 ${RECORD_BODY}
 end

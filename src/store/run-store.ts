@@ -4,7 +4,7 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
-import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
+import { counterField, emptyScan, maskItem, newRunId, parseGate, parseRun } from './run-codec.js';
 import {
   type AttemptRecord,
   type CounterDelta,
@@ -21,6 +21,7 @@ import {
   type ScanInfo,
 } from './run-record.js';
 import { type ScriptCommands, withScripts } from './run-scripts.js';
+import type { StateWrite } from './state-store.js';
 
 export {
   type CounterDelta,
@@ -238,6 +239,8 @@ export class RunStore {
       now?: number;
       /** Also end the run if this was its last job (`finishIfDone`), in the same call (issue 11.2). */
       finish?: boolean;
+      /** With `finish`: the job's target state, written first in the same call (`StateStore.writeOf`). */
+      state?: StateWrite;
     },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
@@ -253,6 +256,7 @@ export class RunStore {
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
       ...(opts.finish ? [this.layout.runPending(runId)] : []),
+      ...(opts.finish && opts.state ? [opts.state.key, opts.state.unlinkedKey] : []),
       ...items.flatMap((i) => [
         this.layout.history(userKey(i.userId)),
         this.layout.runItemsDisplaceable(runId, i.target),
@@ -270,7 +274,15 @@ export class RunStore {
     ];
     let r: number;
     if (opts.finish) {
-      const [kept, ended] = await this.redis.psRecordFinish(keys.length, ...keys, ...args, now, 3_600_000);
+      const [kept, ended] = await this.redis.psRecordFinish(
+        keys.length,
+        ...keys,
+        ...args,
+        now,
+        3_600_000,
+        opts.state?.field ?? '',
+        opts.state?.value ?? '',
+      );
       if (ended) await this.expireDisplaceable(runId);
       r = kept;
     } else r = await this.redis.psRecord(keys.length, ...keys, ...args);
@@ -336,18 +348,7 @@ export class RunStore {
       member ?? '',
       ...reads.map((x) => x[1]),
     );
-    const [id, abort, stopped, options] = r as (string | null | undefined)[];
-    const opts = options ? (JSON.parse(options) as RunOptions) : undefined;
-    return {
-      exists: id != null,
-      abort: abort ?? undefined,
-      stopped: stopped ?? undefined,
-      pii: Boolean(opts?.showPii),
-      plan: Boolean(opts?.plan),
-      ...(opts?.maxFailureRate !== undefined ? { maxFailureRate: opts.maxFailureRate } : {}),
-      settled: r[4] === 1,
-      reads: reads.map((_, i) => (r[5 + i] as string | null | undefined) ?? null),
-    };
+    return parseGate(r, reads.length);
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */

@@ -22,6 +22,14 @@ export interface UnlinkedMarker {
   hash: string;
 }
 
+/** A `saveWritten` to apply elsewhere: HSET key field value, HDEL unlinkedKey field (`writeOf`). */
+export interface StateWrite {
+  key: string;
+  unlinkedKey: string;
+  field: string;
+  value: string;
+}
+
 interface StoredState {
   h: string;
   f: FieldMap;
@@ -57,6 +65,13 @@ export class StateStore {
     if (userIds.length === 0) return [];
     const raw = await this.redis.hmget(this.layout.state(target), ...userIds);
     return raw.map(parseState);
+  }
+
+  /** What `saveWritten` writes, for a caller that writes it in a call of its own (issue 11.2). */
+  writeOf(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): StateWrite {
+    const stored: StoredState = { h: hashFields(fields), f: fields, t: at };
+    const [key, unlinkedKey] = [this.layout.state(target), this.layout.unlinked(target)];
+    return { key, unlinkedKey, field: userId, value: JSON.stringify(stored) };
   }
 
   /** Records a successful write; clears any unlinked marker. */

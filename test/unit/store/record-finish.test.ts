@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
 import type { RunOptions } from '../../../src/store/run-record.js';
 import { RunStore } from '../../../src/store/run-store.js';
+import { StateStore } from '../../../src/store/state-store.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 
 const OPTS: RunOptions = { targets: ['zephr'], dryRun: false, full: false, showPii: false, plan: false };
@@ -72,6 +73,30 @@ describe('RunStore: settle and finish in one call', () => {
     expect(await runs.itemCount(id)).toBe(1);
     expect(await redis.pttl(layout.runPending(id))).toBeGreaterThan(0);
     expect(await redis.pttl(layout.runSettled(id))).toBeGreaterThan(0);
+  });
+
+  it("writes the job's target state (and clears its unlinked marker) in the same call", async () => {
+    const id = await runs.create('backfill', OPTS);
+    await runs.addPending(id, ['zephr/s']);
+    const state = new StateStore(redis, layout);
+    await state.markUnlinked('zephr', 's', { a: '0' });
+    const item = {
+      userId: 's',
+      target: 'zephr' as const,
+      outcome: 'created' as const,
+      diff: {},
+      attempts: 1,
+      requests: [],
+      at: 1,
+    };
+    const write = state.writeOf('zephr', 's', { a: '1' }, 42);
+    expect(await runs.record(id, { settle: 'zephr/s', items: [item], finish: true, state: write })).toBe(
+      true,
+    );
+    expect(await state.get('zephr', 's')).toMatchObject({ fields: { a: '1' }, writtenAt: 42 });
+    expect(await state.getUnlinked('zephr', 's')).toBeNull();
+    expect(await runs.itemCount(id)).toBe(1);
+    expect((await runs.history('s')).map((h) => h.runId)).toEqual([id]);
   });
 
   it('records items per target with the bound like psRecord (the item keys come after the pending set)', async () => {
