@@ -124,8 +124,11 @@ return 1
  * Returns the status set, or false when the run is not over (or already ended, or gone).
  */
 const FINISH_IF_DONE_BODY = `
-local h = redis.call('HMGET', KEYS[1], 'status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld')
+local h = redis.call('HMGET', KEYS[1], 'status', 'enqueued', 'settled')
 if h[1] ~= 'running' then return false end
+-- Issue 11.2: the cheap test first (every job but the last stops here), the scan JSON only then.
+if tonumber(h[3] or '0') < tonumber(h[2] or '0') then return false end
+h = redis.call('HMGET', KEYS[1], 'status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld')
 local scan = nil
 if h[2] then scan = cjson.decode(h[2]) end
 local scanStatus = 'pending'

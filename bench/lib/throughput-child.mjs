@@ -1,0 +1,127 @@
+// A child process of bench/plain-vs-engine.bench.mjs, configured by its environment (the sandbox's
+// exports, REDIS_URL, PROFILE_SYNC_PREFIX, ...).
+//   node throughput-child.mjs engine <concurrency> <scan 0|1>: an engine worker process (sync workers
+//     for every target, the scan worker too when asked); prints `ready`, stops on the message `stop`.
+//   node throughput-child.mjs plain <concurrency>: waits for the message `go`, then the plain loop:
+//     the source paged as the scan pages it, and per user and target the mapping and one request with
+//     plain fetch (the owned modes' PUT, Prelude's PATCH), `concurrency` requests in flight per target;
+//     answers {writes, failed, seconds} and exits.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dist = (p) => join(root, 'dist', 'src', p);
+const { loadConfig } = await import(dist('config/load.js'));
+const { createLogger } = await import(dist('log.js'));
+const [mode, concurrencyArg, scanArg] = process.argv.slice(2);
+const concurrency = Number(concurrencyArg);
+const config = loadConfig(process.env);
+const logger = createLogger({ level: 'warn' });
+
+if (mode === 'engine') {
+  // BENCH_COUNT_RT=1: count this process's Redis round trips (bench/lib/redis-count.mjs), printed on stop.
+  let counter;
+  if (process.env.BENCH_COUNT_RT === '1') {
+    const { Redis } = await import('ioredis');
+    const { installRedisCounter } = await import('./redis-count.mjs');
+    counter = installRedisCounter(Redis);
+  }
+  const { Engine } = await import(dist('queue/engine.js'));
+  const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+  const engine = await Engine.create({ jobs: JOBS, config, logger });
+  await engine.startWorkers({ concurrency, scan: scanArg === '1' });
+  process.on('message', async (m) => {
+    if (m === 'reset') counter?.reset();
+    if (m !== 'stop') return;
+    if (counter) {
+      const rows = [...counter.counts].sort((a, b) => b[1] - a[1]).slice(0, 25);
+      process.stderr.write(
+        `round trips of worker ${process.pid}:\n${rows.map(([k, n]) => `${n}\t${k}`).join('\n')}\n`,
+      );
+    }
+    await engine.close();
+    process.exit(0);
+  });
+  process.stdout.write('ready\n');
+} else if (mode === 'plain') {
+  const { createTargetConnectors } = await import(dist('connectors/registry.js'));
+  const { createSourceConnector } = await import(dist('connectors/source/connector.js'));
+  const { createJwtMinter } = await import(dist('connectors/zephr/jwt.js'));
+  const connectors = createTargetConnectors(config, { logger });
+  const source = createSourceConnector({ config: config.source, http: config.http }, { logger });
+  const minter = createJwtMinter(config.targets.zephr.jwt);
+  const sunshineAuth = `Basic ${Buffer.from(`${config.targets.sunshine.email}/token:${config.targets.sunshine.apiToken}`).toString('base64')}`;
+  const auth = {
+    sunshine: async () => ({ authorization: sunshineAuth }),
+    zephr: async (userId) => ({ authorization: `Bearer ${await minter.mint(userId)}` }),
+    prelude: async () => ({ authorization: `Bearer ${config.targets.prelude.apiKey}` }),
+  };
+  const base = {
+    sunshine: config.targets.sunshine.url.replace(/\/+$/, ''),
+    zephr: config.targets.zephr.url.replace(/\/+$/, ''),
+    prelude: config.targets.prelude.url.replace(/\/+$/, ''),
+  };
+  const targets = Object.keys(connectors);
+  async function loop() {
+    const started = performance.now();
+    let writes = 0;
+    let failed = 0;
+    // One bounded queue per target, fed by the source pages, drained by `concurrency` loops each.
+    const queues = Object.fromEntries(targets.map((t) => [t, []]));
+    let scanned = false;
+    const wake = new Set();
+    async function drain(t) {
+      for (;;) {
+        const user = queues[t].shift();
+        if (!user) {
+          if (scanned) return;
+          await new Promise((r) => wake.add(r));
+          continue;
+        }
+        const c = connectors[t];
+        let next;
+        try {
+          next = c.map(user);
+        } catch {
+          failed++;
+          continue;
+        }
+        for (const req of c.plan({ userId: user.id, next, previous: null, user })) {
+          const res = await fetch(`${base[t]}${req.path}`, {
+            method: req.method,
+            headers: {
+              ...(await auth[t](user.id)),
+              'content-type': 'application/json',
+              accept: 'application/json',
+            },
+            body: req.body === undefined ? undefined : JSON.stringify(req.body),
+          });
+          await res.arrayBuffer();
+          if (res.status >= 200 && res.status < 300) writes++;
+          else failed++;
+        }
+      }
+    }
+    const loops = targets.flatMap((t) => Array.from({ length: concurrency }, () => drain(t)));
+    for await (const rec of source.scan({ pageSize: config.source.pageSize })) {
+      if (!rec.ok) continue;
+      for (const t of targets) queues[t].push(rec.user);
+      for (const r of wake) r();
+      wake.clear();
+      // Keep memory flat like the engine's queue: let the loops catch up before reading on.
+      while (targets.some((t) => queues[t].length > 4 * config.source.pageSize))
+        await new Promise((r) => setTimeout(r, 5));
+    }
+    scanned = true;
+    for (const r of wake) r();
+    await Promise.all(loops);
+    const seconds = (performance.now() - started) / 1000;
+    return { writes, failed, seconds };
+  }
+  // Each `go` runs the loop once more (the first is the warm-up) and answers its figures.
+  process.on('message', async (m) => {
+    if (m === 'go') process.send(await loop());
+    if (m === 'stop') process.exit(0);
+  });
+  process.stdout.write('ready\n');
+}

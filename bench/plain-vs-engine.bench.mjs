@@ -1,0 +1,328 @@
+#!/usr/bin/env node
+// Issue 11.4 (engine half): the engine against a plain fetch loop over the same sandbox, in one run.
+// BENCH_USERS (3,000) sandbox users, owned write modes (each write one request: Sunshine PUT, Zephr
+// PUT, Prelude PATCH), rate limits off (sandbox `--rate-limit 0`, *_RATE_LIMIT 100,000,000 a minute).
+// Each repetition (BENCH_REPEAT, 3), against one sandbox started for it:
+//   plain: bench/lib/throughput-child.mjs plain: the source paged, per user and target the mapping and
+//          one fetch, BENCH_CONCURRENCY (16) requests in flight per target;
+//   engine x1: one worker process (scan + sync workers, concurrency BENCH_CONCURRENCY per target);
+//   engine x2: two worker processes, concurrency BENCH_CONCURRENCY each, as two replicas run
+//              (BENCH_X2_SPLIT=1: BENCH_CONCURRENCY / 2 each, the same total in flight as x1).
+// Measured: successful writes per second (2xx for the loop; created + updated for the engine), and CPU
+// time per successful write: the worker processes' utime + stime (/proc/<pid>/stat) plus Redis's
+// (INFO cpu used_cpu_user + used_cpu_sys), both over the run. Redis is a private redis-server started
+// for the bench (BENCH_REDIS=shared uses REDIS_URL instead, whose CPU other clients then share).
+// Each measurement follows a warm-up pass in the same processes (BENCH_WARMUP=0: none). The medians of
+// the repetitions give engine/plain and CPU per write 2 processes / 1 process.
+//
+// Run alone: npm run build && node bench/plain-vs-engine.bench.mjs
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeResult } from './lib/report.mjs';
+import { startSandboxProcess } from './lib/sandbox-process.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CHILD = join(root, 'bench', 'lib', 'throughput-child.mjs');
+const dist = (p) => join(root, 'dist', 'src', p);
+const { loadConfig } = await import(dist('config/load.js'));
+const { Engine } = await import(dist('queue/engine.js'));
+const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
+const { createLogger } = await import(dist('log.js'));
+const { Redis } = await import('ioredis');
+
+const users = Number(process.env.BENCH_USERS ?? 3_000);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const warmup = process.env.BENCH_WARMUP !== '0';
+const split = process.env.BENCH_X2_SPLIT === '1';
+const TARGETS = ['sunshine', 'zephr', 'prelude'];
+const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU seconds (user + system) a process used so far. */
+function cpuOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
+async function redisCpu(redis) {
+  const info = await redis.info('cpu');
+  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1]);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+async function startRedis() {
+  if (process.env.BENCH_REDIS === 'shared') return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: 'pipe' });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGTERM');
+        throw new Error('private redis-server did not start');
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { url, child };
+}
+
+function startChild(args, env) {
+  const execArgv = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
+    : [];
+  const child = fork(CHILD, args, { env, execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args[0]} child exited early with ${code}`)));
+    child.stdout.on('data', (b) => {
+      if (b.toString().includes('ready')) resolve(child);
+    });
+  });
+}
+
+async function cleanPrefix(redis, prefix) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+const redisInfo = await startRedis();
+const redis = new Redis(redisInfo.url);
+const logger = createLogger({ level: 'warn' });
+
+function envFor(sandboxEnv, prefix) {
+  return {
+    PATH: process.env.PATH ?? '',
+    ...(process.env.BENCH_COUNT_RT ? { BENCH_COUNT_RT: process.env.BENCH_COUNT_RT } : {}),
+    ...sandboxEnv,
+    REDIS_URL: redisInfo.url,
+    PROFILE_SYNC_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+    SUNSHINE_RATE_LIMIT: '100000000',
+    ZEPHR_RATE_LIMIT: '100000000',
+    PRELUDE_RATE_LIMIT: '100000000',
+    ZEPHR_WRITE_MODE: 'owned',
+    SUNSHINE_WRITE_MODE: 'owned',
+  };
+}
+
+async function plain(sandboxEnv) {
+  const child = await startChild(['plain', String(concurrency)], envFor(sandboxEnv, 'unused'));
+  const go = () => {
+    const done = new Promise((resolve) => child.once('message', resolve));
+    child.send('go');
+    return done;
+  };
+  try {
+    if (warmup) await go();
+    const cpu0 = cpuOf(child.pid);
+    const r = await go();
+    const cpu = cpuOf(child.pid) - cpu0;
+    return { writes: r.writes, failed: r.failed, seconds: r.seconds, cpu, workerCpu: cpu, redisCpu: 0 };
+  } finally {
+    child.removeAllListeners('exit');
+    child.send('stop');
+    await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve()));
+  }
+}
+
+async function engine(sandboxEnv, processes) {
+  const prefix = `bench-pve-${randomBytes(4).toString('hex')}`;
+  const env = envFor(sandboxEnv, prefix);
+  // Each process a replica as deployed: SYNC_CONCURRENCY jobs per target each (BENCH_X2_SPLIT=1: the
+  // same total split between them instead).
+  const per = split ? Math.max(1, Math.round(concurrency / processes)) : concurrency;
+  const children = [];
+  for (let i = 0; i < processes; i++)
+    children.push(await startChild(['engine', String(per), i === 0 ? '1' : '0'], env));
+  // Enqueue-only engine in this process: starts the run and polls it (its CPU is not counted).
+  const control = await Engine.create({ jobs: JOBS, config: loadConfig(env), logger });
+  try {
+    if (warmup) {
+      // The same backfill once before the measured one (JIT, connections), then the state forgotten so
+      // that the measured run writes every user again.
+      const w = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
+      if (w.status !== 'completed') throw new Error(`engine x${processes}: warm-up run ended ${w.status}`);
+      await redis.del(...TARGETS.flatMap((t) => [control.layout.state(t), control.layout.unlinked(t)]));
+    }
+    for (const c of children) c.send('reset');
+    if (process.env.BENCH_COUNT_RT === '1') {
+      await redis.config('RESETSTAT');
+      await redis.config('SET', 'slowlog-log-slower-than', '0', 'slowlog-max-len', '200000');
+      await redis.slowlog('RESET');
+    }
+    const cpu0 = children.map((c) => cpuOf(c.pid));
+    const r0 = await redisCpu(redis);
+    const started = performance.now();
+    const run = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
+    const seconds = (performance.now() - started) / 1000;
+    const workerCpu = children.reduce((a, c, i) => a + cpuOf(c.pid) - cpu0[i], 0);
+    const redisUsed = (await redisCpu(redis)) - r0;
+    if (process.env.BENCH_COUNT_RT === '1') {
+      // Redis's own time per command (INFO commandstats), the largest first.
+      const stats = [...(await redis.info('commandstats')).matchAll(/cmdstat_(\S+):calls=(\d+),usec=(\d+)/g)];
+      stats.sort((a, b) => Number(b[3]) - Number(a[3]));
+      console.error(
+        stats
+          .slice(0, 15)
+          .map((m) => `${m[1]}\tcalls ${m[2]}\tusec ${m[3]}`)
+          .join('\n'),
+      );
+      // Per script (SLOWLOG with every command logged): total µs by sha and first key.
+      const log = await redis.slowlog('GET', 200000);
+      await redis.config('SET', 'slowlog-log-slower-than', '10000');
+      const by = new Map();
+      for (const [, , us, args] of log) {
+        if (String(args[0]).toLowerCase() !== 'evalsha') continue;
+        const k = `${String(args[1]).slice(0, 8)} ${String(args[3] ?? '').replace(/^\{[^}]*\}/, '{p}').replace(/\d{8}T\d{6}Z-[0-9a-f]{4}/, '<run>')}`;
+        const e = by.get(k) ?? [0, 0];
+        by.set(k, [e[0] + 1, e[1] + Number(us)]);
+      }
+      for (const [k, [n, us]] of [...by].sort((a, b) => b[1][1] - a[1][1]).slice(0, 12))
+        console.error(`script ${k}\tcalls ${n}\tusec ${us}\tper call ${(us / n).toFixed(1)}`);
+    }
+    if (run.status !== 'completed')
+      throw new Error(`engine x${processes}: run ${run.id} ended ${run.status}`);
+    let writes = 0;
+    let failed = 0;
+    for (const t of TARGETS) {
+      const o = run.targets[t].outcomes;
+      writes += o.created + o.updated;
+      failed += o.failed + o.rejected;
+    }
+    return { writes, failed, seconds, cpu: workerCpu + redisUsed, workerCpu, redisCpu: redisUsed };
+  } finally {
+    await control.close();
+    for (const c of children) {
+      c.removeAllListeners('exit');
+      c.send('stop');
+    }
+    await Promise.all(
+      children.map(
+        (c) => new Promise((resolve) => (c.exitCode === null ? c.once('exit', resolve) : resolve())),
+      ),
+    );
+    await cleanPrefix(redis, prefix);
+  }
+}
+
+const rows = { plain: [], engine1: [], engine2: [] };
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+try {
+  for (let i = 0; i < repeat; i++) {
+    const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
+    try {
+      for (const [key, fn] of [
+        ['plain', () => plain(sandbox.env)],
+        ['engine1', () => engine(sandbox.env, 1)],
+        ['engine2', () => engine(sandbox.env, 2)],
+      ]) {
+        const r = await fn();
+        const perWriteMs = (r.cpu / r.writes) * 1000;
+        rows[key].push({ ...r, writesPerSecond: r.writes / r.seconds, cpuPerWriteMs: perWriteMs });
+        console.error(
+          `#${i + 1} ${key}: ${r.writes} writes (${r.failed} not) in ${r.seconds.toFixed(2)} s = ${(r.writes / r.seconds).toFixed(0)} writes/s; CPU ${r.workerCpu.toFixed(2)} s workers + ${r.redisCpu.toFixed(2)} s Redis = ${perWriteMs.toFixed(3)} ms/write`,
+        );
+      }
+    } finally {
+      sandbox.child.kill('SIGTERM');
+    }
+  }
+} finally {
+  await redis.quit();
+  redisInfo.child?.kill('SIGTERM');
+}
+
+const m = Object.fromEntries(
+  Object.entries(rows).map(([k, rs]) => [
+    k,
+    {
+      writesPerSecond: median(rs.map((r) => r.writesPerSecond)),
+      cpuPerWriteMs: median(rs.map((r) => r.cpuPerWriteMs)),
+      workerCpuPerWriteMs: median(rs.map((r) => (r.workerCpu / r.writes) * 1000)),
+      redisCpuPerWriteMs: median(rs.map((r) => (r.redisCpu / r.writes) * 1000)),
+      writes: median(rs.map((r) => r.writes)),
+    },
+  ]),
+);
+// Ratios per repetition (the same sandbox, one after the other), then their median.
+const ratio1 = median(rows.plain.map((p, i) => rows.engine1[i].writesPerSecond / p.writesPerSecond));
+const ratio2 = median(rows.plain.map((p, i) => rows.engine2[i].writesPerSecond / p.writesPerSecond));
+const cpuRatio = median(rows.engine1.map((e, i) => rows.engine2[i].cpuPerWriteMs / e.cpuPerWriteMs));
+const r2 = (x) => Number(x.toFixed(2));
+const r3 = (x) => Number(x.toFixed(3));
+writeResult({
+  name: 'plain-vs-engine',
+  description: `The engine against a plain fetch loop over the same sandbox (issue 11.4): ${users} users x 3 targets, owned write modes, rate limits off, ${concurrency} requests in flight per target; median of ${repeat} repetitions.`,
+  metrics: [
+    {
+      name: 'plain fetch loop',
+      value: Math.round(m.plain.writesPerSecond),
+      unit: 'writes/s',
+      better: 'higher',
+    },
+    {
+      name: 'engine, 1 worker process',
+      value: Math.round(m.engine1.writesPerSecond),
+      unit: 'writes/s',
+      better: 'higher',
+    },
+    {
+      name: 'engine, 2 worker processes',
+      value: Math.round(m.engine2.writesPerSecond),
+      unit: 'writes/s',
+      better: 'higher',
+    },
+    { name: 'engine x1 / plain loop (writes/s)', value: r2(ratio1), unit: 'ratio', better: 'higher' },
+    { name: 'engine x2 / plain loop (writes/s)', value: r2(ratio2), unit: 'ratio', better: 'higher' },
+    { name: 'CPU per write: plain loop', value: r3(m.plain.cpuPerWriteMs), unit: 'ms', better: 'lower' },
+    {
+      name: 'CPU per write: engine x1 (workers + Redis)',
+      value: r3(m.engine1.cpuPerWriteMs),
+      unit: 'ms',
+      better: 'lower',
+      detail: { workers: r3(m.engine1.workerCpuPerWriteMs), redis: r3(m.engine1.redisCpuPerWriteMs) },
+    },
+    {
+      name: 'CPU per write: engine x2 (workers + Redis)',
+      value: r3(m.engine2.cpuPerWriteMs),
+      unit: 'ms',
+      better: 'lower',
+      detail: { workers: r3(m.engine2.workerCpuPerWriteMs), redis: r3(m.engine2.redisCpuPerWriteMs) },
+    },
+    { name: 'CPU per write: engine x2 / engine x1', value: r2(cpuRatio), unit: 'ratio', better: 'lower' },
+  ],
+  notes: [
+    `writes: successful writes (plain: 2xx answers; engine: created + updated); Prelude's unlinked users (404 user_not_found) are no write in both (about ${users - Math.round(m.engine1.writes / 1) + 2 * users} of ${3 * users} user-targets)`,
+    split
+      ? `engine x2: two worker processes with concurrency ${Math.max(1, Math.round(concurrency / 2))} each (the same ${concurrency} jobs in flight per target as x1); the scan runs in the first`
+      : `engine x2: two worker processes with concurrency ${concurrency} each (two replicas as deployed: twice the jobs in flight of x1); the scan runs in the first`,
+    'each measured pass follows a warm-up pass in the same processes (the engine: the same backfill, then the target state deleted so that every user is written again)',
+    `CPU: /proc/<pid>/stat utime + stime of the worker processes, plus Redis INFO cpu; ${process.env.BENCH_REDIS === 'shared' ? 'the shared Redis (other clients add to it)' : 'a private redis-server started for the bench'}; the sandbox's and this process's CPU are not counted`,
+    `runs per repetition: ${JSON.stringify(Object.fromEntries(Object.entries(rows).map(([k, rs]) => [k, rs.map((r) => Math.round(r.writesPerSecond))])))} writes/s`,
+    `load average when it ended: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(
+        ' ',
+      )} (the machine is shared: 2 cores, the sandbox and other processes take CPU from the wall-clock figures)`,
+  ],
+});
