@@ -312,7 +312,7 @@ writeResult({
     { name: 'CPU per write: engine x2 / engine x1', value: r2(cpuRatio), unit: 'ratio', better: 'lower' },
   ],
   notes: [
-    `writes: successful writes (plain: 2xx answers; engine: created + updated); Prelude's unlinked users (404 user_not_found) are no write in both (about ${users - Math.round(m.engine1.writes / 1) + 2 * users} of ${3 * users} user-targets)`,
+    `writes: successful writes (plain: 2xx answers; engine: created + updated); Prelude's unlinked users (404 user_not_found) are no write in both (${3 * users - m.engine1.writes} of ${3 * users} user-targets here)`,
     split
       ? `engine x2: two worker processes with concurrency ${Math.max(1, Math.round(concurrency / 2))} each (the same ${concurrency} jobs in flight per target as x1); the scan runs in the first`
       : `engine x2: two worker processes with concurrency ${concurrency} each (two replicas as deployed: twice the jobs in flight of x1); the scan runs in the first`,
