@@ -193,7 +193,9 @@ async function engine(sandboxEnv, processes) {
       const by = new Map();
       for (const [, , us, args] of log) {
         if (String(args[0]).toLowerCase() !== 'evalsha') continue;
-        const k = `${String(args[1]).slice(0, 8)} ${String(args[3] ?? '').replace(/^\{[^}]*\}/, '{p}').replace(/\d{8}T\d{6}Z-[0-9a-f]{4}/, '<run>')}`;
+        const k = `${String(args[1]).slice(0, 8)} ${String(args[3] ?? '')
+          .replace(/^\{[^}]*\}/, '{p}')
+          .replace(/\d{8}T\d{6}Z-[0-9a-f]{4}/, '<run>')}`;
         const e = by.get(k) ?? [0, 0];
         by.set(k, [e[0] + 1, e[1] + Number(us)]);
       }
