@@ -153,10 +153,13 @@ function section(run: RunRecord, name: SectionName, title: string, p: SectionPag
   const first = p.from > 0 ? html`<a rel="first" href="${base}#${name}">first page</a>` : '';
   const next =
     p.next !== undefined ? html`<a rel="next" href="${base}?${name}=${p.next}#${name}">next page</a>` : '';
+  const what = title.toLowerCase();
   const empty =
-    p.items.length === 0
-      ? html`<p class="empty">${p.from > 0 ? `No more ${title.toLowerCase()} in items ${p.from + 1} onwards read so far.` : `No ${title.toLowerCase()} in this run.`}</p>`
-      : '';
+    p.items.length > 0
+      ? ''
+      : p.next !== undefined
+        ? html`<p class="empty">No ${what} in items ${p.from + 1} to ${p.next}; the next page reads on.</p>`
+        : html`<p class="empty">${p.from > 0 ? `No more ${what}.` : `No ${what} in this run.`}</p>`;
   return html`<section id="${name}"><h2>${title}</h2>
 ${empty}${p.items.map(({ index, item }) => render(item, index, showPii))}
 <p class="pager">${first}${next}</p>

@@ -113,7 +113,7 @@ describe('ops pages: paging through many runs and a run of 10,000 items (issue 1
 
   it('a run of 10,000 items: one page of each section and a next link; the next page continues', async () => {
     big = await engine.runs.create('backfill', {
-      targets: ['sunshine', 'zephr'],
+      targets: ['sunshine', 'zephr', 'prelude'],
       dryRun: false,
       full: false,
       showPii: false,
@@ -124,12 +124,22 @@ describe('ops pages: paging through many runs and a run of 10,000 items (issue 1
       const counters: CounterDelta[] = items.map((i) => [i.target, i.outcome, 1]);
       await engine.runs.record(big, { items, counters });
     }
+    // One removal, last: its section reads 2,000 entries a page and says where it stopped.
+    const removal: RunItem = {
+      userId: 'gone-1',
+      target: 'prelude',
+      outcome: 'removed',
+      attempts: 1,
+      requests: [],
+      at: 1,
+    };
+    await engine.runs.record(big, { items: [removal], counters: [['prelude', 'removed', 1]] });
     await engine.runs.finish(big, 'completed');
-    expect(await engine.runs.itemCount(big)).toBe(ITEMS);
+    expect(await engine.runs.itemCount(big)).toBe(ITEMS + 1);
 
     const r = await get(`/runs/${big}`);
     expect(r.status).toBe(200);
-    expect(r.text).toContain(`${ITEMS} item(s) recorded, PII masked.`);
+    expect(r.text).toContain(`${ITEMS + 1} item(s) recorded, PII masked.`);
     const changes = section(r.text, 'changes');
     const users = attrs(changes, 'change', 'data-user');
     expect(users).toHaveLength(50);
@@ -142,8 +152,15 @@ describe('ops pages: paging through many runs and a run of 10,000 items (issue 1
     expect(count(failures, 'class="failure"')).toBe(50);
     expect(failures).toContain('error: E_SERVER 500 from the vendor for n***@example.com');
     expect(r.text).not.toMatch(/new\d+@example\.com|old\d+@example\.com/);
-    expect(section(r.text, 'removals')).toContain('No removals in this run.');
-    expect(relHref(section(r.text, 'removals'), 'next')).toBeUndefined();
+    let removals = section(r.text, 'removals');
+    expect(removals).toContain('No removals in items 1 to 2000; the next page reads on.');
+    const hops: string[] = [];
+    for (let next = relHref(removals, 'next'); next; next = relHref(removals, 'next')) {
+      hops.push(next);
+      removals = section((await get(next.replace(/#.*/, ''))).text, 'removals');
+    }
+    expect(hops.map((x) => /removals=(\d+)/.exec(x)![1])).toEqual(['2000', '4000', '6000', '8000', '10000']);
+    expect(attrs(removals, 'removal', 'data-user')).toEqual(['gone-1']);
 
     const next = relHref(changes, 'next')!;
     expect(next).toMatch(new RegExp(`^/runs/${big}\\?changes=\\d+#changes$`));
