@@ -4,7 +4,7 @@ import type { Engine } from '../../queue/engine.js';
 import type { OpsEngine } from '../ops-engine.js';
 import type { RedisProbe } from '../redis-probe.js';
 import { confirmDeletesAction, retryFailedAction, type SyncNow, syncNowAction } from './actions.js';
-import { errorPage, html, type PageResult } from './layout.js';
+import { errorPage, html, type PageResult, redirect, runUrl } from './layout.js';
 import { runPage } from './run-page.js';
 import { runsPage } from './runs-page.js';
 import { targetsPage } from './targets-page.js';
@@ -38,6 +38,7 @@ export function isPagePath(path: string): boolean {
  * |------------------------------------|---------------------------------------------------------|
  * | `GET /runs[?page=N]`               | runs, newest first, 50 a page                           |
  * | `GET /runs/<id>[?changes=&failures=&removals=]` | one run: per-target table, paged items     |
+ * | `GET /runs/latest`                 | redirects to the newest run                             |
  * | `POST /runs/<id>/confirm-deletes`  | `backfill --confirm-deletes <id>` (held runs)           |
  * | `POST /runs/<id>/retry-failed`     | `retry-failed --run <id>` (runs with dead letters)      |
  * | `GET /users[?id=X]`                | user search; redirects to `/users/X`                    |
@@ -92,6 +93,10 @@ export function createPages(
     if (action !== undefined) return notFound();
     const down = await redisDown();
     if (down) return down;
+    if (top === 'runs' && id === 'latest') {
+      const latest = await engine.runs.latestId();
+      return latest ? redirect(runUrl(latest)) : errorPage(404, 'Run not found', 'No runs yet.');
+    }
     if (top === 'runs')
       return id === undefined
         ? runsPage(engine, url.searchParams)

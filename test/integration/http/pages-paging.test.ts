@@ -68,6 +68,7 @@ describe('ops pages: paging through many runs and a run of 10,000 items (issue 1
     expect(runs.text).toContain('No runs yet.');
     expect(runs.text).not.toContain('<table id="runs">');
     expect(relHref(runs.text, 'next')).toBeUndefined();
+    expect((await get('/runs/latest')).status).toBe(404);
     const search = await get('/users');
     expect(search.status).toBe(200);
     expect(search.text).toContain('<title>Find a user');
@@ -107,6 +108,9 @@ describe('ops pages: paging through many runs and a run of 10,000 items (issue 1
     }
     expect(pages).toBe(4);
     expect(seen).toEqual(newestFirst);
+    const latest = await get('/runs/latest');
+    expect(latest.status).toBe(303);
+    expect(latest.headers.get('location')).toBe(`/runs/${newestFirst[0]}`);
     expect((await get('/runs?page=0')).status).toBe(400);
     expect((await get('/runs?page=9')).text).toContain('No runs on page 9');
   });
