@@ -1,0 +1,178 @@
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/paths.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
+import { runCli } from '../helpers/cli.js';
+import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
+import { assertBuilt, type CliProcess, spawnCli, waitFor } from '../reliability/processes.js';
+import { cannotRun, launchChromium } from './chromium.js';
+
+/**
+ * Issue 12.5: the ops dashboard in a real browser (headless Debian Chromium driven by playwright-core),
+ * as an operator uses it: a daemon over the sandbox after a backfill with changes, the token typed at
+ * the Basic prompt, the queue board. Nothing destructive is pressed; the board is read-only.
+ *
+ * Screenshots go to test-results/screenshots/ (git-ignored).
+ */
+
+const IS_CI = process.env.CI === 'true';
+const probe = await launchChromium();
+if (!probe.ok && !IS_CI) console.warn(cannotRun(probe.why));
+
+const SHOTS = join(packageRoot(), 'test-results', 'screenshots');
+const TOKEN = 'browser-test-token-0123456789abcdef';
+const USERS = 60;
+/** Pages that need the token. */
+const PROTECTED = ['/dashboard'];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Summary {
+  runId: string;
+  status: string;
+}
+
+describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-only, token)', () => {
+  let browser: Browser;
+  let sandbox: Sandbox;
+  let daemon: CliProcess | undefined;
+  let ctx: BrowserContext;
+  let page: Page;
+  let base = '';
+  const prefix = testPrefix('browser');
+  const redis = redisClient();
+  const runIds: string[] = [];
+  /** Source users whose email the second backfill changed, with their new (raw) email. */
+  const changed = new Map<string, string>();
+
+  beforeAll(async () => {
+    if (!probe.ok) throw new Error(cannotRun(probe.why));
+    browser = probe.browser;
+    assertBuilt();
+    mkdirSync(SHOTS, { recursive: true });
+    sandbox = await startSandbox({ port: 0, users: USERS, rateLimit: null });
+    const env: Record<string, string> = {
+      ...sandbox.env,
+      REDIS_URL,
+      PROFILE_SYNC_PREFIX: prefix,
+      LOG_LEVEL: 'error',
+      SUNSHINE_RATE_LIMIT: '100000',
+      ZEPHR_RATE_LIMIT: '100000',
+      PRELUDE_RATE_LIMIT: '100000',
+    };
+    const backfill = async (): Promise<Summary> => {
+      const r = await runCli(['backfill', '--json'], env);
+      if (r.code !== 0) throw new Error(`backfill exited ${r.code}: ${r.stderr.slice(-2000)}`);
+      return JSON.parse(r.stdout) as Summary;
+    };
+    runIds.push((await backfill()).runId);
+    // A new address for a share of users: the second run's diffs are masked emails.
+    const res = await fetch(`${sandbox.urls.source}/__sandbox/users/mutate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ share: 0.1, seed: 7, fields: ['email'] }),
+    });
+    const ids = ((await res.json()) as { changed: string[] }).changed;
+    expect(ids.length).toBeGreaterThan(0);
+    const auth = `Basic ${Buffer.from(`${env.SOURCE_USERNAME}:${env.SOURCE_PASSWORD}`).toString('base64')}`;
+    for (const id of ids) {
+      const p = await fetch(`${sandbox.urls.source}/user/${encodeURIComponent(id)}/profile`, {
+        headers: { authorization: auth },
+      });
+      changed.set(id, ((await p.json()) as { email: string }).email);
+    }
+    runIds.push((await backfill()).runId);
+
+    const port = await freePort();
+    daemon = spawnCli(['daemon'], {
+      ...env,
+      LOG_LEVEL: 'info',
+      OPS_PORT: String(port),
+      OPS_DASHBOARD_TOKEN: TOKEN,
+      OPS_DASHBOARD_READ_ONLY: 'true',
+      // No scheduled run while the browser looks: the latest run stays the second backfill.
+      SYNC_SCHEDULE: '0 0 1 1 *',
+    });
+    base = `http://127.0.0.1:${port}`;
+    await waitFor('the daemon ready', async () => {
+      const r = await fetch(`${base}/readyz`).catch(() => null);
+      return r?.status === 200;
+    });
+    // Any user name; the token is the password (src/http/auth.ts).
+    ctx = await browser.newContext({
+      httpCredentials: { username: 'ops', password: TOKEN },
+      viewport: { width: 1280, height: 860 },
+    });
+    page = await ctx.newPage();
+  }, 60_000);
+
+  afterAll(async () => {
+    await ctx?.close();
+    await browser?.close();
+    daemon?.child.kill('SIGTERM');
+    if (daemon) await daemon.exited;
+    await sandbox?.close();
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  }, 30_000);
+
+  /** Fails when the page shows any changed user's raw email. */
+  async function expectNoRawEmail(p: Page): Promise<void> {
+    const html = await p.content();
+    for (const email of changed.values()) expect(html).not.toContain(email);
+  }
+
+  it('without the token: 401 with a Basic challenge; Chromium with a wrong token is refused too', async () => {
+    const anon = await browser.newContext();
+    const wrong = await browser.newContext({
+      httpCredentials: { username: 'ops', password: 'not-the-token' },
+    });
+    try {
+      for (const path of PROTECTED) {
+        // The browser's own HTTP stack, without credentials: the challenge a person sees as a prompt.
+        const r = await anon.request.get(`${base}${path}`);
+        expect(r.status(), path).toBe(401);
+        expect(r.headers()['www-authenticate'], path).toMatch(/^Basic realm=/);
+        expect(await r.text(), path).not.toContain('profile-sync queues');
+        // A page with the wrong token never loads: Chromium gives up on the rejected credentials.
+        const p = await wrong.newPage();
+        const failed = await p.goto(`${base}${path}`).then(
+          (res) => `loaded with HTTP ${res?.status()}`,
+          (err: Error) => err.message,
+        );
+        expect(failed, path).toMatch(/ERR_INVALID_AUTH_CREDENTIALS|HTTP 401/);
+        await p.close();
+      }
+    } finally {
+      await anon.close();
+      await wrong.close();
+    }
+  });
+
+  it('the queue board (bull-board) loads with the token and shows the scan and sync queues, read-only', async () => {
+    const r = await page.goto(`${base}/dashboard`);
+    expect(r?.status()).toBe(200);
+    for (const q of ['scan', 'sync-sunshine', 'sync-zephr', 'sync-prelude']) {
+      await page.getByRole('link', { name: q, exact: false }).first().waitFor({ state: 'visible' });
+    }
+    await page.screenshot({ path: join(SHOTS, 'bull-board.png'), fullPage: true });
+    // One sync queue's completed jobs: payloads masked, and no action buttons in read-only mode.
+    await page.goto(`${base}/dashboard/queue/sync-sunshine?status=completed`);
+    await page.getByText('***@').first().waitFor({ state: 'visible' });
+    for (const action of ['Clean', 'Retry all', 'Pause', 'Empty', 'Remove', 'Promote all'])
+      expect(await page.getByRole('button', { name: action, exact: true }).count(), action).toBe(0);
+    await expectNoRawEmail(page);
+    await page.screenshot({ path: join(SHOTS, 'bull-board-queue.png') });
+  });
+});
