@@ -26,7 +26,7 @@ const SHOTS = join(packageRoot(), 'test-results', 'screenshots');
 const TOKEN = 'browser-test-token-0123456789abcdef';
 const USERS = 60;
 /** Pages that need the token. */
-const PROTECTED = ['/dashboard'];
+const PROTECTED = ['/dashboard', '/runs', '/runs/any', '/users/any', '/targets'];
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -55,6 +55,7 @@ describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-o
   const runIds: string[] = [];
   /** Source users whose email the second backfill changed, with their new (raw) email. */
   const changed = new Map<string, string>();
+  const rawEmails: string[] = [];
 
   beforeAll(async () => {
     if (!probe.ok) throw new Error(cannotRun(probe.why));
@@ -90,7 +91,10 @@ describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-o
       const p = await fetch(`${sandbox.urls.source}/user/${encodeURIComponent(id)}/profile`, {
         headers: { authorization: auth },
       });
-      changed.set(id, ((await p.json()) as { email: string }).email);
+      const email = ((await p.json()) as { email: string }).email;
+      changed.set(id, email);
+      // The address before the change (the mutation put `.m7` before the `@`): raw, it must not show either.
+      rawEmails.push(email, email.replace('.m7@', '@'));
     }
     runIds.push((await backfill()).runId);
 
@@ -114,6 +118,8 @@ describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-o
       httpCredentials: { username: 'ops', password: TOKEN },
       viewport: { width: 1280, height: 860 },
     });
+    // A missing element fails its step in 10 s, not at the test's timeout.
+    ctx.setDefaultTimeout(10_000);
     page = await ctx.newPage();
   }, 60_000);
 
@@ -130,7 +136,7 @@ describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-o
   /** Fails when the page shows any changed user's raw email. */
   async function expectNoRawEmail(p: Page): Promise<void> {
     const html = await p.content();
-    for (const email of changed.values()) expect(html).not.toContain(email);
+    for (const email of rawEmails) expect(html).not.toContain(email);
   }
 
   it('without the token: 401 with a Basic challenge; Chromium with a wrong token is refused too', async () => {
@@ -174,5 +180,69 @@ describe.skipIf(!probe.ok && !IS_CI)('ops dashboard in headless Chromium (read-o
       expect(await page.getByRole('button', { name: action, exact: true }).count(), action).toBe(0);
     await expectNoRawEmail(page);
     await page.screenshot({ path: join(SHOTS, 'bull-board-queue.png') });
+  });
+
+  /** Read-only mode: no form that deletes, retries or syncs (`form.action-*`) on the page. */
+  async function expectNoActions(p: Page): Promise<void> {
+    expect(await p.locator('form[class^="action-"], form[class*=" action-"]').count(), p.url()).toBe(0);
+  }
+
+  it('the run list shows both runs, newest first; the latest run shows masked email diffs', async () => {
+    const r = await page.goto(`${base}/runs`);
+    expect(r?.status()).toBe(200);
+    await page.locator('main#page').waitFor({ state: 'visible' });
+    for (const href of ['/runs', '/targets', '/dashboard'])
+      expect(await page.locator(`nav#nav a[href="${href}"]`).count(), href).toBe(1);
+    const rows = page.locator('table#runs tr[data-run-id]');
+    await rows.first().waitFor({ state: 'visible' });
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-run-id')));
+    expect(ids.slice(0, 2)).toEqual([runIds[1], runIds[0]]);
+    expect((await rows.first().locator('td.status').textContent())?.trim()).toBeTruthy();
+    await expectNoActions(page);
+    await page.screenshot({ path: join(SHOTS, 'runs.png') });
+
+    // Open the latest run as a person would: its link in the first row.
+    await rows.first().locator('a.run-link').click();
+    await page.waitForURL(`${base}/runs/${runIds[1]}`);
+    await page.locator('table#run-targets').waitFor({ state: 'visible' });
+    const [userId] = [...changed.keys()];
+    const change = page.locator(`section#changes .change[data-user="${userId}"][data-target="sunshine"]`);
+    await change.first().waitFor({ state: 'visible' });
+    const diff = await change.first().locator('.diff').allTextContents();
+    expect(diff.join('\n')).toMatch(/\*\*\*@\S*#[0-9a-f]{4}/);
+    for (const section of ['section#failures', 'section#removals'])
+      expect(await page.locator(section).count(), section).toBe(1);
+    expect(await page.locator('#held-reason').count()).toBe(0);
+    await expectNoRawEmail(page);
+    await expectNoActions(page);
+    await change.first().scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'run.png') });
+  });
+
+  it("the nav's user search opens a changed user's timeline, across both runs", async () => {
+    const [userId] = [...changed.keys()];
+    await page.goto(`${base}/runs`);
+    await page.locator('form#user-search input[name="id"]').fill(userId!);
+    await page.locator('form#user-search input[name="id"]').press('Enter');
+    await page.waitForURL(`${base}/users/${encodeURIComponent(userId!)}`);
+    const events = page.locator('section#timeline tr.event');
+    await events.first().waitFor({ state: 'visible' });
+    // Created in the first run, updated in the second, in Sunshine and Zephr at least.
+    expect(await events.count()).toBeGreaterThanOrEqual(4);
+    const text = await page.locator('section#timeline').textContent();
+    for (const runId of runIds) expect(text).toContain(runId);
+    expect(await page.locator('#prelude-link').count()).toBe(1);
+    await expectNoRawEmail(page);
+    await expectNoActions(page);
+    await page.screenshot({ path: join(SHOTS, 'user.png'), fullPage: true });
+  });
+
+  it('the targets page lists each target', async () => {
+    const r = await page.goto(`${base}/targets`);
+    expect(r?.status()).toBe(200);
+    for (const t of ['sunshine', 'zephr', 'prelude'])
+      await page.locator(`table#targets-status tr[data-target="${t}"]`).waitFor({ state: 'visible' });
+    await expectNoActions(page);
+    await page.screenshot({ path: join(SHOTS, 'targets.png') });
   });
 });
