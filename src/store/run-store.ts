@@ -91,11 +91,16 @@ export class RunStore {
     return id ?? null;
   }
 
-  /** Runs, newest first. */
-  async list(limit = 20): Promise<RunRecord[]> {
-    const ids = await this.redis.zrevrange(this.layout.runs(), 0, limit - 1);
+  /** Runs, newest first (from the `offset`-th newest: the ops pages page through them). */
+  async list(limit = 20, offset = 0): Promise<RunRecord[]> {
+    const ids = await this.redis.zrevrange(this.layout.runs(), offset, offset + limit - 1);
     const runs = await Promise.all(ids.map((id) => this.get(id)));
     return runs.filter((r): r is RunRecord => r !== null);
+  }
+
+  /** How many runs are recorded. */
+  async count(): Promise<number> {
+    return this.redis.zcard(this.layout.runs());
   }
 
   /** The few fields that decide whether a run is over (cheaper than `get`). */
