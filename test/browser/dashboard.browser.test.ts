@@ -78,13 +78,18 @@ describe.runIf(probe.ok)('ops dashboard in headless Chromium (read-only, token)'
       SUNSHINE_RATE_LIMIT: '100000',
       ZEPHR_RATE_LIMIT: '100000',
       PRELUDE_RATE_LIMIT: '100000',
+      // Removals act in Sunshine, so the safety brake has something to hold.
+      SUNSHINE_ON_DELETE: 'delete',
     };
-    const backfill = async (): Promise<Summary> => {
+    const backfill = async (expected: { code: number; status: string }): Promise<Summary> => {
       const r = await runCli(['backfill', '--json'], env);
-      if (r.code !== 0) throw new Error(`backfill exited ${r.code}: ${r.stderr.slice(-2000)}`);
-      return JSON.parse(r.stdout) as Summary;
+      if (r.code !== expected.code)
+        throw new Error(`backfill exited ${r.code}, not ${expected.code}: ${r.stderr.slice(-2000)}`);
+      const summary = JSON.parse(r.stdout) as Summary;
+      expect(summary.status).toBe(expected.status);
+      return summary;
     };
-    runIds.push((await backfill()).runId);
+    runIds.push((await backfill({ code: 0, status: 'completed' })).runId);
     // A new address for a share of users: the second run's diffs are masked emails.
     const res = await fetch(`${sandbox.urls.source}/__sandbox/users/mutate`, {
       method: 'POST',
@@ -103,7 +108,17 @@ describe.runIf(probe.ok)('ops dashboard in headless Chromium (read-only, token)'
       // The address before the change (the mutation put `.m7` before the `@`): raw, it must not show either.
       rawEmails.push(email, email.replace('.m7@', '@'));
     }
-    runIds.push((await backfill()).runId);
+    // And 10% of the users gone from the source, over MAX_DELETE_RATE (5%): the safety brake holds
+    // the removals, so the run is `held` and has deletions an operator could confirm (not here).
+    const gone = await fetch(`${sandbox.urls.source}/__sandbox/users/remove`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ share: 0.1, seed: 11 }),
+    });
+    for (const id of ((await gone.json()) as { removed: string[] }).removed) changed.delete(id);
+    expect(changed.size).toBeGreaterThan(0);
+    // `held` exits 1 (docs/deletions.md).
+    runIds.push((await backfill({ code: 1, status: 'held' })).runId);
 
     const port = await freePort();
     daemon = spawnCli(['daemon'], {
@@ -189,12 +204,15 @@ describe.runIf(probe.ok)('ops dashboard in headless Chromium (read-only, token)'
     await page.screenshot({ path: join(SHOTS, 'bull-board-queue.png') });
   });
 
-  /** Read-only mode: no form that deletes, retries or syncs (`form.action-*`) on the page. */
+  /**
+   * Read-only mode: no form that deletes, retries or syncs (`form.action-*`) on the page. The latest
+   * run is held, so without read-only its page offers `form.action-confirm-deletes`.
+   */
   async function expectNoActions(p: Page): Promise<void> {
     expect(await p.locator('form[class^="action-"], form[class*=" action-"]').count(), p.url()).toBe(0);
   }
 
-  it('the run list shows both runs, newest first; the latest run shows masked email diffs', async () => {
+  it('the run list shows both runs, newest first; the latest (held) run shows masked email diffs and no button', async () => {
     const r = await page.goto(`${base}/runs`);
     expect(r?.status()).toBe(200);
     await page.locator('main#page').waitFor({ state: 'visible' });
@@ -219,7 +237,7 @@ describe.runIf(probe.ok)('ops dashboard in headless Chromium (read-only, token)'
     expect(diff.join('\n')).toMatch(/\*\*\*@\S*#[0-9a-f]{4}/);
     for (const section of ['section#failures', 'section#removals'])
       expect(await page.locator(section).count(), section).toBe(1);
-    expect(await page.locator('#held-reason').count()).toBe(0);
+    expect(await page.locator('#held-reason').textContent()).toContain('safety brake');
     await expectNoRawEmail(page);
     await expectNoActions(page);
     await change.first().scrollIntoViewIfNeeded();
