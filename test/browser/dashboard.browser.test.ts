@@ -12,8 +12,10 @@ import { cannotRun, launchChromium } from './chromium.js';
 
 /**
  * Issue 12.5: the ops dashboard in a real browser (headless Debian Chromium driven by playwright-core),
- * as an operator uses it: a daemon over the sandbox after a backfill with changes, the token typed at
- * the Basic prompt, the queue board. Nothing destructive is pressed; the board is read-only.
+ * as an operator uses it: a daemon over the sandbox after a backfill with changes (and a held run),
+ * the token typed at the Basic prompt, the queue board, the run list, the latest run's masked diffs,
+ * the nav's user search and the user's timeline, the targets. Nothing destructive is pressed, and in
+ * read-only mode no page offers it.
  *
  * Screenshots go to test-results/screenshots/ (git-ignored).
  */
@@ -192,7 +194,7 @@ describe.runIf(probe.ok)('ops dashboard in headless Chromium (read-only, token)'
     const r = await page.goto(`${base}/dashboard`);
     expect(r?.status()).toBe(200);
     for (const q of ['scan', 'sync-sunshine', 'sync-zephr', 'sync-prelude']) {
-      await page.getByRole('link', { name: q, exact: false }).first().waitFor({ state: 'visible' });
+      await page.getByRole('link', { name: q, exact: true }).first().waitFor({ state: 'visible' });
     }
     await page.screenshot({ path: join(SHOTS, 'bull-board.png'), fullPage: true });
     // One sync queue's completed jobs: payloads masked, and no action buttons in read-only mode.
