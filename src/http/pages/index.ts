@@ -8,7 +8,7 @@ import { errorPage, html, type PageResult } from './layout.js';
 import { runPage } from './run-page.js';
 import { runsPage } from './runs-page.js';
 import { targetsPage } from './targets-page.js';
-import { userPage, userSearch } from './user-page.js';
+import { userIdProblem, userPage, userSearch } from './user-page.js';
 
 export type { SyncNow } from './actions.js';
 
@@ -83,6 +83,8 @@ export function createPages(
       }
       if (top === 'users' && id !== undefined && action === 'sync-now') {
         if (!opts.syncNow) return errorPage(403, 'Not available', 'This process cannot sync a user now.');
+        const problem = userIdProblem(id);
+        if (problem) return errorPage(400, 'Bad user id', problem);
         return syncNowAction(opts.syncNow, id, log);
       }
       return errorPage(405, 'Method not allowed', 'POST is not allowed here');

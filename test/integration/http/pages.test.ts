@@ -276,6 +276,8 @@ describe('ops pages over real runs (issue 12.1)', () => {
 
     const w = await get(rw, `/users/${USER}`);
     expect(w.text).toContain(`<form class="action-sync-now" method="post" action="/users/${USER}/sync-now">`);
+    expect((await post(rw, `/users/${encodeURIComponent('a\nb')}/sync-now`)).status).toBe(400);
+    expect(syncCalls).toEqual([]);
     const s = await post(rw, `/users/${USER}/sync-now`);
     expect(s.status).toBe(303);
     expect(syncCalls).toEqual([USER]);
