@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
@@ -8,6 +8,7 @@ import { isSecretEnv } from '../../src/config/config-file.js';
 import { ENV_PATHS, loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { HAND_BACK_MAX_MS } from '../../src/daemon/daemon.js';
+import { packageRoot } from '../../src/paths.js';
 
 /**
  * The checks of deploy/ (test/unit/deploy/kubernetes.test.ts), as functions that return problems, so
@@ -107,6 +108,69 @@ export function schemaProblems(objects: Obj[]): string[] {
     } catch (err) {
       problems.push(`${where}: ${(err as Error).message}`);
     }
+  }
+  return problems;
+}
+
+/**
+ * Field name -> the declaration file of its type when that type is an object model (undefined for a
+ * scalar or a map), read from the interface a kubernetes-models `.d.ts` file declares.
+ */
+const shapes = new Map<string, Map<string, string | undefined>>();
+function shapeOf(file: string): Map<string, string | undefined> {
+  const known = shapes.get(file);
+  if (known) return known;
+  const shape = new Map<string, string | undefined>();
+  shapes.set(file, shape);
+  if (!existsSync(file)) return shape;
+  const text = readFileSync(file, 'utf8');
+  const imports = new Map<string, string>();
+  for (const m of text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)) {
+    const spec = m[2]!;
+    imports.set(
+      m[1]!,
+      spec.startsWith('.')
+        ? join(dirname(file), `${spec}.d.ts`)
+        : join(packageRoot(), 'node_modules', `${spec}.d.ts`),
+    );
+  }
+  const start = text.search(/^export interface \w+/m);
+  if (start < 0) return shape;
+  const block = text.slice(start, text.indexOf('\n}', start));
+  if (/^export interface \w+ extends TypeMeta/.test(block)) {
+    shape.set('apiVersion', undefined);
+    shape.set('kind', undefined);
+  }
+  for (const m of block.matchAll(/^ {4}"([^"]+)"\??: (.+?);?$/gm)) {
+    const type = /^(?:Array<(\w+)>|(\w+))$/.exec(m[2]!);
+    shape.set(m[1]!, imports.get(type?.[1] ?? type?.[2] ?? ''));
+  }
+  return shape;
+}
+
+function walkFields(value: unknown, file: string, path: string, problems: string[]): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) walkFields(v, file, `${path}[${i}]`, problems);
+    return;
+  }
+  const shape = shapeOf(file);
+  for (const [key, v] of Object.entries(value)) {
+    if (!shape.has(key)) problems.push(`${path}.${key}: unknown field`);
+    else if (shape.get(key)) walkFields(v, shape.get(key)!, `${path}.${key}`, problems);
+  }
+}
+
+/**
+ * The OpenAPI schemas allow any extra field (the API server drops or, with strict validation, refuses
+ * it): a misspelt `readinesProbe` would pass them. Every field must be one the model declares.
+ */
+export function unknownFieldProblems(objects: Obj[]): string[] {
+  const problems: string[] = [];
+  const models = join(packageRoot(), 'node_modules', 'kubernetes-models');
+  for (const o of objects) {
+    const file = join(models, String(o.apiVersion), `${o.kind}.d.ts`);
+    if (existsSync(file)) walkFields(o, file, `${o.kind} ${o.metadata?.name}`, problems);
   }
   return problems;
 }
@@ -249,5 +313,10 @@ export function structureProblems(objects: Obj[]): string[] {
 /** Every problem of a deploy/ directory: rendering, schemas, structure. */
 export function kubernetesProblems(dir: string): string[] {
   const { objects, problems } = renderKustomization(dir);
-  return [...problems, ...schemaProblems(objects), ...structureProblems(objects)];
+  return [
+    ...problems,
+    ...schemaProblems(objects),
+    ...unknownFieldProblems(objects),
+    ...structureProblems(objects),
+  ];
 }

@@ -76,6 +76,23 @@ describe('deploy/ Kubernetes manifests', () => {
 
   const cases: [string, string, (docs: Obj[]) => void, RegExp][] = [
     [
+      'a misspelt field',
+      'deployment.yaml',
+      (d) => {
+        const c = container(d);
+        c.readinesProbe = c.readinessProbe;
+      },
+      /containers\[0\]\.readinesProbe: unknown field/,
+    ],
+    [
+      'a field at the wrong level',
+      'service.yaml',
+      (d) => {
+        d[0]!.spec.ports[0].scrape = true;
+      },
+      /Service profile-sync\.spec\.ports\[0\]\.scrape: unknown field/,
+    ],
+    [
       'an unlisted manifest',
       'kustomization.yaml',
       (d) => d[0]!.resources.pop(),
