@@ -278,8 +278,18 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
     });
   });
   port = (server.address() as AddressInfo).port;
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  url = simUrl(host, port);
   return sim;
+}
+
+/**
+ * The URL a client on this machine uses. A wildcard bind (`0.0.0.0`, `::`, as in a container whose
+ * port other containers reach) is no address to connect to: the URL names loopback instead, so the
+ * printed `export` lines work as they are (and pass profile-sync's plain-http-on-loopback-only rule).
+ */
+export function simUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h.replace(/^\[|\]$/g, '')}]` : h}:${port}`;
 }
 
 function parseBody(raw: Buffer): unknown {
