@@ -153,7 +153,9 @@ export async function reconcileDeletions(
     log.info({ target: t, ...d, held: Boolean(held) }, 'users who left the source detected');
   }
   if (held && !run.options.dryRun)
-    alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets });
+    ctx.alerts?.deletionsHeld(
+      alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets }),
+    );
   return summary;
 }
 
@@ -294,7 +296,7 @@ export async function confirmHeldDeletions(
     await writeDeletions(redis, layout, runId, summary, { hold: false });
   } finally {
     await ctx.runs.updateScan(runId, { status: 'done' });
-    await maybeFinishRun(ctx.runs, runId);
+    await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   }
   ctx.logger.warn({ runId, removals, returned, ignored }, 'held deletions confirmed by the operator');
   return { runId, removals, returned, ignored };

@@ -89,7 +89,14 @@ export class Daemon {
         await scheduler.start();
       }
       const listen = opts.ops === false ? null : opsListen(config);
-      if (listen) ops = await startOpsServer({ engine, logger, version: packageVersion(), ...listen });
+      if (listen)
+        ops = await startOpsServer({
+          engine,
+          userSync: engine,
+          logger,
+          version: packageVersion(),
+          ...listen,
+        });
     } catch (err) {
       await scheduler?.close(true).catch(() => undefined);
       await engine.close().catch(() => undefined);

@@ -11,6 +11,8 @@ import { OpsMetrics } from './metrics.js';
 import type { OpsEngine } from './ops-engine.js';
 import { RedisProbe } from './redis-probe.js';
 import { getRun, listRuns } from './runs-api.js';
+import type { UserSyncEngine } from './user-sync.js';
+import { isUserSyncPath, userSyncRoute } from './user-sync-route.js';
 
 export interface OpsServerOptions {
   engine: OpsEngine;
@@ -31,6 +33,10 @@ export interface OpsServerOptions {
   maxEventLoopLagMs?: number;
   /** Node's `process_*` / `nodejs_*` metrics. @defaultValue true */
   defaultMetrics?: boolean;
+  /** Issue 12.2: the engine `POST /users/{id}/sync` enqueues on (the daemon's). @defaultValue none: 503 */
+  userSync?: UserSyncEngine;
+  /** `OPS_API_TOKEN`. @defaultValue `engine.config.ops.apiToken` */
+  apiToken?: string;
 }
 
 export interface OpsServer {
@@ -58,9 +64,11 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * | `GET /api/runs[?limit=N]`   | token | newest run summaries (JSON)                                 |
  * | `GET /api/runs/<id|latest>` | token | one run summary                                             |
  * | `GET /.well-known/jwks.json`| none  | Zephr's public keys (RS256/ES256; 404 for HS256), issue 12.6 |
+ * | `POST /users/<id>/sync`     | api   | sync one user now (202 + run id), src/http/user-sync.ts, 12.2 |
  *
  * Probes and Prometheus stay unauthenticated (the kubelet and most scrape configs send no token) and
- * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set.
+ * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set; the
+ * user-sync route needs `OPS_API_TOKEN` (Bearer) and is refused (503) while it is not set.
  */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const { engine, logger } = opts;
@@ -97,6 +105,17 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     const path = url.pathname;
     const isDashboard = path === '/dashboard' || path.startsWith('/dashboard/');
     const isApi = path === '/api' || path.startsWith('/api/');
+    if (isUserSyncPath(req.url)) {
+      const a = await userSyncRoute(req, {
+        engine: opts.userSync,
+        token: opts.apiToken ?? ops.apiToken,
+        probe,
+        crossSite: isCrossSiteWrite(req),
+      });
+      res.writeHead(a.status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...a.headers });
+      res.end(JSON.stringify(a.body));
+      return;
+    }
     if (isDashboard || isApi) {
       if (token && !tokenMatches(req, token)) {
         res.writeHead(401, { 'content-type': JSON_TYPE, 'www-authenticate': CHALLENGE });
@@ -151,7 +170,15 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     }
     send(res, 404, {
       error: 'not found',
-      routes: ['/healthz', '/readyz', '/metrics', '/dashboard', '/api/runs', '/.well-known/jwks.json'],
+      routes: [
+        '/healthz',
+        '/readyz',
+        '/metrics',
+        '/dashboard',
+        '/api/runs',
+        '/.well-known/jwks.json',
+        'POST /users/{id}/sync',
+      ],
     });
   };
 
