@@ -84,7 +84,11 @@ describe('POST /users/{id}/sync (issue 12.2)', () => {
     const runId = first.body.runId as string;
     expect(first.body).toMatchObject({ collapsed: false, jobId: scan.jobId(runId), userId: 'user-000002' });
     const run = await a.runs.get(runId);
-    expect(run).toMatchObject({ kind: 'single-user', status: 'running', options: { users: ['user-000002'] } });
+    expect(run).toMatchObject({
+      kind: 'single-user',
+      status: 'running',
+      options: { users: ['user-000002'] },
+    });
     const job = await a.scanQueue.getJob(scan.jobId(runId));
     expect(job?.opts.priority).toBe(PRIORITY['single-user']);
 
