@@ -184,7 +184,14 @@ describe('operations alerts (issue 12.3) against a loopback receiver', () => {
   it.skipIf(!existsSync(CLI))(
     'held deletions (MAX_DELETES brake) in a one-off backfill command: one deletions_held alert',
     async () => {
-      const { rx, h } = await setup('alert-held', { SUNSHINE_ON_DELETE: 'delete', MAX_DELETES: '0' }, 30);
+      // The receiver fails the first try: the command's default retry (1 s later) must still deliver
+      // it before the command exits (the engine's close waits for deliveries in flight, bounded).
+      const { rx, h } = await setup(
+        'alert-held',
+        { SUNSHINE_ON_DELETE: 'delete', MAX_DELETES: '0' },
+        30,
+        [500],
+      );
       const env = { ...h.env, LOG_LEVEL: 'error' };
       expect((await runCli(['backfill', '--targets', 'sunshine', '--json'], env)).code).toBe(0);
       expect(rx.requests).toHaveLength(0);
@@ -195,7 +202,7 @@ describe('operations alerts (issue 12.3) against a loopback receiver', () => {
       expect(held.code).toBe(1);
       const summary = JSON.parse(held.stdout) as { runId: string; status: string };
       expect(summary.status).toBe('held');
-      // The command waited for the delivery before it exited.
+      expect(rx.requests.map((r) => r.status)).toEqual([500, 200]);
       expect(rx.delivered()).toHaveLength(1);
       expect(rx.delivered()[0]).toMatchObject({
         event: 'deletions_held',

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import * as runActions from '../../../jobs/run-actions.js';
 import * as scan from '../../../jobs/scan.js';
+import { userKey } from '../../../src/core/hashing.js';
+import { USER_SYNC_COLLAPSE_MS } from '../../../src/http/user-sync.js';
 import { PRIORITY } from '../../../src/queue/context.js';
 import { inspect } from '../engine/harness.js';
 import { type OpsHarness, startOpsHarness, until } from './ops-harness.js';
@@ -97,6 +99,15 @@ describe('POST /users/{id}/sync (issue 12.2)', () => {
     expect(again.body).toMatchObject({ runId, collapsed: true });
     expect(String(again.body.message)).toMatch(/collapsed into run/);
 
+    // Once the run's scan has started (it reads the user next, or already has), a repeat may announce a
+    // change newer than what it reads: a new run, not a collapse. (The scan job marks its scan running
+    // before it reads the source; done here by hand because no worker runs.)
+    await a.runs.updateScan(runId, { status: 'running' });
+    const later = await post(route(opsA.url, 'user-000002'));
+    expect(later.status).toBe(202);
+    expect(later.body.collapsed).toBe(false);
+    expect(later.body.runId).not.toBe(runId);
+
     // Concurrent requests through two servers (two replicas) for another user: one run.
     const both = await Promise.all([
       post(route(opsA.url, 'user-000004')),
@@ -107,8 +118,12 @@ describe('POST /users/{id}/sync (issue 12.2)', () => {
     expect(both.map((r) => r.status)).toEqual([202, 202, 202, 202]);
     expect(new Set(both.map((r) => r.body.runId)).size).toBe(1);
     expect(both.filter((r) => r.body.collapsed === false)).toHaveLength(1);
+    // The marker lives for the collapse window only.
+    const ttl = await h.redis.pttl(a.layout.userSyncRequest(userKey('user-000004')));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(USER_SYNC_COLLAPSE_MS);
     const singles = (await a.runs.list(20)).filter((r) => r.kind === 'single-user');
-    expect(singles).toHaveLength(2);
+    expect(singles).toHaveLength(3);
   });
 
   it('the run really writes the user to every sandbox target; once its scan has read the user, a repeat starts a new run', async () => {
