@@ -152,10 +152,12 @@ export async function reconcileDeletions(
     }
     log.info({ target: t, ...d, held: Boolean(held) }, 'users who left the source detected');
   }
-  if (held && !run.options.dryRun)
-    ctx.alerts?.deletionsHeld(
-      alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets }),
-    );
+  if (held && !run.options.dryRun) {
+    // The log line always; the webhook when configured (not `alerts?.x(alertHeld(...))`: optional
+    // chaining would skip the log line with the call).
+    const alert = alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets });
+    ctx.alerts?.deletionsHeld(alert);
+  }
   return summary;
 }
 
