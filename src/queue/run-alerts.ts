@@ -150,27 +150,35 @@ export class RunAlerts {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
-  /** Waits up to `closeTimeoutMs` for deliveries in flight, then gives up on the rest (logged). */
+  /**
+   * Waits up to `closeTimeoutMs` for deliveries in flight, then gives up on the rest (logged). Bounded
+   * even when a delivery waits on Redis that is away (issue 8.15: the engine's connection queues
+   * commands until Redis answers): a shutdown never hangs on an alert.
+   */
   async close(): Promise<void> {
     const timeoutMs = this.opts.closeTimeoutMs ?? 15_000;
-    let timer: NodeJS.Timeout | undefined;
     const inFlight = this.pending.size;
+    if (!(await this.settledWithin(timeoutMs))) {
+      this.log.error(
+        { inFlight, waitedMs: timeoutMs },
+        'shutting down with alerts still undelivered (the receiver kept failing, or Redis is away)',
+      );
+      this.stop.abort();
+      await this.settledWithin(1_000);
+    }
+    await this.opts.webhook.close();
+  }
+
+  private async settledWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
     const done = await Promise.race([
       this.settled().then(() => true),
       new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), timeoutMs);
+        timer = setTimeout(() => r(false), ms);
       }),
     ]);
     clearTimeout(timer);
-    if (!done) {
-      this.log.error(
-        { inFlight, waitedMs: timeoutMs },
-        'shutting down with alerts still undelivered (the receiver kept failing)',
-      );
-      this.stop.abort();
-      await this.settled();
-    }
-    await this.opts.webhook.close();
+    return done;
   }
 
   private raise(runId: string, event: AlertEvent, extra: Extra): void {
