@@ -127,7 +127,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     await recordSeen(redis, layout, runId, ids);
     chunk = [];
     await ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates });
-    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
+    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts);
     const c = await ctx.runs.completion(runId);
     // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
     if (!c || c.abortReason) aborted = true;
@@ -222,7 +222,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   }
   await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records, pages });
   log.info({ records, pages, enqueued, complete, duplicates, restarts }, 'source scan finished');
-  await maybeFinishRun(ctx.runs, runId);
+  await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   return { records, enqueued, complete };
 }
 
@@ -238,7 +238,7 @@ async function failScan(
     { err: info.error, records: info.records },
     `source scan failed after ${info.records} source records: the run is incomplete`,
   );
-  await maybeFinishRun(ctx.runs, runId);
+  await maybeFinishRun(ctx.runs, runId, ctx.alerts);
 }
 
 /** Per record: whether its id is already in the run's seen set, or earlier in the same chunk. */

@@ -38,6 +38,7 @@ const SECRET_KEYS = new Set([
   'privateKey',
   'nextPrivateKey',
   'dashboardToken',
+  'webhookUrl', // ALERT_WEBHOOK_URL: a Slack webhook URL carries its token in the path
 ]);
 
 /** `****` + at most the last 2 characters (only for values long enough that 2 characters reveal nothing useful). */

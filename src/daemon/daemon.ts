@@ -92,8 +92,10 @@ export class Daemon {
       if (listen)
         ops = await startOpsServer({
           engine,
-          // The run pages' buttons (when not read-only) act through this process's engine.
+          // The run pages' buttons (when not read-only) and POST /users/{id}/sync act through this
+          // process's engine; the user page's "sync now" is the same requestUserSync.
           actionEngine: engine,
+          userSync: engine,
           logger,
           version: packageVersion(),
           ...listen,

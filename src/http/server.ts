@@ -13,6 +13,8 @@ import type { OpsEngine } from './ops-engine.js';
 import { createPages, isPagePath, type SyncNow } from './pages/index.js';
 import { RedisProbe } from './redis-probe.js';
 import { getRun, listRuns } from './runs-api.js';
+import { requestUserSync, type UserSyncEngine } from './user-sync.js';
+import { isUserSyncPath, userSyncRoute } from './user-sync-route.js';
 
 export interface OpsServerOptions {
   engine: OpsEngine;
@@ -38,8 +40,15 @@ export interface OpsServerOptions {
    * (jobs/run-actions.ts). Without it (or read-only) they are not offered. The daemon passes its own.
    */
   actionEngine?: Engine;
-  /** The user page's "sync now" (issue 12.1); without it (or read-only) the button is not offered. */
+  /**
+   * The user page's "sync now" (issue 12.1); without it (or read-only) the button is not offered.
+   * @defaultValue `requestUserSync(userSync, id)` when `userSync` is given (the daemon)
+   */
   syncNow?: SyncNow;
+  /** Issue 12.2: the engine `POST /users/{id}/sync` enqueues on (the daemon's). @defaultValue none: 503 */
+  userSync?: UserSyncEngine;
+  /** `OPS_API_TOKEN`. @defaultValue `engine.config.ops.apiToken` */
+  apiToken?: string;
 }
 
 export interface OpsServer {
@@ -68,9 +77,11 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * | `GET /api/runs/<id|latest>` | token | one run summary                                             |
  * | `GET /runs`, `/runs/<id>`, `/users/<id>`, `/targets` | token | HTML pages (src/http/pages/)  |
  * | `GET /.well-known/jwks.json`| none  | Zephr's public keys (RS256/ES256; 404 for HS256), issue 12.6 |
+ * | `POST /users/<id>/sync`     | api   | sync one user now (202 + run id), src/http/user-sync.ts, 12.2 |
  *
  * Probes and Prometheus stay unauthenticated (the kubelet and most scrape configs send no token) and
- * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set.
+ * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set; the
+ * user-sync route needs `OPS_API_TOKEN` (Bearer) and is refused (503) while it is not set.
  */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const { engine, logger } = opts;
@@ -101,13 +112,16 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   });
   const dashboard: NodeHandler = createDashboard({ engine, readOnly });
   const jwks = jwksEndpoint(engine.config);
+  const userSyncEngine = opts.userSync;
+  const syncNow: SyncNow | undefined =
+    opts.syncNow ?? (userSyncEngine ? (id) => requestUserSync(userSyncEngine, id) : undefined);
   const pages = createPages({
     engine,
     probe,
     readOnly,
     logger: log,
     ...(opts.actionEngine ? { actionEngine: opts.actionEngine } : {}),
-    ...(opts.syncNow ? { syncNow: opts.syncNow } : {}),
+    ...(syncNow ? { syncNow } : {}),
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -115,6 +129,17 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     const path = url.pathname;
     const isDashboard = path === '/dashboard' || path.startsWith('/dashboard/');
     const isApi = path === '/api' || path.startsWith('/api/');
+    if (isUserSyncPath(req.url)) {
+      const a = await userSyncRoute(req, {
+        engine: opts.userSync,
+        token: opts.apiToken ?? ops.apiToken,
+        probe,
+        crossSite: isCrossSiteWrite(req),
+      });
+      res.writeHead(a.status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...a.headers });
+      res.end(JSON.stringify(a.body));
+      return;
+    }
     const isPage = isPagePath(path);
     if (isDashboard || isApi || isPage) {
       if (token && !tokenMatches(req, token)) {
@@ -181,6 +206,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
         '/targets',
         '/users',
         '/.well-known/jwks.json',
+        'POST /users/{id}/sync',
       ],
     });
   };

@@ -8,6 +8,7 @@ import type { RunKind } from '../store/run-record.js';
 import type { RunStore } from '../store/run-store.js';
 import type { StateStore } from '../store/state-store.js';
 import type { BackoffPolicy } from './backoff.js';
+import type { RunAlerts } from './run-alerts.js';
 
 /** Engine settings the jobs read (from `config.sync`, see src/config/schema.ts). */
 export interface EngineSettings {
@@ -59,6 +60,8 @@ export interface JobContext {
    * src/queue/throttle.ts). `lowered` is false when another 429 of the same burst already did.
    */
   lowerRateLimit?: (target: TargetId) => Promise<{ lowered: boolean; limit: number } | undefined>;
+  /** Issue 12.3: the operations alerts, when `ALERT_WEBHOOK_URL` is set. */
+  alerts?: RunAlerts;
 }
 
 export function newRequestScope(): AsyncLocalStorage<RequestScope> {

@@ -31,6 +31,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:absent`               | set  | issue 8: scan pass re-check of ids the source did not list |
  * | `{p}:schedule:tick:<n>` / `:lock` / `:current` | str | daemon schedule: one run per tick, its lock, the current run |
  * | `{p}:mask-key`                         | str  | issue 12.7: the per-install key of the masks' fingerprints (a secret; src/store/mask-key.ts) |
+ * | `{p}:user-sync:<userKey>`              | str  | issue 12.2: the run a `POST /users/{id}/sync` started, SET NX PX: repeats collapse into it |
+ * | `{p}:alert:<runId>:<event>`            | str  | issue 12.3: an alert claimed (SET NX): one per event and run, whichever process sees it |
  * | `{p}:<queue>:<jobId>:lock` etc.        | BullMQ | BullMQ's own keys under the same prefix (read by the daemon and `forget`) |
  */
 export class RedisLayout {
@@ -134,6 +136,14 @@ export class RedisLayout {
   /** Issue 12.7: the key of the fingerprints masked values carry; created once (SET NX), never rotated. */
   maskKey(): string {
     return this.key('mask-key');
+  }
+  /** Issue 12.2: the run an ops-API sync request for this user (`userKey`, a hash) started; short-lived. */
+  userSyncRequest(userKey: string): string {
+    return this.key('user-sync', userKey);
+  }
+  /** Issue 12.3: claimed (SET NX) by the process that sends `event`'s alert for the run. */
+  alertSent(runId: string, event: string): string {
+    return this.key('alert', runId, event);
   }
   /** Start of every BullMQ key of one queue (`{p}:<queue>:`): `forget` finds a user's jobs by it. */
   bullQueueBase(queue: string): string {
