@@ -8,7 +8,8 @@ const ROUTE = /^\/users\/([^/?#]*)\/sync\/?(?:\?.*)?$/;
 
 /** Whether the request is for `POST /users/{id}/sync`, judged on the raw path (`/users/../sync` included). */
 export function isUserSyncPath(rawUrl: string | undefined): boolean {
-  return rawUrl?.startsWith('/users/') === true;
+  // Only `/users/{id}/sync`: the other paths under /users/ are the dashboard's user pages.
+  return rawUrl !== undefined && ROUTE.test(rawUrl);
 }
 
 export interface UserSyncRouteOptions {
@@ -22,7 +23,7 @@ export interface UserSyncRouteOptions {
 }
 
 /**
- * `POST /users/{id}/sync` (issue 12.2). In order: 405 for another method or path under `/users/`;
+ * `POST /users/{id}/sync` (issue 12.2). In order: 405 for another method;
  * 503 when `OPS_API_TOKEN` is not set (the route is never open: it starts runs); 401 without the
  * Bearer token; 403 for a cross-site browser write; 400 for an invalid id; 503 when Redis is away;
  * then `requestUserSync`: 202 (started or collapsed), 404 (unknown to the source), 502 (source down).
