@@ -61,7 +61,10 @@ export async function runPage(
 ${notice(query)}
 ${headline(run)}
 ${heldReason(run)}
-${runWarnings(run).map((w) => html`<p class="warn">${maskText(w, showPii)}</p>`)}
+${runWarnings(run)
+  // #held-reason above says it (with the confirmation state): the CLI's held line would repeat it.
+  .filter((w) => !/^!! DELETIONS HELD|^held deletions confirmed/.test(w))
+  .map((w) => html`<p class="warn">${maskText(w, showPii)}</p>`)}
 ${confirmable ? actionForm(run.id, 'confirm-deletes', 'Confirm deletions', 'Re-check the held users against the source, then remove those still gone') : ''}
 ${retryable ? actionForm(run.id, 'retry-failed', 'Retry failed', 'Re-drive this run’s dead letters as a new retry run') : ''}
 <h2>Per target</h2>
@@ -100,7 +103,7 @@ function heldReason(run: RunRecord): Html | '' {
   if (!d?.held) return html`<p id="held-reason" class="warn">This run is held.</p>`;
   const state = d.confirmed
     ? `confirmed ${iso(d.confirmed.at)}: ${d.confirmed.removals} removals re-driven, ${d.confirmed.returned} users back in the source`
-    : 'nobody was removed';
+    : `nobody was removed; check the source, then confirm (the button below when the pages are not read-only, or profile-sync backfill --confirm-deletes ${run.id}), or raise MAX_DELETE_RATE / MAX_DELETES`;
   return html`<p id="held-reason" class="warn">Deletions held by the safety brake: ${d.held} (${state}).</p>`;
 }
 
