@@ -13,7 +13,7 @@ import { recordSeen, seenKey } from '../src/store/deletions.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import { unlinkedIsFresh } from '../src/store/state-store.js';
-import { linkChunk, linkDecision, lookupFailedItem, needsLink } from './link-steps.js';
+import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
@@ -359,17 +359,25 @@ async function processChunk(
         continue;
       }
       const linkWait =
-        target === 'prelude' && linkFirst ? linkDecision(user.id, links, lookupFailed, connector) : undefined;
+        target === 'prelude' && linkFirst ? linkDecision(user, links, lookupFailed, connector) : undefined;
       // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
       const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
       if (!opts.full && linkWait !== 'linked' && fresh) {
         bump('unlinked');
         continue;
       }
-      if (linkWait === 'failed') items.push(lookupFailedItem(user.id, lookupFailed.get(user.id)!, now));
-      if (linkWait === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
-      if (linkWait === 'failed' || linkWait === 'unlinked') {
-        bump(linkWait);
+      const held = heldItem(
+        linkWait,
+        user.id,
+        lookupFailed,
+        connector.linker?.linkBy ?? '',
+        opts.dryRun,
+        now,
+      );
+      if (held?.outcome === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
+      if (held) {
+        items.push(held);
+        bump(held.outcome);
         continue;
       }
       if (opts.dryRun && !opts.full) {
@@ -381,7 +389,7 @@ async function processChunk(
           next,
           previous,
           user,
-          ...(linkedId ? { linkedId } : {}),
+          ...(linkedId ? { linkedId } : { lookedUp: linkWait === 'create' }),
         });
         const outcome = previous === null ? 'created' : 'updated';
         bump(outcome);
@@ -401,7 +409,10 @@ async function processChunk(
       }
       specs.push({
         name: sync.name,
-        data: { runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
+        data: {
+          ...{ runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
+          ...jobLinkHints(linkWait, links.get(user.id), opts.dryRun),
+        },
         opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
       });
     }

@@ -110,14 +110,22 @@ describe('startSandbox', () => {
       // The default `usr` ids (the real service's): a user Prelude knows is found by external_id.
       const lookup = async (sb: Sandbox) =>
         (
-          await call(sb.urls.prelude, 'POST', `/v2/session/apps/${sb.env.PRELUDE_APP_ID}/users/batch_lookup`, {
-            headers: { authorization: `Bearer ${sb.env.PRELUDE_API_KEY}` },
-            json: { external_ids: ['user-000001'] },
-          })
+          await call(
+            sb.urls.prelude,
+            'POST',
+            `/v2/session/apps/${sb.env.PRELUDE_APP_ID}/users/batch_lookup`,
+            {
+              headers: { authorization: `Bearer ${sb.env.PRELUDE_API_KEY}` },
+              json: { external_ids: ['user-000001'] },
+            },
+          )
         ).body as { users: { id: string; external_id?: string }[] };
       const found = await lookup(known);
       expect(found.users).toHaveLength(1);
-      expect(found.users[0]).toMatchObject({ id: expect.stringMatching(/^usr_/), external_id: 'user-000001' });
+      expect(found.users[0]).toMatchObject({
+        id: expect.stringMatching(/^usr_/),
+        external_id: 'user-000001',
+      });
       expect((await lookup(unknown)).users).toEqual([]);
     } finally {
       await Promise.all([known.close(), unknown.close()]);
@@ -129,10 +137,15 @@ describe('startSandbox', () => {
     const legacy = await startSandbox({ port: 0, users: 5, preludeUnknownShare: 0, preludeIds: 'source' });
     try {
       const patch = (sb: Sandbox) =>
-        call(sb.urls.prelude, 'PATCH', `/v2/session/apps/${sb.env.PRELUDE_APP_ID}/users/user-000001/profile`, {
-          headers: { authorization: `Bearer ${sb.env.PRELUDE_API_KEY}` },
-          json: { profile: { first_name: 'Anna' } },
-        });
+        call(
+          sb.urls.prelude,
+          'PATCH',
+          `/v2/session/apps/${sb.env.PRELUDE_APP_ID}/users/user-000001/profile`,
+          {
+            headers: { authorization: `Bearer ${sb.env.PRELUDE_API_KEY}` },
+            json: { profile: { first_name: 'Anna' } },
+          },
+        );
       // A source id is never a Prelude user id.
       expect(usr.env.PRELUDE_LINK_BY).toBeUndefined();
       expect(await patch(usr)).toMatchObject({ status: 404, body: { code: 'user_not_found' } });

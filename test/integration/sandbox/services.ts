@@ -26,10 +26,15 @@ export async function callEachService(env: Record<string, string>): Promise<Reco
   // then PATCH there.
   await call(env.PRELUDE_URL!, 'PUT', '/__sandbox/users/user-000001');
   const auth = { authorization: `Bearer ${env.PRELUDE_API_KEY}` };
-  const found = await call(env.PRELUDE_URL!, 'POST', `/v2/session/apps/${env.PRELUDE_APP_ID}/users/batch_lookup`, {
-    headers: auth,
-    json: { external_ids: ['user-000001'] },
-  });
+  const found = await call(
+    env.PRELUDE_URL!,
+    'POST',
+    `/v2/session/apps/${env.PRELUDE_APP_ID}/users/batch_lookup`,
+    {
+      headers: auth,
+      json: { external_ids: ['user-000001'] },
+    },
+  );
   const usr = (found.body as { users?: { id: string }[] } | undefined)?.users?.[0]?.id ?? 'user-000001';
   const prelude = await call(
     env.PRELUDE_URL!,
