@@ -170,10 +170,11 @@ export function heldItem(
   decision: ReturnType<typeof linkDecision> | undefined,
   userId: string,
   failed: Map<string, Record<string, unknown>>,
-  linkBy: string,
+  connector: TargetConnector,
   dryRun: boolean,
   now: number,
 ): RunItem | undefined {
+  const linkBy = connector.linker?.linkBy;
   const base = { userId, target: 'prelude' as const, requests: [], at: now, ...(dryRun ? { dryRun } : {}) };
   if (decision === 'unlinked') {
     const reason = `no Prelude user found (PRELUDE_LINK_BY=${linkBy}): no request; looked up again after UNLINKED_RECHECK or when the user changes`;

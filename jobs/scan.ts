@@ -308,7 +308,7 @@ async function processChunk(
   const stored =
     targets.includes('prelude') && ctx.links ? await ctx.links.getMany(ids) : new Map<string, string>();
   // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
-  const { links, failed: lookupFailed } = targets.includes('prelude')
+  const { links, failed: noLink } = targets.includes('prelude')
     ? await linkChunk(ctx, runId, opts, users, stored, now)
     : { links: stored, failed: new Map<string, Record<string, unknown>>() };
   const linkFirst = targets.includes('prelude') && needsLink(ctx);
@@ -359,23 +359,16 @@ async function processChunk(
         continue;
       }
       const linkWait =
-        target === 'prelude' && linkFirst ? linkDecision(user, links, lookupFailed, connector) : undefined;
+        linkFirst && target === 'prelude' ? linkDecision(user, links, noLink, connector) : undefined;
       // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
       const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
       if (!opts.full && linkWait !== 'linked' && fresh) {
         bump('unlinked');
         continue;
       }
-      const held = heldItem(
-        linkWait,
-        user.id,
-        lookupFailed,
-        connector.linker?.linkBy ?? '',
-        opts.dryRun,
-        now,
-      );
-      if (held?.outcome === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
+      const held = heldItem(linkWait, user.id, noLink, connector, opts.dryRun, now);
       if (held) {
+        if (held.outcome === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
         items.push(held);
         bump(held.outcome);
         continue;
@@ -391,19 +384,11 @@ async function processChunk(
           user,
           ...(linkedId ? { linkedId } : { lookedUp: linkWait === 'create' }),
         });
-        const outcome = previous === null ? 'created' : 'updated';
+        const outcome: RunItem['outcome'] = previous === null ? 'created' : 'updated';
         bump(outcome);
         bump('planned', planned.length);
-        items.push({
-          userId: user.id,
-          target,
-          outcome,
-          diff: diffFields(previous, next),
-          attempts: 0,
-          requests: [],
-          dryRun: true,
-          at: now,
-        });
+        const item = { userId: user.id, target, outcome, attempts: 0, requests: [], at: now, dryRun: true };
+        items.push({ ...item, diff: diffFields(previous, next) });
         if (opts.plan) planLines.push(...planned.map((p) => sync.planLine(target, user.id, p, opts.showPii)));
         continue;
       }

@@ -128,7 +128,9 @@ export function createPreludeLinker(
       const body = lookupBody(linkBy, batch);
       if (!body) continue;
       // A read: safe to send again after a crash, allowed in a dry run.
-      const res = log.add(await client.request({ method: 'POST', path: `${usersPath}/batch_lookup`, body }));
+      const res = log.add(
+        await client.request({ method: 'POST', path: `${usersPath}/batch_lookup`, body, readOnly: true }),
+      );
       sent++;
       if (res.status !== 200)
         throw appFailure(config.appId, 'POST', res, undefined) ?? client.fail({ method: 'POST' }, res);
