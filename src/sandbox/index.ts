@@ -6,7 +6,7 @@ import { syntheticUsers } from './source/synthetic-users.js';
 import { SUNSHINE_DEFAULT_API_TOKEN, SUNSHINE_DEFAULT_EMAIL, sunshineVendor } from './sunshine/index.js';
 import { ZEPHR_DEFAULTS, zephrVendor } from './zephr/zephr-vendor.js';
 
-export type { FaultRule, RateLimit, Sim } from './kit/index.js';
+export type { FaultRule, RateLimit, Sim, TappedRequest } from './kit/index.js';
 
 /**
  * The demo default: generous enough that a 1,000-user demo runs in seconds, yet a real token bucket, so a
