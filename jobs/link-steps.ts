@@ -224,7 +224,7 @@ export async function resolveLink(
     }
   }
   if (opts.dryRun || !linker.createUsers) return { created: false, requests };
-  const made = await createLink(ctx, linker, user, next, opts.attempt);
+  const made = await createLink(ctx, linker, user, next, opts.attempt, opts.runId);
   return { ...made, requests: [...requests, ...made.requests] };
 }
 
@@ -240,6 +240,7 @@ export async function createLink(
   user: SourceUser,
   next: FieldMap,
   attempt: number,
+  runId: string,
 ): Promise<{ created: boolean; linkedId?: string; requests: RequestRecord[] }> {
   if (attempt > 1 && linker.looksUp) {
     const again = await linker.lookup([user]);
@@ -252,5 +253,6 @@ export async function createLink(
   const made = await linker.create(user, next);
   if (made.preludeUserId === undefined) return { created: false, requests: made.requests };
   await ctx.links?.addFound([{ sourceId: user.id, preludeUserId: made.preludeUserId, how: 'create' }]);
+  await ctx.runs.record(runId, { counters: [['prelude', 'creates', 1]] });
   return { created: true, linkedId: made.preludeUserId, requests: made.requests };
 }

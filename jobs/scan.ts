@@ -387,6 +387,7 @@ async function processChunk(
         const outcome: RunItem['outcome'] = previous === null ? 'created' : 'updated';
         bump(outcome);
         bump('planned', planned.length);
+        if (linkWait === 'create' && planned.length) bump('creates'); // at most: a 409 leaves it unlinked
         const item = { userId: user.id, target, outcome, attempts: 0, requests: [], at: now, dryRun: true };
         items.push({ ...item, diff: diffFields(previous, next) });
         if (opts.plan) planLines.push(...planned.map((p) => sync.planLine(target, user.id, p, opts.showPii)));

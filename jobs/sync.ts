@@ -235,6 +235,7 @@ async function attemptSync(
   if (data.dryRun) {
     const diff = diffFields(previous, next);
     const planned = connector.plan(change);
+    if (lookedUp && planned.length) await ctx.runs.record(data.runId, { counters: [[target, 'creates', 1]] });
     const outcome =
       lookedUp && planned.length === 0
         ? 'unlinked'
