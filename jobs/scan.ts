@@ -13,7 +13,7 @@ import { recordSeen, seenKey } from '../src/store/deletions.js';
 import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import { unlinkedIsFresh } from '../src/store/state-store.js';
-import { linkChunk, linkDecision, lookupFailedItem, needsLink } from './link-steps.js';
+import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
@@ -308,7 +308,7 @@ async function processChunk(
   const stored =
     targets.includes('prelude') && ctx.links ? await ctx.links.getMany(ids) : new Map<string, string>();
   // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
-  const { links, failed: lookupFailed } = targets.includes('prelude')
+  const { links, failed: noLink } = targets.includes('prelude')
     ? await linkChunk(ctx, runId, opts, users, stored, now)
     : { links: stored, failed: new Map<string, Record<string, unknown>>() };
   const linkFirst = targets.includes('prelude') && needsLink(ctx);
@@ -359,17 +359,18 @@ async function processChunk(
         continue;
       }
       const linkWait =
-        target === 'prelude' && linkFirst ? linkDecision(user.id, links, lookupFailed, connector) : undefined;
+        linkFirst && target === 'prelude' ? linkDecision(user, links, noLink, connector) : undefined;
       // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
       const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
       if (!opts.full && linkWait !== 'linked' && fresh) {
         bump('unlinked');
         continue;
       }
-      if (linkWait === 'failed') items.push(lookupFailedItem(user.id, lookupFailed.get(user.id)!, now));
-      if (linkWait === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
-      if (linkWait === 'failed' || linkWait === 'unlinked') {
-        bump(linkWait);
+      const held = heldItem(linkWait, user.id, noLink, connector, opts.dryRun, now);
+      if (held) {
+        if (held.outcome === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
+        items.push(held);
+        bump(held.outcome);
         continue;
       }
       if (opts.dryRun && !opts.full) {
@@ -381,27 +382,23 @@ async function processChunk(
           next,
           previous,
           user,
-          ...(linkedId ? { linkedId } : {}),
+          ...(linkedId ? { linkedId } : { lookedUp: linkWait === 'create' }),
         });
-        const outcome = previous === null ? 'created' : 'updated';
+        const outcome: RunItem['outcome'] = previous === null ? 'created' : 'updated';
         bump(outcome);
         bump('planned', planned.length);
-        items.push({
-          userId: user.id,
-          target,
-          outcome,
-          diff: diffFields(previous, next),
-          attempts: 0,
-          requests: [],
-          dryRun: true,
-          at: now,
-        });
+        if (linkWait === 'create' && planned.length) bump('creates'); // at most: a 409 leaves it unlinked
+        const item = { userId: user.id, target, outcome, attempts: 0, requests: [], at: now, dryRun: true };
+        items.push({ ...item, diff: diffFields(previous, next) });
         if (opts.plan) planLines.push(...planned.map((p) => sync.planLine(target, user.id, p, opts.showPii)));
         continue;
       }
       specs.push({
         name: sync.name,
-        data: { runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
+        data: {
+          ...{ runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
+          ...jobLinkHints(linkWait, links.get(user.id), opts.dryRun),
+        },
         opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
       });
     }

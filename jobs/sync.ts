@@ -10,7 +10,7 @@ import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import { createLink, needsLink } from './link-steps.js';
+import { needsLink, resolveLink } from './link-steps.js';
 import {
   handleFailure,
   makeSettle,
@@ -43,6 +43,10 @@ export const payloadSchema = z.object({
   full: z.boolean().default(false),
   /** Read (with `full`) and plan, write nothing. */
   dryRun: z.boolean().default(false),
+  /** Prelude: the scan's batch_lookup for this user failed; the job looks it up (jobs/link-steps.ts). */
+  lookup: z.boolean().optional(),
+  /** Prelude, dry run: the id the scan's lookup found (a dry run stores no link). */
+  link: z.string().min(1).optional(),
 });
 export type SyncPayload = z.infer<typeof payloadSchema>;
 
@@ -200,14 +204,18 @@ async function attemptSync(
 ): Promise<AttemptResult> {
   const { target, userId } = data;
   const connector = ctx.targets[target]!;
-  let linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
-  if (linkedId === undefined && !data.dryRun && connector.linker?.createUsers && needsLink(ctx)) {
-    const made = await createLink(ctx, connector.linker, user, next, attempt);
+  let linkedId = target === 'prelude' && ctx.links ? ((await ctx.links.get(userId)) ?? data.link) : undefined;
+  const linker = target === 'prelude' && needsLink(ctx) ? connector.linker : undefined;
+  let linkRequests: RunItem['requests'] = [];
+  if (linkedId === undefined && linker && (data.lookup || (!data.dryRun && linker.createUsers))) {
+    const how = { attempt, lookup: data.lookup === true, dryRun: data.dryRun, runId: data.runId };
+    const made = await resolveLink(ctx, linker, user, next, how);
     if (made.created) {
       await ctx.state.saveWritten(target, userId, next);
       return { outcome: 'created', diff: diffFields(null, next), requests: made.requests, planned: [] };
     }
     linkedId = made.linkedId;
+    linkRequests = made.requests;
   }
   const stored = await ctx.state.get(target, userId);
   let previous: FieldMap | null = stored?.fields ?? null;
@@ -221,13 +229,25 @@ async function attemptSync(
       previous = current;
     }
   }
-  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : {}) };
+  // A user without a link here was looked up already (by the scan or above): plan the create only.
+  const lookedUp = linkedId === undefined && linker?.looksUp === true;
+  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : { lookedUp }) };
   if (data.dryRun) {
     const diff = diffFields(previous, next);
-    const outcome = previous === null ? 'created' : isEmptyDiff(diff) ? 'unchanged' : 'updated';
-    return { outcome, diff, requests: [], planned: connector.plan(change), ...(drift ? { drift } : {}) };
+    const planned = connector.plan(change);
+    if (lookedUp && planned.length) await ctx.runs.record(data.runId, { counters: [[target, 'creates', 1]] });
+    const outcome =
+      lookedUp && planned.length === 0
+        ? 'unlinked'
+        : previous === null
+          ? 'created'
+          : isEmptyDiff(diff)
+            ? 'unchanged'
+            : 'updated';
+    return { outcome, diff, requests: linkRequests, planned, ...(drift ? { drift } : {}) };
   }
   const result = await connector.write(change);
+  result.requests = [...linkRequests, ...result.requests];
   // Issue 10: user_not_found at a linked id (deleted in Prelude): the link goes, the next lookup decides.
   if (result.outcome === 'unlinked' && linkedId && needsLink(ctx)) await ctx.links?.drop(userId, linkedId);
   if (result.outcome === 'unlinked') await ctx.state.markUnlinked(target, userId, next);

@@ -116,7 +116,7 @@ export function registerSandbox(program: Command): void {
     .option('--prelude-unknown-share <share>', "share of source users Prelude doesn't know (0..1)", '0.1')
     .option(
       '--prelude-ids <usr|source>',
-      "ids Prelude's profile PATCH accepts: usr (Prelude's own, as the real service) or source (legacy)",
+      "ids Prelude's profile PATCH accepts: usr (Prelude's own, as the real service; default) or source (legacy)",
     )
     .action(async (flags: SandboxFlags) => {
       const options = sandboxOptions(flags);
@@ -124,7 +124,7 @@ export function registerSandbox(program: Command): void {
       const limit = options.rateLimit === undefined ? DEFAULT_SANDBOX_RATE_LIMIT : options.rateLimit;
       const out: string[] = [
         `profile-sync sandbox: ${options.users} users, seed ${options.seed}${options.readOnly ? ', read-only source' : ''}, ` +
-          `Prelude ids ${options.preludeIds ?? 'source'}, ` +
+          `Prelude ids ${options.preludeIds ?? 'usr'}, ` +
           (limit
             ? `rate limit ${limit.perMinute}/min (burst ${limit.burst}) per credential`
             : 'no rate limit'),

@@ -34,6 +34,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.lookups ? { lookups: c.lookups } : {}),
+      ...(c.creates ? { creates: c.creates } : {}),
       ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
       ...(c.itemsLeftOut ? { itemsKept: c.itemsKept ?? 0, itemsLeftOut: c.itemsLeftOut } : {}),
     };
@@ -129,6 +130,24 @@ export function planTable(
     ]);
   }
   return table(rows, 2);
+}
+
+/**
+ * Issue 10: what a dry run's Prelude figures mean. Its lookups were really sent (reads: the plan uses the
+ * `usr_` ids they found, so `planned` holds one PATCH per linked user and one create per user to create,
+ * never a lookup); its creates are an upper bound.
+ */
+export function preludePlanNote(run: RunRecord): string[] {
+  const c = run.targets.prelude;
+  if (!run.options.dryRun || !c || (c.lookups === 0 && c.creates === 0)) return [];
+  const lines = [
+    `prelude: ${c.lookups} batch_lookup request${c.lookups === 1 ? ' was' : 's were'} sent (reads, counted in requests above); the plan writes to the usr_ ids they found.`,
+  ];
+  if (c.creates)
+    lines.push(
+      `prelude: a real run creates at most ${c.creates} Prelude user${c.creates === 1 ? '' : 's'} (PRELUDE_CREATE_USERS=true; one POST each, profile included; a create answered 409, the address already a login, leaves the user unlinked).`,
+    );
+  return lines;
 }
 
 export function formatDiff(diff: FieldDiff | undefined, indent = '    '): string[] {

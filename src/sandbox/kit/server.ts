@@ -13,6 +13,7 @@ import {
   type SimOptions,
   type SimRequest,
   type SimResponse,
+  type TappedRequest,
   type Vendor,
 } from './types.js';
 
@@ -45,6 +46,7 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
   let buckets: TokenBuckets | null = limit ? new TokenBuckets(limit, now) : null;
 
   const router = new Router(vendor.routes);
+  const taps = new Set<(req: TappedRequest) => void>();
   let url = '';
   let port = 0;
 
@@ -71,6 +73,10 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
     setRateLimit: (next) => {
       buckets = next ? new TokenBuckets(next, now) : null;
       limit = next ? { ...next } : null;
+    },
+    tap: (listener) => {
+      taps.add(listener);
+      return () => taps.delete(listener);
     },
     reset: () => {
       vendor.reset?.();
@@ -199,6 +205,8 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
       r = vendor.errorResponse(500, err instanceof Error ? err.message : String(err));
     }
     log.record(t, method, name, r.status, credential);
+    for (const listener of taps)
+      listener({ method, route: name, rawPath, body: full.body, status: r.status });
     send(res, r);
   }
 
