@@ -154,6 +154,17 @@ export function composeProblems(dir: string, sandboxEnv: Record<string, string>)
     if (env[name] !== value)
       problems.push(`sandbox-daemon: ${name} is ${env[name]}, the sandbox's is ${value}`);
   }
+  // A target setting the sandbox does not print (PRELUDE_LINK_BY=template once it stopped accepting
+  // source ids as Prelude ids) would make the compose demo differ from `profile-sync sandbox`: only
+  // the rate limits may be added.
+  for (const name of Object.keys(env)) {
+    if (
+      /^(SOURCE|SUNSHINE|ZEPHR|PRELUDE)_/.test(name) &&
+      !name.endsWith('_RATE_LIMIT') &&
+      !(name in expected)
+    )
+      problems.push(`sandbox-daemon: ${name} is set, the sandbox prints no such setting`);
+  }
   if (!env.PROFILE_SYNC_PREFIX || env.PROFILE_SYNC_PREFIX === 'profile-sync') {
     problems.push('sandbox-daemon: PROFILE_SYNC_PREFIX must differ from the live daemon');
   }
