@@ -330,7 +330,7 @@ async function processChunk(
         at: now,
       });
     }
-    const states = await ctx.state.getMany(target, ids);
+    const states = await ctx.state.getMany(target, ids, { upgrade: !opts.dryRun });
     const unlinked =
       target === 'prelude' ? await ctx.state.getUnlinkedMany(target, ids) : ids.map(() => null);
     const specs: SyncJobSpec[] = [];
@@ -352,12 +352,12 @@ async function processChunk(
         });
         continue;
       }
-      const hash = hashFields(next);
       const stored = states[i] ?? null;
-      if (!opts.full && stored?.hash === hash) {
+      if (!opts.full && ctx.state.sameAs(target, stored, user.id, next)) {
         bump('unchanged');
         continue;
       }
+      const hash = hashFields(next);
       const linkWait =
         target === 'prelude' && linkFirst ? linkDecision(user.id, links, lookupFailed, connector) : undefined;
       // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.

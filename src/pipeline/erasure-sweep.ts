@@ -145,8 +145,11 @@ export async function sweep(
   // On a Cluster, SCAN goes to every master (scanKeys): a plain `redis.scan` would ask one random node.
   const keys = await scanKeys(redis, layout.allKeys());
 
+  // Issue 11.4: the payload key lists every state value names (no user in them): never touched, even
+  // for a user whose id is a key name such as `email`.
+  const keyLists = new Set(TARGET_IDS.map((t) => layout.stateKeys(t)));
   for (const k of keys) {
-    if (k === tomb) continue;
+    if (k === tomb || keyLists.has(k)) continue;
     const special = perUser.get(k);
     if (special) {
       const fields = await userFields(redis, k, opts.userId);

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import type { RedisLayout } from './redis-layout.js';
+import { writtenAtOf } from './state-codec.js';
 import type { StateStore } from './state-store.js';
 
 /**
@@ -113,7 +114,7 @@ export async function findGone(
     const times: number[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       ids.push(flat[i]!);
-      times.push((JSON.parse(flat[i + 1]!) as { t: number }).t);
+      times.push(writtenAtOf(flat[i + 1]!));
     }
     if (ids.length === 0) continue;
     const member = (await redis.smismember(seen, ...ids)) as number[];

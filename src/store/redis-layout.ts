@@ -8,7 +8,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  *
  * | key                                   | type | what                                                   |
  * |---------------------------------------|------|--------------------------------------------------------|
- * | `{p}:state:<target>`                  | hash | userId -> last written payload, its hash, time         |
+ * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
+ * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
  * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
@@ -50,6 +51,10 @@ export class RedisLayout {
 
   state(target: TargetId): string {
     return this.key('state', target);
+  }
+  /** Issue 11.4: the payload key lists the state values name by id (state-codec.ts); never per user. */
+  stateKeys(target: TargetId): string {
+    return this.key('state', target, 'keys');
   }
   unlinked(target: TargetId): string {
     return this.key('unlinked', target);
