@@ -15,7 +15,11 @@ export interface EngineSettings {
   attempts: { transient: number; unknown: number };
   backoff: BackoffPolicy;
   unlinkedRecheckMs: number;
-  /** Jobs per `addBulk` call. @defaultValue 500 */
+  /**
+   * Source records the scan decides at once (one read of their states, one record of their outcomes,
+   * one checkpoint), and jobs per `addBulk` call (at most 500). Issue 11.4: 2,000 makes the per-chunk
+   * round trips a quarter of what 500 made on an unchanged re-run. @defaultValue 2000
+   */
   chunkSize: number;
   /** Source page size (`SOURCE_PAGE_SIZE`). */
   pageSize: number;

@@ -36,22 +36,24 @@ export interface KeySet {
 }
 
 const ID_LENGTH = 6;
+/** Key sets by the payload's keys in the order the mapping produced them (no sort on a hit). */
 const keySets = new Map<string, KeySet>();
 
 /** The key set of a payload (cached per distinct list: a mapping produces a handful). */
 export function keySetOf(fields: FieldMap): KeySet {
-  const keys = Object.keys(fields)
-    .filter((k) => fields[k] !== undefined)
-    .sort();
-  const json = JSON.stringify(keys);
-  let ks = keySets.get(json);
+  const own = Object.keys(fields);
+  const order = own.join('\u0000');
+  let ks = keySets.get(order);
   if (!ks) {
+    const keys = own.filter((k) => fields[k] !== undefined).sort();
+    const json = JSON.stringify(keys);
     ks = {
       keys,
       json,
       id: createHash('sha256').update(json, 'utf8').digest('base64url').slice(0, ID_LENGTH),
     };
-    if (keySets.size < 10_000) keySets.set(json, ks);
+    // A payload with an undefined value is not cached under its raw key order (it names fewer keys).
+    if (keySets.size < 10_000 && keys.length === own.length) keySets.set(order, ks);
   }
   return ks;
 }
@@ -84,10 +86,7 @@ export type RawState =
 
 /** Splits a stored value (either format). Throws on a value neither format explains. */
 export function splitState(raw: string): RawState {
-  if (raw.startsWith('{')) {
-    const s = JSON.parse(raw) as { h: string; f: FieldMap; t: number };
-    return { v: 1, hash: s.h, fields: s.f, writtenAt: s.t };
-  }
+  if (raw.startsWith('{')) return { v: 1, ...splitV1(raw) };
   const comma = raw.indexOf(',');
   const writtenAt = Number.parseInt(raw.slice(0, comma), 36);
   if (comma < 1 || !Number.isFinite(writtenAt)) throw new Error(`unreadable state value ${raw.slice(0, 40)}`);
@@ -119,12 +118,41 @@ export function decodeBody(userId: string, body: string, keys: string[] | undefi
   return out;
 }
 
-/** What the scan compares: true when `next` is exactly the payload stored (either format). */
-export function sameAsStored(raw: RawState, userId: string, next: FieldMap, knownKeys?: string): boolean {
-  if (raw.v === 1) return raw.hash === hashFields(next);
+/**
+ * What the scan compares: true when `next` is exactly the payload of the stored value `raw` (either
+ * format). v2: a string compare of encodings, nothing decoded; `keyLists` (id -> key list JSON, as
+ * stored) rules out a key set id that names another list.
+ */
+export function sameAsValue(
+  raw: string,
+  userId: string,
+  next: FieldMap,
+  keyLists: ReadonlyMap<string, string>,
+): boolean {
+  if (raw.charCodeAt(0) === OPEN_BRACE) return splitV1(raw).hash === hashFields(next);
+  const comma = raw.indexOf(',');
   const ks = keySetOf(next);
-  if (raw.body.startsWith('{')) return raw.body === inlineJson(ks, next);
-  // The id names one key list per install (a colliding list is stored inline): checked all the same.
-  if (raw.keySetId !== ks.id || (knownKeys !== undefined && knownKeys !== ks.json)) return false;
-  return raw.body === encodeBody(userId, next, ks, false);
+  const body =
+    raw.charCodeAt(comma + 1) === OPEN_BRACE
+      ? inlineJson(ks, next)
+      : raw.startsWith(ks.id, comma + 1) && (keyLists.get(ks.id) ?? ks.json) === ks.json
+        ? encodeBody(userId, next, ks, false)
+        : undefined;
+  return body !== undefined && raw.length - comma - 1 === body.length && raw.endsWith(body);
+}
+
+/** The key set id a v2 value names (undefined for v1 and inline values); `hint`: tried first, no copy. */
+export function keySetIdOf(raw: string, hint?: string): string | undefined {
+  if (raw.charCodeAt(0) === OPEN_BRACE) return undefined;
+  const comma = raw.indexOf(',');
+  if (raw.charCodeAt(comma + 1) === OPEN_BRACE) return undefined;
+  if (hint !== undefined && raw.startsWith(hint, comma + 1)) return hint;
+  return raw.slice(comma + 1, comma + 1 + ID_LENGTH);
+}
+
+const OPEN_BRACE = 123;
+
+function splitV1(raw: string): { hash: string; fields: FieldMap; writtenAt: number } {
+  const s = JSON.parse(raw) as { h: string; f: FieldMap; t: number };
+  return { hash: s.h, fields: s.f, writtenAt: s.t };
 }

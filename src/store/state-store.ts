@@ -3,7 +3,15 @@ import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import type { RedisLayout } from './redis-layout.js';
-import { decodeBody, encodeState, keySetOf, type RawState, sameAsStored, splitState } from './state-codec.js';
+import {
+  decodeBody,
+  encodeState,
+  keySetIdOf,
+  keySetOf,
+  type RawState,
+  sameAsValue,
+  splitState,
+} from './state-codec.js';
 
 /** What profile-sync last wrote for one (target, user). */
 export interface TargetState {
@@ -61,6 +69,38 @@ export class StateStore {
     return out;
   }
 
+  /**
+   * The states of a batch of users in several targets at once: one Lua call that answers one string
+   * per target (the values joined by NUL, which no stored value holds: JSON escapes it), instead of
+   * one HMGET per target whose hundreds of replies each cost a decode (issue 11.4: the scan's reads).
+   */
+  async getManyTargets(
+    targets: readonly TargetId[],
+    userIds: string[],
+    opts: GetOptions = {},
+  ): Promise<(TargetState | null)[][]> {
+    if (userIds.length === 0 || targets.length === 0) return targets.map(() => []);
+    const joined = await withStateScripts(this.redis).psStateMany(
+      targets.length,
+      ...targets.map((t) => this.layout.state(t)),
+      ...userIds,
+    );
+    return Promise.all(
+      targets.map(async (target, k) => {
+        const parts = (joined[k] ?? '').split('\u0000');
+        if (parts.length !== userIds.length)
+          throw new Error(`state of ${target}: ${parts.length} values read for ${userIds.length} users`);
+        const raw = parts.map((v) => (v === '' ? null : v));
+        const out = await this.decodeAll(
+          target,
+          userIds.map((id, i) => [id, raw[i] ?? null]),
+        );
+        if (opts.upgrade) await this.upgrade(target, userIds, raw);
+        return out;
+      }),
+    );
+  }
+
   /** Records a successful write; clears any unlinked marker. */
   async saveWritten(
     target: TargetId,
@@ -104,10 +144,8 @@ export class StateStore {
    */
   sameAs(target: TargetId, state: TargetState | null, userId: string, next: FieldMap): boolean {
     if (!state) return false;
-    const raw = rawOf.get(state);
-    if (!raw) return state.hash === hashFields(next);
-    const known = raw.v === 2 && raw.keySetId ? this.knownKeySets(target).get(raw.keySetId) : undefined;
-    return sameAsStored(raw, userId, next, known);
+    if (state instanceof StoredState) return sameAsValue(state.raw, userId, next, this.knownKeySets(target));
+    return state.hash === hashFields(next);
   }
 
   /** Drops the state of a user (issue 5: after a removal, or `forget`). */
@@ -160,25 +198,29 @@ export class StateStore {
     return m;
   }
 
-  /** Decodes a batch, first reading (one HMGET) the key lists this process has not seen. */
+  /** Wraps a batch of stored values, first reading (one HMGET) the key lists this process has not seen. */
   private async decodeAll(
     target: TargetId,
     pairs: [string, string | null][],
   ): Promise<(TargetState | null)[]> {
-    const raws = pairs.map(([, v]) => (v ? splitState(v) : null));
     const known = this.knownKeySets(target);
-    const missing = [
-      ...new Set(
-        raws.flatMap((r) => (r?.v === 2 && r.keySetId && !known.has(r.keySetId) ? [r.keySetId] : [])),
-      ),
-    ];
-    if (missing.length) {
-      const lists = await this.redis.hmget(this.layout.stateKeys(target), ...missing);
-      missing.forEach((id, i) => {
+    const missing = new Set<string>();
+    let last: string | undefined;
+    for (const [, v] of pairs) {
+      if (!v) continue;
+      const id = keySetIdOf(v, last);
+      if (id === undefined) continue;
+      last = id;
+      if (!known.has(id)) missing.add(id);
+    }
+    if (missing.size) {
+      const ids = [...missing];
+      const lists = await this.redis.hmget(this.layout.stateKeys(target), ...ids);
+      ids.forEach((id, i) => {
         if (lists[i]) known.set(id, lists[i]!);
       });
     }
-    return raws.map((r, i) => (r ? lazyState(r, pairs[i]![0], known) : null));
+    return pairs.map(([userId, v]) => (v ? new StoredState(v, userId, known) : null));
   }
 
   /**
@@ -195,6 +237,33 @@ export class StateStore {
     }
     if (args.length) await this.redis.eval(UPGRADE_LUA, 1, this.layout.state(target), ...args);
   }
+}
+
+/**
+ * KEYS: state hashes. ARGV: user ids. Per key, one string: the values in ARGV order joined by NUL, an
+ * absent one as ''. HMGET in slices (Lua's unpack has a stack limit of a few thousand values).
+ */
+const STATE_MANY_LUA = `
+local out = {}
+for k = 1, #KEYS do
+  local vals = {}
+  for i = 1, #ARGV, 1000 do
+    local part = redis.call('HMGET', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+    for j = 1, #part do vals[#vals + 1] = part[j] or '' end
+  end
+  out[k] = table.concat(vals, '\\0')
+end
+return out
+`;
+
+interface StateScripts {
+  psStateMany(numKeys: number, ...args: string[]): Promise<string[]>;
+}
+
+function withStateScripts(redis: Redis): Redis & StateScripts {
+  const r = redis as Redis & Partial<StateScripts>;
+  if (typeof r.psStateMany !== 'function') redis.defineCommand('psStateMany', { lua: STATE_MANY_LUA });
+  return redis as Redis & StateScripts;
 }
 
 /** KEYS: state hash. ARGV: (field, expected old value, new value) triples. Returns the number rewritten. */
@@ -219,9 +288,6 @@ function keyList(json: string): string[] {
   return keys;
 }
 
-/** The parsed value behind a state returned by the store (for `sameAs`). */
-const rawOf = new WeakMap<TargetState, RawState>();
-
 function plainState(fields: FieldMap, writtenAt: number): TargetState {
   let hash: string | undefined;
   return {
@@ -234,25 +300,55 @@ function plainState(fields: FieldMap, writtenAt: number): TargetState {
   };
 }
 
-/** A state whose payload is decoded, and hash computed, only when read (the scan reads neither). */
-function lazyState(raw: RawState, userId: string, keySets: Map<string, string>): TargetState {
-  let fields: FieldMap | undefined;
-  let hash: string | undefined = raw.v === 1 ? raw.hash : undefined;
-  const state: TargetState = {
-    get hash() {
-      hash ??= hashFields(this.fields);
-      return hash;
-    },
-    get fields() {
-      if (raw.v === 1) return raw.fields;
-      const keys = raw.keySetId ? keySets.get(raw.keySetId) : undefined;
-      fields ??= decodeBody(userId, raw.body, keys ? keyList(keys) : undefined);
-      return fields;
-    },
-    writtenAt: raw.writtenAt,
-  };
-  rawOf.set(state, raw);
-  return state;
+/**
+ * A state as read: the stored value, decoded (payload, hash) only when asked. The scan asks neither:
+ * `sameAs` compares encodings, so creating one of these must cost next to nothing.
+ */
+class StoredState implements TargetState {
+  // Private (#): two reads of the same value compare equal (`toEqual`) whatever each has decoded.
+  readonly #userId: string;
+  readonly #keyLists: ReadonlyMap<string, string>;
+  #parsed?: RawState;
+  #decoded?: FieldMap;
+  #digest?: string;
+
+  constructor(
+    readonly raw: string,
+    userId: string,
+    keyLists: ReadonlyMap<string, string>,
+  ) {
+    this.#userId = userId;
+    this.#keyLists = keyLists;
+  }
+
+  #split(): RawState {
+    this.#parsed ??= splitState(this.raw);
+    return this.#parsed;
+  }
+
+  get writtenAt(): number {
+    return this.#split().writtenAt;
+  }
+
+  get fields(): FieldMap {
+    if (!this.#decoded) {
+      const r = this.#split();
+      if (r.v === 1) this.#decoded = r.fields;
+      else {
+        const keys = r.keySetId ? this.#keyLists.get(r.keySetId) : undefined;
+        this.#decoded = decodeBody(this.#userId, r.body, keys ? keyList(keys) : undefined);
+      }
+    }
+    return this.#decoded;
+  }
+
+  get hash(): string {
+    if (!this.#digest) {
+      const r = this.#split();
+      this.#digest = r.v === 1 ? r.hash : hashFields(this.fields);
+    }
+    return this.#digest;
+  }
 }
 
 /**
