@@ -38,31 +38,58 @@ export interface KeySet {
 const ID_LENGTH = 6;
 /** Key sets by the payload's keys in the order the mapping produced them (no sort on a hit). */
 const keySets = new Map<string, KeySet>();
+/** The last few (own keys, key set) pairs: a hit is an array compare, no string built. */
+const recent: { own: string[]; ks: KeySet }[] = [];
 
 /** The key set of a payload (cached per distinct list: a mapping produces a handful). */
 export function keySetOf(fields: FieldMap): KeySet {
   const own = Object.keys(fields);
+  // A key whose value is undefined is no key (stableStringify drops it): such a payload is not cached
+  // under its raw key list, which would name one key more.
+  for (const k of own)
+    if (fields[k] === undefined) return makeKeySet(own.filter((x) => fields[x] !== undefined));
+  for (const r of recent) if (sameKeys(r.own, own)) return r.ks;
   const order = own.join('\u0000');
   let ks = keySets.get(order);
   if (!ks) {
-    const keys = own.filter((k) => fields[k] !== undefined).sort();
-    const json = JSON.stringify(keys);
-    ks = {
-      keys,
-      json,
-      id: createHash('sha256').update(json, 'utf8').digest('base64url').slice(0, ID_LENGTH),
-    };
-    // A payload with an undefined value is not cached under its raw key order (it names fewer keys).
-    if (keySets.size < 10_000 && keys.length === own.length) keySets.set(order, ks);
+    ks = makeKeySet(own);
+    if (keySets.size < 10_000) keySets.set(order, ks);
   }
+  recent.unshift({ own, ks });
+  if (recent.length > 8) recent.pop();
   return ks;
+}
+
+function makeKeySet(own: string[]): KeySet {
+  const keys = [...own].sort();
+  const json = JSON.stringify(keys);
+  return {
+    keys,
+    json,
+    id: createHash('sha256').update(json, 'utf8').digest('base64url').slice(0, ID_LENGTH),
+  };
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The values part of a v2 body: JSON array in sorted key order, the user id as null. */
+function valuesJson(userId: string, fields: FieldMap, ks: KeySet): string {
+  const values: (FieldValue | null)[] = new Array(ks.keys.length);
+  for (let i = 0; i < ks.keys.length; i++) {
+    const v = fields[ks.keys[i]!]!;
+    values[i] = v === userId ? null : v;
+  }
+  return JSON.stringify(values);
 }
 
 /** The part of a v2 value after the comma: key set id and values (or `{...}` inline). */
 export function encodeBody(userId: string, fields: FieldMap, ks: KeySet, inline: boolean): string {
   if (inline) return inlineJson(ks, fields);
-  const values: (FieldValue | null)[] = ks.keys.map((k) => (fields[k] === userId ? null : fields[k]!));
-  return `${ks.id}${JSON.stringify(values)}`;
+  return `${ks.id}${valuesJson(userId, fields, ks)}`;
 }
 
 export function encodeState(
@@ -132,13 +159,13 @@ export function sameAsValue(
   if (raw.charCodeAt(0) === OPEN_BRACE) return splitV1(raw).hash === hashFields(next);
   const comma = raw.indexOf(',');
   const ks = keySetOf(next);
-  const body =
-    raw.charCodeAt(comma + 1) === OPEN_BRACE
-      ? inlineJson(ks, next)
-      : raw.startsWith(ks.id, comma + 1) && (keyLists.get(ks.id) ?? ks.json) === ks.json
-        ? encodeBody(userId, next, ks, false)
-        : undefined;
-  return body !== undefined && raw.length - comma - 1 === body.length && raw.endsWith(body);
+  if (raw.charCodeAt(comma + 1) === OPEN_BRACE) {
+    const inline = inlineJson(ks, next);
+    return raw.length - comma - 1 === inline.length && raw.endsWith(inline);
+  }
+  if (!raw.startsWith(ks.id, comma + 1) || (keyLists.get(ks.id) ?? ks.json) !== ks.json) return false;
+  const values = valuesJson(userId, next, ks);
+  return raw.length - comma - 1 - ID_LENGTH === values.length && raw.endsWith(values);
 }
 
 /** The key set id a v2 value names (undefined for v1 and inline values); `hint`: tried first, no copy. */
