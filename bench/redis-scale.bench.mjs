@@ -120,7 +120,14 @@ async function encodeBatch(engine, batch, at) {
 }
 
 async function makeEngine(env) {
-  return Engine.create({ jobs: JOBS, config: loadConfig(env), logger: createLogger({ level: 'error' }) });
+  // BENCH_CHUNK: the scan's chunk size (engine default 2,000), to compare.
+  const settings = process.env.BENCH_CHUNK ? { chunkSize: Number(process.env.BENCH_CHUNK) } : {};
+  return Engine.create({
+    jobs: JOBS,
+    config: loadConfig(env),
+    logger: createLogger({ level: 'error' }),
+    settings,
+  });
 }
 
 function backfillCli(env) {
@@ -239,11 +246,14 @@ async function atSize(n) {
 
     // 4. the bare scan.
     // With the engine scan's own read-ahead (the faster of the two: the ratio's base), and without.
+    let bareCpuS = 0;
     const bareScan = async (prefetch) => {
+      const cpu0 = process.cpuUsage();
       const tb = performance.now();
       let bare = 0;
       for await (const _ of engine.source().scan({ pageSize: engine.settings.pageSize, prefetch })) bare++;
       if (bare !== n) throw new Error(`bare scan read ${bare} of ${n}`);
+      bareCpuS = cpuSeconds(cpu0);
       return (performance.now() - tb) / 1000;
     };
     const bareNoPrefetchS = await bareScan(0);
@@ -259,9 +269,11 @@ async function atSize(n) {
     const before = await requestsAtSandbox(sandbox.env);
     const statsBefore = process.env.BENCH_CMDSTATS ? await redis.info('commandstats') : '';
     const stopProfile = await startProfile();
+    const cpuR = process.cpuUsage();
     const tr = performance.now();
     const run = await waitForRun(engine, await startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
     const rerunS = (performance.now() - tr) / 1000;
+    const rerunCpuS = cpuSeconds(cpuR);
     await stopProfile(`rerun-${n}`);
     if (statsBefore) console.error(cmdDelta(statsBefore, await redis.info('commandstats')));
     const sent = (await requestsAtSandbox(sandbox.env)) - before;
@@ -288,12 +300,20 @@ async function atSize(n) {
       rerunUsersPerS: n / rerunS,
       bareS,
       rerunS,
+      bareCpuS,
+      rerunCpuS,
     };
   } finally {
     await engine.close();
     await clean(prefix);
     sandbox.child.kill('SIGTERM');
   }
+}
+
+/** User + system CPU seconds of this process since `from`. */
+function cpuSeconds(from) {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
 }
 
 /** BENCH_CMDSTATS=1: Redis commands during the re-run (INFO commandstats delta; others' commands included). */
@@ -394,6 +414,14 @@ try {
         value: Number((r.rerunUsersPerS / r.bareUsersPerS).toFixed(2)),
         unit: 'ratio',
         better: 'higher',
+        detail: { bareS: r.bareS, rerunS: r.rerunS },
+      },
+      {
+        name: `${label} users: re-run / bare scan, by CPU time of the engine process`,
+        value: Number((r.bareCpuS / r.rerunCpuS).toFixed(2)),
+        unit: 'ratio',
+        better: 'higher',
+        detail: { bareCpuS: r.bareCpuS, rerunCpuS: r.rerunCpuS },
       },
     );
   }
