@@ -32,7 +32,7 @@ function backfill(env) {
 function group(rest) {
   if (rest.startsWith('state:')) return 'state';
   if (rest.startsWith('unlinked:') || rest.startsWith('links:')) return 'state';
-  if (rest.startsWith('history:')) return 'history';
+  if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
   if (/^run:[^:]+:items$/.test(rest)) return 'runItems';
   if (/^run:[^:]+$/.test(rest) || rest.startsWith('run:') || rest === 'runs') return 'run';
   if (rest.startsWith('scan:') || rest.startsWith('sync-')) return 'bullmq';

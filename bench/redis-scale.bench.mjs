@@ -63,7 +63,7 @@ function kind(rest) {
   if (rest.startsWith('state:')) return 'state';
   if (rest.startsWith('unlinked:')) return 'unlinked';
   if (rest.startsWith('links:')) return 'links';
-  if (rest.startsWith('history:')) return 'history';
+  if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
   if (rest.startsWith('orphans:') || rest === 'tombstones') return 'deletions';
   if (/^run:[^:]+:(seen|gone:|absent|confirm)/.test(rest)) return 'runDeletions';
   if (/^run:[^:]+:(pending|settled)$/.test(rest)) return 'runPendingSettled';

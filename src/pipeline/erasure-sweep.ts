@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { scanKeys } from '../store/connection.js';
 import { tombstonesKey } from '../store/deletions.js';
@@ -161,6 +162,15 @@ export async function sweep(
       }
       if (opts.dryRun) found(k);
       else bump(special.kind, await redis.hdel(k, ...fields));
+      continue;
+    }
+    if (/:run:[^:]+:users:[0-9a-f]{2}$/.test(k)) {
+      // Issue 11.4: a run's history index (user key -> item indexes): the user's field, exactly.
+      const uk = userKey(opts.userId);
+      if ((await redis.hexists(k, uk)) === 1) {
+        if (opts.dryRun) found(k);
+        else bump('history', await redis.hdel(k, uk));
+      }
       continue;
     }
     if (/:run:[^:]+:(?:seen|gone:[a-z]+|orphans:[a-z]+)$/.test(k) || /:orphans:[a-z]+$/.test(k)) {
