@@ -173,7 +173,7 @@ describe('RunStore', () => {
       [r2, 0, 'sunshine'],
       [r3, 0, 'prelude'],
     ]);
-    expect(await redis.zrange(layout.history(uk), 0, -1)).toEqual([`${r3}/0`]); // the dangling ref dropped
+    expect(await redis.zrange(layout.history(uk), '0', '-1')).toEqual([`${r3}/0`]); // the dangling ref dropped
     await runs.deleteRun(r1);
     expect(await redis.exists(layout.runHistory(r1, uk))).toBe(0);
   });
