@@ -5,6 +5,7 @@ import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
 import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
+import { readHistory } from './run-history.js';
 import {
   type AttemptRecord,
   type CounterDelta,
@@ -379,55 +380,9 @@ export class RunStore {
     return rows.map((r) => JSON.parse(r) as RunItem);
   }
 
-  /**
-   * A user's timeline across runs and targets, oldest first, at most `historyPerUser` entries (the
-   * newest). Read from each retained run's history index (issue 11.4, one pipelined HGET per run) and
-   * from the per-user zset written before it (entries of pruned runs dropped there).
-   */
+  /** A user's timeline across runs and targets, oldest first (run-history.ts). */
   async history(userId: string): Promise<HistoryEntry[]> {
-    const uk = userKey(userId);
-    const legacyKey = this.layout.history(uk);
-    const runIds = await this.redis.zrange(this.layout.runs(), '0', '-1');
-    const p = this.redis.pipeline();
-    for (const runId of runIds) p.hget(this.layout.runHistory(runId, uk), uk);
-    p.zrange(legacyKey, '0', '-1');
-    const res = (await p.exec()) ?? [];
-    const refs = new Map<string, { runId: string; index: number; legacy: boolean }>();
-    runIds.forEach((runId, i) => {
-      const v = res[i]?.[1] as string | null | undefined;
-      for (const n of v ? v.split(',') : [])
-        refs.set(`${runId}/${n}`, { runId, index: Number(n), legacy: false });
-    });
-    for (const ref of (res[runIds.length]?.[1] as string[] | undefined) ?? []) {
-      const slash = ref.lastIndexOf('/');
-      if (!refs.has(ref))
-        refs.set(ref, { runId: ref.slice(0, slash), index: Number(ref.slice(slash + 1)), legacy: true });
-    }
-    // Oldest first: runs by start time (the order of `runs`), items by index within a run.
-    const order = new Map(runIds.map((id, i) => [id, i]));
-    const sorted = [...refs.entries()].sort(
-      ([, a], [, b]) => (order.get(a.runId) ?? -1) - (order.get(b.runId) ?? -1) || a.index - b.index,
-    );
-    const out: HistoryEntry[] = [];
-    const dangling: string[] = [];
-    const kinds = new Map<string, RunKind | null>();
-    for (const [ref, { runId, index, legacy }] of sorted) {
-      if (!kinds.has(runId))
-        kinds.set(runId, (await this.redis.hget(this.layout.run(runId), 'kind')) as RunKind | null);
-      const kind = kinds.get(runId);
-      const raw = kind ? await this.redis.lindex(this.layout.runItems(runId), index) : null;
-      if (!kind || !raw) {
-        if (legacy) dangling.push(ref);
-        continue;
-      }
-      const item = JSON.parse(raw) as RunItem;
-      // A user-key collision (64-bit hash), or a change displaced by a failure (issue 11.3), names
-      // another user: filter by the real id.
-      if (item.userId !== userId) continue;
-      out.push({ runId, kind, index, item });
-    }
-    if (dangling.length) await this.redis.zrem(legacyKey, ...dangling);
-    return out.slice(-this.retention.historyPerUser);
+    return readHistory(this.redis, this.layout, userId, this.retention.historyPerUser);
   }
 
   /** Deletes one run's keys (history entries pointing at it are dropped lazily on read). */
