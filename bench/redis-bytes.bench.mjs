@@ -136,7 +136,7 @@ try {
     description: `Redis MEMORY USAGE after a first backfill of ${users} sandbox users (three targets, limits off)`,
     metrics,
     notes: [
-      'state = state:<target> hashes (+ key lists) + unlinked/links; history = the runs\' history index run:<id>:users:<b> (issue 11.4; history:<user> zsets before), only for kept items.',
+      "state = state:<target> hashes (+ key lists) + unlinked/links; history = the runs' history index run:<id>:users:<b> (issue 11.4; history:<user> zsets before), only for kept items.",
       'BullMQ bytes (completed jobs kept an hour) are in detail.bytes.bullmq, not per known user.',
     ],
   });
