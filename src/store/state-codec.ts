@@ -7,7 +7,7 @@ import type { FieldMap, FieldValue } from '../core/types.js';
  *
  * A million users in three targets make three million values, so every byte of a value counts three
  * million times. The first format (v1, until issue 11.4) was `{"h":<sha256 hex>,"f":{...},"t":<ms>}`:
- * ~275 B a value, of which 72 B were the hash and about a third the payload's key names. v2 keeps the
+ * 200 to 300 B a value, of which 72 B were the hash and about a third the payload's key names. v2 keeps the
  * payload (the diff base of the next write and of the merge modes) but not the hash, and names the
  * payload's sorted key list once per install instead of once per user:
  *
@@ -16,7 +16,7 @@ import type { FieldMap, FieldValue } from '../core/types.js';
  *
  * The key set id is the first 6 base64url characters of sha256 of the key list's JSON; the list itself
  * sits in `{p}:state:<target>:keys` (id -> key list JSON), written (HSETNX) before the first value that
- * uses it. A value equal to the user id (Sunshine's `identifiers.external_id`) is written `null`, which
+ * uses it and again (a no-op) in the transaction of every value written. A value equal to the user id (Sunshine's `identifiers.external_id`) is written `null`, which
  * no payload holds (mapping values are strings, numbers or booleans). When an id is already taken by
  * another key list (a 36-bit collision, never seen in practice), the value keeps its keys inline:
  * `<writtenAt>,{sorted-key JSON}`.

@@ -109,11 +109,12 @@ export class StateStore {
     at = Date.now(),
   ): Promise<TargetState> {
     const value = await this.encode(target, userId, fields, at);
-    await this.redis
-      .multi()
-      .hset(this.layout.state(target), userId, value)
-      .hdel(this.layout.unlinked(target), userId)
-      .exec();
+    const m = this.redis.multi();
+    // The value's key list again, in the same transaction (a no-op when present): a Redis emptied
+    // under this process, whose cache still knows the list, never leaves a value it cannot decode.
+    const ks = keySetOf(fields);
+    if (!this.collided.get(target)?.has(ks.id)) m.hsetnx(this.layout.stateKeys(target), ks.id, ks.json);
+    await m.hset(this.layout.state(target), userId, value).hdel(this.layout.unlinked(target), userId).exec();
     return plainState(fields, at);
   }
 
@@ -229,13 +230,19 @@ export class StateStore {
    */
   private async upgrade(target: TargetId, userIds: string[], raw: (string | null)[]): Promise<void> {
     const args: string[] = [];
+    const lists = new Map<string, string>();
     for (const [i, v] of raw.entries()) {
       if (!v?.startsWith('{')) continue;
       const old = splitState(v);
       if (old.v !== 1) continue;
       args.push(userIds[i]!, v, await this.encode(target, userIds[i]!, old.fields, old.writtenAt));
+      const ks = keySetOf(old.fields);
+      if (!this.collided.get(target)?.has(ks.id)) lists.set(ks.id, ks.json);
     }
-    if (args.length) await this.redis.eval(UPGRADE_LUA, 1, this.layout.state(target), ...args);
+    if (args.length === 0) return;
+    const m = this.redis.multi();
+    for (const [id, json] of lists) m.hsetnx(this.layout.stateKeys(target), id, json); // as in saveWritten
+    await m.eval(UPGRADE_LUA, 1, this.layout.state(target), ...args).exec();
   }
 }
 

@@ -133,6 +133,15 @@ describe('state values (issue 11.4)', () => {
     ).toBe(false);
   });
 
+  it('Redis emptied under a process: its next write stores the key list again', async () => {
+    const fields: FieldMap = { first_name: 'Cy', last_name: 'Do', email: 'cy@example.com' };
+    await store.saveWritten('prelude', 'e-1', fields, 10);
+    await cleanPrefix(redis, prefix); // every key gone; this store's cache still knows the list
+    await store.saveWritten('prelude', 'e-2', fields, 20);
+    const [s] = await new StateStore(redis, layout).getMany('prelude', ['e-2']);
+    expect(s!.fields).toEqual(fields);
+  });
+
   it('findGone reads the write time of both formats', () => {
     expect(writtenAtOf(JSON.stringify({ h: 'x', f: {}, t: 42 }))).toBe(42);
     expect(writtenAtOf(`${(1_800_000_000_000).toString(36)},abcdef[]`)).toBe(1_800_000_000_000);
