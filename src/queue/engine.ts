@@ -150,7 +150,7 @@ export class Engine {
       attempts: { transient: config.sync.attempts, unknown: config.sync.attemptsUnknown },
       backoff: { baseMs: config.sync.backoffBaseMs, maxMs: config.sync.backoffMaxMs },
       unlinkedRecheckMs: config.sync.unlinkedRecheckMs,
-      chunkSize: 500,
+      chunkSize: 5000,
       pageSize: config.source.pageSize,
       defaultRetryAfterMs: 60_000,
       rateLimitMaxWaitMs: config.sync.rateLimitMaxWaitMs,

@@ -8,7 +8,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  *
  * | key                                   | type | what                                                   |
  * |---------------------------------------|------|--------------------------------------------------------|
- * | `{p}:state:<target>`                  | hash | userId -> last written payload, its hash, time         |
+ * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
+ * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
  * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
@@ -18,7 +19,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:plan`                | list | planned requests (dry run with `--plan`)               |
  * | `{p}:run:<runId>:tries`               | hash | jobId -> earlier failed attempts of that job           |
  * | `{p}:run:<runId>:pending` / `:settled`| set  | sync jobs enqueued / finished for good (exactly-once)  |
- * | `{p}:history:<userKey>`               | zset | `<runId>/<itemIndex>` by time, for `history <userId>`  |
+ * | `{p}:run:<runId>:users:<b>`           | hash | issue 11.4: userKey -> `<itemIndex>,...` of the run's kept items, for `history <userId>`; `<b>` = the key's first 2 hex digits (256 small hashes a run) |
+ * | `{p}:history:<userKey>`               | zset | before issue 11.4: `<runId>/<itemIndex>` by time (still read until it expires) |
  * | `{p}:run:<runId>:seen` / `:gone:<t>`  | set  | issue 5: ids a complete scan read / users who left (src/pipeline/deletions.ts) |
  * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
  * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
@@ -53,6 +55,10 @@ export class RedisLayout {
   state(target: TargetId): string {
     return this.key('state', target);
   }
+  /** Issue 11.4: the payload key lists the state values name by id (state-codec.ts); never per user. */
+  stateKeys(target: TargetId): string {
+    return this.key('state', target, 'keys');
+  }
   unlinked(target: TargetId): string {
     return this.key('unlinked', target);
   }
@@ -86,6 +92,13 @@ export class RedisLayout {
   }
   history(userKey: string): string {
     return this.key('history', userKey);
+  }
+  /**
+   * Issue 11.4: the history index of one run, in 256 buckets by the user key's first 2 hex digits, so
+   * that each stays a small (listpack-encoded) hash: ~35 B per user, dropped with the run.
+   */
+  runHistory(runId: string, userKey: string): string {
+    return this.key('run', runId, 'users', userKey.slice(0, 2));
   }
   throttleAdapt(target: TargetId): string {
     return this.key('throttle', target, 'adapt');
@@ -171,6 +184,7 @@ export class RedisLayout {
       this.runPending(runId),
       this.runSettled(runId),
       ...TARGET_IDS.map((t) => this.runItemsDisplaceable(runId, t)),
+      ...Array.from({ length: 256 }, (_, b) => this.runHistory(runId, b.toString(16).padStart(2, '0'))),
     ];
   }
 }

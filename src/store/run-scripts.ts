@@ -7,17 +7,19 @@ import type { Redis } from 'ioredis';
 
 /**
  * Records outcome counters and items atomically, once per settle member.
- * KEYS: run hash, items list, settled set, then per item its user's history key and its target's
- *       displaceable-items list (`run:<id>:changeidx:<target>`).
- * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,
- *       (field, by) pairs, then per item (target, outcome, item JSON).
+ * KEYS: run hash, items list, settled set, then per item its user's bucket of the run's history index
+ *       (`run:<id>:users:<b>`) and its target's displaceable-items list (`run:<id>:changeidx:<target>`).
+ * ARGV: now, history max age ms, history max length (both unused since issue 11.4: the index goes with
+ *       its run), runId, settle member ('' = none), counter count, (field, by) pairs, then per item
+ *       (target, outcome, item JSON, user key).
  * Items are bounded per target (issue 11.3): the run hash's `itemsMax` (set when the run is created;
  * absent = no bound) caps the items kept per target in `itemsKept:<t>`. Below the cap an item is
  * appended; a change item (not `failed`/`rejected`) also leaves `<index>/<outcome>` in the target's
  * displaceable list. At the cap, a failure or rejection takes the slot of the oldest kept change
  * (LSET at its index; the change is counted as left out), else it is itself left out. Left-out
  * items are counted in `itemsLeft:<outcome>:<t>`; counters stay exact. A user gets a history entry
- * only for a kept item (a displaced change's entry then names another user: dropped on read).
+ * only for a kept item (a displaced change's entry then names another user: dropped on read); issue
+ * 11.4: the entry is the item's index appended to the user's field in the run's history index.
  * Returns the number of items kept, -1 when the member had already settled (nothing recorded).
  */
 const RECORD_LUA = `
@@ -40,9 +42,10 @@ local maxItems = tonumber(redis.call('HGET', KEYS[1], 'itemsMax') or '-1')
 local base = 7 + 2 * nCounters
 local keptNow = 0
 for k = 0, nItems - 1 do
-  local t = ARGV[base + 3 * k]
-  local o = ARGV[base + 3 * k + 1]
-  local json = ARGV[base + 3 * k + 2]
+  local t = ARGV[base + 4 * k]
+  local o = ARGV[base + 4 * k + 1]
+  local json = ARGV[base + 4 * k + 2]
+  local uk = ARGV[base + 4 * k + 3]
   local h = KEYS[4 + 2 * k]
   local spare = KEYS[5 + 2 * k]
   local priority = (o == 'failed' or o == 'rejected')
@@ -67,10 +70,8 @@ for k = 0, nItems - 1 do
   end
   if idx then
     keptNow = keptNow + 1
-    redis.call('ZADD', h, now, runId .. '/' .. idx)
-    redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
-    redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
-    redis.call('PEXPIRE', h, maxAge)
+    local prev = redis.call('HGET', h, uk)
+    if prev then redis.call('HSET', h, uk, prev .. ',' .. idx) else redis.call('HSET', h, uk, idx) end
   end
 end
 return keptNow

@@ -5,6 +5,7 @@ import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
 import { counterField, emptyScan, maskItem, newRunId, parseRun } from './run-codec.js';
+import { readHistory } from './run-history.js';
 import {
   type AttemptRecord,
   type CounterDelta,
@@ -255,7 +256,7 @@ export class RunStore {
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
       ...items.flatMap((i) => [
-        this.layout.history(userKey(i.userId)),
+        this.layout.runHistory(runId, userKey(i.userId)),
         this.layout.runItemsDisplaceable(runId, i.target),
       ]),
     ];
@@ -267,7 +268,7 @@ export class RunStore {
       opts.settle ?? '',
       counters.length,
       ...counters.flat(),
-      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i)]),
+      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i), userKey(i.userId)]),
     ];
     const r = await this.redis.psRecord(keys.length, ...keys, ...args);
     if (r === -1) return false;
@@ -384,32 +385,9 @@ export class RunStore {
     return rows.map((r) => JSON.parse(r) as RunItem);
   }
 
-  /** A user's timeline across runs and targets, oldest first. Entries of pruned runs are dropped. */
+  /** A user's timeline across runs and targets, oldest first (run-history.ts). */
   async history(userId: string): Promise<HistoryEntry[]> {
-    const key = this.layout.history(userKey(userId));
-    const refs = await this.redis.zrange(key, '0', '-1');
-    const out: HistoryEntry[] = [];
-    const dangling: string[] = [];
-    const kinds = new Map<string, RunKind | null>();
-    for (const ref of refs) {
-      const slash = ref.lastIndexOf('/');
-      const runId = ref.slice(0, slash);
-      const index = Number(ref.slice(slash + 1));
-      if (!kinds.has(runId))
-        kinds.set(runId, (await this.redis.hget(this.layout.run(runId), 'kind')) as RunKind | null);
-      const kind = kinds.get(runId);
-      const raw = kind ? await this.redis.lindex(this.layout.runItems(runId), index) : null;
-      if (!kind || !raw) {
-        dangling.push(ref);
-        continue;
-      }
-      const item = JSON.parse(raw) as RunItem;
-      // A user-key collision (64-bit hash) would show another user's item: filter by the real id.
-      if (item.userId !== userId) continue;
-      out.push({ runId, kind, index, item });
-    }
-    if (dangling.length) await this.redis.zrem(key, ...dangling);
-    return out;
+    return readHistory(this.redis, this.layout, userId, this.retention.historyPerUser);
   }
 
   /** Deletes one run's keys (history entries pointing at it are dropped lazily on read). */
