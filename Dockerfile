@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # profile-sync: the daemon image (Node 24 LTS). Also runs one-off commands:
 #   docker run --env-file prod.env profile-sync backfill --json
-# Untested here (no Docker engine on the build machines); kept deliberately plain.
+# No Docker engine on the build machines: test/unit/deploy/dockerfile.test.ts checks the rules that
+# matter (pinned Node 24 base, numeric non-root USER, HEALTHCHECK, no secrets, exec-form entrypoint).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -29,7 +30,9 @@ COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 COPY --from=build --chown=node:node /app/config ./config
-USER node
+# The image's `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric user
+# (deploy/deployment.yaml sets the same uid).
+USER 1000:1000
 # /healthz, /readyz, /metrics, /dashboard (docs/operations.md). Bound to all interfaces in the container so
 # the kubelet and Prometheus reach it on the pod IP; set OPS_DASHBOARD_TOKEN to protect the dashboard.
 EXPOSE 9464

@@ -32,7 +32,7 @@ function backfill(env) {
 function group(rest) {
   if (rest.startsWith('state:')) return 'state';
   if (rest.startsWith('unlinked:') || rest.startsWith('links:')) return 'state';
-  if (rest.startsWith('history:')) return 'history';
+  if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
   if (/^run:[^:]+:items$/.test(rest)) return 'runItems';
   if (/^run:[^:]+$/.test(rest) || rest.startsWith('run:') || rest === 'runs') return 'run';
   if (rest.startsWith('scan:') || rest.startsWith('sync-')) return 'bullmq';
@@ -136,7 +136,7 @@ try {
     description: `Redis MEMORY USAGE after a first backfill of ${users} sandbox users (three targets, limits off)`,
     metrics,
     notes: [
-      'state = state:<target> hashes + unlinked/links; history = history:<user> zsets (only for kept items).',
+      "state = state:<target> hashes (+ key lists) + unlinked/links; history = the runs' history index run:<id>:users:<b> (issue 11.4; history:<user> zsets before), only for kept items.",
       'BullMQ bytes (completed jobs kept an hour) are in detail.bytes.bullmq, not per known user.',
     ],
   });

@@ -3,8 +3,9 @@
 // (1,000) sandbox users backfilled into Sunshine, Zephr and Prelude, once with ZEPHR_WRITE_MODE and
 // SUNSHINE_WRITE_MODE `owned`, once with both `merge`, each into a fresh sandbox, then the unchanged
 // re-run. The requests are counted by the simulators themselves (`/__sandbox/counters`), the writes are
-// the run's `created + updated`. Prelude has one mode (PATCH); its unlinked users (user_not_found, no
-// write) are the "lookups" beside its writes. Rate limits are off: this counts requests, not time.
+// the run's `created + updated`. Prelude has one mode (PATCH); its batch_lookups (one per 100 users,
+// issue 10) are the requests beside its writes; its unlinked users cost none. Rate limits are off: this
+// counts requests, not time.
 //
 // Run alone: npm run build && node bench/requests-per-write.bench.mjs
 // Tunables: BENCH_USERS (1000), BENCH_CONCURRENCY (16), REDIS_URL.
@@ -126,7 +127,7 @@ for (const mode of ['owned', 'merge']) {
 notes.push(
   `${users} users, each a create in every target; requests counted by the simulators (/__sandbox/counters), writes = created + updated`,
   'owned: ZEPHR_WRITE_MODE=owned and SUNSHINE_WRITE_MODE=owned; merge: both merge (the defaults are Zephr owned, Sunshine merge)',
-  'prelude: requests/write counts its user_not_found answers (unlinked users, no write) as extra requests beside its writes',
+  'prelude: requests/write counts its batch_lookups (one per 100 users) beside its PATCHes; users Prelude does not know (unlinked) cost no PATCH',
   'the unchanged re-run sent 0 requests to every target in both modes (checked; the benchmark fails otherwise)',
 );
 

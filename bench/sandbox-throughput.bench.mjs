@@ -49,6 +49,9 @@ try {
   const basic = `Basic ${Buffer.from(`${env.SOURCE_USERNAME}:${env.SOURCE_PASSWORD}`).toString('base64')}`;
   const res = await request(`${env.SOURCE_URL}/user?maxResults=1000`, { headers: { authorization: basic } });
   const ids = (await res.body.json()).map((u) => u.id);
+  // Prelude's PATCH takes Prelude's own usr_ ids (the sandbox's default, as the real service).
+  const preludeUsers = await request(`${env.PRELUDE_URL}/__sandbox/users`);
+  const usrIds = (await preludeUsers.body.json()).users.map((u) => u.id);
   const enc = (id) => encodeURIComponent(id);
   const jwt = await new SignJWT({ sub: 'bench-user', exp: Math.floor(Date.now() / 1000) + 3600 })
     .setProtectedHeader({ alg: 'HS256' })
@@ -95,7 +98,7 @@ try {
       name: 'prelude PATCH /v2/session/apps/{appID}/users/{userID}/profile',
       url: env.PRELUDE_URL,
       method: 'PATCH',
-      paths: ids.map((id) => `/v2/session/apps/${env.PRELUDE_APP_ID}/users/${enc(id)}/profile`),
+      paths: usrIds.map((id) => `/v2/session/apps/${env.PRELUDE_APP_ID}/users/${enc(id)}/profile`),
       headers: { authorization: `Bearer ${env.PRELUDE_API_KEY}` },
       body: { profile: { first_name: 'Bench' } },
     },

@@ -51,7 +51,7 @@ export async function settleFailedJob(
     );
     if (after.error !== err.message) return null;
     log.error({ err: lastError }, 'scan job failed outside its handler: the run is incomplete');
-    await maybeFinishRun(ctx.runs, runId);
+    await maybeFinishRun(ctx.runs, runId, ctx.alerts);
     return 'scan-failed';
   }
 
@@ -85,7 +85,7 @@ export async function settleFailedJob(
       ? `${target} job stalled more than maxStalledCount times: settled as failed (dead letter)`
       : `${target} job failed outside its handler: settled as failed (dead letter)`,
   );
-  await checkFailureRate(ctx.runs, runId, gate.maxFailureRate);
-  await maybeFinishRun(ctx.runs, runId);
+  await checkFailureRate(ctx.runs, runId, gate.maxFailureRate, ctx.alerts);
+  await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   return 'settled';
 }

@@ -1,9 +1,11 @@
-import type { TargetConnector, TargetLinker } from '../src/connectors/types.js';
+import { LOOKUP_BATCH, lookupEmail } from '../src/connectors/prelude/lookup.js';
+import type { FoundLinkResult, TargetConnector, TargetLinker } from '../src/connectors/types.js';
 import { isSyncError, RejectedRecordError } from '../src/core/errors.js';
 import { hashFields } from '../src/core/hashing.js';
 import type { FieldMap, RequestRecord, SourceUser } from '../src/core/types.js';
-import type { JobContext } from '../src/queue/context.js';
-import type { RunItem, RunOptions } from '../src/store/run-record.js';
+import type { JobContext, RequestScope } from '../src/queue/context.js';
+import { formatWait } from '../src/queue/run-lifecycle.js';
+import { RATE_LIMITED_STOP, type RunItem, type RunOptions } from '../src/store/run-record.js';
 import { unlinkedIsFresh } from '../src/store/state-store.js';
 
 /**
@@ -22,7 +24,11 @@ import { unlinkedIsFresh } from '../src/store/state-store.js';
 export interface ChunkLinks {
   /** source id -> Prelude user id, after the lookup. */
   links: Map<string, string>;
-  /** Users whose lookup failed (Prelude down): no job for them this run, counted `failed`. */
+  /**
+   * Users whose batch_lookup failed (after the HTTP client's retries): each gets a sync job that looks
+   * it up on its own (`lookup: true`), so a lasting failure ends in the dead letters; in a dry run
+   * (no jobs) they are counted `failed` with the lookup's error.
+   */
   failed: Map<string, Record<string, unknown>>;
 }
 
@@ -59,42 +65,77 @@ export async function linkChunk(
     if (opts.full || !skip) candidates.push(user);
   });
   if (candidates.length === 0) return { links, failed };
-  try {
-    const result = await linker.lookup(candidates);
-    if (result.lookups > 0) {
-      await ctx.runs.record(runId, {
-        counters: [
-          ['prelude', 'lookups', result.lookups],
-          ['prelude', 'requests', result.requests.length],
-        ],
-        now,
-      });
+  // One lookup per 100 users, each on its own: a batch that fails (after the HTTP client's retries:
+  // batch_lookup is a read, resent like one) costs only its own users, the others keep their links.
+  const found: FoundLinkResult[] = [];
+  for (let i = 0; i < candidates.length; i += LOOKUP_BATCH) {
+    const batch = candidates.slice(i, i + LOOKUP_BATCH);
+    // Every try the throttle grants is counted (HTTP-level retries included), failed ones too.
+    const scope: RequestScope = { sent: 0 };
+    try {
+      found.push(...(await ctx.requestScope.run(scope, () => linker.lookup(batch))).found);
+    } catch (err) {
+      // Nothing is written for these users from the scan and nothing is marked unlinked: each gets a
+      // sync job that looks it up again (jobs/sync.ts `lookup`), under the job's retries, 429 waits and
+      // auth stop, and ends in the dead letters (`retry-failed`) if Prelude still fails.
+      const lastError = errorOf(err);
+      ctx.logger.warn(
+        { runId, target: 'prelude', users: batch.length, err: lastError.message },
+        opts.dryRun
+          ? 'prelude: batch_lookup failed; these users are counted failed in this dry run'
+          : 'prelude: batch_lookup failed; each of these users is looked up again by its own sync job',
+      );
+      for (const u of batch) failed.set(u.id, lastError);
+      if (!opts.dryRun) await stopIfHopeless(ctx, runId, err);
+    } finally {
+      if (scope.sent > 0) await countLookups(ctx, runId, scope.sent, now);
     }
-    if (opts.dryRun) {
-      const out = new Map(links);
-      for (const f of result.found) out.set(f.sourceId, f.preludeUserId);
-      return { links: out, failed };
-    }
-    if (result.found.length) await ctx.links.addFound(result.found, now);
-  } catch (err) {
-    // auth (key, app, session): the PATCHes would fail the same way; everything else: these users wait
-    // for the next run. Either way nothing is written for them in Prelude and nothing is marked unlinked.
-    const lastError = isSyncError(err)
-      ? {
-          code: err.code,
-          errorClass: err.errorClass,
-          message: err.message,
-          ...(err.status ? { status: err.status } : {}),
-        }
-      : { message: err instanceof Error ? err.message : String(err) };
-    ctx.logger.warn(
-      { runId, target: 'prelude', users: candidates.length, err: lastError.message },
-      'prelude: batch_lookup failed; these users are not written to Prelude in this run',
-    );
-    for (const u of candidates) failed.set(u.id, lastError);
-    return { links, failed };
   }
+  if (opts.dryRun) {
+    const out = new Map(links);
+    for (const f of found) out.set(f.sourceId, f.preludeUserId);
+    return { links: out, failed };
+  }
+  if (found.length) await ctx.links.addFound(found, now);
   return { links: await ctx.links.getMany(users.map((u) => u.id)), failed };
+}
+
+async function countLookups(ctx: JobContext, runId: string, sent: number, now: number) {
+  await ctx.runs.record(runId, {
+    counters: [
+      ['prelude', 'lookups', sent],
+      ['prelude', 'requests', sent],
+    ],
+    now,
+  });
+}
+
+/**
+ * A lookup refused for a reason every request would meet (auth: key, app, session; a 429 asking to wait
+ * beyond RATE_LIMIT_MAX_WAIT) stops Prelude for the run as a job's failure would (jobs/user-steps.ts):
+ * the users' jobs then fail at the gate without a request, into the dead letters for `retry-failed`.
+ */
+async function stopIfHopeless(ctx: JobContext, runId: string, err: unknown): Promise<void> {
+  if (!isSyncError(err)) return;
+  const maxMs = ctx.settings.rateLimitMaxWaitMs;
+  const askedMs = err.retryAfterMs ?? ctx.settings.defaultRetryAfterMs;
+  let reason: string | undefined;
+  if (err.errorClass === 'auth') reason = `${err.code} ${err.status ?? ''} ${err.message}`.trim();
+  else if (err.errorClass === 'rate_limited' && askedMs > maxMs)
+    reason = `${RATE_LIMITED_STOP}prelude asked to wait ${formatWait(askedMs)} (HTTP 429 Retry-After), more than RATE_LIMIT_MAX_WAIT (${formatWait(maxMs)})`;
+  if (reason && (await ctx.runs.stopTarget(runId, 'prelude', reason)))
+    ctx.logger.error({ runId, target: 'prelude' }, `prelude stopped for run ${runId}: ${reason}`);
+}
+
+function errorOf(err: unknown): Record<string, unknown> & { message: string } {
+  return isSyncError(err)
+    ? {
+        code: err.code,
+        errorClass: err.errorClass,
+        message: err.message,
+        ...(err.status ? { status: err.status } : {}),
+      }
+    : { message: err instanceof Error ? err.message : String(err) };
 }
 
 /** Whether a Prelude user without a link gets no job (unlinked) rather than a PATCH. */
@@ -104,23 +145,87 @@ export function needsLink(ctx: JobContext): boolean {
 }
 
 /**
- * With links required: `linked`; `failed` (the lookup failed); `unlinked` (not found: no PATCH,
- * remembered for UNLINKED_RECHECK); `create` (not found, PRELUDE_CREATE_USERS=true: the job creates it).
+ * With links required: `linked`; `failed` (the lookup failed: the job looks the user up again);
+ * `create` (not found, PRELUDE_CREATE_USERS=true and an email to log in with: the job creates it);
+ * `unlinked` (not found, nothing to create: no PATCH, remembered for UNLINKED_RECHECK).
  */
 export function linkDecision(
-  userId: string,
+  user: SourceUser,
   links: Map<string, string>,
   failed: Map<string, unknown>,
   connector: TargetConnector,
 ): 'linked' | 'failed' | 'unlinked' | 'create' {
-  if (links.has(userId)) return 'linked';
-  if (failed.has(userId)) return 'failed';
-  return connector.linker?.createUsers ? 'create' : 'unlinked';
+  if (links.has(user.id)) return 'linked';
+  if (failed.has(user.id)) return 'failed';
+  // Prelude requires an identifier: a user without an email cannot be created (lookup.ts `create`).
+  return connector.linker?.createUsers && lookupEmail(user) !== undefined ? 'create' : 'unlinked';
 }
 
-/** A `failed` item for a user whose lookup failed. */
-export function lookupFailedItem(userId: string, lastError: Record<string, unknown>, now: number): RunItem {
-  return { userId, target: 'prelude', outcome: 'failed', attempts: 1, requests: [], lastError, at: now };
+/**
+ * The scan's own item for a user who gets no job: `unlinked` (why: no Prelude user found, so `report`
+ * and `history` say it), and in a dry run (no jobs) `failed` with the lookup's error. Undefined when
+ * the user gets a job.
+ */
+export function heldItem(
+  decision: ReturnType<typeof linkDecision> | undefined,
+  userId: string,
+  failed: Map<string, Record<string, unknown>>,
+  connector: TargetConnector,
+  dryRun: boolean,
+  now: number,
+): RunItem | undefined {
+  const linkBy = connector.linker?.linkBy;
+  const base = { userId, target: 'prelude' as const, requests: [], at: now, ...(dryRun ? { dryRun } : {}) };
+  if (decision === 'unlinked') {
+    const reason = `no Prelude user found (PRELUDE_LINK_BY=${linkBy}): no request; looked up again after UNLINKED_RECHECK or when the user changes`;
+    return { ...base, outcome: 'unlinked', reason, attempts: 0 };
+  }
+  if (decision === 'failed' && dryRun)
+    return { ...base, outcome: 'failed', attempts: 1, lastError: failed.get(userId)! };
+  return undefined;
+}
+
+/** What a Prelude sync job needs to know of the scan's lookup: it failed; the id a dry run found. */
+export function jobLinkHints(
+  decision: ReturnType<typeof linkDecision> | undefined,
+  linkedId: string | undefined,
+  dryRun: boolean,
+): { lookup?: true; link?: string } {
+  return {
+    ...(decision === 'failed' ? { lookup: true } : {}),
+    ...(dryRun && linkedId ? { link: linkedId } : {}),
+  };
+}
+
+/**
+ * The Prelude id a sync job writes to when the link table has none: with `lookup` (the scan's
+ * batch_lookup for this user failed) the job looks the user up itself (one request; an error is the
+ * job's: retried, 429 waited, auth stops the target, and in the end a dead letter `retry-failed`
+ * re-drives); with PRELUDE_CREATE_USERS=true a user still not found is created. A dry run looks up
+ * (a read) but stores and creates nothing.
+ */
+export async function resolveLink(
+  ctx: JobContext,
+  linker: TargetLinker,
+  user: SourceUser,
+  next: FieldMap,
+  opts: { attempt: number; lookup: boolean; dryRun: boolean; runId: string },
+): Promise<{ created: boolean; linkedId?: string; requests: RequestRecord[] }> {
+  const requests: RequestRecord[] = [];
+  if (opts.lookup && linker.looksUp) {
+    const result = await linker.lookup([user]);
+    requests.push(...result.requests);
+    await ctx.runs.record(opts.runId, { counters: [['prelude', 'lookups', result.lookups]] });
+    const hit = result.found[0];
+    if (hit && !opts.dryRun) await ctx.links?.addFound([hit]);
+    if (hit) {
+      const linkedId = (opts.dryRun ? undefined : await ctx.links?.get(user.id)) ?? hit.preludeUserId;
+      return { created: false, linkedId, requests };
+    }
+  }
+  if (opts.dryRun || !linker.createUsers) return { created: false, requests };
+  const made = await createLink(ctx, linker, user, next, opts.attempt, opts.runId);
+  return { ...made, requests: [...requests, ...made.requests] };
 }
 
 /**
@@ -135,6 +240,7 @@ export async function createLink(
   user: SourceUser,
   next: FieldMap,
   attempt: number,
+  runId: string,
 ): Promise<{ created: boolean; linkedId?: string; requests: RequestRecord[] }> {
   if (attempt > 1 && linker.looksUp) {
     const again = await linker.lookup([user]);
@@ -147,5 +253,6 @@ export async function createLink(
   const made = await linker.create(user, next);
   if (made.preludeUserId === undefined) return { created: false, requests: made.requests };
   await ctx.links?.addFound([{ sourceId: user.id, preludeUserId: made.preludeUserId, how: 'create' }]);
+  await ctx.runs.record(runId, { counters: [['prelude', 'creates', 1]] });
   return { created: true, linkedId: made.preludeUserId, requests: made.requests };
 }

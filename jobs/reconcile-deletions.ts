@@ -152,8 +152,12 @@ export async function reconcileDeletions(
     }
     log.info({ target: t, ...d, held: Boolean(held) }, 'users who left the source detected');
   }
-  if (held && !run.options.dryRun)
-    alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets });
+  if (held && !run.options.dryRun) {
+    // The log line always; the webhook when configured (not `alerts?.x(alertHeld(...))`: optional
+    // chaining would skip the log line with the call).
+    const alert = alertHeld(ctx.logger, { runId: run.id, reason: held, targets: summary.targets });
+    ctx.alerts?.deletionsHeld(alert);
+  }
   return summary;
 }
 
@@ -294,7 +298,7 @@ export async function confirmHeldDeletions(
     await writeDeletions(redis, layout, runId, summary, { hold: false });
   } finally {
     await ctx.runs.updateScan(runId, { status: 'done' });
-    await maybeFinishRun(ctx.runs, runId);
+    await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   }
   ctx.logger.warn({ runId, removals, returned, ignored }, 'held deletions confirmed by the operator');
   return { runId, removals, returned, ignored };

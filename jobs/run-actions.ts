@@ -45,7 +45,10 @@ export interface WaitOptions {
 }
 
 /** Records a run and enqueues its scan; returns the run id. Workers (here or in a daemon) do the rest. */
-export async function startRun(engine: Engine, req: StartRunRequest): Promise<string> {
+export async function startRun(
+  engine: Pick<Engine, 'targets' | 'config' | 'runs' | 'scanQueue' | 'logger'>,
+  req: StartRunRequest,
+): Promise<string> {
   const targets = req.targets ?? engine.targets;
   const unknown = targets.filter((t) => !engine.targets.includes(t));
   if (unknown.length)
@@ -121,7 +124,7 @@ export async function drainRun(engine: Engine, runId: string): Promise<number> {
       if (progress === 0) break; // nothing left (or only jobs another process is removing)
     }
   }
-  await maybeFinishRun(engine.runs, runId);
+  await maybeFinishRun(engine.runs, runId, engine.alerts);
   return removed;
 }
 
@@ -138,7 +141,7 @@ export async function waitForRun(
   let drained = false;
   for (;;) {
     options.signal?.throwIfAborted();
-    await maybeFinishRun(engine.runs, runId);
+    await maybeFinishRun(engine.runs, runId, engine.alerts);
     const run = await engine.runs.get(runId);
     if (!run) {
       // The record is gone (Redis emptied under the run). Waiting would be for ever; jobs still in
@@ -153,6 +156,7 @@ export async function waitForRun(
       engine.runs,
       runId,
       options.maxFailureRate ?? run.options.maxFailureRate,
+      engine.alerts,
     );
     if (reason) {
       engine.logger.warn({ runId, reason }, 'run abort requested');
@@ -264,9 +268,10 @@ export async function retryFailed(
     const message = err instanceof Error ? err.message : String(err);
     await engine.runs.updateScan(runId, { status: 'failed', complete: false, error: message });
     await engine.runs.finish(runId, 'failed', { error: message });
+    engine.alerts?.runEnded(runId, 'failed');
     throw err;
   }
-  await maybeFinishRun(engine.runs, runId);
+  await maybeFinishRun(engine.runs, runId, engine.alerts);
   engine.logger.info(
     { runId, jobs: valid.length, malformed: malformed.length, retryOf: filter.runId },
     'dead letters re-driven',

@@ -1,22 +1,15 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
-import { diffFields } from '../src/core/diff.js';
-import { isSyncError, RejectedRecordError, SyncError } from '../src/core/errors.js';
-import { hashFields } from '../src/core/hashing.js';
-import type { TargetId } from '../src/core/targets.js';
-import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
+import { isSyncError, SyncError } from '../src/core/errors.js';
+import type { SourceRecord } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { recordSeen, seenKey } from '../src/store/deletions.js';
-import type { RunItem, RunKind, RunOptions, ScanInfo } from '../src/store/run-record.js';
-import type { CounterDelta } from '../src/store/run-store.js';
-import { unlinkedIsFresh } from '../src/store/state-store.js';
-import { linkChunk, linkDecision, lookupFailedItem, needsLink } from './link-steps.js';
+import type { RunKind, ScanInfo } from '../src/store/run-record.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
-import * as sync from './sync.js';
-import * as steps from './user-steps.js';
+import { processChunk } from './scan-chunk.js';
 
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
@@ -58,12 +51,6 @@ export function options(runId: string, kind: RunKind): JobsOptions {
     removeOnComplete: { age: 7 * 86_400, count: 1000 },
     removeOnFail: { age: 30 * 86_400 },
   };
-}
-
-/** Where a restarted scan resumes: records up to `enqueued` are done; up to `flushed`, counted but their jobs may be missing. */
-interface Checkpoint {
-  flushed: number;
-  enqueued: number;
 }
 
 export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
@@ -124,10 +111,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     idless += fresh.filter((r) => !r.ok && !r.userId).length;
     enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, fresh, start, positions, checkpoint);
     const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
-    await recordSeen(redis, layout, runId, ids);
     chunk = [];
-    await ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates });
-    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate);
+    await Promise.all([
+      recordSeen(redis, layout, runId, ids),
+      ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates }),
+    ]);
+    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts);
     const c = await ctx.runs.completion(runId);
     // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
     if (!c || c.abortReason) aborted = true;
@@ -141,7 +130,16 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       idless = 0;
       const records: AsyncIterable<SourceRecord> = opts.users
         ? byIds(ctx, opts.users)
-        : source.scan({ pageSize: ctx.settings.pageSize, signal: controller.signal, onPage: () => pages++ });
+        : source.scan({
+            pageSize: ctx.settings.pageSize,
+            signal: controller.signal,
+            onPage: () => pages++,
+            // One page ahead: the source answers while this page is decided. Not more: the identity
+            // service has no rate limit of ours, and a chunk's worth of pages (10 at the defaults)
+            // requested at once is a burst it did not ask for; after a 401 the requests already sent
+            // would all be refused too (test/integration/engine/failure-paths.test.ts).
+            prefetch: 1,
+          });
       for await (const rec of records) {
         if (opts.limit !== undefined && seen >= opts.limit) break;
         seen++;
@@ -222,7 +220,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   }
   await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records, pages });
   log.info({ records, pages, enqueued, complete, duplicates, restarts }, 'source scan finished');
-  await maybeFinishRun(ctx.runs, runId);
+  await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   return { records, enqueued, complete };
 }
 
@@ -238,7 +236,7 @@ async function failScan(
     { err: info.error, records: info.records },
     `source scan failed after ${info.records} source records: the run is incomplete`,
   );
-  await maybeFinishRun(ctx.runs, runId);
+  await maybeFinishRun(ctx.runs, runId, ctx.alerts);
 }
 
 /** Per record: whether its id is already in the run's seen set, or earlier in the same chunk. */
@@ -267,182 +265,4 @@ async function* byIds(ctx: JobContext, ids: string[]): AsyncIterable<SourceRecor
     const rec = await source.getUser(id);
     yield rec ?? { ok: false, userId: id, reason: 'not found in the source (404)' };
   }
-}
-
-interface SyncJobSpec {
-  name: string;
-  data: sync.SyncPayload;
-  opts: JobsOptions;
-}
-
-/**
- * Decides one chunk of source records for every target, records what needs no job (counts and items
- * plus the checkpoint, in one atomic step), marks the jobs pending, then adds them. Returns the jobs
- * added. A chunk before the checkpoint is skipped; one that was counted but whose jobs may be missing
- * (crash between the two steps) only re-adds its jobs, whose ids collapse duplicates.
- */
-async function processChunk(
-  ctx: JobContext,
-  runId: string,
-  kind: RunKind,
-  opts: RunOptions,
-  targets: TargetId[],
-  records: SourceRecord[],
-  start: number,
-  positions: number,
-  checkpoint: Checkpoint,
-): Promise<number> {
-  // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
-  const outside = start < 0;
-  const end = start + positions;
-  if (!outside && end <= checkpoint.enqueued) return 0;
-  const countOnly = !outside && start < checkpoint.flushed; // already counted: only (re-)add its jobs
-  const now = Date.now();
-  const counters: CounterDelta[] = [];
-  const items: RunItem[] = [];
-  const planLines: unknown[] = [];
-  const jobs = new Map<TargetId, SyncJobSpec[]>();
-  const users = records.filter((r): r is { ok: true; user: SourceUser } => r.ok).map((r) => r.user);
-  const rejectedRecords = records.filter((r): r is { ok: false; userId?: string; reason: string } => !r.ok);
-  const ids = users.map((u) => u.id);
-  const stored =
-    targets.includes('prelude') && ctx.links ? await ctx.links.getMany(ids) : new Map<string, string>();
-  // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
-  const { links, failed: lookupFailed } = targets.includes('prelude')
-    ? await linkChunk(ctx, runId, opts, users, stored, now)
-    : { links: stored, failed: new Map<string, Record<string, unknown>>() };
-  const linkFirst = targets.includes('prelude') && needsLink(ctx);
-  const unlinkedNow: [SourceUser, FieldMap][] = [];
-
-  for (const target of targets) {
-    const connector = ctx.targets[target]!;
-    const tally = new Map<string, number>();
-    const bump = (o: string, by = 1) => tally.set(o, (tally.get(o) ?? 0) + by);
-    for (const r of rejectedRecords) {
-      bump('rejected');
-      items.push({
-        userId: r.userId ?? '(no id)',
-        target,
-        outcome: 'rejected',
-        reason: r.reason,
-        attempts: 0,
-        requests: [],
-        at: now,
-      });
-    }
-    const states = await ctx.state.getMany(target, ids);
-    const unlinked =
-      target === 'prelude' ? await ctx.state.getUnlinkedMany(target, ids) : ids.map(() => null);
-    const specs: SyncJobSpec[] = [];
-    for (const [i, user] of users.entries()) {
-      let next: FieldMap;
-      try {
-        next = connector.map(user);
-      } catch (err) {
-        if (!(err instanceof RejectedRecordError)) throw err;
-        bump('rejected');
-        items.push({
-          userId: user.id,
-          target,
-          outcome: 'rejected',
-          reason: err.reason,
-          attempts: 0,
-          requests: [],
-          at: now,
-        });
-        continue;
-      }
-      const hash = hashFields(next);
-      const stored = states[i] ?? null;
-      if (!opts.full && stored?.hash === hash) {
-        bump('unchanged');
-        continue;
-      }
-      const linkWait =
-        target === 'prelude' && linkFirst ? linkDecision(user.id, links, lookupFailed, connector) : undefined;
-      // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
-      const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
-      if (!opts.full && linkWait !== 'linked' && fresh) {
-        bump('unlinked');
-        continue;
-      }
-      if (linkWait === 'failed') items.push(lookupFailedItem(user.id, lookupFailed.get(user.id)!, now));
-      if (linkWait === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
-      if (linkWait === 'failed' || linkWait === 'unlinked') {
-        bump(linkWait);
-        continue;
-      }
-      if (opts.dryRun && !opts.full) {
-        // A dry run without --full needs no request at all: plan from the last written state.
-        const previous = stored?.fields ?? null;
-        const linkedId = links.get(user.id);
-        const planned = connector.plan({
-          userId: user.id,
-          next,
-          previous,
-          user,
-          ...(linkedId ? { linkedId } : {}),
-        });
-        const outcome = previous === null ? 'created' : 'updated';
-        bump(outcome);
-        bump('planned', planned.length);
-        items.push({
-          userId: user.id,
-          target,
-          outcome,
-          diff: diffFields(previous, next),
-          attempts: 0,
-          requests: [],
-          dryRun: true,
-          at: now,
-        });
-        if (opts.plan) planLines.push(...planned.map((p) => sync.planLine(target, user.id, p, opts.showPii)));
-        continue;
-      }
-      specs.push({
-        name: sync.name,
-        data: { runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
-        opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
-      });
-    }
-    for (const [counter, n] of tally) counters.push([target, counter as CounterDelta[1], n]);
-    jobs.set(target, specs);
-  }
-
-  for (const [user, next] of unlinkedNow) await ctx.state.markUnlinked('prelude', user.id, next, now);
-  if (!countOnly) {
-    await ctx.runs.record(runId, {
-      counters,
-      items,
-      raw: outside ? [] : [['scanFlushed', positions]],
-      pii: opts.showPii,
-      now,
-    });
-    await ctx.runs.addPlan(runId, planLines);
-  }
-  // Pending before the jobs exist: a job that finishes at once must find its member pending.
-  let added = 0;
-  for (const [target, specs] of jobs) {
-    await ctx.runs.addPending(
-      runId,
-      specs.map((s) => steps.settleMember(target, s.data.userId)),
-    );
-    const queue = ctx.syncQueues[target]!;
-    for (let i = 0; i < specs.length; i += ctx.settings.chunkSize) {
-      await queue.addBulk(specs.slice(i, i + ctx.settings.chunkSize));
-    }
-    added += specs.length;
-  }
-  if (!outside) await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
-  return added;
-}
-
-/** Only the four fields the mapping reads go into job data. */
-function pickUser(user: SourceUser): sync.SyncPayload['user'] {
-  const out: sync.SyncPayload['user'] = { id: user.id };
-  // Absent stays absent and null stays null: the job maps exactly the user the scan hashed.
-  if (user.firstName !== undefined) out.firstName = user.firstName;
-  if (user.lastName !== undefined) out.lastName = user.lastName;
-  if (user.email !== undefined) out.email = user.email;
-  return out;
 }

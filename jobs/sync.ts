@@ -11,7 +11,7 @@ import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } fro
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import type { StateWrite, TargetState } from '../src/store/state-store.js';
-import { createLink, needsLink } from './link-steps.js';
+import { needsLink, resolveLink } from './link-steps.js';
 import {
   handleFailure,
   makeSettle,
@@ -44,6 +44,10 @@ export const payloadSchema = z.object({
   full: z.boolean().default(false),
   /** Read (with `full`) and plan, write nothing. */
   dryRun: z.boolean().default(false),
+  /** Prelude: the scan's batch_lookup for this user failed; the job looks it up (jobs/link-steps.ts). */
+  lookup: z.boolean().optional(),
+  /** Prelude, dry run: the id the scan's lookup found (a dry run stores no link). */
+  link: z.string().min(1).optional(),
 });
 export type SyncPayload = z.infer<typeof payloadSchema>;
 
@@ -107,7 +111,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const gate = await ctx.runs.jobGate(runId, target, member, reads);
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
   const known: Known = {
-    stored: ctx.state.parse(gate.reads[0] ?? null),
+    stored: await ctx.state.parse(target, userId, gate.reads[0] ?? null),
     ...(reads.length > 1 ? { link: gate.reads[1] ?? undefined } : {}),
   };
 
@@ -218,14 +222,19 @@ async function attemptSync(
 ): Promise<AttemptResult> {
   const { target, userId } = data;
   const connector = ctx.targets[target]!;
-  let linkedId = target === 'prelude' && ctx.links ? known.link : undefined;
-  if (linkedId === undefined && !data.dryRun && connector.linker?.createUsers && needsLink(ctx)) {
-    const made = await createLink(ctx, connector.linker, user, next, attempt);
+  // The gate read the link (one call); a dry run's scan may hand one over in the payload.
+  let linkedId = target === 'prelude' && ctx.links ? (known.link ?? data.link) : undefined;
+  const linker = target === 'prelude' && needsLink(ctx) ? connector.linker : undefined;
+  let linkRequests: RunItem['requests'] = [];
+  if (linkedId === undefined && linker && (data.lookup || (!data.dryRun && linker.createUsers))) {
+    const how = { attempt, lookup: data.lookup === true, dryRun: data.dryRun, runId: data.runId };
+    const made = await resolveLink(ctx, linker, user, next, how);
     if (made.created) {
       await ctx.state.saveWritten(target, userId, next);
       return { outcome: 'created', diff: diffFields(null, next), requests: made.requests, planned: [] };
     }
     linkedId = made.linkedId;
+    linkRequests = made.requests;
   }
   const stored = known.stored;
   let previous: FieldMap | null = stored?.fields ?? null;
@@ -239,18 +248,30 @@ async function attemptSync(
       previous = current;
     }
   }
-  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : {}) };
+  // A user without a link here was looked up already (by the scan or above): plan the create only.
+  const lookedUp = linkedId === undefined && linker?.looksUp === true;
+  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : { lookedUp }) };
   if (data.dryRun) {
     const diff = diffFields(previous, next);
-    const outcome = previous === null ? 'created' : isEmptyDiff(diff) ? 'unchanged' : 'updated';
-    return { outcome, diff, requests: [], planned: connector.plan(change), ...(drift ? { drift } : {}) };
+    const planned = connector.plan(change);
+    if (lookedUp && planned.length) await ctx.runs.record(data.runId, { counters: [[target, 'creates', 1]] });
+    const outcome =
+      lookedUp && planned.length === 0
+        ? 'unlinked'
+        : previous === null
+          ? 'created'
+          : isEmptyDiff(diff)
+            ? 'unchanged'
+            : 'updated';
+    return { outcome, diff, requests: linkRequests, planned, ...(drift ? { drift } : {}) };
   }
   const result = await connector.write(change);
+  result.requests = [...linkRequests, ...result.requests];
   // Issue 10: user_not_found at a linked id (deleted in Prelude): the link goes, the next lookup decides.
   if (result.outcome === 'unlinked' && linkedId && needsLink(ctx)) await ctx.links?.drop(userId, linkedId);
   if (result.outcome === 'unlinked') await ctx.state.markUnlinked(target, userId, next);
   return {
-    ...(result.outcome === 'unlinked' ? {} : { state: ctx.state.writeOf(target, userId, next) }),
+    ...(result.outcome === 'unlinked' ? {} : { state: await ctx.state.writeOf(target, userId, next) }),
     outcome: result.outcome,
     diff: result.diff,
     requests: result.requests,

@@ -129,7 +129,9 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
     return { outcome: 'rejected', requests: scope.sent };
   }
   if (isSyncError(err) && err.errorClass === 'auth') {
-    if (await ctx.runs.stopTarget(runId, target, `${err.code} ${err.status ?? ''} ${err.message}`.trim())) {
+    const reason = `${err.code} ${err.status ?? ''} ${err.message}`.trim();
+    if (await ctx.runs.stopTarget(runId, target, reason)) {
+      ctx.alerts?.authFailed(runId, target, reason);
       log.error(
         { userId, status: err.status, vendorCode: err.vendorCode },
         `AUTH FAILED for ${target}: target stopped for run ${runId}, no further requests will be sent to it; fix the credentials and run retry-failed`,
@@ -251,8 +253,8 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
       ...(state ? { state } : {}),
     });
     if (judge) {
-      await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate);
-      await maybeFinishRun(ctx.runs, s.runId);
+      await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate, ctx.alerts);
+      await maybeFinishRun(ctx.runs, s.runId, ctx.alerts);
     }
   };
 }

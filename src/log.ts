@@ -43,6 +43,10 @@ export const REDACT_PATHS = [
   'dashboardToken',
   '*.dashboardToken',
   'config.ops.dashboardToken',
+  'config.ops.apiToken',
+  'webhookUrl',
+  '*.webhookUrl',
+  'config.alerts.webhookUrl',
 ];
 
 export interface CreateLoggerOptions {

@@ -38,6 +38,7 @@ const SECRET_KEYS = new Set([
   'privateKey',
   'nextPrivateKey',
   'dashboardToken',
+  'webhookUrl', // ALERT_WEBHOOK_URL: a Slack webhook URL carries its token in the path
 ]);
 
 /** `****` + at most the last 2 characters (only for values long enough that 2 characters reveal nothing useful). */
@@ -194,7 +195,13 @@ export async function buildReport(config: Config, options: BuildReportOptions = 
         const plan = connector.plan({ userId: user.id, user, previous: null, next, ...linked });
         const older = Object.fromEntries(Object.entries(next).map(([k, v]) => [k, `${String(v)}-old`]));
         const update = connector.plan({ userId: user.id, user, previous: older, next, ...linked });
-        report.writeMode = { ...targetWriteMode(config, target), create: plan.length, update: update.length };
+        // Per write: a Prelude batch_lookup serves 100 users (the linking line says so), not one write.
+        const perWrite = (p: typeof plan) => p.filter((r) => !r.path.endsWith('/batch_lookup')).length;
+        report.writeMode = {
+          ...targetWriteMode(config, target),
+          create: perWrite(plan),
+          update: perWrite(update),
+        };
         if (target === 'prelude') report.linking = describeLinking(config, user, options.preludeLink);
         report.fields = mask ? (maskBody(next) as FieldMap) : next;
         report.plan = mask

@@ -116,15 +116,21 @@ export function registerSandbox(program: Command): void {
     .option('--prelude-unknown-share <share>', "share of source users Prelude doesn't know (0..1)", '0.1')
     .option(
       '--prelude-ids <usr|source>',
-      "ids Prelude's profile PATCH accepts: usr (Prelude's own, as the real service) or source (legacy)",
+      "ids Prelude's profile PATCH accepts: usr (Prelude's own, as the real service; default) or source (legacy)",
     )
     .action(async (flags: SandboxFlags) => {
       const options = sandboxOptions(flags);
+      // Listen before anything is printed: a test (or an operator) may send Ctrl-C as soon as the
+      // export lines appear, and a signal with no listener would kill the process (exit null, not 0).
+      const stopped = new Promise<NodeJS.Signals>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
       const sandbox = await startSandbox(options);
       const limit = options.rateLimit === undefined ? DEFAULT_SANDBOX_RATE_LIMIT : options.rateLimit;
       const out: string[] = [
         `profile-sync sandbox: ${options.users} users, seed ${options.seed}${options.readOnly ? ', read-only source' : ''}, ` +
-          `Prelude ids ${options.preludeIds ?? 'source'}, ` +
+          `Prelude ids ${options.preludeIds ?? 'usr'}, ` +
           (limit
             ? `rate limit ${limit.perMinute}/min (burst ${limit.burst}) per credential`
             : 'no rate limit'),
@@ -138,10 +144,7 @@ export function registerSandbox(program: Command): void {
         '',
       ];
       process.stdout.write(out.join('\n'));
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      const signal = await stopped;
       await sandbox.close();
       process.stderr.write(`profile-sync sandbox: ${signal}, closed\n`);
       process.exitCode = 0;

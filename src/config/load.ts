@@ -75,6 +75,9 @@ export const ENV_PATHS: Record<string, string> = {
   OPS_HOST: 'ops.host',
   OPS_DASHBOARD_TOKEN: 'ops.dashboardToken',
   OPS_DASHBOARD_READ_ONLY: 'ops.dashboardReadOnly',
+  OPS_API_TOKEN: 'ops.apiToken',
+  OPS_PUBLIC_URL: 'ops.publicUrl',
+  ALERT_WEBHOOK_URL: 'alerts.webhookUrl',
   SHUTDOWN_TIMEOUT_MS: 'sync.shutdownTimeoutMs',
   PROFILE_SYNC_TEST_RATE_WINDOW_MS: 'sync.rateWindowMs',
 };
@@ -161,6 +164,7 @@ function crossChecks(config: Config): string[] {
     ['SUNSHINE_URL', config.targets.sunshine?.url],
     ['ZEPHR_URL', config.targets.zephr?.url],
     ['PRELUDE_URL', config.targets.prelude?.url],
+    ['ALERT_WEBHOOK_URL', config.alerts.webhookUrl],
   ];
   for (const [name, value] of urls) {
     if (!value) continue;

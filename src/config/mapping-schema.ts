@@ -44,6 +44,28 @@ export function templateProblems(template: string): string[] {
   return problems;
 }
 
+/**
+ * A template split once into literal text and source paths (a path at odd indexes), so that rendering
+ * one user is a concatenation instead of a regex pass (issue 11.4: the scan maps every user). Renders
+ * exactly what `renderTemplate` renders.
+ */
+export function compileTemplate(template: string): (get: (path: SourcePath) => string | undefined) => string {
+  const parts: string[] = [''];
+  let at = 0;
+  for (const m of template.matchAll(TEMPLATE_TOKEN)) {
+    parts[parts.length - 1] += template.slice(at, m.index);
+    if (m[1] === undefined) parts[parts.length - 1] += m[0][0]!;
+    else parts.push(m[1], '');
+    at = m.index + m[0].length;
+  }
+  parts[parts.length - 1] += template.slice(at);
+  return (get) => {
+    let out = parts[0]!;
+    for (let i = 1; i < parts.length; i += 2) out += (get(parts[i] as SourcePath) ?? '') + parts[i + 1]!;
+    return out;
+  };
+}
+
 /** Renders a template for a user; absent fields render as the empty string. */
 export function renderTemplate(template: string, get: (path: SourcePath) => string | undefined): string {
   return template.replace(TEMPLATE_TOKEN, (m, name: string | undefined) => {

@@ -7,10 +7,10 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import type { FieldMap, FieldValue, SourceUser } from '../core/types.js';
 import { packageRoot } from '../paths.js';
 import {
+  compileTemplate,
   type MappingOverrides,
   type MappingRule,
   mappingSchema,
-  renderTemplate,
   type SourcePath,
 } from './mapping-schema.js';
 import { preludeReservedKeyReason } from './prelude-reserved-keys.js';
@@ -205,6 +205,10 @@ function sourceValue(user: SourceUser, path: SourcePath): string | undefined {
   return v === null || v === undefined ? undefined : String(v);
 }
 
+function templateEvaluator(render: ReturnType<typeof compileTemplate>): Evaluator {
+  return (u) => render((p) => sourceValue(u, p));
+}
+
 function evaluator(rule: MappingRule): Evaluator {
   const transforms = rule.transforms ?? [];
   const omitIfEmpty = transforms.includes('omit-if-empty');
@@ -213,7 +217,7 @@ function evaluator(rule: MappingRule): Evaluator {
     rule.from !== undefined
       ? (u) => sourceValue(u, rule.from!)
       : rule.template !== undefined
-        ? (u) => renderTemplate(rule.template!, (p) => sourceValue(u, p))
+        ? templateEvaluator(compileTemplate(rule.template))
         : () => rule.const;
   return (user) => {
     let v = get(user);

@@ -180,6 +180,27 @@ export const opsSchema = z.object({
   dashboardToken: z.string().min(16, 'use at least 16 characters (e.g. `openssl rand -hex 24`)').optional(),
   /** `OPS_DASHBOARD_READ_ONLY`: the dashboard cannot retry, clean, pause or remove jobs. @defaultValue true */
   dashboardReadOnly: booleanish.default(true),
+  /**
+   * `OPS_API_TOKEN` (issue 12.2): `POST /users/{id}/sync` needs `Authorization: Bearer <token>`; without
+   * it the route is not served (503). Separate from the dashboard token: a webhook caller may enqueue,
+   * not read run records. A secret (redacted in logs). @defaultValue unset (route refused)
+   */
+  apiToken: z.string().min(16, 'use at least 16 characters (e.g. `openssl rand -hex 24`)').optional(),
+  /**
+   * `OPS_PUBLIC_URL`: the ops surface's address as an operator's browser reaches it (`https://ops.example.com`);
+   * alerts link to `<OPS_PUBLIC_URL>/runs/<runId>`. @defaultValue unset (alerts carry no link)
+   */
+  publicUrl: url.optional(),
+});
+
+/** Issue 12.3: the operations webhook (src/queue/run-alerts.ts). */
+export const alertsSchema = z.object({
+  /**
+   * `ALERT_WEBHOOK_URL`: where alerts are POSTed (Slack-compatible JSON). https://, or http:// on
+   * loopback only. A secret (a Slack webhook URL carries its token in the path): redacted, never
+   * logged beyond its host. @defaultValue unset (no alerts)
+   */
+  webhookUrl: url.optional(),
 });
 
 export const configSchema = z.object({
@@ -221,6 +242,8 @@ export const configSchema = z.object({
   http: httpSchema,
   /** @defaultValue every field's default */
   ops: opsSchema.prefault({}),
+  /** @defaultValue no alerts */
+  alerts: alertsSchema.prefault({}),
   /**
    * Mapping overrides from the config file's `mapping:` section (defaults: config/mapping.default.yaml;
    * compiled and checked by src/config/mapping.ts). @defaultValue {}
@@ -294,6 +317,7 @@ export type ZephrConfig = z.infer<typeof zephrSchema>;
 export type PreludeConfig = z.infer<typeof preludeSchema>;
 export type HttpConfig = z.infer<typeof httpSchema>;
 export type OpsConfig = z.infer<typeof opsSchema>;
+export type AlertsConfig = z.infer<typeof alertsSchema>;
 
 /** Requests per minute the engine allows a target. */
 export function targetRateLimit(config: Config, target: TargetId): number {

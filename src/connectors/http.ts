@@ -77,6 +77,8 @@ export interface HttpRequest {
   /** Extra headers for this request only (override `headers()`). */
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** A POST that only reads (Prelude's batch_lookup): retried on transient failures like a GET. */
+  readOnly?: boolean;
 }
 
 export interface HttpResponse {
@@ -253,7 +255,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const path = buildPath(basePath, req.path, req.query);
     const records: RequestRecord[] = [];
-    const tries = IDEMPOTENT_METHODS.has(req.method) ? 1 + retries : 1;
+    const tries = IDEMPOTENT_METHODS.has(req.method) || req.readOnly ? 1 + retries : 1;
     for (let attempt = 1; ; attempt++) {
       let res: HttpResponse | undefined;
       let failure: SyncError | undefined;

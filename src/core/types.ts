@@ -66,6 +66,11 @@ export interface Change {
   user: SourceUser;
   /** Prelude: the linked user id from the link table, overriding the template. */
   linkedId?: string;
+  /**
+   * Prelude, no `linkedId`: the run has already looked this user up and found nobody, so a plan holds
+   * only the create (PRELUDE_CREATE_USERS=true), not another lookup nor a PATCH.
+   */
+  lookedUp?: boolean;
 }
 
 export interface ItemResult {

@@ -89,7 +89,17 @@ export class Daemon {
         await scheduler.start();
       }
       const listen = opts.ops === false ? null : opsListen(config);
-      if (listen) ops = await startOpsServer({ engine, logger, version: packageVersion(), ...listen });
+      if (listen)
+        ops = await startOpsServer({
+          engine,
+          // The run pages' buttons (when not read-only) and POST /users/{id}/sync act through this
+          // process's engine; the user page's "sync now" is the same requestUserSync.
+          actionEngine: engine,
+          userSync: engine,
+          logger,
+          version: packageVersion(),
+          ...listen,
+        });
     } catch (err) {
       await scheduler?.close(true).catch(() => undefined);
       await engine.close().catch(() => undefined);

@@ -16,6 +16,16 @@ export function tokenMatches(req: IncomingMessage, token: string): boolean {
   return timingSafeEqual(digest(presented), digest(token));
 }
 
+/**
+ * Issue 12.2: the ops API's check (`OPS_API_TOKEN`): `Authorization: Bearer <token>` only. No Basic:
+ * a browser would re-send Basic credentials with any page's request, and this route writes.
+ */
+export function bearerMatches(req: IncomingMessage, token: string): boolean {
+  const header = req.headers.authorization;
+  if (!header?.toLowerCase().startsWith('bearer ')) return false;
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(token));
+}
+
 /** The `WWW-Authenticate` challenge that makes a browser ask for the token. */
 export const CHALLENGE = 'Basic realm="profile-sync dashboard", charset="UTF-8"';
 

@@ -77,7 +77,17 @@ export function createDashboard(opts: DashboardOptions): NodeHandler {
   createBullBoard({
     queues,
     serverAdapter,
-    options: { uiConfig: { boardTitle: opts.title ?? 'profile-sync queues', hideDocsLink: true } },
+    options: {
+      uiConfig: {
+        boardTitle: opts.title ?? 'profile-sync queues',
+        hideDocsLink: true,
+        // Back to the run, user and target pages (src/http/pages/), which link here for jobs.
+        miscLinks: [
+          { text: 'Runs', url: '/runs' },
+          { text: 'Targets', url: '/targets' },
+        ],
+      },
+    },
   });
   const app = new Hono();
   app.route(basePath, serverAdapter.registerPlugin());

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { Engine } from '../queue/engine.js';
 import { CHALLENGE, tokenMatches } from './auth.js';
 import { createDashboard, type NodeHandler } from './dashboard.js';
 import { EventLoopMonitor } from './event-loop.js';
@@ -9,8 +10,11 @@ import { type HealthOptions, liveness, readiness } from './health.js';
 import { jwksEndpoint } from './jwks.js';
 import { OpsMetrics } from './metrics.js';
 import type { OpsEngine } from './ops-engine.js';
+import { createPages, isPagePath, type SyncNow } from './pages/index.js';
 import { RedisProbe } from './redis-probe.js';
 import { getRun, listRuns } from './runs-api.js';
+import { requestUserSync, type UserSyncEngine } from './user-sync.js';
+import { isUserSyncPath, userSyncRoute } from './user-sync-route.js';
 
 export interface OpsServerOptions {
   engine: OpsEngine;
@@ -31,6 +35,20 @@ export interface OpsServerOptions {
   maxEventLoopLagMs?: number;
   /** Node's `process_*` / `nodejs_*` metrics. @defaultValue true */
   defaultMetrics?: boolean;
+  /**
+   * The full engine, for the run pages' "confirm deletions" and "retry failed" buttons
+   * (jobs/run-actions.ts). Without it (or read-only) they are not offered. The daemon passes its own.
+   */
+  actionEngine?: Engine;
+  /**
+   * The user page's "sync now" (issue 12.1); without it (or read-only) the button is not offered.
+   * @defaultValue `requestUserSync(userSync, id)` when `userSync` is given (the daemon)
+   */
+  syncNow?: SyncNow;
+  /** Issue 12.2: the engine `POST /users/{id}/sync` enqueues on (the daemon's). @defaultValue none: 503 */
+  userSync?: UserSyncEngine;
+  /** `OPS_API_TOKEN`. @defaultValue `engine.config.ops.apiToken` */
+  apiToken?: string;
 }
 
 export interface OpsServer {
@@ -57,10 +75,13 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * | `GET /dashboard`            | token | bull-board over the scan and sync queues                   |
  * | `GET /api/runs[?limit=N]`   | token | newest run summaries (JSON)                                 |
  * | `GET /api/runs/<id|latest>` | token | one run summary                                             |
+ * | `GET /runs`, `/runs/<id>`, `/users/<id>`, `/targets` | token | HTML pages (src/http/pages/)  |
  * | `GET /.well-known/jwks.json`| none  | Zephr's public keys (RS256/ES256; 404 for HS256), issue 12.6 |
+ * | `POST /users/<id>/sync`     | api   | sync one user now (202 + run id), src/http/user-sync.ts, 12.2 |
  *
  * Probes and Prometheus stay unauthenticated (the kubelet and most scrape configs send no token) and
- * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set.
+ * expose no user data; the dashboard and run API need `OPS_DASHBOARD_TOKEN` when it is set; the
+ * user-sync route needs `OPS_API_TOKEN` (Bearer) and is refused (503) while it is not set.
  */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const { engine, logger } = opts;
@@ -91,13 +112,36 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   });
   const dashboard: NodeHandler = createDashboard({ engine, readOnly });
   const jwks = jwksEndpoint(engine.config);
+  const userSyncEngine = opts.userSync;
+  const syncNow: SyncNow | undefined =
+    opts.syncNow ?? (userSyncEngine ? (id) => requestUserSync(userSyncEngine, id) : undefined);
+  const pages = createPages({
+    engine,
+    probe,
+    readOnly,
+    logger: log,
+    ...(opts.actionEngine ? { actionEngine: opts.actionEngine } : {}),
+    ...(syncNow ? { syncNow } : {}),
+  });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://ops.invalid');
     const path = url.pathname;
     const isDashboard = path === '/dashboard' || path.startsWith('/dashboard/');
     const isApi = path === '/api' || path.startsWith('/api/');
-    if (isDashboard || isApi) {
+    if (isUserSyncPath(req.url)) {
+      const a = await userSyncRoute(req, {
+        engine: opts.userSync,
+        token: opts.apiToken ?? ops.apiToken,
+        probe,
+        crossSite: isCrossSiteWrite(req),
+      });
+      res.writeHead(a.status, { 'content-type': JSON_TYPE, 'cache-control': 'no-store', ...a.headers });
+      res.end(JSON.stringify(a.body));
+      return;
+    }
+    const isPage = isPagePath(path);
+    if (isDashboard || isApi || isPage) {
       if (token && !tokenMatches(req, token)) {
         res.writeHead(401, { 'content-type': JSON_TYPE, 'www-authenticate': CHALLENGE });
         res.end(
@@ -105,10 +149,11 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
         );
         return;
       }
-      if (isDashboard && isCrossSiteWrite(req)) {
+      if ((isDashboard || isPage) && isCrossSiteWrite(req)) {
         return send(res, 403, { error: 'cross-site request refused' });
       }
       if (isDashboard) return dashboard(req, res);
+      if (isPage) return pages(req, res, url);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     switch (path) {
@@ -151,7 +196,18 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
     }
     send(res, 404, {
       error: 'not found',
-      routes: ['/healthz', '/readyz', '/metrics', '/dashboard', '/api/runs', '/.well-known/jwks.json'],
+      routes: [
+        '/healthz',
+        '/readyz',
+        '/metrics',
+        '/dashboard',
+        '/api/runs',
+        '/runs',
+        '/targets',
+        '/users',
+        '/.well-known/jwks.json',
+        'POST /users/{id}/sync',
+      ],
     });
   };
 

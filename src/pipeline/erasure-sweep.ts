@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { scanKeys } from '../store/connection.js';
 import { tombstonesKey } from '../store/deletions.js';
@@ -145,8 +146,11 @@ export async function sweep(
   // On a Cluster, SCAN goes to every master (scanKeys): a plain `redis.scan` would ask one random node.
   const keys = await scanKeys(redis, layout.allKeys());
 
+  // Issue 11.4: the payload key lists every state value names (no user in them): never touched, even
+  // for a user whose id is a key name such as `email`.
+  const keyLists = new Set(TARGET_IDS.map((t) => layout.stateKeys(t)));
   for (const k of keys) {
-    if (k === tomb) continue;
+    if (k === tomb || keyLists.has(k)) continue;
     const special = perUser.get(k);
     if (special) {
       const fields = await userFields(redis, k, opts.userId);
@@ -158,6 +162,15 @@ export async function sweep(
       }
       if (opts.dryRun) found(k);
       else bump(special.kind, await redis.hdel(k, ...fields));
+      continue;
+    }
+    if (/:run:[^:]+:users:[0-9a-f]{2}$/.test(k)) {
+      // Issue 11.4: a run's history index (user key -> item indexes): the user's field, exactly.
+      const uk = userKey(opts.userId);
+      if ((await redis.hexists(k, uk)) === 1) {
+        if (opts.dryRun) found(k);
+        else bump('history', await redis.hdel(k, uk));
+      }
       continue;
     }
     if (/:run:[^:]+:(?:seen|gone:[a-z]+|orphans:[a-z]+)$/.test(k) || /:orphans:[a-z]+$/.test(k)) {

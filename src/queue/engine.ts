@@ -20,6 +20,7 @@ import { StateStore } from '../store/state-store.js';
 import { backoffStrategy } from './backoff.js';
 import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
 import type { JobSet } from './job-definition.js';
+import { type AlertTuning, createRunAlerts, type RunAlerts } from './run-alerts.js';
 import { SlidingWindowThrottle } from './throttle.js';
 
 type ErasureDeps = Parameters<typeof forgetUser>[0];
@@ -61,6 +62,8 @@ export interface EngineOptions {
   rateWindowMs?: number;
   /** Overrides of the settings derived from `config.sync` (tests use short backoffs). */
   settings?: Partial<EngineSettings>;
+  /** Issue 12.3: delivery settings of the alerts (tests shorten the retries). @defaultValue src/connectors/alert-webhook.ts */
+  alerts?: AlertTuning;
 }
 
 export interface StartWorkersOptions {
@@ -106,6 +109,8 @@ export class Engine {
   readonly scanQueue: Queue;
   readonly syncQueues: Partial<Record<TargetId, Queue>>;
   readonly jobs: JobSet;
+  /** Issue 12.3: the operations alerts, when `ALERT_WEBHOOK_URL` is set (src/queue/run-alerts.ts). */
+  readonly alerts?: RunAlerts;
   private workers: Worker[] = [];
   private readonly throttles: SlidingWindowThrottle[] = [];
   private sourceConnector?: SourceConnector;
@@ -145,7 +150,7 @@ export class Engine {
       attempts: { transient: config.sync.attempts, unknown: config.sync.attemptsUnknown },
       backoff: { baseMs: config.sync.backoffBaseMs, maxMs: config.sync.backoffMaxMs },
       unlinkedRecheckMs: config.sync.unlinkedRecheckMs,
-      chunkSize: 500,
+      chunkSize: 5000,
       pageSize: config.source.pageSize,
       defaultRetryAfterMs: 60_000,
       rateLimitMaxWaitMs: config.sync.rateLimitMaxWaitMs,
@@ -157,6 +162,11 @@ export class Engine {
       this.targets.map((t) => [t, new Queue(syncQueueName(t), queueOpts)]),
     );
     this.sourceConnector = opts.source;
+    this.alerts = createRunAlerts(
+      config,
+      { redis: connection, layout: this.layout, runs: this.runs, logger },
+      opts.alerts,
+    );
   }
 
   static async create(opts: EngineOptions): Promise<Engine> {
@@ -285,6 +295,7 @@ export class Engine {
       settings: this.settings,
       requestScope: this.requestScope,
       lowerRateLimit: async (target) => this.throttleByTarget[target]?.lower(),
+      ...(this.alerts ? { alerts: this.alerts } : {}),
     };
   }
 
@@ -412,6 +423,7 @@ export class Engine {
     await Promise.all(this.workers.map((w) => w.close()));
     this.workers = [];
     await this.removeVanishedDebris();
+    await this.alerts?.close(); // bounded: deliveries still retrying, then the rest is given up (logged)
     for (const th of this.throttles) th.close();
     await Promise.all([this.scanQueue, ...Object.values(this.syncQueues)].map((q) => q.close()));
     if (this.ownsConnectors) await closeConnectors(this.connectors);

@@ -1,5 +1,6 @@
 import type { RunStatus } from '../store/run-record.js';
 import type { RunStore } from '../store/run-store.js';
+import { FAILURE_RATE_ABORT, type RunAlerts } from './run-alerts.js';
 
 /**
  * Ends a run once its scan has ended and every sync job it enqueued has settled (completed, or failed
@@ -13,8 +14,15 @@ import type { RunStore } from '../store/run-store.js';
  * users left only from complete scans of runs that ran to the end); `held` when the safety brake held
  * the run's removals (issue 5: it waits for `backfill --confirm-deletes`); else `completed`.
  */
-export async function maybeFinishRun(runs: RunStore, runId: string): Promise<RunStatus | null> {
-  return runs.finishIfDone(runId);
+export async function maybeFinishRun(
+  runs: RunStore,
+  runId: string,
+  /** Issue 12.3: told when this call ended the run (only one call does). */
+  alerts?: RunAlerts,
+): Promise<RunStatus | null> {
+  const status = await runs.finishIfDone(runId);
+  if (status) alerts?.runEnded(runId, status);
+  return status;
 }
 
 /** Users a target must have settled before `--max-failure-rate` is judged (issue 4: "after the first 100"). */
@@ -29,6 +37,8 @@ export async function checkFailureRate(
   runs: RunStore,
   runId: string,
   rate: number | undefined,
+  /** Issue 12.3: alerted when this call asks the abort (deduplicated across callers by the alert's claim). */
+  alerts?: RunAlerts,
 ): Promise<string | null> {
   if (rate === undefined) return null;
   const run = await runs.get(runId);
@@ -37,8 +47,9 @@ export async function checkFailureRate(
     const done = Object.values(c.outcomes).reduce((a, b) => a + b, 0);
     const bad = c.outcomes.failed + c.outcomes.rejected;
     if (done >= FAILURE_RATE_MIN_USERS && bad / done > rate) {
-      const reason = `max failure rate exceeded in ${t}: ${bad} of ${done} failed or rejected (> ${rate})`;
+      const reason = `${FAILURE_RATE_ABORT} in ${t}: ${bad} of ${done} failed or rejected (> ${rate})`;
       await runs.requestAbort(runId, reason);
+      alerts?.failureRateExceeded(runId, reason);
       return reason;
     }
   }

@@ -138,6 +138,68 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + steps * tonumber(ARGV[4]) + w
 return {1, base}
 `;
 
+/**
+ * Issue 12.1 (the targets page): a look at a target's throttle that grants nothing. KEYS: log, adapt
+ * hash, pause. ARGV: limit, window, cooldown, stepEvery, the span counted as "recent" (ms).
+ * Returns {effective limit, paused until (0: none), now, requests granted in the recent span}.
+ */
+const STATUS_LUA = `
+local limit = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local eff = ${EFFECTIVE_LIMIT}
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused <= now then paused = 0 end
+local recent = redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[5]), '+inf')
+return {eff, paused, now, recent}
+`;
+
+export interface ThrottleStatus {
+  /** The configured limit (requests per window). */
+  limit: number;
+  /** The limit in force now: below `limit` for a while after a 429 cut it (AIMD). */
+  effectiveLimit: number;
+  /** A 429's "paused until" (Redis clock, ms), when the target is paused now. */
+  pausedUntil?: number;
+  /** Requests granted in the last window. */
+  recentRequests: number;
+  /** Redis's clock at the look (ms). */
+  at: number;
+}
+
+/**
+ * Reads a target's throttle without taking a grant: what the ops pages show. Same keys and the same
+ * effective-limit rule as the throttle itself; `windowMs` is the vendor's window (the requests
+ * counted), the adaptive steps use the defaults the engine's throttles use (one window each).
+ */
+export async function throttleStatus(
+  redis: Redis,
+  keys: { key: string; adaptKey: string; pauseKey: string },
+  limit: number,
+  windowMs = 60_000,
+): Promise<ThrottleStatus> {
+  const r = (await redis.eval(
+    STATUS_LUA,
+    3,
+    keys.key,
+    keys.adaptKey,
+    keys.pauseKey,
+    limit,
+    windowMs,
+    windowMs,
+    windowMs,
+    windowMs,
+  )) as [number, number, number, number];
+  const [eff, paused, at, recent] = r;
+  return {
+    limit,
+    effectiveLimit: eff,
+    recentRequests: recent,
+    at,
+    ...(paused ? { pausedUntil: paused } : {}),
+  };
+}
+
 export interface SlidingWindowThrottleOptions {
   redis: Redis;
   /** The sorted set (`RedisLayout.throttle(target)`). */

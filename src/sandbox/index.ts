@@ -6,7 +6,7 @@ import { syntheticUsers } from './source/synthetic-users.js';
 import { SUNSHINE_DEFAULT_API_TOKEN, SUNSHINE_DEFAULT_EMAIL, sunshineVendor } from './sunshine/index.js';
 import { ZEPHR_DEFAULTS, zephrVendor } from './zephr/zephr-vendor.js';
 
-export type { FaultRule, RateLimit, Sim } from './kit/index.js';
+export type { FaultRule, RateLimit, Sim, TappedRequest } from './kit/index.js';
 
 /**
  * The demo default: generous enough that a 1,000-user demo runs in seconds, yet a real token bucket, so a
@@ -32,9 +32,10 @@ export interface SandboxOptions {
   /** Share of source user ids Prelude does not know (`user_not_found`). @defaultValue 0.1 */
   preludeUnknownShare?: number;
   /**
-   * Which user ids Prelude's profile PATCH accepts: `source` (legacy: the source id itself, for the
-   * users Prelude knows, as well as `usr_` ids) or `usr` (only Prelude's own `usr_` ids, as the real
-   * service). The Prelude users are the same in both. @defaultValue 'source'
+   * Which user ids Prelude's profile PATCH accepts: `usr` (only Prelude's own `usr_` ids, as the real
+   * service: a source id is never a Prelude user id) or `source` (legacy, explicit only: the source id
+   * itself too, for the users Prelude knows; `env` then sets PRELUDE_LINK_BY=template). The Prelude
+   * users are the same in both. @defaultValue 'usr'
    */
   preludeIds?: 'usr' | 'source';
 }
@@ -70,7 +71,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     prelude: preludeVendor({
       seed,
       unknownShare: options.preludeUnknownShare ?? 0.1,
-      ids: options.preludeIds ?? 'source',
+      ids: options.preludeIds ?? 'usr',
       population: () => syntheticUsers(seed, users),
       sourceUser: (id) => {
         const record = source.store.get(id);
@@ -119,9 +120,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       PRELUDE_URL: urls.prelude,
       PRELUDE_APP_ID: PRELUDE_DEFAULT_APP_ID,
       PRELUDE_API_KEY: PRELUDE_DEFAULT_API_KEY,
-      // The legacy `source` id mode accepts source ids as Prelude ids: profile-sync's `template` linking
-      // (issue 10). In `usr` mode, as against the real service, the default (lookup by external_id) applies.
-      ...(options.preludeIds === 'usr' ? {} : { PRELUDE_LINK_BY: 'template' }),
+      // In the default `usr` mode, as against the real service, profile-sync's default linking applies
+      // (batch_lookup by external_id, issue 10). The legacy `source` mode, asked for explicitly, accepts
+      // source ids as Prelude ids: profile-sync's `template` linking.
+      ...(options.preludeIds === 'source' ? { PRELUDE_LINK_BY: 'template' } : {}),
     },
     close: async () => {
       await Promise.all(SANDBOX_ORDER.map((name) => sims[name].close()));

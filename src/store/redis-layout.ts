@@ -8,7 +8,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  *
  * | key                                   | type | what                                                   |
  * |---------------------------------------|------|--------------------------------------------------------|
- * | `{p}:state:<target>`                  | hash | userId -> last written payload, its hash, time         |
+ * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
+ * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
  * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
@@ -18,7 +19,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:plan`                | list | planned requests (dry run with `--plan`)               |
  * | `{p}:run:<runId>:tries`               | hash | jobId -> earlier failed attempts of that job           |
  * | `{p}:run:<runId>:pending` / `:settled`| set  | sync jobs enqueued / finished for good (exactly-once)  |
- * | `{p}:history:<userKey>`               | zset | `<runId>/<itemIndex>` by time, for `history <userId>`  |
+ * | `{p}:run:<runId>:users:<b>`           | hash | issue 11.4: userKey -> `<itemIndex>,...` of the run's kept items, for `history <userId>`; `<b>` = the key's first 2 hex digits (256 small hashes a run) |
+ * | `{p}:history:<userKey>`               | zset | before issue 11.4: `<runId>/<itemIndex>` by time (still read until it expires) |
  * | `{p}:run:<runId>:seen` / `:gone:<t>`  | set  | issue 5: ids a complete scan read / users who left (src/pipeline/deletions.ts) |
  * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
  * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
@@ -31,6 +33,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:absent`               | set  | issue 8: scan pass re-check of ids the source did not list |
  * | `{p}:schedule:tick:<n>` / `:lock` / `:current` | str | daemon schedule: one run per tick, its lock, the current run |
  * | `{p}:mask-key`                         | str  | issue 12.7: the per-install key of the masks' fingerprints (a secret; src/store/mask-key.ts) |
+ * | `{p}:user-sync:<userKey>`              | str  | issue 12.2: the run a `POST /users/{id}/sync` started, SET NX PX: repeats collapse into it |
+ * | `{p}:alert:<runId>:<event>`            | str  | issue 12.3: an alert claimed (SET NX): one per event and run, whichever process sees it |
  * | `{p}:<queue>:<jobId>:lock` etc.        | BullMQ | BullMQ's own keys under the same prefix (read by the daemon and `forget`) |
  */
 export class RedisLayout {
@@ -50,6 +54,10 @@ export class RedisLayout {
 
   state(target: TargetId): string {
     return this.key('state', target);
+  }
+  /** Issue 11.4: the payload key lists the state values name by id (state-codec.ts); never per user. */
+  stateKeys(target: TargetId): string {
+    return this.key('state', target, 'keys');
   }
   unlinked(target: TargetId): string {
     return this.key('unlinked', target);
@@ -84,6 +92,13 @@ export class RedisLayout {
   }
   history(userKey: string): string {
     return this.key('history', userKey);
+  }
+  /**
+   * Issue 11.4: the history index of one run, in 256 buckets by the user key's first 2 hex digits, so
+   * that each stays a small (listpack-encoded) hash: ~35 B per user, dropped with the run.
+   */
+  runHistory(runId: string, userKey: string): string {
+    return this.key('run', runId, 'users', userKey.slice(0, 2));
   }
   throttleAdapt(target: TargetId): string {
     return this.key('throttle', target, 'adapt');
@@ -135,6 +150,14 @@ export class RedisLayout {
   maskKey(): string {
     return this.key('mask-key');
   }
+  /** Issue 12.2: the run an ops-API sync request for this user (`userKey`, a hash) started; short-lived. */
+  userSyncRequest(userKey: string): string {
+    return this.key('user-sync', userKey);
+  }
+  /** Issue 12.3: claimed (SET NX) by the process that sends `event`'s alert for the run. */
+  alertSent(runId: string, event: string): string {
+    return this.key('alert', runId, event);
+  }
   /** Start of every BullMQ key of one queue (`{p}:<queue>:`): `forget` finds a user's jobs by it. */
   bullQueueBase(queue: string): string {
     return `${this.bullPrefix}:${queue}:`;
@@ -161,6 +184,7 @@ export class RedisLayout {
       this.runPending(runId),
       this.runSettled(runId),
       ...TARGET_IDS.map((t) => this.runItemsDisplaceable(runId, t)),
+      ...Array.from({ length: 256 }, (_, b) => this.runHistory(runId, b.toString(16).padStart(2, '0'))),
     ];
   }
 }

@@ -64,6 +64,7 @@ const COUNTERS = [
   'limitCuts',
   'skipped',
   'lookups',
+  'creates',
 ] as const;
 
 export function parseRun(h: Record<string, string>): RunRecord {
@@ -81,6 +82,7 @@ export function parseRun(h: Record<string, string>): RunRecord {
       limitCuts: 0,
       skipped: 0,
       lookups: 0,
+      creates: 0,
     };
     for (const k of COUNTERS) c[k] = Number(h[counterField(t, k)] ?? 0);
     const stopped = h[`stop:${t}`];

@@ -110,6 +110,11 @@ export interface TargetRunCounts {
   skipped: number;
   /** Issue 10: Prelude `batch_lookup` requests sent to find links (also counted in `requests`). */
   lookups: number;
+  /**
+   * Issue 10: Prelude users created (PRELUDE_CREATE_USERS=true); in a dry run the creates planned, an
+   * upper bound (a create answered 409, the address already a login, leaves the user unlinked).
+   */
+  creates: number;
   /** Why the target was stopped in this run (auth, or a Retry-After beyond RATE_LIMIT_MAX_WAIT), if it was. */
   stopped?: string;
   /** What stopped it: `auth`, or `rate_limited` (issue 8.3). Set with `stopped`. */
@@ -186,7 +191,17 @@ export interface HistoryEntry {
 /** Counter increments: `[target, counter, by]`; counter is an outcome or `requests|planned|retries|rateLimited|limitCuts|skipped`. */
 export type CounterDelta = [
   TargetId,
-  Outcome | 'requests' | 'planned' | 'retries' | 'rateLimited' | 'limitCuts' | 'skipped' | 'lookups',
+  (
+    | Outcome
+    | 'requests'
+    | 'planned'
+    | 'retries'
+    | 'rateLimited'
+    | 'limitCuts'
+    | 'skipped'
+    | 'lookups'
+    | 'creates'
+  ),
   number,
 ];
 

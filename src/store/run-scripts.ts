@@ -7,17 +7,19 @@ import type { Redis } from 'ioredis';
 
 /**
  * Records outcome counters and items atomically, once per settle member.
- * KEYS: run hash, items list, settled set, then per item its user's history key and its target's
- *       displaceable-items list (`run:<id>:changeidx:<target>`).
- * ARGV: now, history max age ms, history max length, runId, settle member ('' = none), counter count,
- *       (field, by) pairs, then per item (target, outcome, item JSON).
+ * KEYS: run hash, items list, settled set, then per item its user's bucket of the run's history index
+ *       (`run:<id>:users:<b>`) and its target's displaceable-items list (`run:<id>:changeidx:<target>`).
+ * ARGV: now, history max age ms, history max length (both unused since issue 11.4: the index goes with
+ *       its run), runId, settle member ('' = none), counter count, (field, by) pairs, then per item
+ *       (target, outcome, item JSON, user key).
  * Items are bounded per target (issue 11.3): the run hash's `itemsMax` (set when the run is created;
  * absent = no bound) caps the items kept per target in `itemsKept:<t>`. Below the cap an item is
  * appended; a change item (not `failed`/`rejected`) also leaves `<index>/<outcome>` in the target's
  * displaceable list. At the cap, a failure or rejection takes the slot of the oldest kept change
  * (LSET at its index; the change is counted as left out), else it is itself left out. Left-out
  * items are counted in `itemsLeft:<outcome>:<t>`; counters stay exact. A user gets a history entry
- * only for a kept item (a displaced change's entry then names another user: dropped on read).
+ * only for a kept item (a displaced change's entry then names another user: dropped on read); issue
+ * 11.4: the entry is the item's index appended to the user's field in the run's history index.
  * Returns the number of items kept, -1 when the member had already settled (nothing recorded).
  */
 const RECORD_BODY = `
@@ -40,9 +42,10 @@ local maxItems = tonumber(redis.call('HGET', KEYS[1], 'itemsMax') or '-1')
 local base = 7 + 2 * nCounters
 local keptNow = 0
 for k = 0, nItems - 1 do
-  local t = ARGV[base + 3 * k]
-  local o = ARGV[base + 3 * k + 1]
-  local json = ARGV[base + 3 * k + 2]
+  local t = ARGV[base + 4 * k]
+  local o = ARGV[base + 4 * k + 1]
+  local json = ARGV[base + 4 * k + 2]
+  local uk = ARGV[base + 4 * k + 3]
   local h = KEYS[FIXED + 1 + 2 * k]
   local spare = KEYS[FIXED + 2 + 2 * k]
   local priority = (o == 'failed' or o == 'rejected')
@@ -67,10 +70,8 @@ for k = 0, nItems - 1 do
   end
   if idx then
     keptNow = keptNow + 1
-    redis.call('ZADD', h, now, runId .. '/' .. idx)
-    redis.call('ZREMRANGEBYSCORE', h, '-inf', now - maxAge)
-    redis.call('ZREMRANGEBYRANK', h, 0, -maxLen - 1)
-    redis.call('PEXPIRE', h, maxAge)
+    local prev = redis.call('HGET', h, uk)
+    if prev then redis.call('HSET', h, uk, prev .. ',' .. idx) else redis.call('HSET', h, uk, idx) end
   end
 end
 return keptNow
@@ -152,25 +153,27 @@ const FINISH_IF_DONE_LUA = `local PENDING = 2\n${FINISH_IF_DONE_BODY}`;
 
 /**
  * Issue 11.2: a job's settle and the finish check in one call (one round trip instead of two): first
- * the job's target state when given (StateStore.saveWritten's HSET + HDEL), then RECORD as above, then
- * FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
- * KEYS: run hash, items list, settled set, pending set, [state hash, unlinked hash when a state is
- * written], then RECORD's per-item pairs.
- * ARGV: RECORD's, then endedAt, bookkeeping TTL ms, state field and value ('' '' = none): the last four.
+ * the job's target state when given (StateStore.saveWritten's HSETNX of the key list, HSET + HDEL), then
+ * RECORD as above, then FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
+ * KEYS: run hash, items list, settled set, pending set, [state hash, unlinked hash, key-list hash when a
+ * state is written], then RECORD's per-item pairs.
+ * ARGV: RECORD's, then endedAt, bookkeeping TTL ms, state field and value ('' '' = none), key-list id
+ * and JSON ('' '' = none: an inline payload): the last six.
  * Returns {RECORD's result, the status set or ''}.
  */
 const RECORD_FINISH_LUA = `
 local FIXED = 4
 local PENDING = 4
 local n = #ARGV
-if ARGV[n - 1] ~= '' then
-  FIXED = 6
-  redis.call('HSET', KEYS[5], ARGV[n - 1], ARGV[n])
-  redis.call('HDEL', KEYS[6], ARGV[n - 1])
+if ARGV[n - 3] ~= '' then
+  FIXED = 7
+  if ARGV[n - 1] ~= '' then redis.call('HSETNX', KEYS[7], ARGV[n - 1], ARGV[n]) end
+  redis.call('HSET', KEYS[5], ARGV[n - 3], ARGV[n - 2])
+  redis.call('HDEL', KEYS[6], ARGV[n - 3])
 end
 local recordArgv = {}
-for i = 1, n - 4 do recordArgv[i] = ARGV[i] end
-local finishArgv = {ARGV[n - 3], ARGV[n - 2]}
+for i = 1, n - 6 do recordArgv[i] = ARGV[i] end
+local finishArgv = {ARGV[n - 5], ARGV[n - 4]}
 local function record(ARGV)
 ${RECORD_BODY}
 end

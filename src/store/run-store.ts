@@ -5,6 +5,7 @@ import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
 import { counterField, emptyScan, maskItem, newRunId, parseGate, parseRun } from './run-codec.js';
+import { readHistory } from './run-history.js';
 import {
   type AttemptRecord,
   type CounterDelta,
@@ -93,11 +94,16 @@ export class RunStore {
     return id ?? null;
   }
 
-  /** Runs, newest first. */
-  async list(limit = 20): Promise<RunRecord[]> {
-    const ids = await this.redis.zrevrange(this.layout.runs(), 0, limit - 1);
+  /** Runs, newest first (from the `offset`-th newest: the ops pages page through them). */
+  async list(limit = 20, offset = 0): Promise<RunRecord[]> {
+    const ids = await this.redis.zrevrange(this.layout.runs(), offset, offset + limit - 1);
     const runs = await Promise.all(ids.map((id) => this.get(id)));
     return runs.filter((r): r is RunRecord => r !== null);
+  }
+
+  /** How many runs are recorded. */
+  async count(): Promise<number> {
+    return this.redis.zcard(this.layout.runs());
   }
 
   /** The few fields that decide whether a run is over (cheaper than `get`). */
@@ -256,9 +262,9 @@ export class RunStore {
       this.layout.runItems(runId),
       this.layout.runSettled(runId),
       ...(opts.finish ? [this.layout.runPending(runId)] : []),
-      ...(opts.finish && opts.state ? [opts.state.key, opts.state.unlinkedKey] : []),
+      ...(opts.finish && opts.state ? [opts.state.key, opts.state.unlinkedKey, opts.state.keysKey] : []),
       ...items.flatMap((i) => [
-        this.layout.history(userKey(i.userId)),
+        this.layout.runHistory(runId, userKey(i.userId)),
         this.layout.runItemsDisplaceable(runId, i.target),
       ]),
     ];
@@ -270,7 +276,7 @@ export class RunStore {
       opts.settle ?? '',
       counters.length,
       ...counters.flat(),
-      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i)]),
+      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i), userKey(i.userId)]),
     ];
     let r: number;
     if (opts.finish) {
@@ -282,6 +288,8 @@ export class RunStore {
         3_600_000,
         opts.state?.field ?? '',
         opts.state?.value ?? '',
+        opts.state?.ksField ?? '',
+        opts.state?.ksJson ?? '',
       );
       if (ended) await this.expireDisplaceable(runId);
       r = kept;
@@ -388,32 +396,9 @@ export class RunStore {
     return rows.map((r) => JSON.parse(r) as RunItem);
   }
 
-  /** A user's timeline across runs and targets, oldest first. Entries of pruned runs are dropped. */
+  /** A user's timeline across runs and targets, oldest first (run-history.ts). */
   async history(userId: string): Promise<HistoryEntry[]> {
-    const key = this.layout.history(userKey(userId));
-    const refs = await this.redis.zrange(key, '0', '-1');
-    const out: HistoryEntry[] = [];
-    const dangling: string[] = [];
-    const kinds = new Map<string, RunKind | null>();
-    for (const ref of refs) {
-      const slash = ref.lastIndexOf('/');
-      const runId = ref.slice(0, slash);
-      const index = Number(ref.slice(slash + 1));
-      if (!kinds.has(runId))
-        kinds.set(runId, (await this.redis.hget(this.layout.run(runId), 'kind')) as RunKind | null);
-      const kind = kinds.get(runId);
-      const raw = kind ? await this.redis.lindex(this.layout.runItems(runId), index) : null;
-      if (!kind || !raw) {
-        dangling.push(ref);
-        continue;
-      }
-      const item = JSON.parse(raw) as RunItem;
-      // A user-key collision (64-bit hash) would show another user's item: filter by the real id.
-      if (item.userId !== userId) continue;
-      out.push({ runId, kind, index, item });
-    }
-    if (dangling.length) await this.redis.zrem(key, ...dangling);
-    return out;
+    return readHistory(this.redis, this.layout, userId, this.retention.historyPerUser);
   }
 
   /** Deletes one run's keys (history entries pointing at it are dropped lazily on read). */

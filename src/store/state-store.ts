@@ -3,15 +3,24 @@ import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import type { RedisLayout } from './redis-layout.js';
+import {
+  decodeBody,
+  encodeState,
+  keySetIdOf,
+  keySetOf,
+  type RawState,
+  sameAsValue,
+  splitState,
+} from './state-codec.js';
 
 /** What profile-sync last wrote for one (target, user). */
 export interface TargetState {
-  /** sha256 of the payload's sorted-key JSON (hashing.ts). */
-  hash: string;
+  /** sha256 of the payload's sorted-key JSON (hashing.ts); computed when read (not stored since issue 11.4). */
+  readonly hash: string;
   /** The payload itself: the `previous` of the next write, and what issue 5 records when a user leaves. */
-  fields: FieldMap;
+  readonly fields: FieldMap;
   /** Epoch ms of the write. */
-  writtenAt: number;
+  readonly writtenAt: number;
 }
 
 /** Prelude answered `user_not_found` for this user (seed 004): not probed again until it may have changed. */
@@ -22,26 +31,36 @@ export interface UnlinkedMarker {
   hash: string;
 }
 
-/** A `saveWritten` to apply elsewhere: HSET key field value, HDEL unlinkedKey field (`writeOf`). */
+/** A `saveWritten` to apply elsewhere (`writeOf`): HSETNX keysKey ksField ksJson (unless ''), HSET key field value, HDEL unlinkedKey field. */
 export interface StateWrite {
   key: string;
   unlinkedKey: string;
+  keysKey: string;
   field: string;
   value: string;
+  /** The value's key list (state-codec.ts), re-added in the same call; '' when the payload is inline. */
+  ksField: string;
+  ksJson: string;
 }
 
-interface StoredState {
-  h: string;
-  f: FieldMap;
-  t: number;
+/** How `getMany` treats the v1 values it reads (issue 11.4). */
+export interface GetOptions {
+  /** Rewrite v1 values as v2 (compare-and-set: a value written meanwhile is left alone). The scan's reads. */
+  upgrade?: boolean;
 }
 
 /**
  * Per (target, user) state in one Redis hash per target (`{p}:state:<target>`, field = user id): one
  * HMGET answers a whole scan chunk, and HSCAN enumerates every user profile-sync knows per target
- * (issue 5 compares that set with a complete scan to find users who left).
+ * (issue 5 compares that set with a complete scan to find users who left). Values are encoded by
+ * state-codec.ts (issue 11.4: no stored hash, key names once per install in `{p}:state:<target>:keys`).
  */
 export class StateStore {
+  /** Per target: key set id -> key list JSON, as stored (read or written by this process). */
+  private readonly keySets = new Map<TargetId, Map<string, string>>();
+  /** Per target: key set ids whose stored list is another one (a collision): such payloads go inline. */
+  private readonly collided = new Map<TargetId, Set<string>>();
+
   constructor(
     private readonly redis: Redis,
     private readonly layout: RedisLayout,
@@ -52,26 +71,73 @@ export class StateStore {
     return [this.layout.state(target), userId];
   }
 
-  /** Decodes what was read at `readOf`. */
-  parse(raw: string | null): TargetState | null {
-    return parseState(raw);
+  /** Decodes what was read at `readOf` (v1 or v2; a v2 value's key list from this process's cache, else Redis). */
+  async parse(target: TargetId, userId: string, raw: string | null): Promise<TargetState | null> {
+    return (await this.decodeAll(target, [[userId, raw]]))[0] ?? null;
   }
 
   async get(target: TargetId, userId: string): Promise<TargetState | null> {
-    return parseState(await this.redis.hget(this.layout.state(target), userId));
+    return (await this.getMany(target, [userId]))[0] ?? null;
   }
 
-  async getMany(target: TargetId, userIds: string[]): Promise<(TargetState | null)[]> {
+  async getMany(target: TargetId, userIds: string[], opts: GetOptions = {}): Promise<(TargetState | null)[]> {
     if (userIds.length === 0) return [];
     const raw = await this.redis.hmget(this.layout.state(target), ...userIds);
-    return raw.map(parseState);
+    const out = await this.decodeAll(
+      target,
+      userIds.map((id, i) => [id, raw[i] ?? null]),
+    );
+    if (opts.upgrade) await this.upgrade(target, userIds, raw);
+    return out;
+  }
+
+  /**
+   * The states of a batch of users in several targets at once: one Lua call that answers one string
+   * per target (the values joined by NUL, which no stored value holds: JSON escapes it), instead of
+   * one HMGET per target whose hundreds of replies each cost a decode (issue 11.4: the scan's reads).
+   */
+  async getManyTargets(
+    targets: readonly TargetId[],
+    userIds: string[],
+    opts: GetOptions = {},
+  ): Promise<(TargetState | null)[][]> {
+    if (userIds.length === 0 || targets.length === 0) return targets.map(() => []);
+    const joined = await withStateScripts(this.redis).psStateMany(
+      targets.length,
+      ...targets.map((t) => this.layout.state(t)),
+      ...userIds,
+    );
+    return Promise.all(
+      targets.map(async (target, k) => {
+        const parts = (joined[k] ?? '').split('\u0000');
+        if (parts.length !== userIds.length)
+          throw new Error(`state of ${target}: ${parts.length} values read for ${userIds.length} users`);
+        const raw = parts.map((v) => (v === '' ? null : v));
+        const out = await this.decodeAll(
+          target,
+          userIds.map((id, i) => [id, raw[i] ?? null]),
+        );
+        if (opts.upgrade) await this.upgrade(target, userIds, raw);
+        return out;
+      }),
+    );
   }
 
   /** What `saveWritten` writes, for a caller that writes it in a call of its own (issue 11.2). */
-  writeOf(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): StateWrite {
-    const stored: StoredState = { h: hashFields(fields), f: fields, t: at };
-    const [key, unlinkedKey] = [this.layout.state(target), this.layout.unlinked(target)];
-    return { key, unlinkedKey, field: userId, value: JSON.stringify(stored) };
+  async writeOf(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): Promise<StateWrite> {
+    const value = await this.encode(target, userId, fields, at);
+    // As saveWritten: the value's key list again in the same call (a Redis emptied under this process).
+    const ks = keySetOf(fields);
+    const inline = this.collided.get(target)?.has(ks.id) ?? false;
+    return {
+      key: this.layout.state(target),
+      unlinkedKey: this.layout.unlinked(target),
+      keysKey: this.layout.stateKeys(target),
+      field: userId,
+      value,
+      ksField: inline ? '' : ks.id,
+      ksJson: inline ? '' : ks.json,
+    };
   }
 
   /** Records a successful write; clears any unlinked marker. */
@@ -81,14 +147,45 @@ export class StateStore {
     fields: FieldMap,
     at = Date.now(),
   ): Promise<TargetState> {
-    const state: TargetState = { hash: hashFields(fields), fields, writtenAt: at };
-    const stored: StoredState = { h: state.hash, f: fields, t: at };
-    await this.redis
-      .multi()
-      .hset(this.layout.state(target), userId, JSON.stringify(stored))
-      .hdel(this.layout.unlinked(target), userId)
-      .exec();
-    return state;
+    const value = await this.encode(target, userId, fields, at);
+    const m = this.redis.multi();
+    // The value's key list again, in the same transaction (a no-op when present): a Redis emptied
+    // under this process, whose cache still knows the list, never leaves a value it cannot decode.
+    const ks = keySetOf(fields);
+    if (!this.collided.get(target)?.has(ks.id)) m.hsetnx(this.layout.stateKeys(target), ks.id, ks.json);
+    await m.hset(this.layout.state(target), userId, value).hdel(this.layout.unlinked(target), userId).exec();
+    return plainState(fields, at);
+  }
+
+  /**
+   * The stored value of a payload (state-codec.ts), its key list stored first when this process has not
+   * seen it stored yet (HSETNX, then a check that the id names this list: else the payload goes inline).
+   */
+  async encode(target: TargetId, userId: string, fields: FieldMap, at: number): Promise<string> {
+    const ks = keySetOf(fields);
+    const known = this.knownKeySets(target);
+    if (known.get(ks.id) !== ks.json && !this.collided.get(target)?.has(ks.id)) {
+      const key = this.layout.stateKeys(target);
+      if ((await this.redis.hsetnx(key, ks.id, ks.json)) === 0) {
+        const stored = await this.redis.hget(key, ks.id);
+        if (stored !== ks.json) {
+          if (!this.collided.has(target)) this.collided.set(target, new Set());
+          this.collided.get(target)!.add(ks.id);
+        }
+      }
+      if (!this.collided.get(target)?.has(ks.id)) known.set(ks.id, ks.json);
+    }
+    return encodeState(userId, fields, at, ks, this.collided.get(target)?.has(ks.id) ?? false);
+  }
+
+  /**
+   * Whether `next` is exactly the payload last written (the scan's "unchanged"): a string compare of
+   * encodings for v2 values, the stored hash for v1; no payload is decoded.
+   */
+  sameAs(target: TargetId, state: TargetState | null, userId: string, next: FieldMap): boolean {
+    if (!state) return false;
+    if (state instanceof StoredState) return sameAsValue(state.raw, userId, next, this.knownKeySets(target));
+    return state.hash === hashFields(next);
   }
 
   /** Drops the state of a user (issue 5: after a removal, or `forget`). */
@@ -125,11 +222,178 @@ export class StateStore {
     do {
       const [next, flat] = await this.redis.hscan(this.layout.state(target), cursor, 'COUNT', batch);
       cursor = next;
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        const state = parseState(flat[i + 1] ?? null);
-        if (state) yield { userId: flat[i]!, state };
-      }
+      const pairs: [string, string | null][] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1] ?? null]);
+      const states = await this.decodeAll(target, pairs);
+      for (const [i, state] of states.entries()) if (state) yield { userId: pairs[i]![0], state };
     } while (cursor !== '0');
+  }
+
+  private knownKeySets(target: TargetId): Map<string, string> {
+    let m = this.keySets.get(target);
+    if (!m) {
+      m = new Map();
+      this.keySets.set(target, m);
+    }
+    return m;
+  }
+
+  /** Wraps a batch of stored values, first reading (one HMGET) the key lists this process has not seen. */
+  private async decodeAll(
+    target: TargetId,
+    pairs: [string, string | null][],
+  ): Promise<(TargetState | null)[]> {
+    const known = this.knownKeySets(target);
+    const missing = new Set<string>();
+    let last: string | undefined;
+    for (const [, v] of pairs) {
+      if (!v) continue;
+      const id = keySetIdOf(v, last);
+      if (id === undefined) continue;
+      last = id;
+      if (!known.has(id)) missing.add(id);
+    }
+    if (missing.size) {
+      const ids = [...missing];
+      const lists = await this.redis.hmget(this.layout.stateKeys(target), ...ids);
+      ids.forEach((id, i) => {
+        if (lists[i]) known.set(id, lists[i]!);
+      });
+    }
+    return pairs.map(([userId, v]) => (v ? new StoredState(v, userId, known) : null));
+  }
+
+  /**
+   * Rewrites the v1 values of a batch as v2, each only if it still holds what was read (one Lua call):
+   * the upgrade of an install from before issue 11.4 happens during its first scan, user by user.
+   */
+  private async upgrade(target: TargetId, userIds: string[], raw: (string | null)[]): Promise<void> {
+    const args: string[] = [];
+    const lists = new Map<string, string>();
+    for (const [i, v] of raw.entries()) {
+      if (!v?.startsWith('{')) continue;
+      const old = splitState(v);
+      if (old.v !== 1) continue;
+      args.push(userIds[i]!, v, await this.encode(target, userIds[i]!, old.fields, old.writtenAt));
+      const ks = keySetOf(old.fields);
+      if (!this.collided.get(target)?.has(ks.id)) lists.set(ks.id, ks.json);
+    }
+    if (args.length === 0) return;
+    const m = this.redis.multi();
+    for (const [id, json] of lists) m.hsetnx(this.layout.stateKeys(target), id, json); // as in saveWritten
+    await m.eval(UPGRADE_LUA, 1, this.layout.state(target), ...args).exec();
+  }
+}
+
+/**
+ * KEYS: state hashes. ARGV: user ids. Per key, one string: the values in ARGV order joined by NUL, an
+ * absent one as ''. HMGET in slices (Lua's unpack has a stack limit of a few thousand values).
+ */
+const STATE_MANY_LUA = `
+local out = {}
+for k = 1, #KEYS do
+  local vals = {}
+  for i = 1, #ARGV, 1000 do
+    local part = redis.call('HMGET', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+    for j = 1, #part do vals[#vals + 1] = part[j] or '' end
+  end
+  out[k] = table.concat(vals, '\\0')
+end
+return out
+`;
+
+interface StateScripts {
+  psStateMany(numKeys: number, ...args: string[]): Promise<string[]>;
+}
+
+function withStateScripts(redis: Redis): Redis & StateScripts {
+  const r = redis as Redis & Partial<StateScripts>;
+  if (typeof r.psStateMany !== 'function') redis.defineCommand('psStateMany', { lua: STATE_MANY_LUA });
+  return redis as Redis & StateScripts;
+}
+
+/** KEYS: state hash. ARGV: (field, expected old value, new value) triples. Returns the number rewritten. */
+const UPGRADE_LUA = `
+local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n
+`;
+
+const keyLists = new Map<string, string[]>();
+function keyList(json: string): string[] {
+  let keys = keyLists.get(json);
+  if (!keys) {
+    keys = JSON.parse(json) as string[];
+    if (keyLists.size < 10_000) keyLists.set(json, keys);
+  }
+  return keys;
+}
+
+function plainState(fields: FieldMap, writtenAt: number): TargetState {
+  let hash: string | undefined;
+  return {
+    get hash() {
+      hash ??= hashFields(fields);
+      return hash;
+    },
+    fields,
+    writtenAt,
+  };
+}
+
+/**
+ * A state as read: the stored value, decoded (payload, hash) only when asked. The scan asks neither:
+ * `sameAs` compares encodings, so creating one of these must cost next to nothing.
+ */
+class StoredState implements TargetState {
+  // Private (#): two reads of the same value compare equal (`toEqual`) whatever each has decoded.
+  readonly #userId: string;
+  readonly #keyLists: ReadonlyMap<string, string>;
+  #parsed?: RawState;
+  #decoded?: FieldMap;
+  #digest?: string;
+
+  constructor(
+    readonly raw: string,
+    userId: string,
+    keyLists: ReadonlyMap<string, string>,
+  ) {
+    this.#userId = userId;
+    this.#keyLists = keyLists;
+  }
+
+  #split(): RawState {
+    this.#parsed ??= splitState(this.raw);
+    return this.#parsed;
+  }
+
+  get writtenAt(): number {
+    return this.#split().writtenAt;
+  }
+
+  get fields(): FieldMap {
+    if (!this.#decoded) {
+      const r = this.#split();
+      if (r.v === 1) this.#decoded = r.fields;
+      else {
+        const keys = r.keySetId ? this.#keyLists.get(r.keySetId) : undefined;
+        this.#decoded = decodeBody(this.#userId, r.body, keys ? keyList(keys) : undefined);
+      }
+    }
+    return this.#decoded;
+  }
+
+  get hash(): string {
+    if (!this.#digest) {
+      const r = this.#split();
+      this.#digest = r.v === 1 ? r.hash : hashFields(this.fields);
+    }
+    return this.#digest;
   }
 }
 
@@ -144,12 +408,6 @@ export function unlinkedIsFresh(
   now: number,
 ): boolean {
   return marker !== null && marker.hash === nextHash && now - marker.at < recheckMs;
-}
-
-function parseState(raw: string | null): TargetState | null {
-  if (!raw) return null;
-  const s = JSON.parse(raw) as StoredState;
-  return { hash: s.h, fields: s.f, writtenAt: s.t };
 }
 
 function parseUnlinked(raw: string | null): UnlinkedMarker | null {

@@ -53,11 +53,20 @@ async function inspect(target: TargetId, path: string, method: 'GET' | 'PUT' = '
   return { status: res.statusCode, body: text ? (JSON.parse(text) as unknown) : undefined };
 }
 
-/** Prelude knows most users, but not every one (seed 004 user_not_found): make sure it knows this one. */
-async function prepare(target: TargetId, user: SourceUser): Promise<void> {
+/** source id -> the Prelude `usr_` id its lookup found (the sandbox's default ids, as the real service). */
+const linked = new Map<string, string>();
+
+/**
+ * Prelude knows most users, but not every one: make sure it knows this one (a Prelude user with our id
+ * as external_id), and link it as the engine does, with the connector's own batch_lookup.
+ */
+async function prepare(target: TargetId, user: SourceUser, connector: TargetConnector): Promise<void> {
   if (target === 'prelude') {
     const res = await inspect('prelude', `/__sandbox/users/${encodeURIComponent(user.id)}`, 'PUT');
     expect(res.status).toBe(204);
+    const found = await connector.linker!.lookup([user]);
+    expect(found.found).toHaveLength(1);
+    linked.set(user.id, found.found[0]!.preludeUserId);
   }
 }
 
@@ -68,8 +77,9 @@ const WRONG: Record<TargetId, Record<string, string>> = {
   prelude: { PRELUDE_API_KEY: 'wrong-key' },
 };
 
-function change(c: TargetConnector, user: SourceUser, previous: FieldMap | null): Change {
-  return { userId: user.id, user, previous, next: c.map(user) };
+function change(c: TargetConnector, user: SourceUser, previous: FieldMap | null, linkedId?: string): Change {
+  const link = linkedId ?? linked.get(user.id);
+  return { userId: user.id, user, previous, next: c.map(user), ...(link ? { linkedId: link } : {}) };
 }
 
 async function caught(p: Promise<unknown>): Promise<SyncError> {
@@ -88,7 +98,7 @@ describe.each(['sunshine', 'zephr', 'prelude'] as const)('target contract: %s on
 
   beforeAll(async () => {
     connector = connectorFor(target);
-    await prepare(target, user);
+    await prepare(target, user, connector);
   });
   afterAll(async () => {
     await connector?.close();
@@ -125,27 +135,31 @@ describe.each(['sunshine', 'zephr', 'prelude'] as const)('target contract: %s on
     const result = await connector.write(c);
     expect(result.outcome).toBe('updated');
     expect(Object.keys(result.diff).length).toBeGreaterThan(0);
-    const back = await connector.read(moved);
+    // Prelude: seed 004 has no read endpoint; Prelude's user API does (GET .../users/{usr}).
+    const back = await connector.read(moved, linked.get(user.id));
+    expect(back).toEqual(c.next);
     if (target === 'prelude') {
-      // Seed 004 has no read endpoint; the simulator's inspection API shows what the PATCHes left.
-      expect(back).toBeUndefined();
-      const stored = await inspect('prelude', `/__sandbox/profiles/${encodeURIComponent(user.id)}`);
+      const stored = await inspect(
+        'prelude',
+        `/__sandbox/profiles/${encodeURIComponent(linked.get(user.id)!)}`,
+      );
       expect((stored.body as { profile: unknown }).profile).toEqual(c.next);
-    } else {
-      expect(back).toEqual(c.next);
     }
     written = c.next;
   });
 
   it('remove: the managed data goes; read back finds none', async () => {
-    const result = await connector.remove(user, written);
+    const result = await connector.remove(user, written, linked.get(user.id));
     expect(result.outcome).toBe('removed');
     expect(result.action).toBe(target === 'sunshine' ? 'deleted' : 'cleared');
-    const back = await connector.read(user);
+    const back = await connector.read(user, linked.get(user.id));
     if (target === 'sunshine') expect(back).toBeNull();
-    if (target === 'zephr') expect(back).toEqual({});
+    if (target === 'zephr' || target === 'prelude') expect(back).toEqual({});
     if (target === 'prelude') {
-      const stored = await inspect('prelude', `/__sandbox/profiles/${encodeURIComponent(user.id)}`);
+      const stored = await inspect(
+        'prelude',
+        `/__sandbox/profiles/${encodeURIComponent(linked.get(user.id)!)}`,
+      );
       expect(
         Object.values((stored.body as { profile: Record<string, string> }).profile).every((v) => v === ''),
       ).toBe(true);
@@ -194,7 +208,9 @@ describe.each(['sunshine', 'zephr', 'prelude'] as const)('target contract: %s on
     const sim = sandbox.sims[target];
     sim.setFaults([{ kind: 'status', rate: 1, status: 503 }]);
     try {
-      const e = await caught(connector.write(change(connector, freshUser(`${target}-503`), null)));
+      // (Prelude: at a usr_ id, as a linked user's write goes; the fault answers before any lookup.)
+      const fresh = freshUser(`${target}-503`);
+      const e = await caught(connector.write(change(connector, fresh, null, 'usr_contract503')));
       expect(e.errorClass).toBe('transient');
       expect(e.status).toBe(503);
       expect(e.retryable).toBe(true);
@@ -303,20 +319,19 @@ describe('zephr on the sandbox: foreign keys survive (ZEPHR_WRITE_MODE=merge)', 
 });
 
 describe('prelude on the sandbox: user_not_found', () => {
-  it('a user the app does not know is the outcome unlinked', async () => {
+  it('a linked id the app does not know (deleted in Prelude) is the outcome unlinked; no link, no request', async () => {
     const connector = connectorFor('prelude');
     try {
       const user = freshUser('unknown');
       const res = await inspect('prelude', `/__sandbox/users/${encodeURIComponent(user.id)}`);
-      if ((res.body as { known: boolean }).known) {
-        const del = await request(`${sandbox.urls.prelude}/__sandbox/users/${encodeURIComponent(user.id)}`, {
-          method: 'DELETE',
-        });
-        await del.body.dump();
-      }
-      const result = await connector.write(change(connector, user, null));
+      expect((res.body as { known: boolean }).known).toBe(false);
+      const result = await connector.write(change(connector, user, null, 'usr_0000000000000000000000gone'));
       expect(result.outcome).toBe('unlinked');
       expect(result.requests).toHaveLength(1);
+      expect(result.requests[0]!.status).toBe(404);
+      // Without a link (no lookup found one) nothing is sent at all.
+      const none = await connector.write(change(connector, user, null));
+      expect(none).toEqual({ outcome: 'unlinked', diff: {}, requests: [] });
     } finally {
       await connector.close();
     }

@@ -149,12 +149,15 @@ describe('npm run demo', () => {
       expect(second![t]!.failed).toBe(0);
       expect(second![t]!.rejected).toBe(0);
     }
-    // First run: every user created in Sunshine and Zephr; in Prelude exactly the users it knows,
-    // the others `unlinked` (user_not_found).
+    // First run: every user created in Sunshine and Zephr; in Prelude exactly the users it knows by
+    // external_id (the sandbox's default `usr` ids, as the real service: found with batch_lookup, 100
+    // users per request), the others `unlinked` with no PATCH.
     expect(first!.sunshine!.created).toBe(1000);
     expect(first!.zephr!.created).toBe(1000);
     expect(first!.prelude!.created).toBe(want.preludeKnown);
     expect(first!.prelude!.unlinked).toBe(1000 - want.preludeKnown);
+    expect(first!.prelude!.lookups).toBe(10);
+    expect(first!.prelude!.requests).toBe(want.preludeKnown + 10);
     const changed = Number(/== 2\. (\d+) users \(5%\) changed/.exec(r.stdout)?.[1]);
     expect(changed).toBe(want.changed.length);
     // Only the changed users are written: every one of them in Sunshine and Zephr, exactly those
@@ -165,6 +168,12 @@ describe('npm run demo', () => {
     expect(second!.sunshine!.unchanged).toBe(1000 - changed);
     expect(second!.zephr!.unchanged).toBe(1000 - changed);
     expect(second!.prelude!.unchanged! + second!.prelude!.unlinked!).toBe(1000 - want.changedKnown);
+    // A changed user Prelude does not know is looked up again (its unlinked marker is for the old
+    // payload): at most one lookup per changed unknown user, batched per chunk; one PATCH per
+    // changed known user, nothing for the rest.
+    expect(second!.prelude!.lookups).toBeGreaterThan(0);
+    expect(second!.prelude!.lookups).toBeLessThanOrEqual(want.changedUnknown);
+    expect(second!.prelude!.requests).toBe(want.changedKnown + second!.prelude!.lookups!);
     // Issue 11.1: Zephr writes in owned mode by default, one PUT per write, no read; Sunshine in merge
     // mode (the default) reads before each create (GET + PUT) and patches a changed name.
     expect(first!.zephr!.requests).toBe(1000);

@@ -244,18 +244,27 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
     };
     const users = await inspect<SourceUserRow[]>(h!.sandbox.urls.source, 'users');
     const user = users[users.length - 1]!;
-    const preludeId = `usr_cluster_${user.id}`;
-    // The app knows the linked id, never the source id: without the link the user is unlinked.
-    await inspectPost(h!.sandbox.urls.prelude, `users/${encodeURIComponent(preludeId)}`, {}, 'PUT');
+    // A Prelude user no lookup finds (another external_id), and none with this user's: only the
+    // imported link leads there.
     await inspectPost(h!.sandbox.urls.prelude, `users/${encodeURIComponent(user.id)}`, {}, 'DELETE');
+    const preludeId = (
+      await inspectPost<{ id: string }>(h!.sandbox.urls.prelude, 'users', { external_id: `crm-${user.id}` })
+    ).id;
 
+    // Earlier runs here linked the users Prelude knows by lookup (the sandbox's usr ids): the import
+    // adds one link, or replaces this user's (an imported link always wins).
+    const { redis } = engine.runs.backing();
+    const before = await redis.hlen(linksKey(prefix));
+    const had = (await redis.hget(linksKey(prefix), user.id)) !== null;
     const csv = join(dir, 'links.csv');
     writeFileSync(csv, `source_id,prelude_user_id\n${user.id},${preludeId}\n`);
     const imp = await cli(['links', 'import', 'prelude', csv]);
     expect(imp).toMatchObject({ code: 0 });
     expect(imp.stdout).toContain(`imported 1 link(s) into ${linksKey(prefix)}`);
-    expect(await cli(['links', 'count', 'prelude'])).toEqual({ code: 0, stdout: '1\n' });
-    const { redis } = engine.runs.backing();
+    expect(await cli(['links', 'count', 'prelude'])).toEqual({
+      code: 0,
+      stdout: `${before + (had ? 0 : 1)}\n`,
+    });
     expect(await redis.hget(linksKey(prefix), user.id)).toBe(preludeId);
 
     const linked = await runActions.waitForRun(

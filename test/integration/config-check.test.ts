@@ -119,8 +119,9 @@ describe('profile-sync config check on the sandbox environment', () => {
     expect(report.config.targets.zephr!.jwt).toMatchObject({ secret: '****et' });
     expect(report.config.source.password).toBe('****et');
     const plans = Object.fromEntries(report.targets.map((t) => [t.target, t.plan!.map((p) => p.method)]));
-    expect(plans).toEqual({ sunshine: ['GET', 'PUT'], zephr: ['PUT'], prelude: ['PATCH'] });
-    expect(report.targets[2]!.plan![0]!.body).toEqual({ profile: report.targets[2]!.fields });
+    // Prelude (the sandbox's usr ids): the sample user has no link, so its lookup, then the PATCH.
+    expect(plans).toEqual({ sunshine: ['GET', 'PUT'], zephr: ['PUT'], prelude: ['POST', 'PATCH'] });
+    expect(report.targets[2]!.plan![1]!.body).toEqual({ profile: report.targets[2]!.fields });
   });
 
   it('--user ID fetches a real user from the source (PII masked) and --connect checks every target', async () => {

@@ -38,4 +38,21 @@ describe('logger', () => {
     }
     expect(JSON.parse(line).msg).toBe('hello');
   });
+
+  it('censors the ops API token and the alert webhook URL (issue 12.2, 12.3)', () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ destination: stream });
+    log.info(
+      {
+        config: {
+          ops: { apiToken: 'api-tok-1', dashboardToken: 'dash-1' },
+          alerts: { webhookUrl: 'https://hooks.example/T/B/hook-secret-1' },
+        },
+      },
+      'hello',
+    );
+    log.info({ webhookUrl: 'https://hooks.example/hook-secret-2', apiToken: 'api-tok-2' }, 'flat');
+    for (const secret of ['api-tok-1', 'dash-1', 'hook-secret-1', 'hook-secret-2', 'api-tok-2'])
+      expect(lines.join('\n')).not.toContain(secret);
+  });
 });

@@ -4,6 +4,7 @@ import { limitsOf, writeModesOf } from '../options.js';
 import {
   exitCodeFor,
   planTable,
+  preludePlanNote,
   runHeadline,
   runSummaryJson,
   runWarnings,
@@ -33,6 +34,7 @@ export function printRun(
           limitsOf(opts.config, run.options.targets),
           writeModesOf(opts.config, run.options.targets),
         ),
+        ...preludePlanNote(run),
       );
     if (opts.removals?.length) out.push('', ...opts.removals);
     out.push('', `details: profile-sync report ${run.id}`);

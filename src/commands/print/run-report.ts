@@ -1,19 +1,15 @@
 import type { TargetId } from '../../core/targets.js';
-import { type FieldDiff, OUTCOMES, type Outcome } from '../../core/types.js';
+import type { FieldDiff } from '../../core/types.js';
 import type { RunItem, RunRecord } from '../../store/run-record.js';
 import type { HistoryEntry } from '../../store/run-store.js';
+import { summaryData } from '../../store/run-summary.js';
+
+export { itemsLeftOutNote, runWarnings } from '../../store/run-summary.js';
 
 /**
  * Rendering of run records for the commands (`backfill`, `runs`, `report`, `history`, `sync-user`):
  * plain text tables for people, one JSON shape for scripts.
  */
-
-/** Outcomes shown in tables: issue 4's six, plus issue 5's two once a run has any. */
-function shownOutcomes(run: RunRecord): Outcome[] {
-  const used = new Set<Outcome>();
-  for (const c of Object.values(run.targets)) for (const o of OUTCOMES) if (c.outcomes[o]) used.add(o);
-  return OUTCOMES.filter((o) => !['removed', 'orphaned'].includes(o) || used.has(o));
-}
 
 /**
  * Exit code of a run: 0 when nothing failed or was rejected and the run completed, else 1 (also a run
@@ -38,6 +34,7 @@ export function runSummaryJson(run: RunRecord, extra: Record<string, unknown> = 
       ...(c.limitCuts ? { limitCuts: c.limitCuts } : {}),
       ...(c.skipped ? { skipped: c.skipped } : {}),
       ...(c.lookups ? { lookups: c.lookups } : {}),
+      ...(c.creates ? { creates: c.creates } : {}),
       ...(c.stopped ? { stopped: c.stopped, stoppedBy: c.stoppedBy ?? 'auth' } : {}),
       ...(c.itemsLeftOut ? { itemsKept: c.itemsKept ?? 0, itemsLeftOut: c.itemsLeftOut } : {}),
     };
@@ -86,30 +83,13 @@ export function formatDuration(ms: number): string {
 
 /** The end-of-run table: one row per target, one column per outcome, then requests and retries. */
 export function summaryTable(run: RunRecord): string {
-  const outcomes = shownOutcomes(run);
-  const skipped = Object.values(run.targets).some((c) => c.skipped > 0);
-  const lookups = Object.values(run.targets).some((c) => c.lookups > 0);
-  const extra = [
-    ...(run.options.dryRun ? ['planned', 'requests'] : ['requests', 'retries', '429s']),
-    ...(skipped ? ['skipped'] : []),
-    ...(lookups ? ['lookups'] : []),
-  ];
-  const rows: string[][] = [['target', ...outcomes, ...extra]];
-  const totals = new Array<number>(outcomes.length + extra.length).fill(0);
-  for (const [t, c] of Object.entries(run.targets)) {
-    const extras = [
-      ...(run.options.dryRun ? [c.planned, c.requests] : [c.requests, c.retries, c.rateLimited]),
-      ...(skipped ? [c.skipped] : []),
-      ...(lookups ? [c.lookups] : []),
-    ];
-    const values = [...outcomes.map((o) => c.outcomes[o]), ...extras];
-    values.forEach((v, i) => {
-      totals[i]! += v;
-    });
-    const label = c.stoppedBy === 'rate_limited' ? `${t} (RATE_LIMITED)` : `${t} (STOPPED)`;
-    rows.push([c.stopped ? label : t, ...values.map(String)]);
+  const data = summaryData(run);
+  const rows: string[][] = [['target', ...data.columns]];
+  for (const r of data.rows) {
+    const label = r.stoppedBy === 'rate_limited' ? `${r.target} (RATE_LIMITED)` : `${r.target} (STOPPED)`;
+    rows.push([r.stopped ? label : r.target, ...r.values.map(String)]);
   }
-  if (Object.keys(run.targets).length > 1) rows.push(['total', ...totals.map(String)]);
+  if (data.total) rows.push(['total', ...data.total.map(String)]);
   return table(rows);
 }
 
@@ -122,57 +102,6 @@ export function runHeadline(run: RunRecord): string {
     ? 'complete scan'
     : `scan ${run.scan.status}${run.scan.limited ? ' (limited)' : ''}`;
   return `run ${run.id} (${run.kind}${flags ? `, ${flags}` : ''}): ${run.status}${took}, ${run.scan.records} source records, ${scan}`;
-}
-
-/** Notes an operator must not miss: a stopped target, an abort, a failed scan. */
-export function runWarnings(run: RunRecord): string[] {
-  const out: string[] = [];
-  for (const [t, c] of Object.entries(run.targets)) {
-    if (c.stopped && c.stoppedBy === 'rate_limited')
-      out.push(
-        `!! ${t} was RATE_LIMITED in this run: ${c.stopped}. Its remaining jobs are in the dead letters; once the vendor takes requests again, run: profile-sync retry-failed --run ${run.id} --target ${t}`,
-      );
-    else if (c.stopped)
-      out.push(
-        `!! ${t} was STOPPED in this run: ${c.stopped}. Fix ${/app_not_found|session_disabled/.test(c.stopped) ? 'what the message says' : 'its credentials'}, then run: profile-sync retry-failed --run ${run.id} --target ${t}`,
-      );
-  }
-  for (const [t, c] of Object.entries(run.targets)) {
-    if (c.limitCuts)
-      out.push(
-        `${t}: 429s lowered its rate limit ${c.limitCuts} time(s) in this run (adaptive limit): ${t.toUpperCase()}_RATE_LIMIT is above what the vendor allows; set it to the vendor's figure`,
-      );
-  }
-  const left = itemsLeftOutNote(run);
-  if (left) out.push(left);
-  if (run.abortReason) out.push(`!! run aborted: ${run.abortReason}`);
-  const d = run.deletions;
-  if (d?.held && run.options.dryRun)
-    out.push(`!! a real run would be HELD by the safety brake and remove nobody: ${d.held}`);
-  else if (d?.held && !d.confirmed)
-    out.push(
-      `!! DELETIONS HELD by the safety brake: ${d.held}. Nobody was removed. Check the source, then confirm with: profile-sync backfill --confirm-deletes ${run.id} (or raise MAX_DELETE_RATE / MAX_DELETES)`,
-    );
-  else if (d?.confirmed)
-    out.push(
-      `held deletions confirmed ${new Date(d.confirmed.at).toISOString()}: ${d.confirmed.removals} removals re-driven, ${d.confirmed.returned} users back in the source (kept)`,
-    );
-  if (run.scan.status === 'failed')
-    out.push(`!! source scan failed: ${run.scan.error ?? 'unknown error'} (the run is incomplete)`);
-  return out;
-}
-
-/** Issue 11.3: the items the run record left out (`RUN_ITEMS_MAX` reached), per target and outcome. */
-export function itemsLeftOutNote(run: RunRecord): string | undefined {
-  const parts: string[] = [];
-  for (const [t, c] of Object.entries(run.targets)) {
-    if (!c.itemsLeftOut) continue;
-    const by = Object.entries(c.itemsLeftOut).map(([o, n]) => `${o} ${n}`);
-    const total = Object.values(c.itemsLeftOut).reduce((a, n) => a + (n ?? 0), 0);
-    parts.push(`${t} ${total} (${by.join(', ')}; ${c.itemsKept ?? 0} kept)`);
-  }
-  if (!parts.length) return undefined;
-  return `items left out of the run record (RUN_ITEMS_MAX=${run.itemsMax ?? '?'} per target, failures and rejections kept first; the counts above are exact): ${parts.join('; ')}. Every item: backfill --items-file FILE`;
 }
 
 /**
@@ -201,6 +130,24 @@ export function planTable(
     ]);
   }
   return table(rows, 2);
+}
+
+/**
+ * Issue 10: what a dry run's Prelude figures mean. Its lookups were really sent (reads: the plan uses the
+ * `usr_` ids they found, so `planned` holds one PATCH per linked user and one create per user to create,
+ * never a lookup); its creates are an upper bound.
+ */
+export function preludePlanNote(run: RunRecord): string[] {
+  const c = run.targets.prelude;
+  if (!run.options.dryRun || !c || (c.lookups === 0 && c.creates === 0)) return [];
+  const lines = [
+    `prelude: ${c.lookups} batch_lookup request${c.lookups === 1 ? ' was' : 's were'} sent (reads, counted in requests above); the plan writes to the usr_ ids they found.`,
+  ];
+  if (c.creates)
+    lines.push(
+      `prelude: a real run creates at most ${c.creates} Prelude user${c.creates === 1 ? '' : 's'} (PRELUDE_CREATE_USERS=true; one POST each, profile included; a create answered 409, the address already a login, leaves the user unlinked).`,
+    );
+  return lines;
 }
 
 export function formatDiff(diff: FieldDiff | undefined, indent = '    '): string[] {

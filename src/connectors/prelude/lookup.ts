@@ -4,6 +4,7 @@ import type { FieldMap, PlannedRequest, RequestRecord, SourceUser } from '../../
 import type { HttpClient } from '../http.js';
 import { isObject, RequestLog, unreadableRead } from '../target-common.js';
 import type { FoundLinkResult, LinkLookupResult, TargetLinker } from '../types.js';
+import { appFailure } from './app-errors.js';
 
 /** `batch_lookup` takes at most 100 entries per list (prelude-users-api.md): one request per 100 users. */
 export const LOOKUP_BATCH = 100;
@@ -127,9 +128,12 @@ export function createPreludeLinker(
       const body = lookupBody(linkBy, batch);
       if (!body) continue;
       // A read: safe to send again after a crash, allowed in a dry run.
-      const res = log.add(await client.request({ method: 'POST', path: `${usersPath}/batch_lookup`, body }));
+      const res = log.add(
+        await client.request({ method: 'POST', path: `${usersPath}/batch_lookup`, body, readOnly: true }),
+      );
       sent++;
-      if (res.status !== 200) throw client.fail({ method: 'POST' }, res);
+      if (res.status !== 200)
+        throw appFailure(config.appId, 'POST', res, undefined) ?? client.fail({ method: 'POST' }, res);
       const answer = parseUsers(res.body);
       if (!answer) throw unreadableRead('prelude', res, undefined, '{"users": [...]}');
       found.push(...matchLookup(linkBy, batch, answer));
@@ -171,7 +175,11 @@ export function createPreludeLinker(
     // (known only by email, under PRELUDE_LINK_BY=external_id; or another user's). Never a second login
     // for the same person: the user stays unlinked (PRELUDE_LINK_BY=external_id,email links such users).
     if (res.status === 409) return { preludeUserId: undefined, requests: log.records };
-    if (res.status !== 201 && res.status !== 200) throw client.fail({ method: 'POST', userId: user.id }, res);
+    if (res.status !== 201 && res.status !== 200)
+      throw (
+        appFailure(config.appId, 'POST', res, user.id) ??
+        client.fail({ method: 'POST', userId: user.id }, res)
+      );
     const id = isObject(res.body) && typeof res.body.id === 'string' ? res.body.id : '';
     if (!id) {
       throw new SyncError(

@@ -1,7 +1,6 @@
 import type { HttpConfig, PreludeConfig } from '../../config/schema.js';
 import { ConfigError } from '../../core/config-error.js';
 import { diffFields } from '../../core/diff.js';
-import { SyncError } from '../../core/errors.js';
 import type {
   Change,
   FieldMap,
@@ -21,6 +20,7 @@ import {
   unsafePathSegment,
 } from '../target-common.js';
 import type { ConnectorDeps, TargetConnector } from '../types.js';
+import { appFailure } from './app-errors.js';
 import { createPreludeLinker } from './lookup.js';
 import { clearBody, type PreludePatchBody, patchBody } from './payload.js';
 import { compileUserIdTemplate, profilePath, userPath, usersPath } from './user-id.js';
@@ -86,20 +86,8 @@ export function createPreludeConnector(
     if (res.status === 404 && code === 'user_not_found') return { kind: 'unlinked' };
     // 404 app_not_found is a configuration problem, as is 403 session_disabled: every other user would
     // fail the same way, so the target is stopped (class auth) with the fix in the message.
-    if (res.status === 404 && code === 'app_not_found') {
-      throw new SyncError(
-        'auth',
-        `prelude: PATCH ${res.path}: HTTP 404 app_not_found: no app '${config.appId}' for this API key; check PRELUDE_APP_ID`,
-        { target: 'prelude', userId, status: 404, vendorCode: code, requestId: res.requestId },
-      );
-    }
-    if (res.status === 403 && code === 'session_disabled') {
-      throw new SyncError(
-        'auth',
-        `prelude: PATCH ${res.path}: HTTP 403 session_disabled: session management is disabled for app '${config.appId}'; enable it in the Prelude dashboard`,
-        { target: 'prelude', userId, status: 403, vendorCode: code, requestId: res.requestId },
-      );
-    }
+    const appError = appFailure(config.appId, 'PATCH', res, userId);
+    if (appError) throw appError;
     // 400 reserved_profile_key / invalid_request -> permanent; 401 -> auth; 429 -> rate_limited; 5xx ...
     throw client.fail({ method: 'PATCH', userId }, res);
   }
@@ -131,6 +119,9 @@ export function createPreludeConnector(
   function plan(change: Change): PlannedRequest[] {
     if (change.previous !== null && Object.keys(diffFields(change.previous, change.next)).length === 0)
       return [];
+    // Looked up and not found: a real run creates the user with its profile (one POST), or sends nothing.
+    if (unlinkedWithoutLink(change.linkedId) && change.lookedUp)
+      return linker.planCreate(change.user, change.next);
     if (unlinkedWithoutLink(change.linkedId)) {
       // config check: the lookup, then (when found) the PATCH at the id it answers.
       return [
@@ -168,7 +159,10 @@ export function createPreludeConnector(
     const path = userPath(config.appId, linkedId ?? userIdFor(user.id), user.id);
     const res = await client.request({ method: 'GET', path, userId: user.id });
     if (res.status === 404 && vendorErrorCode(res.body) === 'user_not_found') return undefined;
-    if (res.status !== 200) throw client.fail({ method: 'GET', userId: user.id }, res);
+    if (res.status !== 200)
+      throw (
+        appFailure(config.appId, 'GET', res, user.id) ?? client.fail({ method: 'GET', userId: user.id }, res)
+      );
     const profile = isObject(res.body) && isObject(res.body.user) ? res.body.user.profile : undefined;
     if (!isObject(profile)) throw unreadableRead('prelude', res, user.id, 'a user with a profile');
     const current: FieldMap = {};

@@ -99,30 +99,40 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
   }
 
   async function* scan(
-    opts: { pageSize?: number; signal?: AbortSignal; onPage?: (page: SourcePage) => void } = {},
+    opts: {
+      pageSize?: number;
+      signal?: AbortSignal;
+      onPage?: (page: SourcePage) => void;
+      prefetch?: boolean | number;
+    } = {},
   ): AsyncGenerator<SourceRecord> {
     const pageSize = opts.pageSize ?? config.pageSize;
     if (!Number.isInteger(pageSize) || pageSize < 1)
       throw new RangeError(`pageSize must be a positive integer`);
+    const fetchPage = (index: number) => {
+      const overlap = index > 0 ? 1 : 0;
+      const firstResult = index * pageSize - overlap;
+      return client.request({
+        method: 'GET',
+        path: '/user',
+        query: { firstResult, maxResults: pageSize + overlap, sortBy: 'userId', sortOrder: 'asc' },
+        signal: opts.signal,
+      });
+    };
     // Issue 8.1: every page after the first starts one record early, on the last record of the page
     // before. Offset paging shifts when users are removed from (or inserted into) pages already read:
     // the overlap record then differs and the scan stops with SourceOrderChangedError instead of
     // silently skipping (or re-reading) users. Compared by id (the list is sorted by userId).
     let last: string | undefined;
+    // Requests of the pages after the current one (opts.prefetch of them), oldest first.
+    const ahead: Promise<HttpResponse>[] = [];
+    const depth = opts.prefetch === true ? 1 : Math.max(0, Math.floor(Number(opts.prefetch ?? 0)));
     for (let index = 0; ; index++) {
       opts.signal?.throwIfAborted();
       const overlap = index > 0 ? 1 : 0;
       const firstResult = index * pageSize - overlap;
       const maxResults = pageSize + overlap;
-      const res = ok(
-        await client.request({
-          method: 'GET',
-          path: '/user',
-          query: { firstResult, maxResults, sortBy: 'userId', sortOrder: 'asc' },
-          signal: opts.signal,
-        }),
-        'GET',
-      );
+      const res = ok(await (ahead.shift() ?? fetchPage(index)), 'GET');
       const page = res.body;
       if (!Array.isArray(page)) throw malformed(res, 'a body that is not a JSON array');
       if (page.length > maxResults) throw malformed(res, `${page.length} users for maxResults=${maxResults}`);
@@ -130,6 +140,17 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
         const first = page.length ? overlapKey(page[0]) : undefined;
         if (first !== last) throw new SourceOrderChangedError(index, firstResult);
       }
+      // Issue 11.4: the next pages are requested while this one is consumed (1 + prefetch pages held
+      // at most), so the source's answer time overlaps the caller's work. A failure surfaces when its
+      // page is read; a consumer that stops early (and aborts `signal`) leaves them unread, their
+      // rejections handled here. A short page is the last: nothing is requested after it.
+      if (page.length < maxResults) ahead.length = 0;
+      else
+        while (ahead.length < depth) {
+          const p = fetchPage(index + 1 + ahead.length);
+          p.catch(() => undefined);
+          ahead.push(p);
+        }
       opts.onPage?.({ index, firstResult, size: page.length - overlap });
       if (page.length > 0) last = overlapKey(page[page.length - 1]);
       for (let i = overlap; i < page.length; i++) {

@@ -13,6 +13,7 @@ import {
   type SimOptions,
   type SimRequest,
   type SimResponse,
+  type TappedRequest,
   type Vendor,
 } from './types.js';
 
@@ -45,6 +46,7 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
   let buckets: TokenBuckets | null = limit ? new TokenBuckets(limit, now) : null;
 
   const router = new Router(vendor.routes);
+  const taps = new Set<(req: TappedRequest) => void>();
   let url = '';
   let port = 0;
 
@@ -71,6 +73,10 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
     setRateLimit: (next) => {
       buckets = next ? new TokenBuckets(next, now) : null;
       limit = next ? { ...next } : null;
+    },
+    tap: (listener) => {
+      taps.add(listener);
+      return () => taps.delete(listener);
     },
     reset: () => {
       vendor.reset?.();
@@ -199,6 +205,8 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
       r = vendor.errorResponse(500, err instanceof Error ? err.message : String(err));
     }
     log.record(t, method, name, r.status, credential);
+    for (const listener of taps)
+      listener({ method, route: name, rawPath, body: full.body, status: r.status });
     send(res, r);
   }
 
@@ -278,8 +286,18 @@ export async function startSim(vendor: Vendor, options: SimOptions = {}): Promis
     });
   });
   port = (server.address() as AddressInfo).port;
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  url = simUrl(host, port);
   return sim;
+}
+
+/**
+ * The URL a client on this machine uses. A wildcard bind (`0.0.0.0`, `::`, as in a container whose
+ * port other containers reach) is no address to connect to: the URL names loopback instead, so the
+ * printed `export` lines work as they are (and pass profile-sync's plain-http-on-loopback-only rule).
+ */
+export function simUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h.replace(/^\[|\]$/g, '')}]` : h}:${port}`;
 }
 
 function parseBody(raw: Buffer): unknown {

@@ -163,4 +163,22 @@ export interface Sim {
   setRateLimit(limit: RateLimit | null): void;
   /** Vendor state, counters, log, faults and buckets back to how the simulator started. */
   reset(): void;
+  /**
+   * Calls `listener` with every request a route handler answered (after auth, rate limit and faults),
+   * with its parsed JSON body: for contract tests that validate what a client really sent. Returns the
+   * function that removes the listener.
+   */
+  tap(listener: (req: TappedRequest) => void): () => void;
+}
+
+/** A request as a route handler received it, and the status it answered. */
+export interface TappedRequest {
+  method: string;
+  /** `${method} ${pattern}`, as in the request log. */
+  route: string;
+  /** The path and query as sent (percent-encoded). */
+  rawPath: string;
+  /** Parsed JSON body (undefined when there was none). */
+  body: unknown;
+  status: number;
 }

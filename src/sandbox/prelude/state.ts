@@ -3,7 +3,8 @@ import { inUnknownShare } from './known-users.js';
 import { isUsrId } from './usr-ids.js';
 
 /**
- * Which ids the profile PATCH accepts. `source` (legacy, today's default): a `usr_` id of a Prelude user,
+ * Which ids the profile PATCH accepts. `source` (legacy; this class's default,
+ * kept for the PATCH-only tests; startSandbox defaults to `usr`): a `usr_` id of a Prelude user,
  * or any id the legacy known-user rule knows (the source id sent as-is). `usr`: only the `usr_` id of a
  * Prelude user, as the real Prelude (prelude-users-api.md: a source id is never a Prelude user id).
  */

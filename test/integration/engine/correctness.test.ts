@@ -57,10 +57,19 @@ describe('engine: the whole managed payload of every user, per target', () => {
       doc,
     );
   }
+  /** The Prelude user of a source user (the sandbox's default `usr` ids: found by external_id). */
+  async function preludeUser(id: string) {
+    const r = await inspect<{ user?: { id: string; profile: Record<string, string> } }>(
+      h.sandbox.urls.prelude,
+      `users/${encodeURIComponent(id)}`,
+    );
+    return r.user!;
+  }
   async function preludePatch(id: string, profile: Record<string, string>) {
     const app = encodeURIComponent(h.env.PRELUDE_APP_ID!);
+    const usr = (await preludeUser(id)).id;
     await vendor(
-      `${h.sandbox.urls.prelude}/v2/session/apps/${app}/users/${encodeURIComponent(id)}/profile`,
+      `${h.sandbox.urls.prelude}/v2/session/apps/${app}/users/${encodeURIComponent(usr)}/profile`,
       'PATCH',
       { authorization: `Bearer ${h.env.PRELUDE_API_KEY}` },
       { profile },
@@ -114,11 +123,7 @@ describe('engine: the whole managed payload of every user, per target', () => {
     const r = await run([a!.id, b!.id]);
     for (const t of ['sunshine', 'zephr', 'prelude'] as const) expect(r.targets[t]!.outcomes.updated).toBe(2);
     expect(await mismatches(h, { unlinked })).toEqual([]);
-    const prelude = await inspect<{ apps: Record<string, { profiles: Record<string, unknown> }> }>(
-      h.sandbox.urls.prelude,
-      'state',
-    );
-    expect(prelude.apps[h.env.PRELUDE_APP_ID!]!.profiles[a!.id]).toEqual({
+    expect((await preludeUser(a!.id)).profile).toEqual({
       first_name: a!.firstName,
       last_name: '',
       email: '',
@@ -154,9 +159,10 @@ describe('engine: the whole managed payload of every user, per target', () => {
     expect(found).toHaveLength(5);
   });
 
-  it('unlinked is an outcome with its PATCH 404 recorded, no error, no retry (jobs/sync.ts has no error branch for it)', async () => {
+  it('unlinked is an outcome with the lookup that found nobody, no PATCH, no error, no retry', async () => {
     expect(unlinked.size).toBeGreaterThan(0);
     const id = [...unlinked][0]!;
+    h.sandbox.sims.prelude.resetCounters();
     const r = await runActions.waitForRun(
       engine,
       await runActions.startRun(engine, {
@@ -169,10 +175,15 @@ describe('engine: the whole managed payload of every user, per target', () => {
     );
     expect(r.targets.prelude!.outcomes).toMatchObject({ unlinked: 1, failed: 0 });
     expect(r.targets.prelude!.retries).toBe(0);
+    expect(r.targets.prelude!.lookups).toBe(1);
     const [item] = await engine.runs.items(r.id);
-    expect(item).toMatchObject({ outcome: 'unlinked', attempts: 1 });
+    expect(item).toMatchObject({ outcome: 'unlinked', attempts: 0, requests: [] });
+    expect(item!.reason).toMatch(/no Prelude user found \(PRELUDE_LINK_BY=external_id\)/);
     expect(item!.lastError).toBeUndefined();
-    expect(item!.requests.map((q) => `${q.method} ${q.status}`)).toEqual(['PATCH 404']);
+    // The simulator saw one batch_lookup and nothing else.
+    expect(Object.keys(h.sandbox.sims.prelude.counters().byRoute)).toEqual([
+      'POST /v2/session/apps/:appID/users/batch_lookup',
+    ]);
   });
 
   it('a link-table entry .. is rejected by name, never sent as a path segment (issue 8.9)', async () => {

@@ -32,6 +32,16 @@ export async function preludeKnown(
   return { known, unknown };
 }
 
+/** The `usr_` id of the Prelude user whose external_id is this source id (the sandbox's default ids). */
+export async function preludeUsr(h: Harness, sourceId: string): Promise<string> {
+  const r = await inspect<{ user?: { id: string } }>(
+    h.sandbox.urls.prelude,
+    `users/${encodeURIComponent(sourceId)}`,
+  );
+  if (!r.user) throw new Error(`Prelude has no user with external_id ${sourceId}`);
+  return r.user.id;
+}
+
 /** Sunshine profiles written by profile-sync, by external id (from the simulator's own state). */
 export async function sunshineExternalIds(h: Harness): Promise<string[]> {
   const state = await inspect<{

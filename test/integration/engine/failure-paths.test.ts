@@ -6,7 +6,7 @@ import { createTargetConnectors } from '../../../src/connectors/registry.js';
 import type { TargetConnector } from '../../../src/connectors/types.js';
 import { createLogger } from '../../../src/log.js';
 import { Engine } from '../../../src/queue/engine.js';
-import { preludeKnown, startProxy, sunshineExternalIds, until } from './e2e-helpers.js';
+import { preludeKnown, preludeUsr, startProxy, sunshineExternalIds, until } from './e2e-helpers.js';
 import { type Harness, inspect, type SourceUserRow, startHarness } from './harness.js';
 
 // Issue 8.16: failure paths that had never been run end to end (real Redis under a random prefix,
@@ -34,8 +34,9 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     const victim = known.find((id) => /^user-\d+$/.test(id))!;
     // Prelude answers 503 to every write of this one user (PATCH is not idempotent: no HTTP-level
     // retry, each job attempt is exactly one request).
+    const victimUsr = await preludeUsr(h, victim); // PATCHes go to Prelude's own id (found by external_id)
     h.sandbox.sims.prelude.setFaults([
-      { kind: 'status', status: 503, rate: 1, match: { method: 'PATCH', pathRegex: `/users/${victim}/` } },
+      { kind: 'status', status: 503, rate: 1, match: { method: 'PATCH', pathRegex: `/users/${victimUsr}/` } },
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });
@@ -74,11 +75,12 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     expect(redo.kind).toBe('retry');
     expect(redo.targets.prelude!.outcomes.created).toBe(1);
     expect(await engine.syncQueues.prelude!.getFailedCount()).toBe(0);
-    const state = await inspect<{ apps: Record<string, { profiles: Record<string, unknown> }> }>(
-      h.sandbox.urls.prelude,
-      'state',
-    );
-    expect(Object.keys(state.apps[h.env.PRELUDE_APP_ID!]!.profiles).sort()).toEqual([...known].sort());
+    // Every user Prelude knows now has a profile in its Prelude user (by external_id), exactly once.
+    const { users: inPrelude } = await inspect<{
+      users: { external_id?: string; profile: Record<string, string> }[];
+    }>(h.sandbox.urls.prelude, 'users');
+    const written = inPrelude.filter((u) => u.external_id && Object.keys(u.profile).length > 0);
+    expect(written.map((u) => u.external_id).sort()).toEqual([...known].sort());
     expect((await runActions.retryFailed(engine, { runId: run.id })).jobs).toBe(0);
   }, 60_000);
 
@@ -233,9 +235,10 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     const users = (await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users')).map((u) => u.id);
     const { known } = await preludeKnown(h, users);
     const [once, always] = known.filter((id) => /^user-\d+$/.test(id)) as [string, string];
+    const [onceUsr, alwaysUsr] = [await preludeUsr(h, once), await preludeUsr(h, always)];
     h.sandbox.sims.prelude.setFaults([
-      { kind: 'hang', times: 1, match: { method: 'PATCH', pathRegex: `/users/${once}/` } },
-      { kind: 'hang', match: { method: 'PATCH', pathRegex: `/users/${always}/` } },
+      { kind: 'hang', times: 1, match: { method: 'PATCH', pathRegex: `/users/${onceUsr}/` } },
+      { kind: 'hang', match: { method: 'PATCH', pathRegex: `/users/${alwaysUsr}/` } },
     ]);
     const engine = await h.engine({ only: ['prelude'] });
     await engine.startWorkers({ concurrency: 4 });

@@ -97,7 +97,8 @@ export function writeCount(sandbox: Sandbox, sim: 'sunshine' | 'zephr' | 'prelud
   const c = sandbox.sims[sim].counters();
   let n = 0;
   for (const [route, byStatus] of Object.entries(c.byRoute)) {
-    if (route.startsWith('GET ') || route.includes('/__sandbox')) continue;
+    // Reads are not writes: GETs, and Prelude's batch_lookup (a POST that only reads).
+    if (route.startsWith('GET ') || route.includes('/__sandbox') || route.includes('batch_lookup')) continue;
     for (const v of Object.values(byStatus)) n += v;
   }
   return n;
@@ -200,7 +201,12 @@ const lastChecked = new WeakMap<object, Map<string, SourceUserRow>>();
  */
 export async function mismatches(
   h: Pick<Harness, 'sandbox' | 'env'>,
-  opts: { unlinked?: Set<string>; preludeCleared?: Map<string, Set<string>> } = {},
+  opts: {
+    unlinked?: Set<string>;
+    preludeCleared?: Map<string, Set<string>>;
+    /** source id -> Prelude `usr_` id, for users linked by email (default: by external_id). */
+    preludeLinks?: Map<string, string>;
+  } = {},
 ): Promise<string[]> {
   const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
   const out: string[] = [];
@@ -225,6 +231,22 @@ export async function mismatches(
     apps: Record<string, { profiles: Record<string, Record<string, string>> }>;
   }>(h.sandbox.urls.prelude, 'state');
   const preludeProfiles = prelude.apps[h.env.PRELUDE_APP_ID!]?.profiles ?? {};
+  // The sandbox's default `usr` ids (the real service's): a profile lives in the Prelude user whose
+  // external_id is the source id (or, given, the one the link table names).
+  const app = h.env.PRELUDE_APP_ID ? `?app=${encodeURIComponent(h.env.PRELUDE_APP_ID)}` : '';
+  const preludeUsers = (
+    await inspect<{ users: { id: string; external_id?: string; profile: Record<string, string> }[] }>(
+      h.sandbox.urls.prelude,
+      `users${app}`,
+    ).catch(() => ({ users: [] }))
+  ).users;
+  const usrProfiles = new Map<string, Record<string, string>>();
+  const byUsr = new Map(preludeUsers.map((u) => [u.id, u.profile]));
+  for (const u of preludeUsers) if (u.external_id && u.profile) usrProfiles.set(u.external_id, u.profile);
+  for (const [sourceId, usr] of opts.preludeLinks ?? []) {
+    const profile = byUsr.get(usr);
+    if (profile) usrProfiles.set(sourceId, profile);
+  }
   const before = lastChecked.get(h.sandbox);
   const keys = FIELDS.map(([, k]) => k);
 
@@ -256,7 +278,9 @@ export async function mismatches(
     else if (canonical(managed(z, keys)) !== canonical(want.zephr))
       out.push(`zephr ${u.id}: ${canonical(managed(z, keys))} != ${canonical(want.zephr)}`);
 
-    const pr = preludeProfiles[u.id];
+    const usrProfile = usrProfiles.get(u.id);
+    const pr =
+      preludeProfiles[u.id] ?? (usrProfile && Object.keys(usrProfile).length ? usrProfile : undefined);
     if (opts.unlinked?.has(u.id)) {
       if (pr) out.push(`prelude ${u.id}: unlinked, yet a profile ${canonical(pr)}`);
     } else if (!pr) {

@@ -6,10 +6,10 @@ import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './harness.js';
 
 /**
- * Issue 10: Prelude as it really is (sandbox `--prelude-ids usr`: only `usr_` ids are accepted, our id
- * is the Prelude user's external_id). 1,000 users: one backfill links every user Prelude knows by
- * external_id with ceil(1000/100) batch_lookups, at most one PATCH per linked user, and an unchanged
- * re-run sends Prelude nothing.
+ * Issue 10: Prelude as it really is (the sandbox's default `usr` ids, with no `preludeIds` option here:
+ * only `usr_` ids are accepted, our id is the Prelude user's external_id). 1,000 users: one backfill
+ * links every user Prelude knows by external_id with ceil(1000/100) batch_lookups, at most one PATCH
+ * per linked user, and an unchanged re-run sends Prelude nothing.
  */
 interface PreludeUser {
   id: string;
@@ -47,7 +47,7 @@ describe.each(['external_id', 'external_id,email'] as const)(
     beforeAll(async () => {
       h = await startHarness({
         label: 'plink',
-        sandbox: { users: 1000, preludeIds: 'usr' },
+        sandbox: { users: 1000 },
         env: { PRELUDE_LINK_BY: linkBy },
       });
       engine = await h.engine();
@@ -207,7 +207,7 @@ describe('prelude linking: a user added to Prelude later is linked after UNLINKE
   beforeAll(async () => {
     h = await startHarness({
       label: 'plate',
-      sandbox: { users: 150, preludeIds: 'usr' },
+      sandbox: { users: 1000 },
       env: { UNLINKED_RECHECK: '1' }, // 1 s: the second run is past it once a second has gone by
     });
     engine = await h.engine();
@@ -242,8 +242,16 @@ describe('prelude linking: a user added to Prelude later is linked after UNLINKE
     expect((await links.info([late.id])).get(late.id)?.how).toBe('external_id');
     const created = (await engine.runs.items(second.id)).filter((i) => i.outcome === 'created');
     expect(created.map((i) => i.userId)).toEqual([late.id]);
-    // The re-checked unlinked users were looked up together: one request for all of them.
-    expect(second.targets.prelude!.lookups).toBe(1);
+    // The re-checked unlinked users were looked up together, 100 per request in each scan chunk of
+    // 500 (the simulator's own log): no more than one request per chunk here, and one PATCH.
+    const unlinkedBefore = first.targets.prelude!.outcomes.unlinked;
+    expect(unlinkedBefore).toBeLessThanOrEqual(200);
+    const sent = preludeRequests(h);
+    expect(sent.lookups).toBeGreaterThanOrEqual(Math.ceil(unlinkedBefore / 100));
+    expect(sent.lookups).toBeLessThanOrEqual(2);
+    expect(second.targets.prelude!.lookups).toBe(sent.lookups);
+    expect(sent.patches).toBe(1);
+    expect(sent.other).toBe(0);
   }, 120_000);
 });
 
@@ -254,7 +262,7 @@ describe('prelude linking: PRELUDE_CREATE_USERS=true creates the users no lookup
   beforeAll(async () => {
     h = await startHarness({
       label: 'pcreate',
-      sandbox: { users: 150, preludeIds: 'usr' },
+      sandbox: { users: 150 },
       env: { PRELUDE_CREATE_USERS: 'true' },
     });
     engine = await h.engine();

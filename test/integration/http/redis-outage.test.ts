@@ -65,6 +65,13 @@ describe('ops server when Redis goes away and comes back', () => {
     expect(sample(text, 'profile_sync_queue_jobs', { target: 'sunshine', state: 'paused' })).toBeUndefined();
     // The run API answers 503 instead of hanging on the engine's queued connection.
     expect((await h.get(`${ops.url}/api/runs`)).status).toBe(503);
+    // So do the HTML pages (issue 12.1): a 503 page, not a tab spinning for ever.
+    for (const path of ['/runs', '/runs/20260101T000000Z-abcd', '/users/user-000001', '/targets']) {
+      const p = await h.get(`${ops.url}${path}`);
+      expect(p.status, path).toBe(503);
+      expect(p.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(p.text).toContain('<title>Redis unavailable');
+    }
 
     redis = await startRedis(port); // same port, empty (no persistence): a Redis that restarted
 

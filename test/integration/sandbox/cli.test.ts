@@ -45,10 +45,12 @@ describe('profile-sync sandbox', () => {
   it('prints the URLs and export lines, serves all four services, and exits 0 on SIGTERM', async () => {
     const r = run(['sandbox', '--port', '0', '--users', '50']);
     try {
-      await expect.poll(() => r.stdout(), { timeout: 15_000 }).toContain('PRELUDE_LINK_BY=');
+      await expect.poll(() => r.stdout(), { timeout: 15_000 }).toContain('export PRELUDE_API_KEY=');
       const out = r.stdout();
       const env = parseExports(out);
-      expect(Object.keys(env)).toHaveLength(13); // with PRELUDE_LINK_BY=template (legacy source id mode)
+      // No PRELUDE_LINK_BY: the default `usr` ids, linked by external_id as against the real service.
+      expect(Object.keys(env)).toHaveLength(12);
+      expect(out).toContain('Prelude ids usr');
       for (const name of ['source', 'sunshine', 'zephr', 'prelude']) {
         const url = env[`${name.toUpperCase()}_URL`]!;
         expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -68,7 +70,7 @@ describe('profile-sync sandbox', () => {
   it('exits 0 on SIGINT too', async () => {
     const r = run(['sandbox', '--port', '0', '--users', '5', '--rate-limit', '0', '--read-only']);
     try {
-      await expect.poll(() => r.stdout(), { timeout: 15_000 }).toContain('PRELUDE_LINK_BY=');
+      await expect.poll(() => r.stdout(), { timeout: 15_000 }).toContain('export PRELUDE_API_KEY=');
       expect(r.stdout()).toContain('no rate limit');
       expect(r.stdout()).toContain('read-only source');
       r.child.kill('SIGINT');

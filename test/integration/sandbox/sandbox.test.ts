@@ -18,8 +18,6 @@ const ENV_NAMES = [
   'PRELUDE_URL',
   'PRELUDE_APP_ID',
   'PRELUDE_API_KEY',
-  // Legacy `source` id mode: the Prelude PATCH takes the source id, so the client links by template.
-  'PRELUDE_LINK_BY',
 ];
 
 async function listen(port: number): Promise<Server> {
@@ -109,6 +107,35 @@ describe('startSandbox', () => {
     const known = await startSandbox({ port: 0, users: 5, preludeUnknownShare: 0 });
     const unknown = await startSandbox({ port: 0, users: 5, preludeUnknownShare: 1 });
     try {
+      // The default `usr` ids (the real service's): a user Prelude knows is found by external_id.
+      const lookup = async (sb: Sandbox) =>
+        (
+          await call(
+            sb.urls.prelude,
+            'POST',
+            `/v2/session/apps/${sb.env.PRELUDE_APP_ID}/users/batch_lookup`,
+            {
+              headers: { authorization: `Bearer ${sb.env.PRELUDE_API_KEY}` },
+              json: { external_ids: ['user-000001'] },
+            },
+          )
+        ).body as { users: { id: string; external_id?: string }[] };
+      const found = await lookup(known);
+      expect(found.users).toHaveLength(1);
+      expect(found.users[0]).toMatchObject({
+        id: expect.stringMatching(/^usr_/),
+        external_id: 'user-000001',
+      });
+      expect((await lookup(unknown)).users).toEqual([]);
+    } finally {
+      await Promise.all([known.close(), unknown.close()]);
+    }
+  });
+
+  it('has no PRELUDE_LINK_BY by default (usr ids, as the real service); `source` ids link by template', async () => {
+    const usr = await startSandbox({ port: 0, users: 5, preludeUnknownShare: 0 });
+    const legacy = await startSandbox({ port: 0, users: 5, preludeUnknownShare: 0, preludeIds: 'source' });
+    try {
       const patch = (sb: Sandbox) =>
         call(
           sb.urls.prelude,
@@ -119,10 +146,13 @@ describe('startSandbox', () => {
             json: { profile: { first_name: 'Anna' } },
           },
         );
-      expect((await patch(known)).status).toBe(204);
-      expect(await patch(unknown)).toMatchObject({ status: 404, body: { code: 'user_not_found' } });
+      // A source id is never a Prelude user id.
+      expect(usr.env.PRELUDE_LINK_BY).toBeUndefined();
+      expect(await patch(usr)).toMatchObject({ status: 404, body: { code: 'user_not_found' } });
+      expect(legacy.env.PRELUDE_LINK_BY).toBe('template');
+      expect((await patch(legacy)).status).toBe(204);
     } finally {
-      await Promise.all([known.close(), unknown.close()]);
+      await Promise.all([usr.close(), legacy.close()]);
     }
   });
 });

@@ -21,16 +21,26 @@ export async function callEachService(env: Record<string, string>): Promise<Reco
     headers: { authorization: `Bearer ${jwt}` },
     json: { first_name: 'Anna' },
   });
-  // Prelude does not know some users on purpose; make sure it knows this one.
+  // Prelude does not know some users on purpose; make sure it knows this one. As the client does with
+  // the sandbox's default `usr` ids (the real service's): find the user's `usr_` id by external_id,
+  // then PATCH there.
   await call(env.PRELUDE_URL!, 'PUT', '/__sandbox/users/user-000001');
+  const auth = { authorization: `Bearer ${env.PRELUDE_API_KEY}` };
+  const found = await call(
+    env.PRELUDE_URL!,
+    'POST',
+    `/v2/session/apps/${env.PRELUDE_APP_ID}/users/batch_lookup`,
+    {
+      headers: auth,
+      json: { external_ids: ['user-000001'] },
+    },
+  );
+  const usr = (found.body as { users?: { id: string }[] } | undefined)?.users?.[0]?.id ?? 'user-000001';
   const prelude = await call(
     env.PRELUDE_URL!,
     'PATCH',
-    `/v2/session/apps/${env.PRELUDE_APP_ID}/users/user-000001/profile`,
-    {
-      headers: { authorization: `Bearer ${env.PRELUDE_API_KEY}` },
-      json: { profile: { first_name: 'Anna' } },
-    },
+    `/v2/session/apps/${env.PRELUDE_APP_ID}/users/${encodeURIComponent(usr)}/profile`,
+    { headers: auth, json: { profile: { first_name: 'Anna' } } },
   );
   return { source: source.status, sunshine: sunshine.status, zephr: zephr.status, prelude: prelude.status };
 }

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileMappings, loadDefaultMappings } from '../../../src/config/mapping.js';
 import {
+  compileTemplate,
   type MappingOverrides,
   mappingSchema,
+  renderTemplate,
   templateProblems,
 } from '../../../src/config/mapping-schema.js';
 import { ConfigError } from '../../../src/core/config-error.js';
@@ -275,5 +277,28 @@ describe('validation (ConfigError naming file, path and fix)', () => {
     expect(() => compileMappings({} as { mapping?: MappingOverrides }, { defaultsFile })).toThrow(
       /mapping\.default\.yaml: zephr\.a\.from: unknown source path/,
     );
+  });
+});
+
+describe('compileTemplate (issue 11.4: templates split once)', () => {
+  it('renders exactly what renderTemplate renders', () => {
+    const values: Record<string, string | undefined> = {
+      firstName: 'Ann',
+      lastName: undefined,
+      email: 'a@x',
+      id: '7',
+    };
+    const get = (p: string) => values[p];
+    for (const t of [
+      '{firstName} {lastName}',
+      '{lastName}, {firstName} <{email}> {{literal}}',
+      'plain',
+      '{{{id}}}',
+      '}}{{',
+      '{id}{id}',
+      '{email}',
+      'x{firstName}y{lastName}z',
+    ])
+      expect(compileTemplate(t)(get as never)).toBe(renderTemplate(t, get as never));
   });
 });

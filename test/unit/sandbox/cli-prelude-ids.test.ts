@@ -5,7 +5,7 @@ import { ConfigError } from '../../../src/core/config-error.js';
 const base = { port: '4100', users: '1000', seed: '1', host: '127.0.0.1' };
 
 describe('profile-sync sandbox --prelude-ids', () => {
-  it('is left to the default (source) unless given; takes usr or source', () => {
+  it('is left to the default (usr) unless given; takes usr or source', () => {
     expect(sandboxOptions(base).preludeIds).toBeUndefined();
     expect(sandboxOptions({ ...base, preludeIds: 'usr' }).preludeIds).toBe('usr');
     expect(sandboxOptions({ ...base, preludeIds: 'source' }).preludeIds).toBe('source');

@@ -89,7 +89,7 @@ describe('RunStore: settle and finish in one call', () => {
       requests: [],
       at: 1,
     };
-    const write = state.writeOf('zephr', 's', { a: '1' }, 42);
+    const write = await state.writeOf('zephr', 's', { a: '1' }, 42);
     expect(await runs.record(id, { settle: 'zephr/s', items: [item], finish: true, state: write })).toBe(
       true,
     );
@@ -97,6 +97,39 @@ describe('RunStore: settle and finish in one call', () => {
     expect(await state.getUnlinked('zephr', 's')).toBeNull();
     expect(await runs.itemCount(id)).toBe(1);
     expect((await runs.history('s')).map((h) => h.runId)).toEqual([id]);
+  });
+
+  it("re-adds the state value's key list in the same call (a Redis emptied under a process that cached it)", async () => {
+    const id = await runs.create('backfill', OPTS);
+    await runs.addPending(id, ['zephr/k1', 'zephr/k2']);
+    const state = new StateStore(redis, layout);
+    const item = (userId: string) => ({
+      userId,
+      target: 'zephr' as const,
+      outcome: 'created' as const,
+      diff: {},
+      attempts: 1,
+      requests: [],
+      at: 1,
+    });
+    const fields = { first_name: 'Ann', plan: 'gold' };
+    await runs.record(id, {
+      settle: 'zephr/k1',
+      items: [item('k1')],
+      finish: true,
+      state: await state.writeOf('zephr', 'k1', fields, 7),
+    });
+    // The key lists vanish (FLUSHALL, an operator); this process still has the list cached, so the
+    // next write's encode stores nothing itself: only the settle's call can put it back.
+    await redis.del(layout.stateKeys('zephr'));
+    await runs.record(id, {
+      settle: 'zephr/k2',
+      items: [item('k2')],
+      finish: true,
+      state: await state.writeOf('zephr', 'k2', fields, 8),
+    });
+    const fresh = new StateStore(redis, layout); // no cache: decodes from Redis alone
+    expect(await fresh.get('zephr', 'k2')).toMatchObject({ fields, writtenAt: 8 });
   });
 
   it('records items per target with the bound like psRecord (the item keys come after the pending set)', async () => {

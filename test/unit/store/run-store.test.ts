@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { userKey } from '../../../src/core/hashing.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { newRunId } from '../../../src/store/run-codec.js';
 import type { RunItem, RunOptions } from '../../../src/store/run-record.js';
@@ -146,6 +147,35 @@ describe('RunStore', () => {
     // A deleted run disappears from the history too.
     await runs.deleteRun(r1);
     expect((await runs.history('u:7')).map((e) => e.runId)).toEqual([r2]);
+  });
+
+  it('issue 11.4: the history index lives with its run (small bucket hashes), the old per-user zset is still read', async () => {
+    const runs = new RunStore(redis, layout, { historyPerUser: 3 });
+    const r1 = await runs.create('backfill', OPTS, Date.now() - 2000);
+    const r2 = await runs.create('scheduled', OPTS, Date.now() - 1000);
+    await runs.record(r1, { items: [item('hist:1'), item('hist:1', { target: 'zephr' })] });
+    await runs.record(r2, { items: [item('hist:1', { outcome: 'updated' })] });
+    const uk = userKey('hist:1');
+    expect(await redis.hget(layout.runHistory(r1, uk), uk)).toBe('0,1');
+    expect(await redis.object('ENCODING', layout.runHistory(r1, uk))).toBe('listpack');
+    expect(await redis.exists(layout.history(uk))).toBe(0);
+    // An entry a v1 process wrote (per-user zset, `<runId>/<index>`), in a third run.
+    const r3 = await runs.create('scheduled', OPTS);
+    await redis.rpush(
+      layout.runItems(r3),
+      JSON.stringify(item('hist:1', { outcome: 'updated', target: 'prelude' })),
+    );
+    await redis.zadd(layout.history(uk), Date.now(), `${r3}/0`, Date.now(), 'gone-run/4');
+    const h = await runs.history('hist:1');
+    // Oldest first, at most historyPerUser (3) of the 4: the newest kept.
+    expect(h.map((e) => [e.runId, e.index, e.item.target])).toEqual([
+      [r1, 1, 'zephr'],
+      [r2, 0, 'sunshine'],
+      [r3, 0, 'prelude'],
+    ]);
+    expect(await redis.zrange(layout.history(uk), '0', '-1')).toEqual([`${r3}/0`]); // the dangling ref dropped
+    await runs.deleteRun(r1);
+    expect(await redis.exists(layout.runHistory(r1, uk))).toBe(0);
   });
 
   it('applies retention by count and by age, and finishing a run expires its job bookkeeping', async () => {

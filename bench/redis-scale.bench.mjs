@@ -1,0 +1,445 @@
+#!/usr/bin/env node
+// Issue 11.4: Redis at scale. For each size in BENCH_SCALE_USERS (default 100000; the issue's figures
+// need `BENCH_SCALE_USERS=100000,1000000`, about 10 minutes and ~1.5 GB of Redis at 1M):
+//  1. a sandbox with that many users (its own process) and the engine (this process, dist/ code);
+//  2. state written directly, for every user and target, with the store's own encoder
+//     (StateStore.encode: the exact value a backfill writes, checked in step 0), and the run record
+//     a first backfill leaves: its kept items (RUN_ITEMS_MAX per target, default 10,000) recorded with
+//     RunStore.record, which also writes their users' history entries;
+//  3. Redis bytes (MEMORY USAGE of every key of the prefix, by kind) per known user and per run;
+//  4. a bare scan: the source connector paging through every user, doing nothing;
+//  5. the unchanged re-run: a scheduled run of the engine (scan with every target on, limits off,
+//     deletion detection included) that must find every user unchanged (0 requests, 0 jobs);
+//     users/s of both, and their ratio (issue 11.4: at least 0.5).
+// Step 0 (once): a real `backfill` of BENCH_CHECK_USERS (1,000) users, whose every state value must be
+// byte for byte what step 2's encoder makes of the same users (the time prefix aside).
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { writeResult } from './lib/report.mjs';
+import { startSandboxProcess } from './lib/sandbox-process.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => join(root, 'dist', 'src', p);
+const { loadConfig } = await import(dist('config/load.js'));
+const { Engine } = await import(dist('queue/engine.js'));
+const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
+const { createLogger } = await import(dist('log.js'));
+const { diffFields } = await import(dist('core/diff.js'));
+const { RejectedRecordError } = await import(dist('core/errors.js'));
+
+const sizes = (process.env.BENCH_SCALE_USERS ?? '100000').split(',').map(Number);
+const checkUsers = Number(process.env.BENCH_CHECK_USERS ?? 1000);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const TARGETS = ['sunshine', 'zephr', 'prelude'];
+const redis = new Redis(redisUrl);
+
+const baseEnv = (sandbox, prefix) => ({
+  ...sandbox.env,
+  REDIS_URL: redisUrl,
+  PROFILE_SYNC_PREFIX: prefix,
+  LOG_LEVEL: 'error',
+  SUNSHINE_RATE_LIMIT: '100000000',
+  ZEPHR_RATE_LIMIT: '100000000',
+  PRELUDE_RATE_LIMIT: '100000000',
+});
+
+async function clean(prefix) {
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `{${prefix}}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (batch.length) await redis.unlink(...batch);
+  } while (cursor !== '0');
+}
+
+/** What a key holds, from its name under `{p}:`. */
+function kind(rest) {
+  if (/^state:[a-z]+:keys$/.test(rest)) return 'stateKeys';
+  if (rest.startsWith('state:')) return 'state';
+  if (rest.startsWith('unlinked:')) return 'unlinked';
+  if (rest.startsWith('links:')) return 'links';
+  if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
+  if (rest.startsWith('orphans:') || rest === 'tombstones') return 'deletions';
+  if (/^run:[^:]+:(seen|gone:|absent|confirm)/.test(rest)) return 'runDeletions';
+  if (/^run:[^:]+:(pending|settled)$/.test(rest)) return 'runPendingSettled';
+  if (rest.startsWith('run:') || rest === 'runs') return 'run';
+  if (rest.startsWith('scan:') || rest.startsWith('sync-')) return 'bullmq';
+  if (rest.startsWith('throttle:')) return 'throttle';
+  return 'other';
+}
+
+/** MEMORY USAGE (exact: SAMPLES 0) of every key of the prefix, summed by kind. */
+async function measure(prefix) {
+  const base = `{${prefix}}:`;
+  const bytes = {};
+  const keys = {};
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000);
+    cursor = next;
+    const p = redis.pipeline();
+    for (const k of batch) p.memory('USAGE', k, 'SAMPLES', 0);
+    const res = batch.length ? await p.exec() : [];
+    batch.forEach((k, i) => {
+      const g = kind(k.slice(base.length));
+      bytes[g] = (bytes[g] ?? 0) + (Number(res[i][1]) || 0);
+      keys[g] = (keys[g] ?? 0) + 1;
+    });
+  } while (cursor !== '0');
+  return { bytes, keys };
+}
+
+/** Every source user, page by page, through the engine's own source connector. */
+async function* users(engine) {
+  for await (const rec of engine.source().scan({ pageSize: engine.settings.pageSize }))
+    if (rec.ok) yield rec.user;
+}
+
+/** The state values of a batch of users as the engine writes them (StateStore.encode), per target. */
+async function encodeBatch(engine, batch, at) {
+  const out = [];
+  for (const t of TARGETS) {
+    const connector = engine.connector(t);
+    for (const user of batch) {
+      let fields;
+      try {
+        fields = connector.map(user);
+      } catch (err) {
+        if (err instanceof RejectedRecordError) continue;
+        throw err;
+      }
+      out.push({ t, user, fields, value: await engine.state.encode(t, user.id, fields, at) });
+    }
+  }
+  return out;
+}
+
+async function makeEngine(env) {
+  // BENCH_CHUNK: the scan's chunk size (engine default 2,000), to compare.
+  const settings = process.env.BENCH_CHUNK ? { chunkSize: Number(process.env.BENCH_CHUNK) } : {};
+  return Engine.create({
+    jobs: JOBS,
+    config: loadConfig(env),
+    logger: createLogger({ level: 'error' }),
+    settings,
+  });
+}
+
+function backfillCli(env) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(root, 'dist', 'cli.js'), 'backfill', '--json', '--concurrency', '16'],
+      { env: { PATH: process.env.PATH, ...env }, maxBuffer: 64 << 20, timeout: 1_800_000 },
+      (err, stdout, stderr) => (err && !stdout ? reject(new Error(stderr)) : resolve(JSON.parse(stdout))),
+    );
+  });
+}
+
+/** Step 0: a real backfill's state values are exactly what the direct writer encodes. */
+async function checkFormat() {
+  const sandbox = await startSandboxProcess(['--users', String(checkUsers), '--rate-limit', '0']);
+  const prefix = `bench-scale-check-${randomBytes(4).toString('hex')}`;
+  try {
+    const env = baseEnv(sandbox, prefix);
+    await backfillCli(env);
+    const engine = await makeEngine(env);
+    let compared = 0;
+    try {
+      let batch = [];
+      const check = async () => {
+        const encoded = await encodeBatch(engine, batch, 0);
+        for (const { t, user, fields, value } of encoded) {
+          const written = await redis.hget(engine.layout.state(t), user.id);
+          if (written === null) continue; // Prelude: a user Prelude does not know (unlinked, no state)
+          const at = Number.parseInt(written, 36);
+          const mine = await engine.state.encode(t, user.id, fields, at);
+          if (mine !== written || value.slice(value.indexOf(',')) !== written.slice(written.indexOf(',')))
+            throw new Error(`format check: ${t} ${user.id}: backfill wrote ${written}, encoder ${mine}`);
+          compared++;
+        }
+        batch = [];
+      };
+      for await (const user of users(engine)) {
+        batch.push(user);
+        if (batch.length === 500) await check();
+      }
+      await check();
+    } finally {
+      await engine.close();
+    }
+    if (compared < checkUsers * 2) throw new Error(`format check compared only ${compared} values`);
+    return compared;
+  } finally {
+    await clean(prefix);
+    sandbox.child.kill('SIGTERM');
+  }
+}
+
+async function atSize(n) {
+  const t0 = performance.now();
+  const sandbox = await startSandboxProcess(['--users', String(n), '--rate-limit', '0'], {
+    timeoutMs: 600_000,
+  });
+  const prefix = `bench-scale-${randomBytes(4).toString('hex')}`;
+  const env = baseEnv(sandbox, prefix);
+  const engine = await makeEngine(env);
+  try {
+    console.error(`${n}: sandbox up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    // 2. state for every user and target, and the run record (kept items + history) of a backfill.
+    const runId = await engine.runs.create('backfill', { targets: TARGETS });
+    const itemsMax = engine.runs.retention.itemsMax;
+    const now = Date.now();
+    let written = 0;
+    let batch = [];
+    const flush = async () => {
+      const encoded = await encodeBatch(engine, batch, now);
+      const p = redis.pipeline();
+      for (const e of encoded) p.hset(engine.layout.state(e.t), e.user.id, e.value);
+      await p.exec();
+      const items = encoded
+        .filter((e) => written + batch.indexOf(e.user) < itemsMax)
+        .map((e) => ({
+          userId: e.user.id,
+          target: e.t,
+          outcome: 'created',
+          diff: diffFields(null, e.fields),
+          attempts: 1,
+          requests: [
+            {
+              method: 'PUT',
+              path: `/x/${encodeURIComponent(e.user.id)}`,
+              status: 201,
+              durationMs: 3,
+              requestId: randomBytes(8).toString('hex'),
+              attempt: 1,
+            },
+          ],
+          at: now,
+        }));
+      for (let i = 0; i < items.length; i += 100)
+        await engine.runs.record(runId, { items: items.slice(i, i + 100), now });
+      written += batch.length;
+      batch = [];
+    };
+    const tw = performance.now();
+    for await (const user of users(engine)) {
+      batch.push(user);
+      if (batch.length === 1000) await flush();
+    }
+    await flush();
+    await engine.runs.finish(runId, 'completed');
+    console.error(
+      `${n}: state written for ${written} users in ${((performance.now() - tw) / 1000).toFixed(1)} s`,
+    );
+    if (written !== n) throw new Error(`wrote ${written} users, expected ${n}`);
+    const m = await measure(prefix);
+    const steady = ['state', 'stateKeys', 'unlinked', 'links', 'history', 'deletions'];
+    const perUser = Object.fromEntries(steady.map((k) => [k, (m.bytes[k] ?? 0) / n]));
+    const steadyPerUser = Object.values(perUser).reduce((a, b) => a + b, 0);
+    console.error(`${n}: ${JSON.stringify(m)}`);
+
+    // 4. the bare scan.
+    // Without read-ahead, and with the engine scan's own (the ratio's base is the faster of the two).
+    let bareCpuS = 0;
+    const bareScan = async (prefetch) => {
+      const cpu0 = process.cpuUsage();
+      const tb = performance.now();
+      let bare = 0;
+      for await (const _ of engine.source().scan({ pageSize: engine.settings.pageSize, prefetch })) bare++;
+      if (bare !== n) throw new Error(`bare scan read ${bare} of ${n}`);
+      bareCpuS = cpuSeconds(cpu0);
+      return (performance.now() - tb) / 1000;
+    };
+    const bareNoPrefetchS = await bareScan(0);
+    const bareS = await bareScan(
+      Math.max(1, Math.ceil(engine.settings.chunkSize / engine.settings.pageSize)),
+    );
+    console.error(
+      `${n}: bare scan ${bareS.toFixed(2)} s (without read-ahead ${bareNoPrefetchS.toFixed(2)} s)`,
+    );
+
+    // 5. the unchanged re-run.
+    await engine.startWorkers({ concurrency: 32 });
+    const before = await requestsAtSandbox(sandbox.env);
+    const statsBefore = process.env.BENCH_CMDSTATS ? await redis.info('commandstats') : '';
+    const stopProfile = await startProfile();
+    const cpuR = process.cpuUsage();
+    const tr = performance.now();
+    const run = await waitForRun(engine, await startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
+    const rerunS = (performance.now() - tr) / 1000;
+    const rerunCpuS = cpuSeconds(cpuR);
+    await stopProfile(`rerun-${n}`);
+    if (statsBefore) console.error(cmdDelta(statsBefore, await redis.info('commandstats')));
+    const sent = (await requestsAtSandbox(sandbox.env)) - before;
+    const unchanged = Object.fromEntries(TARGETS.map((t) => [t, run.targets[t].outcomes.unchanged]));
+    console.error(
+      `${n}: re-run ${run.status} in ${rerunS.toFixed(1)} s, ${sent} requests, ${JSON.stringify(unchanged)}`,
+    );
+    if (run.status !== 'completed' || sent !== 0 || run.enqueued !== 0)
+      throw new Error(`re-run: ${run.status}, ${sent} requests, ${run.enqueued} jobs`);
+    for (const t of TARGETS)
+      if (unchanged[t] !== n) throw new Error(`re-run: ${t} found ${unchanged[t]} of ${n} unchanged`);
+    const afterRun = await measure(prefix);
+    return {
+      n,
+      perUser,
+      steadyPerUser,
+      perRun: m.bytes.run ?? 0,
+      itemsKept: await redis.llen(engine.layout.runItems(runId)),
+      bytes: m.bytes,
+      keys: m.keys,
+      afterRerun: afterRun.bytes,
+      bareUsersPerS: n / bareS,
+      bareNoPrefetchUsersPerS: n / bareNoPrefetchS,
+      rerunUsersPerS: n / rerunS,
+      bareS,
+      rerunS,
+      bareCpuS,
+      rerunCpuS,
+    };
+  } finally {
+    await engine.close();
+    await clean(prefix);
+    sandbox.child.kill('SIGTERM');
+  }
+}
+
+/** User + system CPU seconds of this process since `from`. */
+function cpuSeconds(from) {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
+/** BENCH_CMDSTATS=1: Redis commands during the re-run (INFO commandstats delta; others' commands included). */
+function cmdDelta(before, after) {
+  const parse = (s) =>
+    Object.fromEntries([...s.matchAll(/^cmdstat_(\S+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  const [b, a] = [parse(before), parse(after)];
+  return Object.entries(a)
+    .map(([k, v]) => [k, v - (b[k] ?? 0)])
+    .filter(([, d]) => d > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, d]) => `${k}=${d}`)
+    .join(' ');
+}
+
+/** BENCH_PROFILE=<dir>: a CPU profile of this process during the re-run only (open it in Chrome DevTools). */
+async function startProfile() {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return async () => undefined;
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return async (name) => {
+    const { profile } = await session.post('Profiler.stop');
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+async function requestsAtSandbox(env) {
+  let total = 0;
+  for (const t of TARGETS)
+    total += (await (await fetch(`${env[`${t.toUpperCase()}_URL`]}/__sandbox/counters`)).json()).total;
+  return total;
+}
+
+const metrics = [];
+const notes = [];
+try {
+  const compared = await checkFormat();
+  notes.push(
+    `format: the ${compared} state values a real backfill of ${checkUsers} users wrote are byte for byte what the direct writer encodes (time prefix aside)`,
+  );
+  for (const n of sizes) {
+    const r = await atSize(n);
+    const label = n.toLocaleString('en-US');
+    metrics.push(
+      {
+        name: `${label} users: steady bytes per known user (state + key lists + unlinked + history, 3 targets)`,
+        value: Math.round(r.steadyPerUser),
+        unit: 'B',
+        better: 'lower',
+        detail: { perUser: r.perUser, bytes: r.bytes, keys: r.keys, afterRerun: r.afterRerun },
+      },
+      {
+        name: `${label} users: state bytes per known user`,
+        value: Math.round(r.perUser.state + r.perUser.stateKeys),
+        unit: 'B',
+        better: 'lower',
+      },
+      {
+        name: `${label} users: history bytes per known user`,
+        value: Math.round(r.perUser.history),
+        unit: 'B',
+        better: 'lower',
+      },
+      {
+        name: `${label} users: run record bytes (first backfill, ${r.itemsKept} items kept)`,
+        value: r.perRun,
+        unit: 'B',
+        better: 'lower',
+      },
+      {
+        name: `${label} users: bare source scan (with the scan's read-ahead)`,
+        value: Math.round(r.bareUsersPerS),
+        unit: 'users/s',
+        better: 'higher',
+      },
+      {
+        name: `${label} users: bare source scan without read-ahead`,
+        value: Math.round(r.bareNoPrefetchUsersPerS),
+        unit: 'users/s',
+        better: 'higher',
+      },
+      {
+        name: `${label} users: unchanged re-run (3 targets, 0 requests)`,
+        value: Math.round(r.rerunUsersPerS),
+        unit: 'users/s',
+        better: 'higher',
+      },
+      {
+        name: `${label} users: re-run / bare scan`,
+        // Against the faster of the two bare scans (the load of the machine moves either).
+        value: Number((r.rerunUsersPerS / Math.max(r.bareUsersPerS, r.bareNoPrefetchUsersPerS)).toFixed(2)),
+        unit: 'ratio',
+        better: 'higher',
+        detail: { bareS: r.bareS, rerunS: r.rerunS },
+      },
+      {
+        name: `${label} users: re-run / bare scan, by CPU time of the engine process`,
+        value: Number((r.bareCpuS / r.rerunCpuS).toFixed(2)),
+        unit: 'ratio',
+        better: 'higher',
+        detail: { bareCpuS: r.bareCpuS, rerunCpuS: r.rerunCpuS },
+      },
+    );
+  }
+  notes.push(
+    'state written directly (StateStore.encode) for every user in all three targets; a real backfill leaves Prelude users it does not know unlinked instead (a marker, not a state)',
+    'history: only users with a kept item have one (RUN_ITEMS_MAX per target, default 10,000): at 1,000,000 users most known users have none',
+    're-run: engine in this process (dist/, concurrency 32), sandbox in another, deletion detection included; bare scan: the same source connector paging the same sandbox, doing nothing',
+    `load average when it ended: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (other processes on the machine lower the figures)`,
+  );
+} finally {
+  await redis.quit();
+}
+writeResult({
+  name: 'redis-scale',
+  description: `Redis at scale (issue 11.4): steady bytes per known user and the unchanged re-run against a bare source scan, at ${sizes.map((n) => n.toLocaleString('en-US')).join(' and ')} sandbox users.`,
+  metrics,
+  notes,
+});

@@ -1,0 +1,208 @@
+import type { JobsOptions } from 'bullmq';
+import { diffFields } from '../src/core/diff.js';
+import { RejectedRecordError } from '../src/core/errors.js';
+import { hashFields } from '../src/core/hashing.js';
+import type { TargetId } from '../src/core/targets.js';
+import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
+import type { JobContext } from '../src/queue/context.js';
+import type { RunItem, RunKind, RunOptions } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
+import { unlinkedIsFresh } from '../src/store/state-store.js';
+import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
+import * as sync from './sync.js';
+import * as steps from './user-steps.js';
+
+/**
+ * The scan's decision for one chunk of source records (jobs/scan.ts pages the source and calls it):
+ * per user and enabled target, same payload as last written -> `unchanged` with no job and no request;
+ * fresh unlinked marker -> `unlinked`; mapping refused -> `rejected`; otherwise a sync job.
+ */
+
+/** Jobs per `addBulk` call: one Redis transaction per call, kept short (other clients wait on it). */
+const ADD_BULK_MAX = 500;
+
+/** Where a restarted scan resumes: records up to `enqueued` are done; up to `flushed`, counted but their jobs may be missing. */
+export interface Checkpoint {
+  flushed: number;
+  enqueued: number;
+}
+
+interface SyncJobSpec {
+  name: string;
+  data: sync.SyncPayload;
+  opts: JobsOptions;
+}
+
+/**
+ * Decides one chunk of source records for every target, records what needs no job (counts and items
+ * plus the checkpoint, in one atomic step), marks the jobs pending, then adds them. Returns the jobs
+ * added. A chunk before the checkpoint is skipped; one that was counted but whose jobs may be missing
+ * (crash between the two steps) only re-adds its jobs, whose ids collapse duplicates.
+ */
+export async function processChunk(
+  ctx: JobContext,
+  runId: string,
+  kind: RunKind,
+  opts: RunOptions,
+  targets: TargetId[],
+  records: SourceRecord[],
+  start: number,
+  positions: number,
+  checkpoint: Checkpoint,
+): Promise<number> {
+  // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
+  const outside = start < 0;
+  const end = start + positions;
+  if (!outside && end <= checkpoint.enqueued) return 0;
+  const countOnly = !outside && start < checkpoint.flushed; // already counted: only (re-)add its jobs
+  const now = Date.now();
+  const counters: CounterDelta[] = [];
+  const items: RunItem[] = [];
+  const planLines: unknown[] = [];
+  const jobs = new Map<TargetId, SyncJobSpec[]>();
+  const users = records.filter((r): r is { ok: true; user: SourceUser } => r.ok).map((r) => r.user);
+  const rejectedRecords = records.filter((r): r is { ok: false; userId?: string; reason: string } => !r.ok);
+  const ids = users.map((u) => u.id);
+  const prelude = targets.includes('prelude');
+  // Issue 11.4: every read the chunk needs at once (one round trip's wait, not one per key).
+  const [stored, allStates, unlinkedPrelude] = await Promise.all([
+    prelude && ctx.links ? ctx.links.getMany(ids) : new Map<string, string>(),
+    ctx.state.getManyTargets(targets, ids, { upgrade: !opts.dryRun }),
+    prelude ? ctx.state.getUnlinkedMany('prelude', ids) : null,
+  ]);
+  // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
+  const { links, failed: noLink } = targets.includes('prelude')
+    ? await linkChunk(ctx, runId, opts, users, stored, now)
+    : { links: stored, failed: new Map<string, Record<string, unknown>>() };
+  const linkFirst = prelude && needsLink(ctx);
+  const unlinkedNow: [SourceUser, FieldMap][] = [];
+
+  for (const target of targets) {
+    const connector = ctx.targets[target]!;
+    const tally = new Map<string, number>();
+    const bump = (o: string, by = 1) => tally.set(o, (tally.get(o) ?? 0) + by);
+    for (const r of rejectedRecords) {
+      bump('rejected');
+      items.push({
+        userId: r.userId ?? '(no id)',
+        target,
+        outcome: 'rejected',
+        reason: r.reason,
+        attempts: 0,
+        requests: [],
+        at: now,
+      });
+    }
+    const states = allStates[targets.indexOf(target)]!;
+    const unlinked = target === 'prelude' && unlinkedPrelude ? unlinkedPrelude : ids.map(() => null);
+    const specs: SyncJobSpec[] = [];
+    for (const [i, user] of users.entries()) {
+      let next: FieldMap;
+      try {
+        next = connector.map(user);
+      } catch (err) {
+        if (!(err instanceof RejectedRecordError)) throw err;
+        bump('rejected');
+        items.push({
+          userId: user.id,
+          target,
+          outcome: 'rejected',
+          reason: err.reason,
+          attempts: 0,
+          requests: [],
+          at: now,
+        });
+        continue;
+      }
+      const stored = states[i] ?? null;
+      if (!opts.full && ctx.state.sameAs(target, stored, user.id, next)) {
+        bump('unchanged');
+        continue;
+      }
+      const hash = hashFields(next);
+      const linkWait =
+        linkFirst && target === 'prelude' ? linkDecision(user, links, noLink, connector) : undefined;
+      // A link found since the user was marked unlinked (lookup, import) is worth a PATCH now.
+      const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
+      if (!opts.full && linkWait !== 'linked' && fresh) {
+        bump('unlinked');
+        continue;
+      }
+      const held = heldItem(linkWait, user.id, noLink, connector, opts.dryRun, now);
+      if (held) {
+        if (held.outcome === 'unlinked' && !opts.dryRun) unlinkedNow.push([user, next]);
+        items.push(held);
+        bump(held.outcome);
+        continue;
+      }
+      if (opts.dryRun && !opts.full) {
+        // A dry run without --full needs no request at all: plan from the last written state.
+        const previous = stored?.fields ?? null;
+        const linkedId = links.get(user.id);
+        const planned = connector.plan({
+          userId: user.id,
+          next,
+          previous,
+          user,
+          ...(linkedId ? { linkedId } : { lookedUp: linkWait === 'create' }),
+        });
+        const outcome: RunItem['outcome'] = previous === null ? 'created' : 'updated';
+        bump(outcome);
+        bump('planned', planned.length);
+        if (linkWait === 'create' && planned.length) bump('creates'); // at most: a 409 leaves it unlinked
+        const item = { userId: user.id, target, outcome, attempts: 0, requests: [], at: now, dryRun: true };
+        items.push({ ...item, diff: diffFields(previous, next) });
+        if (opts.plan) planLines.push(...planned.map((p) => sync.planLine(target, user.id, p, opts.showPii)));
+        continue;
+      }
+      specs.push({
+        name: sync.name,
+        data: {
+          ...{ runId, target, userId: user.id, user: pickUser(user), full: opts.full, dryRun: opts.dryRun },
+          ...jobLinkHints(linkWait, links.get(user.id), opts.dryRun),
+        },
+        opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
+      });
+    }
+    for (const [counter, n] of tally) counters.push([target, counter as CounterDelta[1], n]);
+    jobs.set(target, specs);
+  }
+
+  for (const [user, next] of unlinkedNow) await ctx.state.markUnlinked('prelude', user.id, next, now);
+  if (!countOnly) {
+    await ctx.runs.record(runId, {
+      counters,
+      items,
+      raw: outside ? [] : [['scanFlushed', positions]],
+      pii: opts.showPii,
+      now,
+    });
+    await ctx.runs.addPlan(runId, planLines);
+  }
+  // Pending before the jobs exist: a job that finishes at once must find its member pending.
+  let added = 0;
+  for (const [target, specs] of jobs) {
+    await ctx.runs.addPending(
+      runId,
+      specs.map((s) => steps.settleMember(target, s.data.userId)),
+    );
+    const queue = ctx.syncQueues[target]!;
+    const bulk = Math.min(ctx.settings.chunkSize, ADD_BULK_MAX);
+    for (let i = 0; i < specs.length; i += bulk) {
+      await queue.addBulk(specs.slice(i, i + bulk));
+    }
+    added += specs.length;
+  }
+  if (!outside) await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
+  return added;
+}
+
+/** Only the four fields the mapping reads go into job data. */
+function pickUser(user: SourceUser): sync.SyncPayload['user'] {
+  const out: sync.SyncPayload['user'] = { id: user.id };
+  // Absent stays absent and null stays null: the job maps exactly the user the scan hashed.
+  if (user.firstName !== undefined) out.firstName = user.firstName;
+  if (user.lastName !== undefined) out.lastName = user.lastName;
+  if (user.email !== undefined) out.email = user.email;
+  return out;
+}
