@@ -73,7 +73,11 @@ export async function linkChunk(
     // Every try the throttle grants is counted (HTTP-level retries included), failed ones too.
     const scope: RequestScope = { sent: 0 };
     try {
-      found.push(...(await ctx.requestScope.run(scope, () => linker.lookup(batch))).found);
+      const got = (await ctx.requestScope.run(scope, () => linker.lookup(batch))).found;
+      found.push(...got);
+      // Stored per batch, not per chunk (5,000 users): a process killed among a chunk's 50 lookups
+      // keeps what it found, and the next run looks up only the rest (test/reliability/prelude-link-crash).
+      if (!opts.dryRun && got.length) await ctx.links.addFound(got, now);
     } catch (err) {
       // Nothing is written for these users from the scan and nothing is marked unlinked: each gets a
       // sync job that looks it up again (jobs/sync.ts `lookup`), under the job's retries, 429 waits and
@@ -96,7 +100,6 @@ export async function linkChunk(
     for (const f of found) out.set(f.sourceId, f.preludeUserId);
     return { links: out, failed };
   }
-  if (found.length) await ctx.links.addFound(found, now);
   return { links: await ctx.links.getMany(users.map((u) => u.id)), failed };
 }
 
