@@ -251,6 +251,8 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
       // A state write rides only with the finish check (never with a failure or rejection in practice).
       finish: !judge || state !== undefined,
       ...(state ? { state } : {}),
+      // Issue 12.3: the run ended in this call's finish check (not in maybeFinishRun): alert as it would.
+      onEnded: (status) => ctx.alerts?.runEnded(s.runId, status),
     });
     if (judge) {
       await checkFailureRate(ctx.runs, s.runId, s.gate.maxFailureRate, ctx.alerts);

@@ -247,6 +247,8 @@ export class RunStore {
       finish?: boolean;
       /** With `finish`: the job's target state, written first in the same call (`StateStore.writeOf`). */
       state?: StateWrite;
+      /** With `finish`: told the status when this call ended the run (only one call does): the alerts. */
+      onEnded?: (status: RunStatus) => void;
     },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
@@ -291,7 +293,10 @@ export class RunStore {
         opts.state?.ksField ?? '',
         opts.state?.ksJson ?? '',
       );
-      if (ended) await this.expireDisplaceable(runId);
+      if (ended) {
+        await this.expireDisplaceable(runId);
+        opts.onEnded?.(ended as RunStatus);
+      }
       r = kept;
     } else r = await this.redis.psRecord(keys.length, ...keys, ...args);
     if (r === -1) return false;
