@@ -172,7 +172,7 @@ try {
   );
   notes.push(
     `engine in one process (concurrency ${concurrency} sync jobs per target), sandbox in another; Redis ${redisUrl.replace(/\/\/[^@]*@/, '//***@')}; rate limits off`,
-    `backfill requests: Sunshine sends GET + PUT per new user (lookup by identifier, seed 001), Zephr GET + PUT, Prelude one PATCH`,
+    `backfill requests: Sunshine (merge, default) GET + PUT per new user (lookup by identifier, seed 001), Zephr (owned, default) one PUT, Prelude one PATCH per linked user plus one batch_lookup per 100 users`,
     `unchanged re-run: ${again.sent} requests (hash per user and target; the scan decides, no job is enqueued)`,
     `load average when it ended: ${loadavg()
       .map((l) => l.toFixed(2))
