@@ -99,7 +99,7 @@ export function registerSandbox(program: Command): void {
   program
     .command('sandbox')
     .description(
-      'Serve simulators of the four services on loopback (source P, Sunshine P+1, Zephr P+2, Prelude P+3)',
+      'Serve simulators of the four services (loopback by default, --host for containers; source P, Sunshine P+1, Zephr P+2, Prelude P+3)',
     )
     .option('--port <port>', 'first port; 0 = four ephemeral ports', '4100')
     .option('--users <n>', 'synthetic users in the source', '1000')
