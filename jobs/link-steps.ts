@@ -6,7 +6,7 @@ import type { FieldMap, RequestRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext, RequestScope } from '../src/queue/context.js';
 import { formatWait } from '../src/queue/run-lifecycle.js';
 import { RATE_LIMITED_STOP, type RunItem, type RunOptions } from '../src/store/run-record.js';
-import { unlinkedIsFresh } from '../src/store/state-store.js';
+import { type TargetState, type UnlinkedMarker, unlinkedIsFresh } from '../src/store/state-store.js';
 
 /**
  * Issue 10: linking source users to Prelude's own users (`usr_…`) before any PATCH.
@@ -32,6 +32,12 @@ export interface ChunkLinks {
   failed: Map<string, Record<string, unknown>>;
 }
 
+/** What the scan read for a chunk's users (same order as its `users`): Prelude states and unlinked markers. */
+export interface ChunkPreludeReads {
+  states: readonly (TargetState | null)[];
+  markers: readonly (UnlinkedMarker | null)[];
+}
+
 export async function linkChunk(
   ctx: JobContext,
   runId: string,
@@ -39,29 +45,36 @@ export async function linkChunk(
   users: readonly SourceUser[],
   links: Map<string, string>,
   now: number,
+  read?: ChunkPreludeReads,
 ): Promise<ChunkLinks> {
   const linker = ctx.targets.prelude?.linker;
   const failed = new Map<string, Record<string, unknown>>();
   if (!linker?.looksUp || !ctx.links) return { links, failed };
-  const unlinkedIds = users.filter((u) => !links.has(u.id)).map((u) => u.id);
-  if (unlinkedIds.length === 0) return { links, failed };
-  const states = await ctx.state.getMany('prelude', unlinkedIds);
-  const markers = await ctx.state.getUnlinkedMany('prelude', unlinkedIds);
-  const byId = new Map(users.map((u) => [u.id, u]));
+  const unlinked = users.flatMap((u, i) => (links.has(u.id) ? [] : [i]));
+  if (unlinked.length === 0) return { links, failed };
+  const unlinkedIds = unlinked.map((i) => users[i]!.id);
+  // Issue 11.4: the scan hands over what it already read for the chunk (one read, not two).
+  const states = read
+    ? unlinked.map((i) => read.states[i] ?? null)
+    : await ctx.state.getMany('prelude', unlinkedIds);
+  const markers = read
+    ? unlinked.map((i) => read.markers[i] ?? null)
+    : await ctx.state.getUnlinkedMany('prelude', unlinkedIds);
   const candidates: SourceUser[] = [];
-  unlinkedIds.forEach((id, i) => {
-    const user = byId.get(id)!;
-    let hash: string;
+  unlinked.forEach((u, i) => {
+    const user = users[u]!;
+    let next: FieldMap;
     try {
-      hash = hashFields(ctx.targets.prelude!.map(user));
+      next = ctx.targets.prelude!.map(user);
     } catch (err) {
       if (err instanceof RejectedRecordError) return; // rejected by the scan, nothing to look up
       throw err;
     }
     // unchanged (nothing to write) or remembered unlinked: no lookup needed, unless --full
     const skip =
-      states[i]?.hash === hash ||
-      unlinkedIsFresh(markers[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
+      ctx.state.sameAs('prelude', states[i] ?? null, user.id, next) ||
+      (markers[i] != null &&
+        unlinkedIsFresh(markers[i]!, hashFields(next), ctx.settings.unlinkedRecheckMs, now));
     if (opts.full || !skip) candidates.push(user);
   });
   if (candidates.length === 0) return { links, failed };

@@ -72,7 +72,10 @@ export async function processChunk(
   ]);
   // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
   const { links, failed: noLink } = targets.includes('prelude')
-    ? await linkChunk(ctx, runId, opts, users, stored, now)
+    ? await linkChunk(ctx, runId, opts, users, stored, now, {
+        states: allStates[targets.indexOf('prelude')]!,
+        markers: unlinkedPrelude ?? [],
+      })
     : { links: stored, failed: new Map<string, Record<string, unknown>>() };
   const linkFirst = prelude && needsLink(ctx);
   const unlinkedNow: [SourceUser, FieldMap][] = [];
