@@ -288,11 +288,11 @@ async function alreadySeen(
   const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId));
   const known = ids.filter((id): id is string => !!id);
   const member = known.length ? ((await redis.smismember(seenKey(layout, runId), ...known)) as number[]) : [];
-  const inSet = new Map(known.map((id, i) => [id, member[i] === 1]));
   const local = new Set<string>();
+  let k = 0; // `member` answers `known`, the ids in order
   return ids.map((id) => {
     if (!id) return false;
-    if (inSet.get(id) || local.has(id)) return true;
+    if (member[k++] === 1 || local.has(id)) return true;
     local.add(id);
     return false;
   });

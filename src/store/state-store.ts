@@ -83,7 +83,7 @@ export class StateStore {
 
   /** Decodes what was read at `readOf` (v1 or v2; a v2 value's key list from this process's cache, else Redis). */
   async parse(target: TargetId, userId: string, raw: string | null): Promise<TargetState | null> {
-    return (await this.decodeAll(target, [[userId, raw]]))[0] ?? null;
+    return (await this.decodeAll(target, [userId], [raw]))[0] ?? null;
   }
 
   async get(target: TargetId, userId: string): Promise<TargetState | null> {
@@ -93,10 +93,7 @@ export class StateStore {
   async getMany(target: TargetId, userIds: string[], opts: GetOptions = {}): Promise<(TargetState | null)[]> {
     if (userIds.length === 0) return [];
     const raw = await this.redis.hmget(this.layout.state(target), ...userIds);
-    const out = await this.decodeAll(
-      target,
-      userIds.map((id, i) => [id, raw[i] ?? null]),
-    );
+    const out = await this.decodeAll(target, userIds, raw);
     if (opts.upgrade) await this.upgrade(target, userIds, raw);
     return out;
   }
@@ -133,10 +130,7 @@ export class StateStore {
     const states = await Promise.all(
       targets.map(async (target, k) => {
         const values = raw[k]!;
-        const out = await this.decodeAll(
-          target,
-          userIds.map((id, i) => [id, values[i] ?? null]),
-        );
+        const out = await this.decodeAll(target, userIds, values);
         if (opts.upgrade) await this.upgrade(target, userIds, values);
         return out;
       }),
@@ -249,10 +243,14 @@ export class StateStore {
     do {
       const [next, flat] = await this.redis.hscan(this.layout.state(target), cursor, 'COUNT', batch);
       cursor = next;
-      const pairs: [string, string | null][] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1] ?? null]);
-      const states = await this.decodeAll(target, pairs);
-      for (const [i, state] of states.entries()) if (state) yield { userId: pairs[i]![0], state };
+      const ids: string[] = [];
+      const values: (string | null)[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        ids.push(flat[i]!);
+        values.push(flat[i + 1] ?? null);
+      }
+      const states = await this.decodeAll(target, ids, values);
+      for (const [i, state] of states.entries()) if (state) yield { userId: ids[i]!, state };
     } while (cursor !== '0');
   }
 
@@ -268,12 +266,13 @@ export class StateStore {
   /** Wraps a batch of stored values, first reading (one HMGET) the key lists this process has not seen. */
   private async decodeAll(
     target: TargetId,
-    pairs: [string, string | null][],
+    userIds: readonly string[],
+    values: readonly (string | null | undefined)[],
   ): Promise<(TargetState | null)[]> {
     const known = this.knownKeySets(target);
     const missing = new Set<string>();
     let last: string | undefined;
-    for (const [, v] of pairs) {
+    for (const v of values) {
       if (!v) continue;
       const id = keySetIdOf(v, last);
       if (id === undefined) continue;
@@ -287,8 +286,12 @@ export class StateStore {
         if (lists[i]) known.set(id, lists[i]!);
       });
     }
-    return pairs.map(([userId, v]) => (v ? new StoredState(v, userId, known) : null));
+    return userIds.map((userId, i) => {
+      const v = values[i];
+      return v ? new StoredState(v, userId, known) : null;
+    });
   }
+
 
   /**
    * Rewrites the v1 values of a batch as v2, each only if it still holds what was read (one Lua call):
