@@ -292,7 +292,6 @@ export class StateStore {
     });
   }
 
-
   /**
    * Rewrites the v1 values of a batch as v2, each only if it still holds what was read (one Lua call):
    * the upgrade of an install from before issue 11.4 happens during its first scan, user by user.
