@@ -1,6 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { userKey } from '../../../src/core/hashing.js';
 import type { TargetId } from '../../../src/core/targets.js';
+import type { ErasureDeps } from '../../../src/pipeline/erasure.js';
+import { sweep, userMatcher } from '../../../src/pipeline/erasure-sweep.js';
 import { findGone, goneBatches, recordSeen, startSeenCounts } from '../../../src/store/deletions.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { StateStore } from '../../../src/store/state-store.js';
@@ -94,6 +97,20 @@ describe('deletion detection fast path (issue 11)', () => {
     expect(await redis.hlen(layout.state(T))).toBe(read.length);
     const r = await gone(runId);
     expect(r).toEqual({ known: N - 1, gone: 1, compared: true, ids: [ids[N - 1]] });
+  });
+
+  it('a user forgotten during the scan (erasure sweep): the fast path is refused too', async () => {
+    // After the test before: ids[0] has no state. Read all but the last user, then forget one read.
+    const present = ids.slice(1);
+    const runId = await scan(present.slice(0, -1));
+    const forgotten = present[0]!;
+    const deps = { redis, layout } as unknown as ErasureDeps;
+    const opts = { dryRun: false, keepTargets: [], skipTargets: [], userId: forgotten };
+    await sweep(deps, userMatcher(forgotten, userKey(forgotten), []), opts);
+    expect(await redis.hexists(layout.state(T), forgotten)).toBe(0);
+    expect(await redis.hlen(layout.state(T))).toBe(present.length - 1);
+    const r = await gone(runId);
+    expect(r).toEqual({ known: present.length - 1, gone: 1, compared: true, ids: [ids[N - 1]] });
   });
 
   it('a scan that counted nothing (started before this version, or counts expired) compares', async () => {
