@@ -121,13 +121,15 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     );
     enqueued += done.added;
     const ids = records.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
-    await Promise.all([
+    // At once (each waits on Redis): the failure rate reads the counters processChunk recorded.
+    const [, , , c] = await Promise.all([
       recordSeen(redis, layout, runId, ids, remember ? done.stated : undefined),
       ctx.runs.updateScan(runId, { records: end - duplicates, pages, duplicates }),
       job.updateProgress(end),
+      checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts).then(() =>
+        ctx.runs.completion(runId),
+      ),
     ]);
-    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts);
-    const c = await ctx.runs.completion(runId);
     // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
     if (!c || c.abortReason) aborted = true;
   };
