@@ -1,12 +1,12 @@
 import { LOOKUP_BATCH, lookupEmail } from '../src/connectors/prelude/lookup.js';
 import type { FoundLinkResult, TargetConnector, TargetLinker } from '../src/connectors/types.js';
-import { isSyncError, RejectedRecordError } from '../src/core/errors.js';
+import { isSyncError } from '../src/core/errors.js';
 import { hashFields } from '../src/core/hashing.js';
 import type { FieldMap, RequestRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext, RequestScope } from '../src/queue/context.js';
 import { formatWait } from '../src/queue/run-lifecycle.js';
 import { RATE_LIMITED_STOP, type RunItem, type RunOptions } from '../src/store/run-record.js';
-import { unlinkedIsFresh } from '../src/store/state-store.js';
+import { type UnlinkedMarker, unlinkedIsFresh } from '../src/store/state-store.js';
 
 /**
  * Issue 10: linking source users to Prelude's own users (`usr_…`) before any PATCH.
@@ -32,6 +32,13 @@ export interface ChunkLinks {
   failed: Map<string, Record<string, unknown>>;
 }
 
+/** What the scan already knows of a chunk's users (same order as its `users`), issue 11. */
+export interface ChunkPreludeReads {
+  /** Prelude's payload of each user and whether it is the one last written (scan-chunk.ts). */
+  decided: readonly ({ next: FieldMap; same: boolean } | { rejected: unknown })[];
+  markers: readonly (UnlinkedMarker | null)[];
+}
+
 export async function linkChunk(
   ctx: JobContext,
   runId: string,
@@ -39,30 +46,22 @@ export async function linkChunk(
   users: readonly SourceUser[],
   links: Map<string, string>,
   now: number,
+  read: ChunkPreludeReads,
 ): Promise<ChunkLinks> {
   const linker = ctx.targets.prelude?.linker;
   const failed = new Map<string, Record<string, unknown>>();
   if (!linker?.looksUp || !ctx.links) return { links, failed };
-  const unlinkedIds = users.filter((u) => !links.has(u.id)).map((u) => u.id);
-  if (unlinkedIds.length === 0) return { links, failed };
-  const states = await ctx.state.getMany('prelude', unlinkedIds);
-  const markers = await ctx.state.getUnlinkedMany('prelude', unlinkedIds);
-  const byId = new Map(users.map((u) => [u.id, u]));
-  const candidates: SourceUser[] = [];
-  unlinkedIds.forEach((id, i) => {
-    const user = byId.get(id)!;
-    let hash: string;
-    try {
-      hash = hashFields(ctx.targets.prelude!.map(user));
-    } catch (err) {
-      if (err instanceof RejectedRecordError) return; // rejected by the scan, nothing to look up
-      throw err;
-    }
+  // Issue 11: what the scan already read and compared is used as is (one read, one compare a user).
+  const candidates = users.filter((user, u) => {
+    if (links.has(user.id)) return false;
+    const d = read.decided[u]!;
+    if ('rejected' in d) return false; // rejected by the scan, nothing to look up
+    if (opts.full) return true;
     // unchanged (nothing to write) or remembered unlinked: no lookup needed, unless --full
-    const skip =
-      states[i]?.hash === hash ||
-      unlinkedIsFresh(markers[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
-    if (opts.full || !skip) candidates.push(user);
+    const marker = read.markers[u] ?? null;
+    const fresh =
+      marker !== null && unlinkedIsFresh(marker, hashFields(d.next), ctx.settings.unlinkedRecheckMs, now);
+    return !(d.same || fresh);
   });
   if (candidates.length === 0) return { links, failed };
   // One lookup per 100 users, each on its own: a batch that fails (after the HTTP client's retries:

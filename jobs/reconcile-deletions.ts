@@ -80,7 +80,8 @@ export async function reconcileDeletions(
     const dropped = await dropUnlinkedOfGone(redis, layout, run.id, 'prelude');
     if (dropped) log.info({ target: 'prelude', dropped }, 'unlinked markers of users who left dropped');
   }
-  await redis.del(seenKey(layout, run.id));
+  // UNLINK: a million ids are freed in the background, not while Redis answers nobody else.
+  await redis.unlink(seenKey(layout, run.id), layout.runSeenCounts(run.id));
   if (held) summary.held = held;
   // Written before any removal job exists: whoever settles last must already see the hold.
   await writeDeletions(redis, layout, run.id, summary, { hold: Boolean(held) && !run.options.dryRun });

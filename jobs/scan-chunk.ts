@@ -7,7 +7,7 @@ import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext } from '../src/queue/context.js';
 import type { RunItem, RunKind, RunOptions } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import { unlinkedIsFresh } from '../src/store/state-store.js';
+import { type TargetState, unlinkedIsFresh } from '../src/store/state-store.js';
 import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
 import * as sync from './sync.js';
 import * as steps from './user-steps.js';
@@ -27,6 +27,13 @@ export interface Checkpoint {
   enqueued: number;
 }
 
+/** What `processChunk` did: jobs added, and per target the users whose state it read (issue 11). */
+export interface ChunkResult {
+  added: number;
+  /** Per target, ids of the chunk's users that had a state when read (`recordSeen` counts them). */
+  stated: Map<TargetId, Set<string>>;
+}
+
 interface SyncJobSpec {
   name: string;
   data: sync.SyncPayload;
@@ -36,8 +43,9 @@ interface SyncJobSpec {
 /**
  * Decides one chunk of source records for every target, records what needs no job (counts and items
  * plus the checkpoint, in one atomic step), marks the jobs pending, then adds them. Returns the jobs
- * added. A chunk before the checkpoint is skipped; one that was counted but whose jobs may be missing
- * (crash between the two steps) only re-adds its jobs, whose ids collapse duplicates.
+ * added and the users it read a state for. A chunk before the checkpoint is skipped; one that was
+ * counted but whose jobs may be missing (crash between the two steps) only re-adds its jobs, whose ids
+ * collapse duplicates.
  */
 export async function processChunk(
   ctx: JobContext,
@@ -49,11 +57,11 @@ export async function processChunk(
   start: number,
   positions: number,
   checkpoint: Checkpoint,
-): Promise<number> {
+): Promise<ChunkResult> {
   // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
   const outside = start < 0;
   const end = start + positions;
-  if (!outside && end <= checkpoint.enqueued) return 0;
+  if (!outside && end <= checkpoint.enqueued) return { added: 0, stated: new Map() };
   const countOnly = !outside && start < checkpoint.flushed; // already counted: only (re-)add its jobs
   const now = Date.now();
   const counters: CounterDelta[] = [];
@@ -64,15 +72,25 @@ export async function processChunk(
   const rejectedRecords = records.filter((r): r is { ok: false; userId?: string; reason: string } => !r.ok);
   const ids = users.map((u) => u.id);
   const prelude = targets.includes('prelude');
-  // Issue 11.4: every read the chunk needs at once (one round trip's wait, not one per key).
-  const [stored, allStates, unlinkedPrelude] = await Promise.all([
-    prelude && ctx.links ? ctx.links.getMany(ids) : new Map<string, string>(),
-    ctx.state.getManyTargets(targets, ids, { upgrade: !opts.dryRun }),
-    prelude ? ctx.state.getUnlinkedMany('prelude', ids) : null,
-  ]);
+  // Issue 11: every read the chunk needs in one call (states, links, unlinked markers).
+  const read = await ctx.state.readChunk(targets, ids, { upgrade: !opts.dryRun, prelude });
+  const allStates = read.states;
+  const stored = prelude && ctx.links ? read.links : new Map<string, string>();
+  const unlinkedPrelude = read.unlinked;
+  const stated = new Map<TargetId, Set<string>>();
+  targets.forEach((t, k) => {
+    const states = allStates[k]!;
+    stated.set(t, new Set(ids.filter((_, i) => states[i] != null)));
+  });
+  // Per target and user: the payload, and whether it is the one last written. Once: the Prelude link
+  // step asks the same question before the decisions.
+  const decided = targets.map((target, k) => mapAll(ctx, target, users, allStates[k]!));
   // Issue 10: the chunk's unlinked users are looked up (batch_lookup, 100 per request) before deciding.
   const { links, failed: noLink } = targets.includes('prelude')
-    ? await linkChunk(ctx, runId, opts, users, stored, now)
+    ? await linkChunk(ctx, runId, opts, users, stored, now, {
+        decided: decided[targets.indexOf('prelude')]!,
+        markers: unlinkedPrelude ?? [],
+      })
     : { links: stored, failed: new Map<string, Record<string, unknown>>() };
   const linkFirst = prelude && needsLink(ctx);
   const unlinkedNow: [SourceUser, FieldMap][] = [];
@@ -94,28 +112,27 @@ export async function processChunk(
       });
     }
     const states = allStates[targets.indexOf(target)]!;
+    const mapped = decided[targets.indexOf(target)]!;
     const unlinked = target === 'prelude' && unlinkedPrelude ? unlinkedPrelude : ids.map(() => null);
     const specs: SyncJobSpec[] = [];
     for (const [i, user] of users.entries()) {
-      let next: FieldMap;
-      try {
-        next = connector.map(user);
-      } catch (err) {
-        if (!(err instanceof RejectedRecordError)) throw err;
+      const m = mapped[i]!;
+      if (m.rejected) {
         bump('rejected');
         items.push({
           userId: user.id,
           target,
           outcome: 'rejected',
-          reason: err.reason,
+          reason: m.rejected.reason,
           attempts: 0,
           requests: [],
           at: now,
         });
         continue;
       }
+      const next = m.next;
       const stored = states[i] ?? null;
-      if (!opts.full && ctx.state.sameAs(target, stored, user.id, next)) {
+      if (!opts.full && m.same) {
         bump('unchanged');
         continue;
       }
@@ -194,7 +211,31 @@ export async function processChunk(
     added += specs.length;
   }
   if (!outside) await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
-  return added;
+  return { added, stated };
+}
+
+/** A user's payload for one target and whether it is the one last written, or why it is refused. */
+export type Mapped =
+  | { next: FieldMap; same: boolean; rejected?: undefined }
+  | { rejected: RejectedRecordError };
+
+/** `connector.map` and `sameAs` of every user of a chunk for one target (`states` in the same order). */
+function mapAll(
+  ctx: JobContext,
+  target: TargetId,
+  users: readonly SourceUser[],
+  states: readonly (TargetState | null)[],
+): Mapped[] {
+  const connector = ctx.targets[target]!;
+  return users.map((user, i) => {
+    try {
+      const next = connector.map(user);
+      return { next, same: ctx.state.sameAs(target, states[i] ?? null, user.id, next) };
+    } catch (err) {
+      if (err instanceof RejectedRecordError) return { rejected: err };
+      throw err;
+    }
+  });
 }
 
 /** Only the four fields the mapping reads go into job data. */

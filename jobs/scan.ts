@@ -6,7 +6,7 @@ import type { SourceRecord } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
-import { recordSeen, seenKey } from '../src/store/deletions.js';
+import { recordSeen, seenKey, startSeenCounts } from '../src/store/deletions.js';
 import type { RunKind, ScanInfo } from '../src/store/run-record.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
 import { processChunk } from './scan-chunk.js';
@@ -89,19 +89,18 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   // in the set is one whose outcome is recorded.
   const remember = !limited;
   const { redis, layout } = ctx.runs.backing();
-  const flush = async () => {
-    const start = index;
-    const positions = chunk.length;
-    index += positions;
+  /** Decides one chunk (in stream order: the next one starts after this one is done). */
+  const flushChunk = async (records: SourceRecord[], start: number): Promise<void> => {
+    const positions = records.length;
     const end = start + positions;
-    let fresh = chunk;
+    let fresh = records;
     if (end > checkpoint.enqueued && start >= checkpoint.flushed) {
-      const before = await alreadySeen(redis, layout, runId, chunk);
-      fresh = chunk.filter((_, i) => !before[i]);
+      const before = await alreadySeen(redis, layout, runId, records);
+      fresh = records.filter((_, i) => !before[i]);
       const dups = positions - fresh.length;
       if (dups) {
         duplicates += dups;
-        const ids = chunk.filter((_, i) => before[i]).map((r) => (r.ok ? r.user.id : r.userId));
+        const ids = records.filter((_, i) => before[i]).map((r) => (r.ok ? r.user.id : r.userId));
         log.warn(
           { duplicates: dups, sample: ids.slice(0, 5), total: duplicates },
           'source returned users already read in this scan (the list moved, or a restarted pass): counted once',
@@ -109,18 +108,56 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       }
     }
     idless += fresh.filter((r) => !r.ok && !r.userId).length;
-    enqueued += await processChunk(ctx, run.id, run.kind, opts, targets, fresh, start, positions, checkpoint);
-    const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
-    chunk = [];
-    await Promise.all([
-      recordSeen(redis, layout, runId, ids),
-      ctx.runs.updateScan(runId, { records: index - duplicates, pages, duplicates }),
+    const done = await processChunk(
+      ctx,
+      run.id,
+      run.kind,
+      opts,
+      targets,
+      fresh,
+      start,
+      positions,
+      checkpoint,
+    );
+    enqueued += done.added;
+    const ids = records.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
+    // At once (each waits on Redis): the failure rate reads the counters processChunk recorded.
+    const [, , , c] = await Promise.all([
+      recordSeen(redis, layout, runId, ids, remember ? done.stated : undefined),
+      ctx.runs.updateScan(runId, { records: end - duplicates, pages, duplicates }),
+      job.updateProgress(end),
+      checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts).then(() =>
+        ctx.runs.completion(runId),
+      ),
     ]);
-    await checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts);
-    const c = await ctx.runs.completion(runId);
     // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
     if (!c || c.abortReason) aborted = true;
   };
+  // Issue 11 (re-run): a full chunk is decided while the next one is read from the source (still one
+  // page ahead, see `prefetch` below), so the source's answer time and the chunk's Redis round trips
+  // overlap. At most one chunk is being decided and one read; chunks are decided in stream order, each
+  // after the one before it finished (its seen ids recorded: duplicates are found as before).
+  let inFlight: Promise<void> | undefined;
+  /** Waits for the chunk being decided, if any (its error, if it failed). */
+  const settle = async () => {
+    const p = inFlight;
+    inFlight = undefined;
+    if (p) await p;
+  };
+  /** Hands the read chunk over to be decided; `wait`: until it is. */
+  const flush = async (wait: boolean) => {
+    await settle();
+    const records = chunk;
+    const start = index;
+    chunk = [];
+    index += records.length;
+    inFlight = flushChunk(records, start);
+    inFlight.catch(() => undefined); // awaited by the next settle(); never an unhandled rejection
+    if (wait) await settle();
+  };
+
+  // Before the first state is read: what deletion detection's fast path compares with (deletions.ts).
+  if (remember) await startSeenCounts(redis, layout, runId, targets);
 
   let restarts = scan.restarts ?? 0;
   let seen = 0;
@@ -144,11 +181,14 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
         if (opts.limit !== undefined && seen >= opts.limit) break;
         seen++;
         chunk.push(rec);
-        if (chunk.length >= ctx.settings.chunkSize) await flush();
-        if (aborted) break;
-        if (seen % 1000 === 0) await job.updateProgress(seen);
+        if (chunk.length >= ctx.settings.chunkSize) {
+          await settle();
+          if (aborted) break;
+          await flush(false);
+        }
       }
-      if (chunk.length && !aborted) await flush();
+      await settle();
+      if (chunk.length && !aborted) await flush(true);
       controller.abort();
       if (!limited && !aborted && scan.total !== undefined) {
         // Unique ids read vs /user/count before and after: fewer than both means a user present
@@ -167,7 +207,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       controller.abort();
       const message = err instanceof Error ? err.message : String(err);
       // Issue 8.12: what was read before the failure is processed and counted, never lost.
-      if (chunk.length && !aborted) await flush().catch(() => undefined);
+      await settle().catch(() => undefined);
+      if (chunk.length && !aborted) await flush(true).catch(() => undefined);
       if (isSourceOrderChanged(err)) {
         restarts++;
         if (restarts < SCAN_PASSES) {
@@ -199,7 +240,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   }
   const records = index - duplicates;
   if (duplicates) log.warn({ duplicates }, 'duplicate ids in this scan were counted once');
-  if (!remember) await redis.del(seenKey(layout, runId));
+  if (!remember) await redis.unlink(seenKey(layout, runId));
   const complete = !limited && !aborted && (await ctx.runs.completion(runId))?.abortReason === undefined;
   if (complete) {
     // Before the scan is marked done: removal jobs must be pending before the run can finish.
@@ -207,7 +248,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     try {
       // Users the re-check finds again are synced in this run, as the scan would have.
       const syncFound = async (found: SourceRecord[]) =>
-        processChunk(ctx, run.id, run.kind, opts, targets, found, -1, 0, checkpoint);
+        (await processChunk(ctx, run.id, run.kind, opts, targets, found, -1, 0, checkpoint)).added;
       await reconcileDeletions(ctx, run, targets, syncFound);
     } catch (err) {
       // Retried like a failed page (the rescan skips checkpointed chunks; each target's departures
@@ -249,11 +290,11 @@ async function alreadySeen(
   const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId));
   const known = ids.filter((id): id is string => !!id);
   const member = known.length ? ((await redis.smismember(seenKey(layout, runId), ...known)) as number[]) : [];
-  const inSet = new Map(known.map((id, i) => [id, member[i] === 1]));
   const local = new Set<string>();
+  let k = 0; // `member` answers `known`, the ids in order
   return ids.map((id) => {
     if (!id) return false;
-    if (inSet.get(id) || local.has(id)) return true;
+    if (member[k++] === 1 || local.has(id)) return true;
     local.add(id);
     return false;
   });

@@ -149,6 +149,8 @@ export async function sweep(
   // Issue 11.4: the payload key lists every state value names (no user in them): never touched, even
   // for a user whose id is a key name such as `email`.
   const keyLists = new Set(TARGET_IDS.map((t) => layout.stateKeys(t)));
+  // Issue 11: the counters of removed states (no user in them either).
+  for (const t of TARGET_IDS) keyLists.add(layout.stateRemovals(t));
   for (const k of keys) {
     if (k === tomb || keyLists.has(k)) continue;
     const special = perUser.get(k);
@@ -161,7 +163,15 @@ export async function sweep(
         continue;
       }
       if (opts.dryRun) found(k);
-      else bump(special.kind, await redis.hdel(k, ...fields));
+      else if (special.kind === 'state') {
+        // Counted before it is removed (deletion detection's fast path, src/store/deletions.ts).
+        const [, [, n]] = (await redis
+          .multi()
+          .incr(layout.stateRemovals(special.target!))
+          .hdel(k, ...fields)
+          .exec()) as [unknown, [unknown, number]];
+        bump(special.kind, n);
+      } else bump(special.kind, await redis.hdel(k, ...fields));
       continue;
     }
     if (/:run:[^:]+:users:[0-9a-f]{2}$/.test(k)) {

@@ -69,15 +69,74 @@ export function tombstonesKey(layout: RedisLayout): string {
   return layout.tombstones();
 }
 
-/** Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages). */
+/**
+ * Issue 11: deletion detection without reading every state (the fast path of `findGone`). The scan
+ * counts, per target, the distinct users it adds to the seen set that had a state when it read them
+ * (`seen:<t>` in `{p}:run:<id>:seen:counts`), and `startSeenCounts` notes each target's removal
+ * counter (`{p}:state:<t>:removals`, bumped by every removal of a state field: the remove job,
+ * `forget`) before the scan's first read. When no state was removed since and the target holds exactly
+ * as many states as were counted, every state belongs to a counted, seen user: nobody left, and the
+ * HSCAN of the state hash is skipped. Otherwise (a new user written, a removal, a user not read)
+ * `findGone` compares every state, as before.
+ */
+export async function startSeenCounts(
+  redis: Redis,
+  layout: RedisLayout,
+  runId: string,
+  targets: readonly TargetId[],
+): Promise<void> {
+  if (targets.length === 0) return;
+  // HSETNX: a retried scan job keeps the first attempt's start (its counts are kept too).
+  await redis.eval(
+    START_COUNTS_LUA,
+    1 + targets.length,
+    layout.runSeenCounts(runId),
+    ...targets.map((t) => layout.stateRemovals(t)),
+    String(SEEN_TTL_MS),
+    ...targets,
+  );
+}
+
+const START_COUNTS_LUA = `
+for i = 2, #KEYS do
+  redis.call('HSETNX', KEYS[1], 'removals:' .. ARGV[i], redis.call('GET', KEYS[i]) or '0')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+`;
+
+/**
+ * Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages).
+ * `stated` (issue 11), per target: the ids of this batch whose state the scan read (after
+ * `startSeenCounts`); those not yet in the set are counted, in the same call, each once.
+ */
 export async function recordSeen(
   redis: Redis,
   layout: RedisLayout,
   runId: string,
   ids: string[],
+  stated?: ReadonlyMap<TargetId, ReadonlySet<string>>,
 ): Promise<void> {
   if (ids.length === 0) return;
   const key = seenKey(layout, runId);
+  if (stated?.size) {
+    const targets = [...stated.keys()];
+    const flags = targets.map((t) => {
+      const has = stated.get(t)!;
+      return ids.map((id) => (has.has(id) ? '1' : '0')).join('');
+    });
+    await redis.eval(
+      RECORD_SEEN_LUA,
+      2,
+      key,
+      layout.runSeenCounts(runId),
+      String(SEEN_TTL_MS),
+      String(targets.length),
+      ...targets,
+      ...flags,
+      ...ids,
+    );
+    return;
+  }
   await redis
     .multi()
     .sadd(key, ...ids)
@@ -86,10 +145,45 @@ export async function recordSeen(
 }
 
 /**
+ * KEYS: seen set, counts hash. ARGV: ttl, n, n target names, n flag strings (one char per id, '1':
+ * had a state), ids. Ids already members (or earlier in the batch) count nothing. Slices of 4,000
+ * (Lua's unpack limit).
+ */
+const RECORD_SEEN_LUA = `
+local n = tonumber(ARGV[2])
+local first = 3 + 2 * n
+local counts = {}
+for k = 1, n do counts[k] = 0 end
+local local_ = {}
+for s = first, #ARGV, 4000 do
+  local e = math.min(s + 3999, #ARGV)
+  local member = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, s, e))
+  for j = 1, #member do
+    local i = s + j - 1
+    local id = ARGV[i]
+    if member[j] == 0 and not local_[id] then
+      local_[id] = true
+      local pos = i - first + 1
+      for k = 1, n do
+        if string.byte(ARGV[2 + n + k], pos) == 49 then counts[k] = counts[k] + 1 end
+      end
+    end
+  end
+  redis.call('SADD', KEYS[1], unpack(ARGV, s, e))
+end
+for k = 1, n do
+  if counts[k] > 0 then redis.call('HINCRBY', KEYS[2], 'seen:' .. ARGV[2 + k], counts[k]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+`;
+
+/**
  * Fills the run's gone set for one target: users with a state written before the run started that
  * the seen set lacks. A state written after the start belongs to a user a concurrent run (sync-user)
  * just created; the scan may have paged past that user before it appeared, so it is never "gone".
- * Returns the counts. Memory: one HSCAN batch at a time.
+ * Returns the counts, and whether the states were compared (false: the fast path, `startSeenCounts`).
+ * Memory: one HSCAN batch at a time.
  */
 export async function findGone(
   redis: Redis,
@@ -99,12 +193,26 @@ export async function findGone(
   startedAt: number,
   keepMs: number,
   batch = 5000,
-): Promise<{ known: number; gone: number }> {
+): Promise<{ known: number; gone: number; compared: boolean }> {
   const seen = seenKey(layout, runId);
   const gone = goneKey(layout, runId, target);
   const stateKey = layout.state(target);
   await redis.del(gone);
-  const known = await redis.hlen(stateKey);
+  const [[, known], [, counted], [, atStart], [, removals]] = (await redis
+    .multi()
+    .hlen(stateKey)
+    .hget(layout.runSeenCounts(runId), `seen:${target}`)
+    .hget(layout.runSeenCounts(runId), `removals:${target}`)
+    .get(layout.stateRemovals(target))
+    .exec()) as [unknown, unknown][] as [
+    [unknown, number],
+    [unknown, string | null],
+    [unknown, string | null],
+    [unknown, string | null],
+  ];
+  // Issue 11: every state is a counted user the scan read, and none was removed since it started.
+  if (atStart !== null && (removals ?? '0') === atStart && Number(counted ?? 0) === known)
+    return { known, gone: 0, compared: false };
   // Issue 11.4: one Lua call per batch compares inside Redis; only the cursor comes back (at a million
   // users, HSCAN + SMISMEMBER from here moved every value over the wire to read its time).
   let cursor = '0';
@@ -114,7 +222,7 @@ export async function findGone(
     );
   } while (cursor !== '0');
   await redis.pexpire(gone, keepMs);
-  return { known, gone: await redis.scard(gone) };
+  return { known, gone: await redis.scard(gone), compared: true };
 }
 
 /**

@@ -10,6 +10,7 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * |---------------------------------------|------|--------------------------------------------------------|
  * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
  * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
+ * | `{p}:state:<target>:removals`         | str  | issue 11: count of state fields ever removed (remove job, forget): deletion detection's fast path |
  * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
@@ -22,6 +23,7 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:run:<runId>:users:<b>`           | hash | issue 11.4: userKey -> `<itemIndex>,...` of the run's kept items, for `history <userId>`; `<b>` = the key's first 2 hex digits (256 small hashes a run) |
  * | `{p}:history:<userKey>`               | zset | before issue 11.4: `<runId>/<itemIndex>` by time (still read until it expires) |
  * | `{p}:run:<runId>:seen` / `:gone:<t>`  | set  | issue 5: ids a complete scan read / users who left (src/pipeline/deletions.ts) |
+ * | `{p}:run:<runId>:seen:counts`         | hash | issue 11: per target, seen users that had a state, and the removal count at the scan's start |
  * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
  * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
  * | `{p}:orphans:<target>`                 | set  | issue 5: users orphaned in a target, across runs        |
@@ -58,6 +60,10 @@ export class RedisLayout {
   /** Issue 11.4: the payload key lists the state values name by id (state-codec.ts); never per user. */
   stateKeys(target: TargetId): string {
     return this.key('state', target, 'keys');
+  }
+  /** Issue 11: how many state fields of the target were ever removed (src/store/deletions.ts). */
+  stateRemovals(target: TargetId): string {
+    return this.key('state', target, 'removals');
   }
   unlinked(target: TargetId): string {
     return this.key('unlinked', target);
@@ -117,6 +123,10 @@ export class RedisLayout {
   }
   runSeen(runId: string): string {
     return this.key('run', runId, 'seen');
+  }
+  /** Issue 11: counts of the run's seen users that had a state, per target (src/store/deletions.ts). */
+  runSeenCounts(runId: string): string {
+    return this.key('run', runId, 'seen', 'counts');
   }
   runGone(runId: string, target: TargetId): string {
     return this.key('run', runId, 'gone', target);

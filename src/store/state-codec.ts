@@ -164,9 +164,41 @@ export function sameAsValue(
     return raw.length - comma - 1 === inline.length && raw.endsWith(inline);
   }
   if (!raw.startsWith(ks.id, comma + 1) || (keyLists.get(ks.id) ?? ks.json) !== ks.json) return false;
-  const values = valuesJson(userId, next, ks);
-  return raw.length - comma - 1 - ID_LENGTH === values.length && raw.endsWith(values);
+  return sameValues(raw, comma + 1 + ID_LENGTH, userId, next, ks);
 }
+
+/** A string JSON writes as `"` + itself + `"` (no quote, backslash, control character or surrogate). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the characters JSON escapes
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/**
+ * Whether `raw` from `pos` to its end is exactly `valuesJson(userId, fields, ks)`, token by token
+ * without building it (issue 11: the scan compares three payloads a user; the string it built was most
+ * of the compare's cost). A value that needs escaping is compared as its JSON.
+ */
+function sameValues(raw: string, pos: number, userId: string, fields: FieldMap, ks: KeySet): boolean {
+  if (raw.charCodeAt(pos++) !== OPEN_BRACKET) return false;
+  const keys = ks.keys;
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0 && raw.charCodeAt(pos++) !== COMMA) return false;
+    const v = fields[keys[i]!]!;
+    if (typeof v === 'string' && v !== userId && PLAIN.test(v)) {
+      if (raw.charCodeAt(pos) !== QUOTE || !raw.startsWith(v, pos + 1)) return false;
+      pos += v.length + 1;
+      if (raw.charCodeAt(pos++) !== QUOTE) return false;
+      continue;
+    }
+    const token = v === userId ? 'null' : JSON.stringify(v);
+    if (!raw.startsWith(token, pos)) return false;
+    pos += token.length;
+  }
+  return raw.charCodeAt(pos) === CLOSE_BRACKET && pos + 1 === raw.length;
+}
+
+const OPEN_BRACKET = 91;
+const CLOSE_BRACKET = 93;
+const COMMA = 44;
+const QUOTE = 34;
 
 /** The key set id a v2 value names (undefined for v1 and inline values); `hint`: tried first, no copy. */
 export function keySetIdOf(raw: string, hint?: string): string | undefined {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
+import { readHashes } from './hash-read.js';
 import type { RedisLayout } from './redis-layout.js';
 import {
   decodeBody,
@@ -43,6 +44,15 @@ export interface StateWrite {
   ksJson: string;
 }
 
+/** What `readChunk` answers: per target the states, and (with `prelude`) links and unlinked markers. */
+export interface ChunkRead {
+  states: (TargetState | null)[][];
+  /** Source id -> Prelude user id, for the users that have one. */
+  links: Map<string, string>;
+  /** Prelude's unlinked markers (null without `prelude`). */
+  unlinked: (UnlinkedMarker | null)[] | null;
+}
+
 /** How `getMany` treats the v1 values it reads (issue 11.4). */
 export interface GetOptions {
   /** Rewrite v1 values as v2 (compare-and-set: a value written meanwhile is left alone). The scan's reads. */
@@ -73,7 +83,7 @@ export class StateStore {
 
   /** Decodes what was read at `readOf` (v1 or v2; a v2 value's key list from this process's cache, else Redis). */
   async parse(target: TargetId, userId: string, raw: string | null): Promise<TargetState | null> {
-    return (await this.decodeAll(target, [[userId, raw]]))[0] ?? null;
+    return (await this.decodeAll(target, [userId], [raw]))[0] ?? null;
   }
 
   async get(target: TargetId, userId: string): Promise<TargetState | null> {
@@ -83,44 +93,54 @@ export class StateStore {
   async getMany(target: TargetId, userIds: string[], opts: GetOptions = {}): Promise<(TargetState | null)[]> {
     if (userIds.length === 0) return [];
     const raw = await this.redis.hmget(this.layout.state(target), ...userIds);
-    const out = await this.decodeAll(
-      target,
-      userIds.map((id, i) => [id, raw[i] ?? null]),
-    );
+    const out = await this.decodeAll(target, userIds, raw);
     if (opts.upgrade) await this.upgrade(target, userIds, raw);
     return out;
   }
 
   /**
-   * The states of a batch of users in several targets at once: one Lua call that answers one string
-   * per target (the values joined by NUL, which no stored value holds: JSON escapes it), instead of
-   * one HMGET per target whose hundreds of replies each cost a decode (issue 11.4: the scan's reads).
+   * The states of a batch of users in several targets at once: one Lua call (hash-read.ts) instead of
+   * one HMGET per target (issue 11.4: the scan's reads).
    */
   async getManyTargets(
     targets: readonly TargetId[],
     userIds: string[],
     opts: GetOptions = {},
   ): Promise<(TargetState | null)[][]> {
-    if (userIds.length === 0 || targets.length === 0) return targets.map(() => []);
-    const joined = await withStateScripts(this.redis).psStateMany(
-      targets.length,
-      ...targets.map((t) => this.layout.state(t)),
-      ...userIds,
+    return (await this.readChunk(targets, userIds, opts)).states;
+  }
+
+  /**
+   * Everything the scan reads for a chunk of users, in one call (issue 11): the states of `targets`
+   * and, with `prelude`, the links (`{p}:links:prelude`, source id -> Prelude id) and unlinked markers.
+   */
+  async readChunk(
+    targets: readonly TargetId[],
+    userIds: string[],
+    opts: GetOptions & { prelude?: boolean } = {},
+  ): Promise<ChunkRead> {
+    const extra = opts.prelude ? [this.layout.links(), this.layout.unlinked('prelude')] : [];
+    if (userIds.length === 0)
+      return { states: targets.map(() => []), links: new Map(), unlinked: opts.prelude ? [] : null };
+    const raw = await readHashes(
+      this.redis,
+      [...targets.map((t) => this.layout.state(t)), ...extra],
+      userIds,
     );
-    return Promise.all(
+    const states = await Promise.all(
       targets.map(async (target, k) => {
-        const parts = (joined[k] ?? '').split('\u0000');
-        if (parts.length !== userIds.length)
-          throw new Error(`state of ${target}: ${parts.length} values read for ${userIds.length} users`);
-        const raw = parts.map((v) => (v === '' ? null : v));
-        const out = await this.decodeAll(
-          target,
-          userIds.map((id, i) => [id, raw[i] ?? null]),
-        );
-        if (opts.upgrade) await this.upgrade(target, userIds, raw);
+        const values = raw[k]!;
+        const out = await this.decodeAll(target, userIds, values);
+        if (opts.upgrade) await this.upgrade(target, userIds, values);
         return out;
       }),
     );
+    const links = new Map<string, string>();
+    if (!opts.prelude) return { states, links, unlinked: null };
+    raw[targets.length]!.forEach((v, i) => {
+      if (v !== null) links.set(userIds[i]!, v);
+    });
+    return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked) };
   }
 
   /** What `saveWritten` writes, for a caller that writes it in a call of its own (issue 11.2). */
@@ -188,10 +208,11 @@ export class StateStore {
     return state.hash === hashFields(next);
   }
 
-  /** Drops the state of a user (issue 5: after a removal, or `forget`). */
+  /** Drops the state of a user (issue 5: after a removal, or `forget`); counted (deletions.ts, issue 11). */
   async remove(target: TargetId, userId: string): Promise<void> {
     await this.redis
       .multi()
+      .incr(this.layout.stateRemovals(target))
       .hdel(this.layout.state(target), userId)
       .hdel(this.layout.unlinked(target), userId)
       .exec();
@@ -222,10 +243,14 @@ export class StateStore {
     do {
       const [next, flat] = await this.redis.hscan(this.layout.state(target), cursor, 'COUNT', batch);
       cursor = next;
-      const pairs: [string, string | null][] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1] ?? null]);
-      const states = await this.decodeAll(target, pairs);
-      for (const [i, state] of states.entries()) if (state) yield { userId: pairs[i]![0], state };
+      const ids: string[] = [];
+      const values: (string | null)[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        ids.push(flat[i]!);
+        values.push(flat[i + 1] ?? null);
+      }
+      const states = await this.decodeAll(target, ids, values);
+      for (const [i, state] of states.entries()) if (state) yield { userId: ids[i]!, state };
     } while (cursor !== '0');
   }
 
@@ -241,12 +266,13 @@ export class StateStore {
   /** Wraps a batch of stored values, first reading (one HMGET) the key lists this process has not seen. */
   private async decodeAll(
     target: TargetId,
-    pairs: [string, string | null][],
+    userIds: readonly string[],
+    values: readonly (string | null | undefined)[],
   ): Promise<(TargetState | null)[]> {
     const known = this.knownKeySets(target);
     const missing = new Set<string>();
     let last: string | undefined;
-    for (const [, v] of pairs) {
+    for (const v of values) {
       if (!v) continue;
       const id = keySetIdOf(v, last);
       if (id === undefined) continue;
@@ -260,7 +286,10 @@ export class StateStore {
         if (lists[i]) known.set(id, lists[i]!);
       });
     }
-    return pairs.map(([userId, v]) => (v ? new StoredState(v, userId, known) : null));
+    return userIds.map((userId, i) => {
+      const v = values[i];
+      return v ? new StoredState(v, userId, known) : null;
+    });
   }
 
   /**
@@ -283,33 +312,6 @@ export class StateStore {
     for (const [id, json] of lists) m.hsetnx(this.layout.stateKeys(target), id, json); // as in saveWritten
     await m.eval(UPGRADE_LUA, 1, this.layout.state(target), ...args).exec();
   }
-}
-
-/**
- * KEYS: state hashes. ARGV: user ids. Per key, one string: the values in ARGV order joined by NUL, an
- * absent one as ''. HMGET in slices (Lua's unpack has a stack limit of a few thousand values).
- */
-const STATE_MANY_LUA = `
-local out = {}
-for k = 1, #KEYS do
-  local vals = {}
-  for i = 1, #ARGV, 1000 do
-    local part = redis.call('HMGET', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-    for j = 1, #part do vals[#vals + 1] = part[j] or '' end
-  end
-  out[k] = table.concat(vals, '\\0')
-end
-return out
-`;
-
-interface StateScripts {
-  psStateMany(numKeys: number, ...args: string[]): Promise<string[]>;
-}
-
-function withStateScripts(redis: Redis): Redis & StateScripts {
-  const r = redis as Redis & Partial<StateScripts>;
-  if (typeof r.psStateMany !== 'function') redis.defineCommand('psStateMany', { lua: STATE_MANY_LUA });
-  return redis as Redis & StateScripts;
 }
 
 /** KEYS: state hash. ARGV: (field, expected old value, new value) triples. Returns the number rewritten. */

@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashFields } from '../../../src/core/hashing.js';
 import type { FieldMap } from '../../../src/core/types.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
-import { keySetOf, splitState, writtenAtOf } from '../../../src/store/state-codec.js';
+import {
+  encodeState,
+  keySetOf,
+  sameAsValue,
+  splitState,
+  writtenAtOf,
+} from '../../../src/store/state-codec.js';
 import { StateStore } from '../../../src/store/state-store.js';
 import { cleanPrefix, redisClient, testPrefix } from '../../helpers/redis.js';
 import { plainState as plain } from '../../helpers/state.js';
@@ -66,6 +72,40 @@ describe('state values (issue 11.4)', () => {
     // The user-id shorthand is per user: another user with the same payload is not "the same".
     expect(store.sameAs('sunshine', s ?? null, 'ou=sales/0002', sunshine)).toBe(false);
     expect(store.sameAs('sunshine', null, 'ou=sales/0001', sunshine)).toBe(false);
+  });
+
+  it('compares token by token exactly as the encoding would (issue 11): escapes, unicode, numbers, the id', () => {
+    const id = 'u"1\\x';
+    const tricky = [
+      'plain',
+      '',
+      'Léa García',
+      'quote " inside',
+      'back \\ slash',
+      'tab\tnew\nline\u0001',
+      'emoji 😀 pair',
+      'lone \ud800 surrogate',
+      'sep \u2028 \u2029',
+      id,
+      `${id}x`,
+    ];
+    const values: FieldMap[] = [];
+    for (const a of tricky) for (const b of [1, 0, -2.5, 1e21, true, false, 'x', a]) values.push({ a, b });
+    const lists = new Map<string, string>();
+    for (const v of values) {
+      const ks = keySetOf(v);
+      lists.set(ks.id, ks.json);
+      const raw = encodeState(id, v, 1, ks, false);
+      for (const w of values) {
+        const expected =
+          raw.slice(raw.indexOf(',')) === encodeState(id, w, 1, keySetOf(w), false).slice(raw.indexOf(','));
+        expect(sameAsValue(raw, id, w, lists), `${JSON.stringify(v)} vs ${JSON.stringify(w)}`).toBe(expected);
+      }
+      // A value cut short, or one with something after it, is no match.
+      expect(sameAsValue(raw.slice(0, -1), id, v, lists)).toBe(false);
+      expect(sameAsValue(`${raw.slice(0, -1)},1]`, id, v, lists)).toBe(false);
+      expect(sameAsValue(raw, id, v, lists)).toBe(true);
+    }
   });
 
   it('keeps the keys inline when the key set id names another list (a collision)', async () => {
