@@ -99,7 +99,12 @@ export async function linkChunk(
     for (const f of found) out.set(f.sourceId, f.preludeUserId);
     return { links: out, failed };
   }
-  return { links: await ctx.links.getMany(users.map((u) => u.id)), failed };
+  if (found.length === 0) return { links, failed };
+  // The table, not `found`, decides (HSETNX: an imported link wins): read back only what was found.
+  const stored = await ctx.links.getMany(found.map((f) => f.sourceId));
+  const out = new Map(links);
+  for (const [id, usr] of stored) out.set(id, usr);
+  return { links: out, failed };
 }
 
 async function countLookups(ctx: JobContext, runId: string, sent: number, now: number) {

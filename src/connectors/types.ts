@@ -118,10 +118,10 @@ export interface SourceConnector {
     signal?: AbortSignal;
     onPage?: (page: SourcePage) => void;
     /**
-     * Pages requested ahead while the current one is consumed (`true`: 1), so the source's answer time
-     * overlaps the caller's work; memory holds 1 + prefetch pages. @defaultValue 0
+     * Pages requested ahead while the current one is consumed, so the source's answer time overlaps
+     * the caller's work; memory holds 1 + prefetch pages. @defaultValue 0
      */
-    prefetch?: boolean | number;
+    prefetch?: number;
   }): AsyncIterable<SourceRecord>;
   /** One user (`GET /user/{id}/profile`); null when the source answers 404. */
   getUser(id: string): Promise<SourceRecord | null>;

@@ -114,3 +114,15 @@ export function itemsLeftOutNote(run: RunRecord): string | undefined {
   if (!parts.length) return undefined;
   return `items left out of the run record (RUN_ITEMS_MAX=${run.itemsMax ?? '?'} per target, failures and rejections kept first; the counts above are exact): ${parts.join('; ')}. Every item: backfill --items-file FILE`;
 }
+
+/** A run's duration for people (`report`, the ops pages): ms, s, min, h, d. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 120) return `${m} min ${s % 60} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}

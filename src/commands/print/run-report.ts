@@ -2,9 +2,9 @@ import type { TargetId } from '../../core/targets.js';
 import type { FieldDiff } from '../../core/types.js';
 import type { RunItem, RunRecord } from '../../store/run-record.js';
 import type { HistoryEntry } from '../../store/run-store.js';
-import { summaryData } from '../../store/run-summary.js';
+import { formatDuration, summaryData } from '../../store/run-summary.js';
 
-export { itemsLeftOutNote, runWarnings } from '../../store/run-summary.js';
+export { formatDuration, itemsLeftOutNote, runWarnings } from '../../store/run-summary.js';
 
 /**
  * Rendering of run records for the commands (`backfill`, `runs`, `report`, `history`, `sync-user`):
@@ -68,17 +68,6 @@ export function table(rows: string[][], rightAlignFrom = 1): string {
         .trimEnd(),
     )
     .join('\n');
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 120) return `${m} min ${s % 60} s`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h} h ${m % 60} min`;
-  return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
 /** The end-of-run table: one row per target, one column per outcome, then requests and retries. */

@@ -103,7 +103,7 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
       pageSize?: number;
       signal?: AbortSignal;
       onPage?: (page: SourcePage) => void;
-      prefetch?: boolean | number;
+      prefetch?: number;
     } = {},
   ): AsyncGenerator<SourceRecord> {
     const pageSize = opts.pageSize ?? config.pageSize;
@@ -126,7 +126,7 @@ export function createSourceConnector(options: SourceConnectorOptions, deps: Con
     let last: string | undefined;
     // Requests of the pages after the current one (opts.prefetch of them), oldest first.
     const ahead: Promise<HttpResponse>[] = [];
-    const depth = opts.prefetch === true ? 1 : Math.max(0, Math.floor(Number(opts.prefetch ?? 0)));
+    const depth = Math.max(0, Math.floor(opts.prefetch ?? 0));
     for (let index = 0; ; index++) {
       opts.signal?.throwIfAborted();
       const overlap = index > 0 ? 1 : 0;

@@ -105,16 +105,6 @@ export function iso(ms: number | undefined): string {
   return ms === undefined || !Number.isFinite(ms) ? '-' : new Date(ms).toISOString();
 }
 
-export function duration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 120) return `${m} min ${s % 60} s`;
-  const h = Math.floor(m / 60);
-  return h < 48 ? `${h} h ${m % 60} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
-}
-
 /** bull-board's job view: `/dashboard/queue/<queue>/<jobId>` (its client routes `/queue/:name/:jobId`). */
 export function bullJobUrl(queue: string, jobId: string): string {
   return `${DASHBOARD_PATH}/queue/${encodeURIComponent(queue)}/${encodeURIComponent(jobId)}`;

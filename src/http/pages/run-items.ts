@@ -20,12 +20,6 @@ const SECTION_OUTCOMES: Record<SectionName, readonly Outcome[]> = {
   removals: ['removed', 'orphaned'],
 };
 
-export function sectionOf(outcome: Outcome): SectionName {
-  if (outcome === 'failed' || outcome === 'rejected') return 'failures';
-  if (outcome === 'removed' || outcome === 'orphaned') return 'removals';
-  return 'changes';
-}
-
 export interface SectionPage {
   /** The section's items on this page, with their index in the run's item list. */
   items: { index: number; item: RunItem }[];

@@ -2,12 +2,11 @@ import * as scanJob from '../../../jobs/scan.js';
 import type { TargetId } from '../../core/targets.js';
 import { SCAN_QUEUE, syncQueueName } from '../../store/redis-layout.js';
 import type { RunItem, RunRecord } from '../../store/run-record.js';
-import { runWarnings, summaryData } from '../../store/run-summary.js';
+import { formatDuration, runWarnings, summaryData } from '../../store/run-summary.js';
 import type { OpsEngine } from '../ops-engine.js';
 import {
   bullJobUrl,
   diffList,
-  duration,
   errorPage,
   errorText,
   type Html,
@@ -80,7 +79,7 @@ function headline(run: RunRecord): Html {
   const flags = [run.options.dryRun ? 'dry run' : '', run.options.full ? 'full' : '']
     .filter(Boolean)
     .join(', ');
-  const took = run.endedAt !== undefined ? duration(run.endedAt - run.startedAt) : 'still running';
+  const took = run.endedAt !== undefined ? formatDuration(run.endedAt - run.startedAt) : 'still running';
   const scan = run.scan.complete
     ? 'complete scan'
     : `scan ${run.scan.status}${run.scan.limited ? ' (limited)' : ''}`;

@@ -1,13 +1,14 @@
 import { OUTCOMES } from '../../core/types.js';
 import type { RunRecord } from '../../store/run-record.js';
+import { formatDuration } from '../../store/run-summary.js';
 import type { OpsEngine } from '../ops-engine.js';
-import { duration, errorPage, type Html, html, iso, type PageResult, page, runUrl } from './layout.js';
+import { errorPage, type Html, html, iso, type PageResult, page, runUrl } from './layout.js';
 
 /** Runs per page of `/runs` (the RunStore keeps 200 by default: four pages). */
 export const RUNS_PER_PAGE = 50;
 
 /**
- * `GET /runs[?page=N]`: the recorded runs, newest first, one page at a time: kind, start, duration,
+ * `GET /runs[?page=N]`: the recorded runs, newest first, one page at a time: kind, start,
  * status, the non-zero counts per target and outcome, requests and 429s. Reads one page of run
  * hashes (HGETALL each), never the items.
  */
@@ -42,7 +43,7 @@ function runRow(run: RunRecord): Html {
   const counts = Object.values(run.targets);
   const requests = counts.reduce((n, c) => n + c.requests, 0);
   const limited = counts.reduce((n, c) => n + c.rateLimited, 0);
-  const took = run.endedAt !== undefined ? duration(run.endedAt - run.startedAt) : 'running';
+  const took = run.endedAt !== undefined ? formatDuration(run.endedAt - run.startedAt) : 'running';
   const flags = [run.options.dryRun ? 'dry run' : '', run.options.full ? 'full' : '']
     .filter(Boolean)
     .join(', ');
