@@ -14,6 +14,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeResult } from './lib/report.mjs';
+import { benchEnv } from './lib/sandbox-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', 'src', p);
@@ -71,15 +72,7 @@ async function cleanPrefix(redis) {
 }
 
 const sandbox = await startSandbox();
-const env = {
-  ...sandbox.env,
-  REDIS_URL: redisUrl,
-  PROFILE_SYNC_PREFIX: prefix,
-  LOG_LEVEL: 'warn',
-  SUNSHINE_RATE_LIMIT: '100000000',
-  ZEPHR_RATE_LIMIT: '100000000',
-  PRELUDE_RATE_LIMIT: '100000000',
-};
+const env = benchEnv(sandbox.env, { redisUrl, prefix });
 const engine = await Engine.create({
   jobs: JOBS,
   config: loadConfig(env),

@@ -23,7 +23,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeResult } from './lib/report.mjs';
-import { startSandboxProcess } from './lib/sandbox-process.mjs';
+import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD = join(root, 'bench', 'lib', 'throughput-child.mjs');
@@ -113,15 +113,11 @@ function envFor(sandboxEnv, prefix) {
   return {
     PATH: process.env.PATH ?? '',
     ...(process.env.BENCH_COUNT_RT ? { BENCH_COUNT_RT: process.env.BENCH_COUNT_RT } : {}),
-    ...sandboxEnv,
-    REDIS_URL: redisInfo.url,
-    PROFILE_SYNC_PREFIX: prefix,
-    LOG_LEVEL: 'warn',
-    SUNSHINE_RATE_LIMIT: '100000000',
-    ZEPHR_RATE_LIMIT: '100000000',
-    PRELUDE_RATE_LIMIT: '100000000',
-    ZEPHR_WRITE_MODE: 'owned',
-    SUNSHINE_WRITE_MODE: 'owned',
+    ...benchEnv(
+      sandboxEnv,
+      { redisUrl: redisInfo.url, prefix },
+      { ZEPHR_WRITE_MODE: 'owned', SUNSHINE_WRITE_MODE: 'owned' },
+    ),
   };
 }
 

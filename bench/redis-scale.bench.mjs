@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { writeResult } from './lib/report.mjs';
-import { startSandboxProcess } from './lib/sandbox-process.mjs';
+import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', 'src', p);
@@ -38,15 +38,7 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = ['sunshine', 'zephr', 'prelude'];
 const redis = new Redis(redisUrl);
 
-const baseEnv = (sandbox, prefix) => ({
-  ...sandbox.env,
-  REDIS_URL: redisUrl,
-  PROFILE_SYNC_PREFIX: prefix,
-  LOG_LEVEL: 'error',
-  SUNSHINE_RATE_LIMIT: '100000000',
-  ZEPHR_RATE_LIMIT: '100000000',
-  PRELUDE_RATE_LIMIT: '100000000',
-});
+const baseEnv = (sandbox, prefix) => benchEnv(sandbox.env, { redisUrl, prefix, logLevel: 'error' });
 
 async function clean(prefix) {
   let cursor = '0';

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeResult } from './lib/report.mjs';
-import { startSandboxProcess } from './lib/sandbox-process.mjs';
+import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => join(root, 'dist', 'src', p);
@@ -47,17 +47,11 @@ async function cleanPrefix(redis, prefix) {
 async function measure(mode) {
   const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
   const prefix = `bench-rpw-${randomBytes(4).toString('hex')}`;
-  const env = {
-    ...sandbox.env,
-    REDIS_URL: redisUrl,
-    PROFILE_SYNC_PREFIX: prefix,
-    LOG_LEVEL: 'warn',
-    SUNSHINE_RATE_LIMIT: '100000000',
-    ZEPHR_RATE_LIMIT: '100000000',
-    PRELUDE_RATE_LIMIT: '100000000',
-    ZEPHR_WRITE_MODE: mode,
-    SUNSHINE_WRITE_MODE: mode,
-  };
+  const env = benchEnv(
+    sandbox.env,
+    { redisUrl, prefix },
+    { ZEPHR_WRITE_MODE: mode, SUNSHINE_WRITE_MODE: mode },
+  );
   const engine = await Engine.create({
     jobs: JOBS,
     config: loadConfig(env),

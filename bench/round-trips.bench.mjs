@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { installRedisCounter } from './lib/redis-count.mjs';
 import { writeResult } from './lib/report.mjs';
-import { startSandboxProcess } from './lib/sandbox-process.mjs';
+import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const counter = installRedisCounter(Redis);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,17 +51,11 @@ const jobs = {
 
 const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
 const prefix = `bench-rt-${randomBytes(4).toString('hex')}`;
-const env = {
-  ...sandbox.env,
-  REDIS_URL: redisUrl,
-  PROFILE_SYNC_PREFIX: prefix,
-  LOG_LEVEL: 'warn',
-  SUNSHINE_RATE_LIMIT: '100000000',
-  ZEPHR_RATE_LIMIT: '100000000',
-  PRELUDE_RATE_LIMIT: '100000000',
-  ZEPHR_WRITE_MODE: 'owned',
-  SUNSHINE_WRITE_MODE: 'owned',
-};
+const env = benchEnv(
+  sandbox.env,
+  { redisUrl, prefix },
+  { ZEPHR_WRITE_MODE: 'owned', SUNSHINE_WRITE_MODE: 'owned' },
+);
 const engine = await Engine.create({
   jobs,
   config: loadConfig(env),

@@ -54,3 +54,20 @@ export async function startSandboxProcess(args, options = {}) {
   const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
   return { child, env };
 }
+
+/**
+ * The engine's environment over a sandbox for a benchmark: its own Redis prefix, quiet logs, and the
+ * targets' rate limits off (the figure is the engine's, not the vendors' limits). `extra` wins.
+ */
+export function benchEnv(sandboxEnv, { redisUrl, prefix, logLevel = 'warn' }, extra = {}) {
+  return {
+    ...sandboxEnv,
+    REDIS_URL: redisUrl,
+    PROFILE_SYNC_PREFIX: prefix,
+    LOG_LEVEL: logLevel,
+    SUNSHINE_RATE_LIMIT: '100000000',
+    ZEPHR_RATE_LIMIT: '100000000',
+    PRELUDE_RATE_LIMIT: '100000000',
+    ...extra,
+  };
+}
