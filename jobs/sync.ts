@@ -8,6 +8,7 @@ import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
 import type { Change, FieldDiff, FieldMap, PlannedRequest, SourceUser } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } from '../src/queue/context.js';
+import { linkIdOf } from '../src/store/links.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import type { StateWrite, TargetState } from '../src/store/state-store.js';
@@ -112,7 +113,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
   const known: Known = {
     stored: await ctx.state.parse(target, userId, gate.reads[0] ?? null),
-    ...(reads.length > 1 ? { link: gate.reads[1] ?? undefined } : {}),
+    ...(reads.length > 1 ? { link: linkIdOf(gate.reads[1]) } : {}),
   };
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });

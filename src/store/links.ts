@@ -55,31 +55,136 @@ export function linksKey(prefix: string): string {
 /** Fields per HSET/HMGET command: keeps each command well under Redis's argument limits. */
 const BATCH = 1000;
 
-/** KEYS[1] links, KEYS[2] how; ARGV: info, then (source id, Prelude id) pairs. */
+/**
+ * Issue 11.4: a link's value carries how and when it was found, so one hash holds both (before: the
+ * Prelude id alone, its `{how, at}` JSON in `{p}:links:prelude:how`, ~100 B more per link).
+ * `<id>\x1f<how letter><at, ms in base36>`; an upper-case letter means the id is `usr_` + what is
+ * stored (seed 004's ids all start so). A 30-character `usr_` id then takes 36 bytes (`usr_` dropped,
+ * 6 added): the same 40-byte Redis allocation as the bare id took. A value without the separator is
+ * the old format (the bare id; how and when in the old hash, if anywhere): still read, rewritten by
+ * `upgradeLinks` during a scan.
+ */
+const SEP = '\u001f';
+const LETTER: Record<LinkHow, string> = { import: 'i', external_id: 'x', email: 'e', create: 'c' };
+const HOW_OF: Record<string, LinkHow> = { i: 'import', x: 'external_id', e: 'email', c: 'create' };
+const USR = 'usr_';
+
+/** The stored value of a link (see SEP). Throws for an id holding the separator (no Prelude id does). */
+export function encodeLink(preludeUserId: string, how: LinkHow, at: number): string {
+  if (preludeUserId.includes(SEP) || preludeUserId.includes('\u0000'))
+    throw new Error(`prelude user id ${JSON.stringify(preludeUserId)} holds a control character`);
+  const usr = preludeUserId.startsWith(USR) && preludeUserId.length > USR.length;
+  const letter = usr ? LETTER[how].toUpperCase() : LETTER[how];
+  return `${usr ? preludeUserId.slice(USR.length) : preludeUserId}${SEP}${letter}${Math.max(0, Math.trunc(at)).toString(36)}`;
+}
+
+/** A stored link value, either format: the Prelude id, and how/when when the value carries them. */
+export function decodeLink(raw: string): { preludeUserId: string; info?: LinkInfo } {
+  const s = raw.indexOf(SEP);
+  if (s < 0) return { preludeUserId: raw };
+  const letter = raw.charAt(s + 1);
+  const lower = letter.toLowerCase();
+  const id = raw.slice(0, s);
+  return {
+    preludeUserId: letter === lower ? id : USR + id,
+    info: { how: HOW_OF[lower] ?? 'import', at: Number.parseInt(raw.slice(s + 2), 36) },
+  };
+}
+
+/** The Prelude id of a stored link value (either format); undefined for none. For raw reads (psGate, readChunk). */
+export function linkIdOf(raw: string | null | undefined): string | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  return raw.includes(SEP) ? decodeLink(raw).preludeUserId : raw;
+}
+
+/** Lua: the Prelude id of a stored link value (as linkIdOf). */
+const LUA_LINK_ID = `
+local function linkId(v)
+  local s = string.find(v, '\\31', 1, true)
+  if not s then return v end
+  local letter = string.sub(v, s + 1, s + 1)
+  if letter == string.lower(letter) then return string.sub(v, 1, s - 1) end
+  return '${USR}' .. string.sub(v, 1, s - 1)
+end`;
+
+/** KEYS[1] links; ARGV: (source id, value) pairs. */
 const ADD_FOUND = `
 local n = 0
-for i = 2, #ARGV, 3 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
-    n = n + 1
-  end
+for i = 1, #ARGV, 2 do
+  n = n + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return n`;
 
-const DROP = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+/** KEYS[1] links, KEYS[2] the old how/when hash. ARGV: source id, Prelude id. */
+const DROP = `${LUA_LINK_ID}
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and linkId(v) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
   return 1
 end
 return 0`;
 
+/** KEYS[1] links, KEYS[2] the old how hash. ARGV: (source id, value read, new value) triples: compare-and-set. */
+const UPGRADE = `
+local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    n = n + 1
+  end
+end
+return n`;
+
+/**
+ * Rewrites old-format links (the bare id, how/when in `{p}:links:prelude:how`) in the new format, each
+ * only if it still holds what was read; `raw` is what the caller read for `sourceIds` (readChunk).
+ * Links from before issue 10 (no how/when anywhere) are left as they are: they cost no second entry.
+ */
+export async function upgradeLinks(
+  redis: Redis,
+  layout: RedisLayout,
+  sourceIds: readonly string[],
+  raw: readonly (string | null)[],
+): Promise<number> {
+  const ids: string[] = [];
+  const olds: string[] = [];
+  raw.forEach((v, i) => {
+    if (v !== null && !v.includes(SEP)) {
+      ids.push(sourceIds[i]!);
+      olds.push(v);
+    }
+  });
+  if (ids.length === 0) return 0;
+  const infos = await redis.hmget(layout.linksHow(), ...ids);
+  const args: string[] = [];
+  infos.forEach((json, i) => {
+    const info = parseInfo(json);
+    if (info) args.push(ids[i]!, olds[i]!, encodeLink(olds[i]!, info.how, info.at));
+  });
+  if (args.length === 0) return 0;
+  return Number(await redis.eval(UPGRADE, 2, layout.links(), layout.linksHow(), ...args));
+}
+
+function parseInfo(json: string | null): LinkInfo | undefined {
+  if (!json) return undefined;
+  try {
+    const v = JSON.parse(json) as Partial<LinkInfo>;
+    return typeof v.how === 'string' && v.how in LETTER && typeof v.at === 'number'
+      ? { how: v.how, at: v.at }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createLinkStore(redis: Redis, prefix: string): LinkStore {
   const key = linksKey(prefix);
   const howKey = new RedisLayout(prefix).linksHow();
   return {
     async get(sourceId) {
-      return (await redis.hget(key, sourceId)) ?? undefined;
+      return linkIdOf(await redis.hget(key, sourceId));
     },
     async getMany(sourceIds) {
       const out = new Map<string, string>();
@@ -87,8 +192,8 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
         const ids = sourceIds.slice(i, i + BATCH);
         const values = await redis.hmget(key, ...ids);
         ids.forEach((id, j) => {
-          const v = values[j];
-          if (v !== null && v !== undefined) out.set(id, v);
+          const v = linkIdOf(values[j]);
+          if (v !== undefined) out.set(id, v);
         });
       }
       return out;
@@ -98,8 +203,8 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
       for (let i = 0; i < links.length; i += BATCH) {
         const args: string[] = [];
         for (const l of links.slice(i, i + BATCH))
-          args.push(l.sourceId, l.preludeUserId, JSON.stringify({ how: l.how, at }));
-        n += Number(await redis.eval(ADD_FOUND, 2, key, howKey, '', ...args));
+          args.push(l.sourceId, encodeLink(l.preludeUserId, l.how, at));
+        n += Number(await redis.eval(ADD_FOUND, 1, key, ...args));
       }
       return n;
     },
@@ -110,27 +215,38 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
       const out = new Map<string, LinkInfo>();
       for (let i = 0; i < sourceIds.length; i += BATCH) {
         const ids = sourceIds.slice(i, i + BATCH);
-        const values = await redis.hmget(howKey, ...ids);
+        const values = await redis.hmget(key, ...ids);
+        const old: string[] = [];
         ids.forEach((id, j) => {
           const v = values[j];
-          if (v) out.set(id, JSON.parse(v) as LinkInfo);
+          if (v === null || v === undefined) return;
+          const info = decodeLink(v).info;
+          if (info) out.set(id, info);
+          else old.push(id);
+        });
+        // Old-format links: how and when in the old hash (links from before issue 10 have none).
+        if (old.length === 0) continue;
+        const infos = await redis.hmget(howKey, ...old);
+        old.forEach((id, j) => {
+          const info = parseInfo(infos[j] ?? null);
+          if (info) out.set(id, info);
         });
       }
       return out;
     },
     async import(rows, options = {}) {
+      const at = Date.now();
       const multi = redis.multi();
       if (options.replace) multi.del(key, howKey);
-      const info = JSON.stringify({ how: 'import', at: Date.now() } satisfies LinkInfo);
       for (let i = 0; i < rows.length; i += BATCH) {
         const args: string[] = [];
-        const how: string[] = [];
+        const ids: string[] = [];
         for (const r of rows.slice(i, i + BATCH)) {
-          args.push(r.sourceId, r.preludeUserId);
-          how.push(r.sourceId, info);
+          args.push(r.sourceId, encodeLink(r.preludeUserId, 'import', at));
+          ids.push(r.sourceId);
         }
         multi.hset(key, ...args);
-        multi.hset(howKey, ...how);
+        if (!options.replace) multi.hdel(howKey, ...ids); // an old-format how/when of a replaced link
       }
       const results = await multi.exec();
       const failed = results?.find(([err]) => err);
@@ -152,7 +268,8 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
       do {
         const [next, flat] = await redis.hscan(key, cursor, 'COUNT', BATCH);
         cursor = next;
-        for (let i = 0; i < flat.length; i += 2) yield [flat[i]!, flat[i + 1]!] as [string, string];
+        for (let i = 0; i < flat.length; i += 2)
+          yield [flat[i]!, linkIdOf(flat[i + 1]!)!] as [string, string];
       } while (cursor !== '0');
     },
   };

@@ -11,7 +11,7 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
  * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
  * | `{p}:state:<target>:removals`         | str  | issue 11: count of state fields ever removed (remove job, forget): deletion detection's fast path |
- * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker (time, hash)  |
+ * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker: time and payload fingerprint (unlinked-marker.ts) |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
  * | `{p}:run:<runId>`                     | hash | run meta, status, counters per target and outcome      |
@@ -27,8 +27,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:tombstones`                      | hash | issue 5: sha256(userId) -> what `forget` did (no PII)   |
  * | `{p}:run:<runId>:orphans:<t>`          | set  | issue 5: users left orphaned by a held/ignored removal  |
  * | `{p}:orphans:<target>`                 | set  | issue 5: users orphaned in a target, across runs        |
- * | `{p}:links:prelude`                    | hash | source id -> Prelude user id (link table, src/store/links.ts) |
- * | `{p}:links:prelude:how`                | hash | issue 10: source id -> how and when its link was found (`{how, at}`) |
+ * | `{p}:links:prelude`                    | hash | source id -> Prelude user id, how and when it was found (link table, src/store/links.ts) |
+ * | `{p}:links:prelude:how`                | hash | issue 10 until 11.4: source id -> how and when its link was found (`{how, at}`); read, emptied by the scan's upgrade |
  * | `{p}:throttle:<target>:adapt`          | hash | the adaptive (AIMD) limit of a target's throttle        |
  * | `{p}:throttle:<target>:pause`          | str  | issue 8.5: a 429's "paused until" (Redis clock), shared by every process |
  * | `{p}:run:<runId>:confirm-absent` / `:confirm-present` | set | issue 8: re-check of held deletion candidates (reconcile-deletions) |
@@ -143,7 +143,7 @@ export class RedisLayout {
   links(target: 'prelude' = 'prelude'): string {
     return this.key('links', target);
   }
-  /** Issue 10: how (`import`, `external_id`, `email`, `create`) and when each link was found. */
+  /** Issue 10: how (`import`, `external_id`, `email`, `create`) and when each link was found; since issue 11.4 in the link's value (links.ts), this hash only read. */
   linksHow(target: 'prelude' = 'prelude'): string {
     return this.key('links', target, 'how');
   }

@@ -3,6 +3,7 @@ import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import { readHashes } from './hash-read.js';
+import { linkIdOf, upgradeLinks } from './links.js';
 import type { RedisLayout } from './redis-layout.js';
 import {
   decodeBody,
@@ -13,6 +14,9 @@ import {
   sameAsValue,
   splitState,
 } from './state-codec.js';
+import { encodeUnlinked, markerMatches, parseUnlinked, type UnlinkedMarker } from './unlinked-marker.js';
+
+export type { UnlinkedMarker } from './unlinked-marker.js';
 
 /** What profile-sync last wrote for one (target, user). */
 export interface TargetState {
@@ -22,14 +26,6 @@ export interface TargetState {
   readonly fields: FieldMap;
   /** Epoch ms of the write. */
   readonly writtenAt: number;
-}
-
-/** Prelude answered `user_not_found` for this user (seed 004): not probed again until it may have changed. */
-export interface UnlinkedMarker {
-  /** Epoch ms when the target last said it does not know the user. */
-  at: number;
-  /** Hash of the payload we tried to write then: a different hash means the source user changed. */
-  hash: string;
 }
 
 /** A `saveWritten` to apply elsewhere (`writeOf`): HSETNX keysKey ksField ksJson (unless ''), HSET key field value, HDEL unlinkedKey field. */
@@ -137,9 +133,12 @@ export class StateStore {
     );
     const links = new Map<string, string>();
     if (!opts.prelude) return { states, links, unlinked: null };
-    raw[targets.length]!.forEach((v, i) => {
-      if (v !== null) links.set(userIds[i]!, v);
+    const linkValues = raw[targets.length]!;
+    linkValues.forEach((v, i) => {
+      if (v !== null) links.set(userIds[i]!, linkIdOf(v)!);
     });
+    // Issue 11.4: old-format links (how/when in a second hash) rewritten as the states are.
+    if (opts.upgrade) await upgradeLinks(this.redis, this.layout, userIds, linkValues);
     return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked) };
   }
 
@@ -228,8 +227,7 @@ export class StateStore {
   }
 
   async markUnlinked(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): Promise<void> {
-    const marker: UnlinkedMarker = { at, hash: hashFields(fields) };
-    await this.redis.hset(this.layout.unlinked(target), userId, JSON.stringify(marker));
+    await this.redis.hset(this.layout.unlinked(target), userId, encodeUnlinked(at, hashFields(fields)));
   }
 
   /** How many users profile-sync holds a written state for in this target. */
@@ -409,9 +407,5 @@ export function unlinkedIsFresh(
   recheckMs: number,
   now: number,
 ): boolean {
-  return marker !== null && marker.hash === nextHash && now - marker.at < recheckMs;
-}
-
-function parseUnlinked(raw: string | null): UnlinkedMarker | null {
-  return raw ? (JSON.parse(raw) as UnlinkedMarker) : null;
+  return marker !== null && now - marker.at < recheckMs && markerMatches(marker, nextHash);
 }

@@ -14,7 +14,7 @@ import { packageRoot } from '../../src/paths.js';
 import { forgetUser } from '../../src/pipeline/erasure.js';
 import type { Engine } from '../../src/queue/engine.js';
 import { scanKeys } from '../../src/store/connection.js';
-import { linksKey } from '../../src/store/links.js';
+import { linkIdOf, linksKey } from '../../src/store/links.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './engine/harness.js';
 
 // Issue 4: "Works on one Redis and on Redis Cluster (key prefix in a hash tag)". A real 3-master
@@ -265,7 +265,7 @@ describe.skipIf(!clusterMode)('Redis Cluster (issue 4)', () => {
       code: 0,
       stdout: `${before + (had ? 0 : 1)}\n`,
     });
-    expect(await redis.hget(linksKey(prefix), user.id)).toBe(preludeId);
+    expect(linkIdOf(await redis.hget(linksKey(prefix), user.id))).toBe(preludeId);
 
     const linked = await runActions.waitForRun(
       engine,

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as runActions from '../../../jobs/run-actions.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { createLinkStore } from '../../../src/store/links.js';
-import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './harness.js';
 
 /**
@@ -231,9 +230,7 @@ describe('prelude linking: a user added to Prelude later is linked after UNLINKE
     expect(items.some((i) => i.userId === late.id && i.outcome === 'created')).toBe(false);
     await inspectPost(h.sandbox.urls.prelude, 'users', { external_id: late.id });
     // Wait until the recheck interval (1 s) is over, on the clock the marker was written with.
-    const marker = Number(
-      JSON.parse((await h.redis.hget(new RedisLayout(h.prefix).unlinked('prelude'), late.id))!).at,
-    );
+    const marker = (await engine.state.getUnlinked('prelude', late.id))!.at;
     await expect.poll(() => Date.now() - marker, { timeout: 5000, interval: 100 }).toBeGreaterThan(1000);
     h.sandbox.sims.prelude.resetCounters();
     const second = await run(engine);

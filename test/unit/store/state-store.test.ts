@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashFields } from '../../../src/core/hashing.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
 import { StateStore, unlinkedIsFresh } from '../../../src/store/state-store.js';
+import { fingerprintOf } from '../../../src/store/unlinked-marker.js';
 import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../helpers/redis.js';
 import { plainState as plain } from '../../helpers/state.js';
 
@@ -49,7 +50,11 @@ describe('StateStore', () => {
     const fields = { first_name: 'Bo' };
     await store.markUnlinked('prelude', 'u-2', fields, 5000);
     const m = await store.getUnlinked('prelude', 'u-2');
-    expect(m).toEqual({ at: 5000, hash: hashFields(fields) });
+    expect(m).toEqual({ at: 5000, hash: fingerprintOf(hashFields(fields)) });
+    // Issue 11.4: base36 time and a 64-bit fingerprint, not JSON and a 64-hex hash.
+    expect(await redis.hget(layout.unlinked('prelude'), 'u-2')).toBe(
+      `3uw,${fingerprintOf(hashFields(fields))}`,
+    );
     // Unlinked users are not "known": nothing was written for them.
     expect(await store.get('prelude', 'u-2')).toBeNull();
     expect(unlinkedIsFresh(m, hashFields(fields), 24 * 3600_000, 5000 + 3600_000)).toBe(true);
@@ -58,5 +63,21 @@ describe('StateStore', () => {
     expect(unlinkedIsFresh(m, hashFields({ first_name: 'Bob' }), 24 * 3600_000, 6000)).toBe(false);
     await store.saveWritten('prelude', 'u-2', fields);
     expect(await store.getUnlinked('prelude', 'u-2')).toBeNull();
+  });
+
+  it('issue 11.4: reads the unlinked markers written before it (JSON with the whole sha256)', async () => {
+    const fields = { first_name: 'Cy' };
+    const old = JSON.stringify({ at: 7000, hash: hashFields(fields) });
+    await redis.hset(layout.unlinked('prelude'), 'u-old', old);
+    const m = await store.getUnlinked('prelude', 'u-old');
+    expect(m).toEqual({ at: 7000, hash: hashFields(fields) });
+    expect(unlinkedIsFresh(m, hashFields(fields), 3600_000, 8000)).toBe(true);
+    expect(unlinkedIsFresh(m, hashFields({ first_name: 'Cyd' }), 3600_000, 8000)).toBe(false);
+    // The scan's read (readChunk) too, beside a new-format marker.
+    await store.markUnlinked('prelude', 'u-new', fields, 9000);
+    const read = await store.readChunk([], ['u-old', 'u-new', 'nobody'], { prelude: true });
+    expect(read.unlinked).toEqual([m, { at: 9000, hash: fingerprintOf(hashFields(fields)) }, null]);
+    for (const marker of read.unlinked!.slice(0, 2))
+      expect(unlinkedIsFresh(marker, hashFields(fields), 3600_000, 9500)).toBe(true);
   });
 });

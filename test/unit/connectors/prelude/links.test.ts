@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv, parseLinkCsv } from '../../../../src/connectors/prelude/links-csv.js';
-import { createLinkStore, linksKey } from '../../../../src/store/links.js';
+import { createLinkStore, encodeLink, linksKey } from '../../../../src/store/links.js';
+import { RedisLayout } from '../../../../src/store/redis-layout.js';
+import { StateStore } from '../../../../src/store/state-store.js';
 import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../../helpers/redis.js';
 
 describe('link CSV (RFC 4180)', () => {
@@ -84,10 +86,8 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     const store = createLinkStore(redis, prefix);
     const rows = Array.from({ length: 2500 }, (_, i) => ({ sourceId: `u:${i}`, preludeUserId: `usr_${i}` }));
     expect(await store.import(rows)).toBe(2500);
-    expect((await keysOf(redis, prefix)).sort()).toEqual([
-      `{${prefix}}:links:prelude`,
-      `{${prefix}}:links:prelude:how`,
-    ]);
+    // Issue 11.4: how and when are in the link's value: one hash (before: a second, `:how`).
+    expect(await keysOf(redis, prefix)).toEqual([`{${prefix}}:links:prelude`]);
     expect(linksKey(prefix)).toBe(`{${prefix}}:links:prelude`);
     expect(await store.get('u:7')).toBe('usr_7');
     expect(await store.get('nobody')).toBeUndefined();
@@ -137,5 +137,76 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     expect((await store.info(['b'])).size).toBe(0);
     expect(await store.remove(['a'])).toBe(1);
     expect((await store.info(['a'])).size).toBe(0);
+  });
+
+  it('issue 11.4: one value holds the link, how and when (usr_ ids stored without their prefix)', async () => {
+    const store = createLinkStore(redis, prefix);
+    const at = Date.UTC(2026, 10, 30);
+    expect(encodeLink('usr_01jy1w6s3gtxgazcz4pw2wdzxm', 'external_id', at)).toBe(
+      `01jy1w6s3gtxgazcz4pw2wdzxm\u001fX${at.toString(36)}`,
+    );
+    expect(encodeLink('plain-7', 'email', at)).toBe(`plain-7\u001fe${at.toString(36)}`);
+    expect(() => encodeLink('bad\u001fid', 'create', at)).toThrow(/control character/);
+    const found = [
+      { sourceId: 'u1', preludeUserId: 'usr_01jy1w6s3gtxgazcz4pw2wdzxm', how: 'external_id' as const },
+      { sourceId: 'u2', preludeUserId: 'other-id', how: 'create' as const },
+      { sourceId: 'u3', preludeUserId: 'usr_', how: 'email' as const },
+    ];
+    expect(await store.addFound(found, at)).toBe(3);
+    expect(await redis.hlen(linksKey(prefix))).toBe(3);
+    const many = await store.getMany(['u1', 'u2', 'u3']);
+    expect([...many.values()]).toEqual(found.map((f) => f.preludeUserId));
+    const entries = new Map<string, string>();
+    for await (const [k, v] of store.entries()) entries.set(k, v);
+    expect(entries).toEqual(many);
+    const info = await store.info(['u1', 'u2', 'u3']);
+    expect([...info.values()]).toEqual(found.map((f) => ({ how: f.how, at })));
+    // Its value is 36 bytes: the 40-byte allocation the bare id took before.
+    expect((await redis.hget(linksKey(prefix), 'u1'))!.length).toBe(36);
+    expect(await store.drop('u1', '01jy1w6s3gtxgazcz4pw2wdzxm')).toBe(false);
+    expect(await store.drop('u1', 'usr_01jy1w6s3gtxgazcz4pw2wdzxm')).toBe(true);
+    expect(await store.drop('u2', 'other-id')).toBe(true);
+    expect(await store.count()).toBe(1);
+  });
+
+  it('issue 11.4: reads the links written before it (bare id, how/when in a second hash), upgrades them in a scan', async () => {
+    const layout = new RedisLayout(prefix);
+    const store = createLinkStore(redis, prefix);
+    // Old format: issue 10's two hashes, and a link from before issue 10 (no how/when at all).
+    await redis.hset(linksKey(prefix), 'o1', 'usr_old1', 'o2', 'legacy-2', 'o3', 'usr_old3');
+    await redis.hset(
+      layout.linksHow(),
+      'o1',
+      JSON.stringify({ how: 'email', at: 1234 }),
+      'o3',
+      JSON.stringify({ how: 'import', at: 99 }),
+    );
+    const want = new Map([
+      ['o1', 'usr_old1'],
+      ['o2', 'legacy-2'],
+      ['o3', 'usr_old3'],
+    ]);
+    expect(await store.get('o1')).toBe('usr_old1');
+    expect(await store.getMany(['o1', 'o2', 'o3'])).toEqual(want);
+    const wantInfo = new Map([
+      ['o1', { how: 'email', at: 1234 }],
+      ['o3', { how: 'import', at: 99 }],
+    ]);
+    expect(await store.info(['o1', 'o2', 'o3'])).toEqual(wantInfo);
+    // The scan's read (readChunk) answers Prelude ids; with `upgrade` it rewrites the old values.
+    const state = new StateStore(redis, layout);
+    const ids = ['o1', 'o2', 'o3', 'none'];
+    expect((await state.readChunk([], ids, { prelude: true })).links).toEqual(want);
+    expect((await state.readChunk([], ids, { prelude: true, upgrade: true })).links).toEqual(want);
+    expect(await redis.hget(linksKey(prefix), 'o1')).toBe(encodeLink('usr_old1', 'email', 1234));
+    expect(await redis.hget(linksKey(prefix), 'o2')).toBe('legacy-2'); // nothing to fold in
+    expect(await redis.hlen(layout.linksHow())).toBe(0);
+    expect(await store.getMany(['o1', 'o2', 'o3'])).toEqual(want);
+    expect(await store.info(['o1', 'o2', 'o3'])).toEqual(wantInfo);
+    // An old link is dropped with its how/when.
+    await redis.hset(linksKey(prefix), 'o4', 'usr_old4');
+    await redis.hset(layout.linksHow(), 'o4', JSON.stringify({ how: 'external_id', at: 5 }));
+    expect(await store.drop('o4', 'usr_old4')).toBe(true);
+    expect(await redis.hexists(layout.linksHow(), 'o4')).toBe(0);
   });
 });
