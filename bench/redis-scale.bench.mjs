@@ -3,7 +3,10 @@
 // need `BENCH_SCALE_USERS=100000,1000000`, about 10 minutes and ~1.5 GB of Redis at 1M):
 //  1. a sandbox with that many users (its own process) and the engine (this process, dist/ code);
 //  2. state written directly, for every user and target, with the store's own encoder
-//     (StateStore.encode: the exact value a backfill writes, checked in step 0), and the run record
+//     (StateStore.encode: the exact value a backfill writes, checked in step 0); Prelude as a backfill
+//     leaves it: the users are looked up (the connector's batch_lookup, 100 a request, against the
+//     sandbox's `usr_` users), the found ones linked (LinkStore.addFound) and given a state, the rest
+//     an unlinked marker (the store's encoder); and the run record
 //     a first backfill leaves: its kept items (RUN_ITEMS_MAX per target, default 10,000) recorded with
 //     RunStore.record, which also writes their users' history entries;
 //  3. Redis bytes (MEMORY USAGE of every key of the prefix, by kind) per known user and per run;
@@ -31,6 +34,8 @@ const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-ac
 const { createLogger } = await import(dist('log.js'));
 const { diffFields } = await import(dist('core/diff.js'));
 const { RejectedRecordError } = await import(dist('core/errors.js'));
+const { hashFields } = await import(dist('core/hashing.js'));
+const { encodeUnlinked } = await import(dist('store/unlinked-marker.js'));
 
 const sizes = (process.env.BENCH_SCALE_USERS ?? '100000').split(',').map(Number);
 const checkUsers = Number(process.env.BENCH_CHECK_USERS ?? 1000);
@@ -92,9 +97,13 @@ async function* users(engine) {
     if (rec.ok) yield rec.user;
 }
 
-/** The state values of a batch of users as the engine writes them (StateStore.encode), per target. */
-async function encodeBatch(engine, batch, at) {
+/**
+ * The state values of a batch of users as the engine writes them (StateStore.encode), per target; with
+ * `linked` (source id -> Prelude id), Prelude's only for linked users, the others in `unlinked`.
+ */
+async function encodeBatch(engine, batch, at, linked) {
   const out = [];
+  const unlinked = [];
   for (const t of TARGETS) {
     const connector = engine.connector(t);
     for (const user of batch) {
@@ -105,10 +114,37 @@ async function encodeBatch(engine, batch, at) {
         if (err instanceof RejectedRecordError) continue;
         throw err;
       }
+      if (t === 'prelude' && linked && !linked.has(user.id)) {
+        unlinked.push({ user, fields });
+        continue;
+      }
       out.push({ t, user, fields, value: await engine.state.encode(t, user.id, fields, at) });
     }
   }
+  if (linked) out.unlinked = unlinked;
   return out;
+}
+
+/**
+ * Prelude's links as a first backfill finds them: a batch_lookup per 100 users (whose Prelude mapping
+ * is not rejected), the found ones stored by the engine's LinkStore (`addFound`, the scan's write).
+ */
+async function lookupBatch(engine, batch, at) {
+  const connector = engine.connector('prelude');
+  const candidates = batch.filter((user) => {
+    try {
+      connector.map(user);
+      return true;
+    } catch (err) {
+      if (err instanceof RejectedRecordError) return false;
+      throw err;
+    }
+  });
+  const parts = [];
+  for (let i = 0; i < candidates.length; i += 100) parts.push(candidates.slice(i, i + 100));
+  const found = (await Promise.all(parts.map((p) => connector.linker.lookup(p)))).flatMap((r) => r.found);
+  await engine.links.addFound(found, at);
+  return new Map(found.map((f) => [f.sourceId, f.preludeUserId]));
 }
 
 async function makeEngine(env) {
@@ -133,7 +169,10 @@ function backfillCli(env) {
   });
 }
 
-/** Step 0: a real backfill's state values are exactly what the direct writer encodes. */
+/**
+ * Step 0: a real backfill's state values are exactly what the direct writer encodes, and the users it
+ * linked in Prelude (or marked unlinked) are exactly those the direct writer's lookups find (or not).
+ */
 async function checkFormat() {
   const sandbox = await startSandboxProcess(['--users', String(checkUsers), '--rate-limit', '0']);
   const prefix = `bench-scale-check-${randomBytes(4).toString('hex')}`;
@@ -142,9 +181,23 @@ async function checkFormat() {
     await backfillCli(env);
     const engine = await makeEngine(env);
     let compared = 0;
+    let linked = 0;
+    let unlinked = 0;
     try {
       let batch = [];
       const check = async () => {
+        const ids = batch.map((u) => u.id);
+        const stored = await engine.links.getMany(ids);
+        const found = await lookupBatch(engine, batch, 0); // HSETNX: changes nothing already linked
+        const markers = await engine.state.getUnlinkedMany('prelude', ids);
+        for (const [i, id] of ids.entries()) {
+          if (stored.get(id) !== found.get(id) || (markers[i] !== null) === found.has(id))
+            throw new Error(
+              `link check: ${id}: backfill ${stored.get(id)} / ${markers[i]?.at}, lookup ${found.get(id)}`,
+            );
+        }
+        linked += stored.size;
+        unlinked += markers.filter((m) => m !== null).length;
         const encoded = await encodeBatch(engine, batch, 0);
         for (const { t, user, fields, value } of encoded) {
           const written = await redis.hget(engine.layout.state(t), user.id);
@@ -166,7 +219,7 @@ async function checkFormat() {
       await engine.close();
     }
     if (compared < checkUsers * 2) throw new Error(`format check compared only ${compared} values`);
-    return compared;
+    return { compared, linked, unlinked };
   } finally {
     await clean(prefix);
     sandbox.child.kill('SIGTERM');
@@ -188,12 +241,20 @@ async function atSize(n) {
     const itemsMax = engine.runs.retention.itemsMax;
     const now = Date.now();
     let written = 0;
+    let linkedN = 0;
+    let unlinkedN = 0;
     let batch = [];
     const flush = async () => {
-      const encoded = await encodeBatch(engine, batch, now);
+      const linked = await lookupBatch(engine, batch, now);
+      const encoded = await encodeBatch(engine, batch, now, linked);
       const p = redis.pipeline();
       for (const e of encoded) p.hset(engine.layout.state(e.t), e.user.id, e.value);
+      // As StateStore.markUnlinked (the scan's and the sync job's write).
+      for (const u of encoded.unlinked)
+        p.hset(engine.layout.unlinked('prelude'), u.user.id, encodeUnlinked(now, hashFields(u.fields)));
       await p.exec();
+      linkedN += linked.size;
+      unlinkedN += encoded.unlinked.length;
       const items = encoded
         .filter((e) => written + batch.indexOf(e.user) < itemsMax)
         .map((e) => ({
@@ -230,6 +291,7 @@ async function atSize(n) {
       `${n}: state written for ${written} users in ${((performance.now() - tw) / 1000).toFixed(1)} s`,
     );
     if (written !== n) throw new Error(`wrote ${written} users, expected ${n}`);
+    console.error(`${n}: ${linkedN} linked in Prelude, ${unlinkedN} unlinked`);
     const m = await measure(prefix);
     const steady = ['state', 'stateKeys', 'unlinked', 'links', 'history', 'deletions'];
     const perUser = Object.fromEntries(steady.map((k) => [k, (m.bytes[k] ?? 0) / n]));
@@ -275,11 +337,16 @@ async function atSize(n) {
     );
     if (run.status !== 'completed' || sent !== 0 || run.enqueued !== 0)
       throw new Error(`re-run: ${run.status}, ${sent} requests, ${run.enqueued} jobs`);
+    // Prelude: the users it does not know are skipped by their fresh unlinked marker (no lookup).
+    const skipped = { prelude: run.targets.prelude.outcomes.unlinked ?? 0 };
     for (const t of TARGETS)
-      if (unchanged[t] !== n) throw new Error(`re-run: ${t} found ${unchanged[t]} of ${n} unchanged`);
+      if (unchanged[t] + (skipped[t] ?? 0) !== n)
+        throw new Error(`re-run: ${t} found ${unchanged[t]} of ${n} unchanged`);
     const afterRun = await measure(prefix);
     return {
       n,
+      linked: linkedN,
+      unlinked: unlinkedN,
       perUser,
       steadyPerUser,
       perRun: m.bytes.run ?? 0,
@@ -350,24 +417,37 @@ async function requestsAtSandbox(env) {
 const metrics = [];
 const notes = [];
 try {
-  const compared = await checkFormat();
+  const { compared, linked, unlinked } = await checkFormat();
   notes.push(
-    `format: the ${compared} state values a real backfill of ${checkUsers} users wrote are byte for byte what the direct writer encodes (time prefix aside)`,
+    `format: the ${compared} state values a real backfill of ${checkUsers} users wrote are byte for byte what the direct writer encodes (time prefix aside); it linked ${linked} users in Prelude and marked ${unlinked} unlinked, exactly those the direct writer's lookups find and miss`,
   );
   for (const n of sizes) {
     const r = await atSize(n);
     const label = n.toLocaleString('en-US');
     metrics.push(
       {
-        name: `${label} users: steady bytes per known user (state + key lists + unlinked + history, 3 targets)`,
+        name: `${label} users: steady bytes per known user (state + key lists + Prelude links + unlinked markers + history, 3 targets)`,
         value: Math.round(r.steadyPerUser),
         unit: 'B',
         better: 'lower',
-        detail: { perUser: r.perUser, bytes: r.bytes, keys: r.keys, afterRerun: r.afterRerun },
+        detail: {
+          linked: r.linked,
+          unlinked: r.unlinked,
+          perUser: r.perUser,
+          bytes: r.bytes,
+          keys: r.keys,
+          afterRerun: r.afterRerun,
+        },
       },
       {
         name: `${label} users: state bytes per known user`,
         value: Math.round(r.perUser.state + r.perUser.stateKeys),
+        unit: 'B',
+        better: 'lower',
+      },
+      {
+        name: `${label} users: Prelude links and unlinked markers, bytes per known user`,
+        value: Math.round(r.perUser.links + r.perUser.unlinked),
         unit: 'B',
         better: 'lower',
       },
@@ -419,7 +499,7 @@ try {
     );
   }
   notes.push(
-    'state written directly (StateStore.encode) for every user in all three targets; a real backfill leaves Prelude users it does not know unlinked instead (a marker, not a state)',
+    'state written directly (StateStore.encode) for every user in Sunshine and Zephr, and in Prelude for the users its batch_lookup finds (linked by LinkStore.addFound); the others get an unlinked marker, as a real backfill leaves them (detail: linked / unlinked)',
     'history: only users with a kept item have one (RUN_ITEMS_MAX per target, default 10,000): at 1,000,000 users most known users have none',
     're-run: engine in this process (dist/, concurrency 32), sandbox in another, deletion detection included; bare scan: the same source connector paging the same sandbox, doing nothing',
     `load average when it ended: ${loadavg()

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv, parseLinkCsv } from '../../../../src/connectors/prelude/links-csv.js';
-import { createLinkStore, encodeLink, linksKey } from '../../../../src/store/links.js';
+import { createLinkStore, decodeLink, encodeLink, linkIdOf, linksKey } from '../../../../src/store/links.js';
 import { RedisLayout } from '../../../../src/store/redis-layout.js';
 import { StateStore } from '../../../../src/store/state-store.js';
 import { cleanPrefix, keysOf, redisClient, testPrefix } from '../../../helpers/redis.js';
@@ -139,21 +139,35 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     expect((await store.info(['a'])).size).toBe(0);
   });
 
-  it('issue 11.4: one value holds the link, how and when (usr_ ids stored without their prefix)', async () => {
+  it('issue 11.4: one value holds the link, how and when; a usr_ id in 29 bytes (the 32-byte allocation of the bare id)', async () => {
     const store = createLinkStore(redis, prefix);
-    const at = Date.UTC(2026, 10, 30);
-    expect(encodeLink('usr_01jy1w6s3gtxgazcz4pw2wdzxm', 'external_id', at)).toBe(
-      `01jy1w6s3gtxgazcz4pw2wdzxm\u001fX${at.toString(36)}`,
-    );
-    expect(encodeLink('plain-7', 'email', at)).toBe(`plain-7\u001fe${at.toString(36)}`);
+    const at = Date.UTC(2026, 10, 30, 1, 2, 3);
+    const usr = 'usr_01jy1w6s3gtxgazcz4pw2wdzxm';
+    const compact = encodeLink(usr, 'external_id', at);
+    expect(compact).toHaveLength(29);
+    expect(compact.charCodeAt(0)).toBe(2);
+    expect(decodeLink(compact)).toEqual({ preludeUserId: usr, info: { how: 'external_id', at } });
+    // Every character of the alphabet, at every position, round-trips.
+    const b32 = '0123456789abcdefghjkmnpqrstvwxyz';
+    for (let shift = 0; shift < 32; shift++) {
+      const id = `usr_${Array.from({ length: 26 }, (_, i) => b32[(i * 7 + shift) % 32]).join('')}`;
+      expect(linkIdOf(encodeLink(id, 'create', at))).toBe(id);
+    }
+    // Other ids (and times before 2020): the general form, ms kept.
+    expect(encodeLink('plain-7', 'email', 1_000)).toBe(`plain-7\u001fe${(1_000).toString(36)}`);
+    expect(decodeLink(encodeLink('USR_X', 'create', 5))).toEqual({
+      preludeUserId: 'USR_X',
+      info: { how: 'create', at: 5 },
+    });
     expect(() => encodeLink('bad\u001fid', 'create', at)).toThrow(/control character/);
     const found = [
-      { sourceId: 'u1', preludeUserId: 'usr_01jy1w6s3gtxgazcz4pw2wdzxm', how: 'external_id' as const },
+      { sourceId: 'u1', preludeUserId: usr, how: 'external_id' as const },
       { sourceId: 'u2', preludeUserId: 'other-id', how: 'create' as const },
       { sourceId: 'u3', preludeUserId: 'usr_', how: 'email' as const },
     ];
     expect(await store.addFound(found, at)).toBe(3);
     expect(await redis.hlen(linksKey(prefix))).toBe(3);
+    expect(await redis.hget(linksKey(prefix), 'u1')).toBe(compact);
     const many = await store.getMany(['u1', 'u2', 'u3']);
     expect([...many.values()]).toEqual(found.map((f) => f.preludeUserId));
     const entries = new Map<string, string>();
@@ -161,10 +175,9 @@ describe('LinkStore (Redis hash {prefix}:links:prelude)', () => {
     expect(entries).toEqual(many);
     const info = await store.info(['u1', 'u2', 'u3']);
     expect([...info.values()]).toEqual(found.map((f) => ({ how: f.how, at })));
-    // Its value is 36 bytes: the 40-byte allocation the bare id took before.
-    expect((await redis.hget(linksKey(prefix), 'u1'))!.length).toBe(36);
-    expect(await store.drop('u1', '01jy1w6s3gtxgazcz4pw2wdzxm')).toBe(false);
-    expect(await store.drop('u1', 'usr_01jy1w6s3gtxgazcz4pw2wdzxm')).toBe(true);
+    expect(await store.drop('u1', 'usr_01jy1w6s3gtxgazcz4pw2wdzxn')).toBe(false);
+    expect(await store.drop('u1', usr)).toBe(true);
+    expect(await store.drop('u2', 'other')).toBe(false);
     expect(await store.drop('u2', 'other-id')).toBe(true);
     expect(await store.count()).toBe(1);
   });
