@@ -16,6 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const users = Number(process.env.BENCH_USERS ?? 1000);
 const itemsMax = Number(process.env.BENCH_ITEMS_MAX ?? 100);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const { RedisLayout } = await import(join(root, 'dist', 'src', 'store', 'redis-layout.js'));
 
 function backfill(env) {
   return new Promise((resolve, reject) => {
@@ -31,7 +32,8 @@ function backfill(env) {
 /** What a key holds, from its name under `{p}:`. */
 function group(rest) {
   if (rest.startsWith('state:')) return 'state';
-  if (rest.startsWith('unlinked:') || rest.startsWith('links:')) return 'state';
+  if (rest.startsWith('unlinked:')) return 'unlinked';
+  if (rest.startsWith('links:')) return 'links';
   if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
   if (/^run:[^:]+:items$/.test(rest)) return 'runItems';
   if (/^run:[^:]+$/.test(rest) || rest.startsWith('run:') || rest === 'runs') return 'run';
@@ -88,6 +90,9 @@ try {
   const e1 = env({});
   const run1 = await backfill(e1);
   const m1 = await measure(redis, e1.PROFILE_SYNC_PREFIX);
+  const layout = new RedisLayout(e1.PROFILE_SYNC_PREFIX);
+  m1.linked = await redis.hlen(layout.links());
+  m1.unlinked = await redis.hlen(layout.unlinked('prelude'));
   // A fresh sandbox: the second backfill is a first backfill too (every user created).
   sandbox.child.kill('SIGTERM');
   sandbox = await startSandbox();
@@ -100,9 +105,19 @@ try {
       (n, t) => n + t.created + t.updated + t.unlinked + t.failed + t.rejected,
       0,
     );
+  // State: the targets' state hashes and key lists, Prelude's links and unlinked markers.
+  for (const m of [m1, m2])
+    m.bytes.state = (m.bytes.state ?? 0) + (m.bytes.links ?? 0) + (m.bytes.unlinked ?? 0);
   const perUser = (g) => Math.round((m1.bytes[g] ?? 0) / users);
   const metrics = [
     { name: 'state bytes per known user (3 targets)', value: perUser('state'), unit: 'B', better: 'lower' },
+    {
+      name: 'of the state: Prelude links (with how and when) + unlinked markers, bytes per known user',
+      value: perUser('links') + perUser('unlinked'),
+      unit: 'B',
+      better: 'lower',
+      detail: { linked: m1.linked, unlinked: m1.unlinked },
+    },
     { name: 'history bytes per known user', value: perUser('history'), unit: 'B', better: 'lower' },
     {
       name: 'state + history bytes per known user',
@@ -136,7 +151,7 @@ try {
     description: `Redis MEMORY USAGE after a first backfill of ${users} sandbox users (three targets, limits off)`,
     metrics,
     notes: [
-      "state = state:<target> hashes (+ key lists) + unlinked/links; history = the runs' history index run:<id>:users:<b> (issue 11.4; history:<user> zsets before), only for kept items.",
+      "state = state:<target> hashes (+ key lists) + Prelude's unlinked markers and links (detail.bytes.links / .unlinked; the link share in the links metric's detail); history = the runs' history index run:<id>:users:<b> (issue 11.4; history:<user> zsets before), only for kept items.",
       'BullMQ bytes (completed jobs kept an hour) are in detail.bytes.bullmq, not per known user.',
     ],
   });
