@@ -14,6 +14,7 @@ import type { StateWrite, TargetState } from '../src/store/state-store.js';
 import { needsLink, resolveLink } from './link-steps.js';
 import {
   handleFailure,
+  type JobGate,
   makeSettle,
   passGate,
   RunAbortedError,
@@ -100,15 +101,33 @@ export function planLine(
 
 export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const data = payloadSchema.parse(job.data);
+  return syncUser(ctx, data, { job, attempt: job.attemptsMade + 1 });
+}
+
+/** Which job runs a user's sync, and its try (jobs/sync-batch.ts runs several users in one job). */
+export interface UserRun {
+  job: Job;
+  /** 1-based try of this user (a handed-over user counts the batch's try: jobs/sync-handover.ts). */
+  attempt: number;
+  /** Where the user's failed tries are kept (`RunStore.addTry`). @defaultValue the job's id */
+  triesId?: string;
+  /** What the gate read for this user, when the caller read it already (a batch's one gate call). */
+  gate?: JobGate;
+}
+
+/**
+ * One user's sync for one target, the steps every sync job makes: gate, map, write, record and settle;
+ * a failure goes through `handleFailure` (retry, dead letter, 429 pause), exactly as a single job.
+ */
+export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun): Promise<SyncResult> {
   const { runId, target, userId } = data;
+  const { job, attempt } = run;
   const member = settleMember(target, userId);
   const log = ctx.logger.child({ job: job.id, runId, target });
-  const attempt = job.attemptsMade + 1;
 
   // Issue 11.2: the gate, the replay check, the target state and the Prelude link in one round trip.
-  const reads = [ctx.state.readOf(target, userId)];
-  if (target === 'prelude' && ctx.links) reads.push([ctx.runs.backing().layout.links(), userId]);
-  const gate = await ctx.runs.jobGate(runId, target, member, reads);
+  const reads = gateReads(ctx, target, userId);
+  const gate = run.gate ?? (await ctx.runs.jobGate(runId, target, member, reads));
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
   const known: Known = {
     stored: await ctx.state.parse(target, userId, gate.reads[0] ?? null),
@@ -116,6 +135,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   };
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
+  const triesId = run.triesId ?? String(job.id);
 
   const early = await passGate(gate, target, settle);
   if (early) return early;
@@ -154,7 +174,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     const result = await ctx.requestScope
       .run(scope, () => attemptSync(ctx, data, user, next, attempt, known))
       .finally(() => clearInterval(watch));
-    const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
+    const tries = attempt > 1 ? await ctx.runs.tries(runId, triesId) : [];
     const counters: CounterDelta[] = [
       [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
     ];
@@ -191,8 +211,15 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
       await settle('skipped', undefined, [[target, 'requests', scope.sent]]);
       return { outcome: 'skipped', requests: scope.sent };
     }
-    return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next });
+    return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next, triesId });
   }
+}
+
+/** The [hash, field] reads the gate makes for a user: the target state, and the Prelude link. */
+export function gateReads(ctx: JobContext, target: TargetId, userId: string): (readonly [string, string])[] {
+  const reads: (readonly [string, string])[] = [ctx.state.readOf(target, userId)];
+  if (target === 'prelude' && ctx.links) reads.push([ctx.runs.backing().layout.links(), userId]);
+  return reads;
 }
 
 interface AttemptResult {

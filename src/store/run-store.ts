@@ -364,6 +364,28 @@ export class RunStore {
     return parseGate(r, reads.length);
   }
 
+  /**
+   * `jobGate` for several users of one target in one round trip (a sync batch, issue 11.4): one gate
+   * per user, in order, each with its own replay check and reads (the same number of reads each).
+   */
+  async jobGates(
+    runId: string,
+    target: TargetId,
+    users: readonly { member: string; reads: readonly (readonly [string, string])[] }[],
+  ): Promise<JobGate[]> {
+    const n = users[0]?.reads.length ?? 0;
+    const keys = [this.layout.run(runId), this.layout.runSettled(runId)];
+    const args: string[] = [`stop:${target}`, String(n)];
+    for (const u of users) {
+      if (u.reads.length !== n) throw new Error('jobGates: every user needs the same reads');
+      keys.push(...u.reads.map((x) => x[0]));
+      args.push(u.member, ...u.reads.map((x) => x[1]));
+    }
+    const r = await this.redis.psGateMany(keys.length, ...keys, ...args);
+    const head = r.slice(0, 4);
+    return users.map((_, i) => parseGate([...head, ...r.slice(4 + i * (1 + n), 4 + (i + 1) * (1 + n))], n));
+  }
+
   /** Remembers a failed attempt of a job, to be shown with its final item. */
   async addTry(runId: string, jobId: string, attempt: AttemptRecord): Promise<AttemptRecord[]> {
     const key = this.layout.runTries(runId);
