@@ -53,6 +53,14 @@ export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
   return { ...sync.options(kind, settings), removeOnFail: { age: 3600 } };
 }
 
+/** The users a target job holds: a batch's, or a single job's one (`drainRun` settles each). */
+export function userIdsOf(job: Job): string[] {
+  const data = job.data as { userId?: unknown; users?: { id?: unknown }[] } | undefined;
+  if (job.name === name && Array.isArray(data?.users))
+    return data.users.map((u) => u?.id).filter((id): id is string => typeof id === 'string');
+  return typeof data?.userId === 'string' ? [data.userId] : [];
+}
+
 /** The single job's payload of the batch's `i`-th user. */
 export function userPayload(
   data: SyncBatchPayload,
