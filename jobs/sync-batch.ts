@@ -2,6 +2,7 @@ import { type Job, type JobsOptions, RateLimitError, UnrecoverableError } from '
 import { z } from 'zod';
 import { userKey } from '../src/core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
+import { ERASED_USER } from '../src/pipeline/erasure-sweep.js';
 import { retryDelay } from '../src/queue/backoff.js';
 import type { EngineSettings, JobContext } from '../src/queue/context.js';
 import type { RunKind } from '../src/store/run-record.js';
@@ -90,6 +91,9 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
   let shared = true;
   let requests = 0;
   for (const [i, one] of users.entries()) {
+    // `forget` (src/pipeline/erasure-sweep.ts) scrubbed this user out of the waiting batch: nothing
+    // to write (a single job of the user would have been removed instead).
+    if (one.userId === ERASED_USER) continue;
     const single = sync.jobId(data.target, data.runId, one.userId);
     if (rerun && (await queue.getJob(single))) continue;
     if (shared && (!gates || performance.now() - gates.at > GATE_FRESH_MS)) {
