@@ -275,12 +275,10 @@ export interface AdaptiveOptions {
 }
 
 /**
- * Issue 11.4: grants one acquire call may take at once when the limit is high: one per 1,000 of the
- * limit, at most 16 (a limit below 2,000 a window: one, as before). The spare grants serve this
- * process's next requests for at most RESERVE_MS (and never past a 429 this process met, nor past
- * an adapted limit); a 429 pause set by another process is therefore kept by this one from at most
- * RESERVE_MS after it was set. An unused spare expires: at most 15 requests of a window of 16,000
- * or more are left unsent, never one sent beyond the limit.
+ * Issue 11.4: with a high limit one call takes several grants (one per 1,000 of the limit, at most 16;
+ * below 2,000: one, as before). The spares serve this process's next requests for at most RESERVE_MS,
+ * never past a 429 it met or a cut: another process's 429 pause is kept here from at most RESERVE_MS
+ * after it was set. An unused spare expires: never a request beyond the limit, at most 15 left unsent.
  */
 const RESERVE_MAX = 16;
 const RESERVE_PER = 1000;
@@ -356,9 +354,7 @@ export class SlidingWindowThrottle {
     return n >= 1 ? { granted: true, at: value, limit } : { granted: false, waitMs: value, limit };
   }
 
-  private spareReady(): boolean {
-    return this.spare.left > 0 && performance.now() < this.spare.until;
-  }
+  private spareReady = (): boolean => this.spare.left > 0 && performance.now() < this.spare.until;
 
   /** Drops the spare grants (a 429 or a cut: every later request asks Redis again). */
   private dropSpare(): void {
@@ -424,10 +420,7 @@ export class SlidingWindowThrottle {
       const asks = this.wanted > 1 && !this.spareReady();
       const p = this.tryAcquire();
       if (asks) {
-        const done = p.then(
-          () => undefined,
-          () => undefined,
-        );
+        const done = p.catch(() => undefined);
         this.inFlight = done;
         void done.then(() => {
           if (this.inFlight === done) this.inFlight = undefined;

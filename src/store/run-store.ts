@@ -32,6 +32,9 @@ export {
   type RunRetention,
 } from './run-record.js';
 
+/** One user of `RunStore.jobGates`: its settle member and its [hash, field] reads. */
+type GateAsk = { member: string; reads: readonly (readonly [string, string])[] };
+
 /**
  * Run records in Redis: one hash per run with meta and counters, a list of items (one per change,
  * rejection or failure, never one per unchanged user), and a per-user history index. Items are masked
@@ -364,26 +367,15 @@ export class RunStore {
     return parseGate(r, reads.length);
   }
 
-  /**
-   * `jobGate` for several users of one target in one round trip (a sync batch, issue 11.4): one gate
-   * per user, in order, each with its own replay check and reads (the same number of reads each).
-   */
-  async jobGates(
-    runId: string,
-    target: TargetId,
-    users: readonly { member: string; reads: readonly (readonly [string, string])[] }[],
-  ): Promise<JobGate[]> {
+  /** `jobGate` for a sync batch's users (issue 11.4) in one round trip: a gate each, in order, same reads each. */
+  async jobGates(runId: string, target: TargetId, users: readonly GateAsk[]): Promise<JobGate[]> {
     const n = users[0]?.reads.length ?? 0;
-    const keys = [this.layout.run(runId), this.layout.runSettled(runId)];
-    const args: string[] = [`stop:${target}`, String(n)];
-    for (const u of users) {
-      if (u.reads.length !== n) throw new Error('jobGates: every user needs the same reads');
-      keys.push(...u.reads.map((x) => x[0]));
-      args.push(u.member, ...u.reads.map((x) => x[1]));
-    }
-    const r = await this.redis.psGateMany(keys.length, ...keys, ...args);
-    const head = r.slice(0, 4);
-    return users.map((_, i) => parseGate([...head, ...r.slice(4 + i * (1 + n), 4 + (i + 1) * (1 + n))], n));
+    const run = [this.layout.run(runId), this.layout.runSettled(runId)];
+    const keys = [...run, ...users.flatMap((u) => u.reads.map((x) => x[0]))];
+    const args = users.flatMap((u) => [u.member, ...u.reads.map((x) => x[1])]);
+    const r = await this.redis.psGateMany(keys.length, ...keys, `stop:${target}`, n, ...args);
+    const at = (i: number) => 4 + i * (1 + n);
+    return users.map((_, i) => parseGate([...r.slice(0, 4), ...r.slice(at(i), at(i + 1))], n));
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */
