@@ -85,6 +85,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
   const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
   const queue = ctx.syncQueues[data.target]!;
   const users = data.users.map((u) => userPayload(data, u));
+  const members = users.map((u) => settleMember(u.target, u.userId));
   // Issue 11.4: one gate call for the batch's users (re-read when older than GATE_FRESH_MS). After
   // anything but a plain outcome (an abort, a stop, a failure) each user reads its own, as a single job.
   let gates: { from: number; at: number; list: JobGate[] } | undefined;
@@ -94,11 +95,11 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
     // `forget` (src/pipeline/erasure-sweep.ts) scrubbed this user out of the waiting batch: nothing
     // to write (a single job of the user would have been removed instead).
     if (one.userId === ERASED_USER) continue;
-    const single = sync.jobId(data.target, data.runId, one.userId);
-    if (rerun && (await queue.getJob(single))) continue;
+    const single = () => sync.jobId(data.target, data.runId, one.userId);
+    if (rerun && (await queue.getJob(single()))) continue;
     if (shared && (!gates || performance.now() - gates.at > GATE_FRESH_MS)) {
-      const rest = users.slice(i).map((u) => ({
-        member: settleMember(u.target, u.userId),
+      const rest = users.slice(i).map((u, k) => ({
+        member: members[i + k]!,
         reads: sync.gateReads(ctx, u.target, u.userId),
       }));
       gates = {
@@ -111,7 +112,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
     if (gate && (gate.abort || gate.stopped || !gate.exists)) shared = false;
     let result: SyncResult;
     try {
-      result = await sync.syncUser(ctx, one, { job, attempt, triesId: single, ...(gate ? { gate } : {}) });
+      const run = { job, attempt, triesId: single, member: members[i]! };
+      result = await sync.syncUser(ctx, one, gate ? { ...run, gate } : run);
     } catch (err) {
       if (err instanceof RateLimitError) throw err; // the target is paused: the batch waits with it
       shared = false;

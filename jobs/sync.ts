@@ -109,8 +109,10 @@ export interface UserRun {
   job: Job;
   /** 1-based try of this user (a handed-over user counts the batch's try: jobs/sync-handover.ts). */
   attempt: number;
-  /** Where the user's failed tries are kept (`RunStore.addTry`). @defaultValue the job's id */
-  triesId?: string;
+  /** Where the user's failed tries are kept (`RunStore.addTry`), asked only when needed. @defaultValue the job's id */
+  triesId?: () => string;
+  /** `settleMember(target, userId)`, when the caller has it already. */
+  member?: string;
   /** What the gate read for this user, when the caller read it already (a batch's one gate call). */
   gate?: JobGate;
 }
@@ -122,8 +124,9 @@ export interface UserRun {
 export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun): Promise<SyncResult> {
   const { runId, target, userId } = data;
   const { job, attempt } = run;
-  const member = settleMember(target, userId);
-  const log = ctx.logger.child({ job: job.id, runId, target });
+  const member = run.member ?? settleMember(target, userId);
+  // Built only when something is logged: a pino child per user is measurable (issue 11.4).
+  const log = () => ctx.logger.child({ job: job.id, runId, target });
 
   // Issue 11.2: the gate, the replay check, the target state and the Prelude link in one round trip.
   const reads = gateReads(ctx, target, userId);
@@ -135,7 +138,7 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
   };
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
-  const triesId = run.triesId ?? String(job.id);
+  const triesId = () => run.triesId?.() ?? String(job.id);
 
   const early = await passGate(gate, target, settle);
   if (early) return early;
@@ -174,7 +177,7 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
     const result = await ctx.requestScope
       .run(scope, () => attemptSync(ctx, data, user, next, attempt, known))
       .finally(() => clearInterval(watch));
-    const tries = attempt > 1 ? await ctx.runs.tries(runId, triesId) : [];
+    const tries = attempt > 1 ? await ctx.runs.tries(runId, triesId()) : [];
     const counters: CounterDelta[] = [
       [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
     ];
@@ -197,7 +200,7 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
         }
       : undefined;
     await settle(result.outcome, item, counters, result.state);
-    if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
+    if (tries.length) log().info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {
     if (abort.signal.aborted && abort.signal.reason instanceof TargetStoppedError) {
@@ -211,7 +214,17 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
       await settle('skipped', undefined, [[target, 'requests', scope.sent]]);
       return { outcome: 'skipped', requests: scope.sent };
     }
-    return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next, triesId });
+    return handleFailure(err, {
+      job,
+      ctx,
+      data,
+      scope,
+      attempt,
+      settle,
+      log: log(),
+      next,
+      triesId: triesId(),
+    });
   }
 }
 
