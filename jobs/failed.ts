@@ -122,7 +122,7 @@ async function settleFailedBatch(
   const { runId, target } = parsed.data;
   const stalled = lastError.code === 'E_STALLED';
   let any = false;
-  for (const user of parsed.data.users) {
+  for (const user of Object.values(parsed.data.users)) {
     if ((await ctx.runs.jobGate(runId, target, steps.settleMember(target, user.id))).settled) continue;
     // The dead letter first: a crash in between leaves it to settle the user (its own failure).
     const data = syncBatch.userPayload(parsed.data, user);

@@ -249,7 +249,8 @@ function batches(
       continue;
     }
     const { runId, target, full } = group[0]!.data;
-    const data: syncBatch.SyncBatchPayload = { runId, target, full, users: group.map((s) => s.data.user) };
+    const users = Object.fromEntries(group.map((s) => [s.opts.jobId!, s.data.user]));
+    const data: syncBatch.SyncBatchPayload = { runId, target, full, users };
     const jobId = syncBatch.jobId(target, runId, start, w * size);
     out.push({ name: syncBatch.name, data, opts: { ...syncBatch.options(kind, ctx.settings), jobId } });
   }

@@ -2,7 +2,6 @@ import { type Job, type JobsOptions, RateLimitError, UnrecoverableError } from '
 import { z } from 'zod';
 import { userKey } from '../src/core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
-import { ERASED_USER } from '../src/pipeline/erasure-sweep.js';
 import { retryDelay } from '../src/queue/backoff.js';
 import type { EngineSettings, JobContext } from '../src/queue/context.js';
 import type { RunKind } from '../src/store/run-record.js';
@@ -34,8 +33,13 @@ export const payloadSchema = z.object({
   target: z.enum(TARGET_IDS),
   /** Read the target first and repair drift (`--full`). */
   full: z.boolean().default(false),
-  /** The users, each as a single job's `user`: ids and the four source fields the mapping needs. */
-  users: z.array(sync.payloadSchema.shape.user).min(1),
+  /**
+   * The users, each as a single job's `user` (ids and the four source fields the mapping needs), by the
+   * id the user's single job has (`sync.jobId`: its tries and a hand-over use it). Keyed by it, so that
+   * `forget` (src/pipeline/erasure-sweep.ts), which drops a JSON entry whose key names the user, takes
+   * the whole user out of a batch, names included, as it deletes a single job whose id names the user.
+   */
+  users: z.record(z.string(), sync.payloadSchema.shape.user),
 });
 export type SyncBatchPayload = z.infer<typeof payloadSchema>;
 
@@ -56,16 +60,18 @@ export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
 
 /** The users a target job holds: a batch's, or a single job's one (`drainRun` settles each). */
 export function userIdsOf(job: Job): string[] {
-  const data = job.data as { userId?: unknown; users?: { id?: unknown }[] } | undefined;
-  if (job.name === name && Array.isArray(data?.users))
-    return data.users.map((u) => u?.id).filter((id): id is string => typeof id === 'string');
+  const data = job.data as { userId?: unknown; users?: Record<string, { id?: unknown }> } | undefined;
+  if (job.name === name && data?.users && typeof data.users === 'object')
+    return Object.values(data.users)
+      .map((u) => u?.id)
+      .filter((id): id is string => typeof id === 'string');
   return typeof data?.userId === 'string' ? [data.userId] : [];
 }
 
 /** The single job's payload of the batch's `i`-th user. */
 export function userPayload(
   data: SyncBatchPayload,
-  user: SyncBatchPayload['users'][number],
+  user: SyncBatchPayload['users'][string],
 ): sync.SyncPayload {
   return { runId: data.runId, target: data.target, userId: user.id, user, full: data.full, dryRun: false };
 }
@@ -84,7 +90,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
   // Run before (a stall, a 429 pause, a retry): a user handed over then has its own job now.
   const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
   const queue = ctx.syncQueues[data.target]!;
-  const users = data.users.map((u) => userPayload(data, u));
+  const singles = Object.keys(data.users);
+  const users = Object.values(data.users).map((u) => userPayload(data, u));
   const members = users.map((u) => settleMember(u.target, u.userId));
   // Issue 11.4: one gate call for the batch's users (re-read when older than GATE_FRESH_MS). After
   // anything but a plain outcome (an abort, a stop, a failure) each user reads its own, as a single job.
@@ -92,11 +99,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
   let shared = true;
   let requests = 0;
   for (const [i, one] of users.entries()) {
-    // `forget` (src/pipeline/erasure-sweep.ts) scrubbed this user out of the waiting batch: nothing
-    // to write (a single job of the user would have been removed instead).
-    if (one.userId === ERASED_USER) continue;
-    const single = () => sync.jobId(data.target, data.runId, one.userId);
-    if (rerun && (await queue.getJob(single()))) continue;
+    const single = singles[i]!;
+    if (rerun && (await queue.getJob(single))) continue;
     if (shared && (!gates || performance.now() - gates.at > GATE_FRESH_MS)) {
       const rest = users.slice(i).map((u, k) => ({
         member: members[i + k]!,
@@ -112,7 +116,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
     if (gate && (gate.abort || gate.stopped || !gate.exists)) shared = false;
     let result: SyncResult;
     try {
-      const run = { job, attempt, triesId: single, member: members[i]! };
+      const run = { job, attempt, triesId: () => single, member: members[i]! };
       result = await sync.syncUser(ctx, one, gate ? { ...run, gate } : run);
     } catch (err) {
       if (err instanceof RateLimitError) throw err; // the target is paused: the batch waits with it
@@ -123,7 +127,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
     if (result.outcome === 'failed' || result.outcome === 'rejected') shared = false;
     requests += result.requests;
   }
-  return { users: data.users.length, requests };
+  return { users: users.length, requests };
 }
 
 /**

@@ -27,7 +27,7 @@ describe('engine: sync batches (issue 11.4)', () => {
     expect(run.targets.zephr!.outcomes.created).toBe(40);
     const jobs = (await engine.syncQueues.zephr!.getCompleted(0, 100)) as Job[];
     expect(jobs.map((j) => j.name)).toEqual(['sync-batch', 'sync-batch', 'sync-batch']);
-    expect(jobs.map((j) => j.data.users.length).sort()).toEqual([16, 16, 8]);
+    expect(jobs.map((j) => Object.keys(j.data.users).length).sort()).toEqual([16, 16, 8]);
     expect(writes(h).map((r) => r.status)).toEqual(Array(40).fill(200));
   });
 
