@@ -37,7 +37,7 @@ describe('SlidingWindowThrottle spare grants (issue 11.4)', () => {
 
   /** The log's entries, and how many Redis calls made them (a call's extra grants end in `.<n>`). */
   async function calls(name: string): Promise<{ grants: number; calls: number }> {
-    const members = await a.zrange(`${layout.throttle('zephr')}-${name}`, 0, -1);
+    const members = await a.zrange(`${layout.throttle('zephr')}-${name}`, '0', '-1');
     return { grants: members.length, calls: members.filter((m) => !m.includes('.')).length };
   }
 
