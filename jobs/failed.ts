@@ -4,6 +4,8 @@ import type { JobContext } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import type { ScanInfo } from '../src/store/run-record.js';
 import * as scanJob from './scan.js';
+import * as syncBatch from './sync-batch.js';
+import * as handover from './sync-handover.js';
 import * as steps from './user-steps.js';
 
 /** BullMQ's reason for a job that stalled more than `maxStalledCount` times (moveStalledJobsToWait.lua). */
@@ -55,10 +57,24 @@ export async function settleFailedJob(
     return 'scan-failed';
   }
 
+  if (job.name === syncBatch.name) return settleFailedBatch(job, lastError, ctx);
+
   // Sync and issue 5's remove jobs share the payload ids and the settle member.
   const target = data.target as TargetId;
   if (!TARGET_IDS.includes(target) || typeof data.userId !== 'string') return null;
-  const userId = data.userId;
+  return settleFailedUser(job, runId, target, data.userId, lastError, stalled, ctx);
+}
+
+async function settleFailedUser(
+  job: Job,
+  runId: string,
+  target: TargetId,
+  userId: string,
+  lastError: { code: string; message: string },
+  stalled: boolean,
+  ctx: JobContext,
+): Promise<'settled' | null> {
+  const log = ctx.logger.child({ job: job.id, runId });
   const gate = await ctx.runs.jobGate(runId, target);
   if (!gate.exists) return null;
   const recorded = await ctx.runs.record(runId, {
@@ -88,4 +104,31 @@ export async function settleFailedJob(
   await checkFailureRate(ctx.runs, runId, gate.maxFailureRate, ctx.alerts);
   await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   return 'settled';
+}
+
+/**
+ * A sync batch (jobs/sync-batch.ts) BullMQ failed (it stalled more than maxStalledCount times, or its
+ * own bookkeeping kept failing): each of its users not settled yet is settled `failed` as a single job
+ * would be, and handed to its own job that fails at once (jobs/sync-handover.ts), so it is a dead letter
+ * `retry-failed` re-drives. Idempotent: a settled user records nothing and gets no dead letter.
+ */
+async function settleFailedBatch(
+  job: Job,
+  lastError: { code: string; message: string },
+  ctx: JobContext,
+): Promise<'settled' | null> {
+  const parsed = syncBatch.payloadSchema.safeParse(job.data);
+  if (!parsed.success) return null;
+  const { runId, target } = parsed.data;
+  const stalled = lastError.code === 'E_STALLED';
+  let any = false;
+  for (const user of Object.values(parsed.data.users)) {
+    if ((await ctx.runs.jobGate(runId, target, steps.settleMember(target, user.id))).settled) continue;
+    // The dead letter first: a crash in between leaves it to settle the user (its own failure).
+    const data = syncBatch.userPayload(parsed.data, user);
+    const dead = { tried: Math.max(1, job.attemptsMade), deadLetter: lastError.message };
+    await handover.enqueue(ctx, job, data, dead, 0);
+    if (await settleFailedUser(job, runId, target, user.id, lastError, stalled, ctx)) any = true;
+  }
+  return any ? 'settled' : null;
 }

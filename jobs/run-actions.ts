@@ -9,6 +9,7 @@ import { type ConfirmResult, confirmHeldDeletions } from './reconcile-deletions.
 import * as remove from './remove.js';
 import * as scan from './scan.js';
 import * as sync from './sync.js';
+import * as syncBatch from './sync-batch.js';
 
 /**
  * What a command or the daemon does with a run, on top of the engine's queues: start it (enqueue its
@@ -115,10 +116,13 @@ export async function drainRun(engine: Engine, runId: string): Promise<number> {
         );
         if (!gone) continue;
         progress++;
-        await engine.runs.record(runId, {
-          settle: steps.settleMember(t, job.data.userId),
-          counters: [[t, 'skipped', 1]],
-        });
+        // A sync batch (jobs/sync-batch.ts) holds several users: each settles `skipped`.
+        for (const userId of syncBatch.userIdsOf(job)) {
+          await engine.runs.record(runId, {
+            settle: steps.settleMember(t, userId),
+            counters: [[t, 'skipped', 1]],
+          });
+        }
       }
       removed += progress;
       if (progress === 0) break; // nothing left (or only jobs another process is removing)
@@ -209,6 +213,7 @@ export async function retryFailed(
   const valid: { target: TargetId; job: Job; spec: Spec }[] = [];
   const malformed: { target: TargetId; jobId: string; error: string }[] = [];
   for (const { target: t, job } of found) {
+    if (job.name === syncBatch.name) continue; // not a dead letter: its users are (jobs/failed.ts)
     const schema = job.name === remove.name ? remove.payloadSchema : sync.payloadSchema;
     const parsed = schema.safeParse({ ...(job.data ?? {}), runId: PLACEHOLDER });
     const error = !parsed.success

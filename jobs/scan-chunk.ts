@@ -10,6 +10,7 @@ import type { CounterDelta } from '../src/store/run-store.js';
 import { type TargetState, unlinkedIsFresh } from '../src/store/state-store.js';
 import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
 import * as sync from './sync.js';
+import * as syncBatch from './sync-batch.js';
 import * as steps from './user-steps.js';
 
 /**
@@ -27,7 +28,7 @@ export interface Checkpoint {
   enqueued: number;
 }
 
-/** What `processChunk` did: jobs added, and per target the users whose state it read (issue 11). */
+/** What `processChunk` did: users given a sync job (one each, or a place in a batch), and per target the users whose state it read (issue 11). */
 export interface ChunkResult {
   added: number;
   /** Per target, ids of the chunk's users that had a state when read (`recordSeen` counts them). */
@@ -38,6 +39,8 @@ interface SyncJobSpec {
   name: string;
   data: sync.SyncPayload;
   opts: JobsOptions;
+  /** The user's place in the chunk (its batch, jobs/sync-batch.ts). */
+  at: number;
 }
 
 /**
@@ -179,6 +182,7 @@ export async function processChunk(
           ...jobLinkHints(linkWait, links.get(user.id), opts.dryRun),
         },
         opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
+        at: i,
       });
     }
     for (const [counter, n] of tally) counters.push([target, counter as CounterDelta[1], n]);
@@ -205,13 +209,52 @@ export async function processChunk(
     );
     const queue = ctx.syncQueues[target]!;
     const bulk = Math.min(ctx.settings.chunkSize, ADD_BULK_MAX);
-    for (let i = 0; i < specs.length; i += bulk) {
-      await queue.addBulk(specs.slice(i, i + bulk));
+    const batched = outside || opts.dryRun ? specs : batches(specs, ctx.settings.batchSize, start, kind, ctx);
+    for (let i = 0; i < batched.length; i += bulk) {
+      await queue.addBulk(batched.slice(i, i + bulk));
     }
-    added += specs.length;
+    added += specs.length; // users, not jobs (a batch job holds several)
   }
   if (!outside) await ctx.runs.setScanCheckpoint(runId, 'scanEnqueued', end);
   return { added, stated };
+}
+
+/**
+ * Issue 11.4: the chunk's sync jobs of one target, grouped into batch jobs (jobs/sync-batch.ts) by the
+ * users' places in the chunk: window w holds places [w * size, (w + 1) * size), so a scan that re-adds
+ * the chunk's jobs after a crash (some of its users written since, so no longer changed) makes the
+ * same job ids and BullMQ collapses them. A window with one user, and a user whose Prelude lookup
+ * the job must make (`lookup`), keep a single job.
+ */
+function batches(
+  specs: SyncJobSpec[],
+  size: number,
+  start: number,
+  kind: RunKind,
+  ctx: JobContext,
+): { name: string; data: unknown; opts: JobsOptions }[] {
+  if (size <= 1) return specs;
+  const out: { name: string; data: unknown; opts: JobsOptions }[] = [];
+  const windows = new Map<number, SyncJobSpec[]>();
+  for (const s of specs) {
+    if (s.data.lookup || s.data.link) out.push(s);
+    else {
+      const w = Math.floor(s.at / size);
+      windows.set(w, [...(windows.get(w) ?? []), s]);
+    }
+  }
+  for (const [w, group] of windows) {
+    if (group.length === 1) {
+      out.push(group[0]!);
+      continue;
+    }
+    const { runId, target, full } = group[0]!.data;
+    const users = Object.fromEntries(group.map((s) => [s.opts.jobId!, s.data.user]));
+    const data: syncBatch.SyncBatchPayload = { runId, target, full, users };
+    const jobId = syncBatch.jobId(target, runId, start, w * size);
+    out.push({ name: syncBatch.name, data, opts: { ...syncBatch.options(kind, ctx.settings), jobId } });
+  }
+  return out;
 }
 
 /** A user's payload for one target and whether it is the one last written, or why it is refused. */

@@ -15,6 +15,7 @@ import type { StateWrite, TargetState } from '../src/store/state-store.js';
 import { needsLink, resolveLink } from './link-steps.js';
 import {
   handleFailure,
+  type JobGate,
   makeSettle,
   passGate,
   RunAbortedError,
@@ -101,15 +102,36 @@ export function planLine(
 
 export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   const data = payloadSchema.parse(job.data);
+  return syncUser(ctx, data, { job, attempt: job.attemptsMade + 1 });
+}
+
+/** Which job runs a user's sync, and its try (jobs/sync-batch.ts runs several users in one job). */
+export interface UserRun {
+  job: Job;
+  /** 1-based try of this user (a handed-over user counts the batch's try: jobs/sync-handover.ts). */
+  attempt: number;
+  /** Where the user's failed tries are kept (`RunStore.addTry`), asked only when needed. @defaultValue the job's id */
+  triesId?: () => string;
+  /** `settleMember(target, userId)`, when the caller has it already. */
+  member?: string;
+  /** What the gate read for this user, when the caller read it already (a batch's one gate call). */
+  gate?: JobGate;
+}
+
+/**
+ * One user's sync for one target, the steps every sync job makes: gate, map, write, record and settle;
+ * a failure goes through `handleFailure` (retry, dead letter, 429 pause), exactly as a single job.
+ */
+export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun): Promise<SyncResult> {
   const { runId, target, userId } = data;
-  const member = settleMember(target, userId);
-  const log = ctx.logger.child({ job: job.id, runId, target });
-  const attempt = job.attemptsMade + 1;
+  const { job, attempt } = run;
+  const member = run.member ?? settleMember(target, userId);
+  // Built only when something is logged: a pino child per user is measurable (issue 11.4).
+  const log = () => ctx.logger.child({ job: job.id, runId, target });
 
   // Issue 11.2: the gate, the replay check, the target state and the Prelude link in one round trip.
-  const reads = [ctx.state.readOf(target, userId)];
-  if (target === 'prelude' && ctx.links) reads.push([ctx.runs.backing().layout.links(), userId]);
-  const gate = await ctx.runs.jobGate(runId, target, member, reads);
+  const reads = gateReads(ctx, target, userId);
+  const gate = run.gate ?? (await ctx.runs.jobGate(runId, target, member, reads));
   if (!gate.exists) return { outcome: 'skipped', requests: 0 }; // run deleted by retention
   const known: Known = {
     stored: await ctx.state.parse(target, userId, gate.reads[0] ?? null),
@@ -117,6 +139,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
   };
 
   const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
+  const triesId = () => run.triesId?.() ?? String(job.id);
 
   const early = await passGate(gate, target, settle);
   if (early) return early;
@@ -155,7 +178,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
     const result = await ctx.requestScope
       .run(scope, () => attemptSync(ctx, data, user, next, attempt, known))
       .finally(() => clearInterval(watch));
-    const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
+    const tries = attempt > 1 ? await ctx.runs.tries(runId, triesId()) : [];
     const counters: CounterDelta[] = [
       [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
     ];
@@ -178,7 +201,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
         }
       : undefined;
     await settle(result.outcome, item, counters, result.state);
-    if (tries.length) log.info({ userId, attempts: attempt }, 'sync succeeded after retries');
+    if (tries.length) log().info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {
     if (abort.signal.aborted && abort.signal.reason instanceof TargetStoppedError) {
@@ -192,8 +215,25 @@ export async function handler(job: Job, ctx: JobContext): Promise<SyncResult> {
       await settle('skipped', undefined, [[target, 'requests', scope.sent]]);
       return { outcome: 'skipped', requests: scope.sent };
     }
-    return handleFailure(err, { job, ctx, data, scope, attempt, settle, log, next });
+    return handleFailure(err, {
+      job,
+      ctx,
+      data,
+      scope,
+      attempt,
+      settle,
+      log: log(),
+      next,
+      triesId: triesId(),
+    });
   }
+}
+
+/** The [hash, field] reads the gate makes for a user: the target state, and the Prelude link. */
+export function gateReads(ctx: JobContext, target: TargetId, userId: string): (readonly [string, string])[] {
+  const reads: (readonly [string, string])[] = [ctx.state.readOf(target, userId)];
+  if (target === 'prelude' && ctx.links) reads.push([ctx.runs.backing().layout.links(), userId]);
+  return reads;
 }
 
 interface AttemptResult {

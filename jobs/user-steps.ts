@@ -54,6 +54,8 @@ export interface FailureContext {
   attempt: number;
   next: FieldMap;
   log: JobContext['logger'];
+  /** Where the job's failed tries are kept. @defaultValue the job's id */
+  triesId?: string;
   settle: (
     outcome: Outcome | 'skipped',
     item?: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
@@ -70,6 +72,7 @@ export interface FailureContext {
 export async function handleFailure(err: unknown, f: FailureContext): Promise<SyncResult> {
   const { job, ctx, data, scope, attempt, log, settle } = f;
   const { runId, target, userId } = data;
+  const triesId = f.triesId ?? String(job.id);
   const sent: CounterDelta = [target, 'requests', scope.sent];
   const errJson = errorJson(err);
 
@@ -148,7 +151,7 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
   const allowed = isSyncError(err) ? ctx.settings.attempts.transient : ctx.settings.attempts.unknown;
   const tryRecord: AttemptRecord = { attempt, at: Date.now(), error: errJson, requestsSent: scope.sent };
   if (attempt >= allowed) {
-    const tries = await ctx.runs.tries(runId, String(job.id));
+    const tries = await ctx.runs.tries(runId, triesId);
     await settle(
       'failed',
       { outcome: 'failed', requests: [], lastError: errJson, ...(tries.length ? { tries } : {}) },
@@ -157,7 +160,7 @@ export async function handleFailure(err: unknown, f: FailureContext): Promise<Sy
     log.warn({ userId, attempts: attempt, err: errJson }, 'sync failed for good');
     throw new UnrecoverableError(`${String(errJson.code ?? 'E_UNKNOWN')}: ${String(errJson.message)}`);
   }
-  await ctx.runs.addTry(runId, String(job.id), tryRecord);
+  await ctx.runs.addTry(runId, triesId, tryRecord);
   await ctx.runs.incr(runId, [sent, [target, 'retries', 1]]);
   log.info({ userId, attempt, err: errJson }, 'sync attempt failed, retrying with backoff');
   throw err;

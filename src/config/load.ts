@@ -60,6 +60,7 @@ export const ENV_PATHS: Record<string, string> = {
   MAX_DELETE_RATE: 'sync.maxDeleteRate',
   MAX_DELETES: 'sync.maxDeletes',
   SYNC_CONCURRENCY: 'sync.concurrency',
+  SYNC_BATCH_SIZE: 'sync.batchSize',
   SYNC_ATTEMPTS: 'sync.attempts',
   SYNC_ATTEMPTS_UNKNOWN: 'sync.attemptsUnknown',
   SYNC_BACKOFF_BASE_MS: 'sync.backoffBaseMs',

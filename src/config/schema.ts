@@ -259,6 +259,12 @@ export const configSchema = z.object({
     /** Sync jobs one worker process runs at once per target (`SYNC_CONCURRENCY`). @defaultValue 4 */
     concurrency: positiveInt.max(256).default(4),
     /**
+     * Changed users of one scan chunk a backfill or scheduled run puts in one sync job per target
+     * (`SYNC_BATCH_SIZE`, issue 11.4): the job runs them one after the other, so BullMQ's work per job
+     * is paid once per batch; 1 gives every user its own job. @defaultValue 16
+     */
+    batchSize: positiveInt.max(500).default(16),
+    /**
      * Job attempts for transient errors (5xx, timeouts, resets), backoff with full jitter between them
      * (`SYNC_ATTEMPTS`). @defaultValue 8
      */

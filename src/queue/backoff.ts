@@ -29,13 +29,23 @@ export function fullJitterDelay(
 }
 
 /**
- * BullMQ's `settings.backoffStrategy`. A transient error that carries a `Retry-After` (503) waits at
- * least that long: the vendor said when it will be back.
+ * The delay before the retry after try `attemptsMade`. A transient error that carries a `Retry-After`
+ * (503) waits at least that long: the vendor said when it will be back.
+ */
+export function retryDelay(attemptsMade: number, policy: BackoffPolicy, err: unknown): number {
+  const delay = fullJitterDelay(attemptsMade, policy);
+  const floor = isSyncError(err) && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
+  return Math.max(delay, Math.min(floor, policy.maxMs));
+}
+
+/**
+ * BullMQ's `settings.backoffStrategy`. A job whose payload says `tried` (a user handed over by a sync
+ * batch after its first try, jobs/sync-handover.ts) counts those tries too: the user's n-th retry
+ * waits as long as a single job's.
  */
 export function backoffStrategy(policy: BackoffPolicy): BackoffStrategy {
-  return (attemptsMade, _type, err) => {
-    const delay = fullJitterDelay(attemptsMade, policy);
-    const floor = isSyncError(err) && err.retryAfterMs !== undefined ? err.retryAfterMs : 0;
-    return Math.max(delay, Math.min(floor, policy.maxMs));
+  return (attemptsMade, _type, err, job) => {
+    const tried = (job?.data as { tried?: unknown } | undefined)?.tried;
+    return retryDelay(attemptsMade + (typeof tried === 'number' ? tried : 0), policy, err);
   };
 }

@@ -22,6 +22,8 @@ export interface EngineSettings {
    * mostly on the chunk's ~7 round trips; 5,000 makes them a tenth of what 500 made. @defaultValue 5000
    */
   chunkSize: number;
+  /** Changed users per sync batch job (`SYNC_BATCH_SIZE`, jobs/sync-batch.ts); 1: a job per user. @defaultValue 16 */
+  batchSize: number;
   /** Source page size (`SOURCE_PAGE_SIZE`). */
   pageSize: number;
   /** Wait after a 429 without a usable `Retry-After`. @defaultValue 60000 */

@@ -151,6 +151,7 @@ export class Engine {
       backoff: { baseMs: config.sync.backoffBaseMs, maxMs: config.sync.backoffMaxMs },
       unlinkedRecheckMs: config.sync.unlinkedRecheckMs,
       chunkSize: 5000,
+      batchSize: config.sync.batchSize,
       pageSize: config.source.pageSize,
       defaultRetryAfterMs: 60_000,
       rateLimitMaxWaitMs: config.sync.rateLimitMaxWaitMs,

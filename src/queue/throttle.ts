@@ -38,7 +38,11 @@ const EFFECTIVE_LIMIT = `(function()
   return e
 end)()`;
 
-/** KEYS: log, adapt hash, pause. ARGV: limit, window, cooldown, stepEvery, member. */
+/**
+ * KEYS: log, adapt hash, pause. ARGV: limit, window, cooldown, stepEvery, member, grants wanted (n).
+ * Returns {grants given (0: none, wait), grant time or the wait, effective limit}. More than one grant
+ * only while the limit is not adapted, and never beyond the window's budget (issue 11.4).
+ */
 const ACQUIRE_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -61,9 +65,12 @@ if eff < limit and count > 0 then
   if now - newest < spacing then return {0, newest + spacing - now, eff} end
 end
 if count < eff then
+  local n = 1
+  if eff >= limit then n = math.max(1, math.min(tonumber(ARGV[6] or '1'), eff - count)) end
   redis.call('ZADD', key, now, ARGV[5])
+  for i = 2, n do redis.call('ZADD', key, now, ARGV[5] .. '.' .. i) end
   redis.call('PEXPIRE', key, window + 1000)
-  return {1, now, eff}
+  return {n, now, eff}
 end
 -- The next grant comes when the (count - eff + 1)-th oldest entry leaves the window.
 local nth = redis.call('ZRANGE', key, count - eff, count - eff, 'WITHSCORES')
@@ -237,6 +244,7 @@ interface ThrottleCommands {
     cooldown: number,
     stepEvery: number,
     member: string,
+    wanted: number,
   ): Promise<[number, number, number]>;
   psThrottleCut(
     key: string,
@@ -266,6 +274,16 @@ export interface AdaptiveOptions {
   minGapMs?: number;
 }
 
+/**
+ * Issue 11.4: with a high limit one call takes several grants (one per 1,000 of the limit, at most 16;
+ * below 2,000: one, as before). The spares serve this process's next requests for at most RESERVE_MS,
+ * never past a 429 it met or a cut: another process's 429 pause is kept here from at most RESERVE_MS
+ * after it was set. An unused spare expires: never a request beyond the limit, at most 15 left unsent.
+ */
+const RESERVE_MAX = 16;
+const RESERVE_PER = 1000;
+const RESERVE_MS = 100;
+
 export class SlidingWindowThrottle {
   readonly limit: number;
   readonly windowMs: number;
@@ -275,6 +293,12 @@ export class SlidingWindowThrottle {
   private readonly pauseKey: string;
   private readonly redis: Redis & ThrottleCommands;
   private closed = false;
+  /** Grants asked per acquire call (RESERVE_MAX, RESERVE_PER; 1 when the margin is below RESERVE_MS). */
+  private readonly wanted: number;
+  /** Spare grants of the last call: their time (Redis clock), how many, usable until (performance.now()). */
+  private spare = { at: 0, left: 0, until: 0 };
+  /** The call taking grants now: concurrent acquires wait for its spares instead of calling too. */
+  private inFlight: Promise<unknown> | undefined;
 
   constructor(private readonly opts: SlidingWindowThrottleOptions) {
     if (!Number.isInteger(opts.limit) || opts.limit < 1)
@@ -289,6 +313,10 @@ export class SlidingWindowThrottle {
     };
     this.adaptKey = opts.adaptKey;
     this.pauseKey = opts.pauseKey;
+    this.wanted =
+      this.marginMs >= RESERVE_MS
+        ? Math.max(1, Math.min(RESERVE_MAX, Math.floor(this.limit / RESERVE_PER)))
+        : 1;
     const r = opts.redis as Redis & Partial<ThrottleCommands>;
     if (typeof r.psThrottleAcquire !== 'function') {
       opts.redis.defineCommand('psThrottleAcquire', { numberOfKeys: 3, lua: ACQUIRE_LUA });
@@ -306,8 +334,12 @@ export class SlidingWindowThrottle {
   async tryAcquire(): Promise<
     { granted: true; at: number; limit: number } | { granted: false; waitMs: number; limit: number }
   > {
+    if (this.spareReady()) {
+      this.spare.left--;
+      return { granted: true, at: this.spare.at, limit: this.limit };
+    }
     const member = `${Date.now()}-${randomBytes(6).toString('hex')}`;
-    const [ok, value, limit] = await this.redis.psThrottleAcquire(
+    const [n, value, limit] = await this.redis.psThrottleAcquire(
       this.opts.key,
       this.adaptKey,
       this.pauseKey,
@@ -316,8 +348,17 @@ export class SlidingWindowThrottle {
       this.adapt.cooldownMs,
       this.adapt.stepEveryMs,
       member,
+      this.wanted,
     );
-    return ok === 1 ? { granted: true, at: value, limit } : { granted: false, waitMs: value, limit };
+    if (n > 1) this.spare = { at: value, left: n - 1, until: performance.now() + RESERVE_MS };
+    return n >= 1 ? { granted: true, at: value, limit } : { granted: false, waitMs: value, limit };
+  }
+
+  private spareReady = (): boolean => this.spare.left > 0 && performance.now() < this.spare.until;
+
+  /** Drops the spare grants (a 429 or a cut: every later request asks Redis again). */
+  private dropSpare(): void {
+    this.spare = { at: 0, left: 0, until: 0 };
   }
 
   /**
@@ -325,6 +366,7 @@ export class SlidingWindowThrottle {
    * `lowered` is false when a cut of the same burst came first; `limit` is the effective limit now.
    */
   async lower(): Promise<{ lowered: boolean; limit: number }> {
+    this.dropSpare();
     const [lowered, limit] = await this.redis.psThrottleCut(
       this.opts.key,
       this.adaptKey,
@@ -343,6 +385,7 @@ export class SlidingWindowThrottle {
    * it. Returns when the pause ends and when it was set (Redis clock, ms).
    */
   async pause(waitMs: number): Promise<{ until: number; at: number }> {
+    this.dropSpare();
     const [until, at] = await this.redis.psThrottlePause(this.pauseKey, Math.max(0, Math.ceil(waitMs)));
     return { until, at };
   }
@@ -372,7 +415,18 @@ export class SlidingWindowThrottle {
     for (;;) {
       if (this.closed) throw new Error('throttle closed');
       signal?.throwIfAborted();
-      const r = await this.tryAcquire();
+      // While another acquire asks Redis for several grants, wait for its spares (one call, not many).
+      while (this.inFlight && !this.spareReady()) await this.inFlight;
+      const asks = this.wanted > 1 && !this.spareReady();
+      const p = this.tryAcquire();
+      if (asks) {
+        const done = p.catch(() => undefined);
+        this.inFlight = done;
+        void done.then(() => {
+          if (this.inFlight === done) this.inFlight = undefined;
+        });
+      }
+      const r = await p;
       if (r.granted) return r.at;
       this.opts.onWait?.(r.waitMs);
       // A little jitter so that waiters from many processes do not all retry in the same millisecond.

@@ -200,6 +200,26 @@ for i = 3, #KEYS do out[#out + 1] = redis.call('HGET', KEYS[i], ARGV[i]) end
 return out
 `;
 
+/**
+ * Issue 11.4: GATE_LUA for the users of a sync batch (jobs/sync-batch.ts) in one call. KEYS: run hash,
+ * settled set, then per user its extra read hashes. ARGV: the `stop:<target>` field, the number of
+ * extra reads per user, then per user its settle member and its read fields.
+ * Returns {id, abortReason, stop, options, then per user: settled 0/1, ...extra values}.
+ */
+const GATE_MANY_LUA = `
+local h = redis.call('HMGET', KEYS[1], 'id', 'abortReason', ARGV[1], 'options')
+local out = {h[1], h[2], h[3], h[4]}
+local r = tonumber(ARGV[2])
+local a, k = 3, 3
+while a <= #ARGV do
+  out[#out + 1] = redis.call('SISMEMBER', KEYS[2], ARGV[a])
+  for i = 1, r do out[#out + 1] = redis.call('HGET', KEYS[k + i - 1], ARGV[a + i]) end
+  a = a + 1 + r
+  k = k + r
+end
+return out
+`;
+
 /** The commands `defineCommand` adds (ioredis loads each script once, then calls it by sha). */
 export interface ScriptCommands {
   psRecord(numKeys: number, ...args: (string | number)[]): Promise<number>;
@@ -209,6 +229,7 @@ export interface ScriptCommands {
   psFinishIfDone(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
   psRecordFinish(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>;
   psGate(numKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
+  psGateMany(numKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
 }
 
 export function withScripts(redis: Redis): Redis & ScriptCommands {
@@ -226,5 +247,6 @@ export function withScripts(redis: Redis): Redis & ScriptCommands {
     redis.defineCommand('psRecordFinish', { lua: RECORD_FINISH_LUA });
     redis.defineCommand('psGate', { lua: GATE_LUA });
   }
+  if (typeof r.psGateMany !== 'function') redis.defineCommand('psGateMany', { lua: GATE_MANY_LUA });
   return redis as Redis & ScriptCommands;
 }

@@ -32,6 +32,9 @@ export {
   type RunRetention,
 } from './run-record.js';
 
+/** One user of `RunStore.jobGates`: its settle member and its [hash, field] reads. */
+type GateAsk = { member: string; reads: readonly (readonly [string, string])[] };
+
 /**
  * Run records in Redis: one hash per run with meta and counters, a list of items (one per change,
  * rejection or failure, never one per unchanged user), and a per-user history index. Items are masked
@@ -362,6 +365,17 @@ export class RunStore {
       ...reads.map((x) => x[1]),
     );
     return parseGate(r, reads.length);
+  }
+
+  /** `jobGate` for a sync batch's users (issue 11.4) in one round trip: a gate each, in order, same reads each. */
+  async jobGates(runId: string, target: TargetId, users: readonly GateAsk[]): Promise<JobGate[]> {
+    const n = users[0]?.reads.length ?? 0;
+    const run = [this.layout.run(runId), this.layout.runSettled(runId)];
+    const keys = [...run, ...users.flatMap((u) => u.reads.map((x) => x[0]))];
+    const args = users.flatMap((u) => [u.member, ...u.reads.map((x) => x[1])]);
+    const r = await this.redis.psGateMany(keys.length, ...keys, `stop:${target}`, n, ...args);
+    const at = (i: number) => 4 + i * (1 + n);
+    return users.map((_, i) => parseGate([...r.slice(0, 4), ...r.slice(at(i), at(i + 1))], n));
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */

@@ -136,7 +136,8 @@ describe('reliability: a worker dies mid-run', () => {
     // the test saw nothing to hand back).
     slowTargets(4_000);
     const timeoutMs = 1_000;
-    const env = envFor({ SHUTDOWN_TIMEOUT_MS: String(timeoutMs) });
+    // Batches of 4 (jobs/sync-batch.ts): 15 jobs per target, more than the 12 slots, so both saturate.
+    const env = envFor({ SHUTDOWN_TIMEOUT_MS: String(timeoutMs), SYNC_BATCH_SIZE: '4' });
     const a = spawnCli(['daemon', '--no-schedule', '--concurrency', '4'], env);
     const b = spawnCli(['daemon', '--no-schedule', '--concurrency', '8'], env);
     procs.push(a, b);

@@ -58,7 +58,8 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
   });
 
   it('stalled_sync_job_settles_failed: the run completes with that user failed (E_STALLED) and the job in the dead letters', async () => {
-    h = await startHarness({ label: 'stalled-sync', sandbox: { users: 6 } });
+    // One job per user (SYNC_BATCH_SIZE=1): the single job's stall; a batch's is the next test.
+    h = await startHarness({ label: 'stalled-sync', sandbox: { users: 6 }, env: { SYNC_BATCH_SIZE: '1' } });
     const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
     const victim = users[0]!.id;
     const real = createTargetConnectors(h.config, { logger }, { only: ['zephr'] }).zephr!;
@@ -111,6 +112,63 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     });
     expect(again.status).toBe('completed');
     expect(again.targets.zephr!.outcomes.failed).toBe(0);
+  });
+
+  it('stalled_sync_batch_settles_failed: a batch that stalled too often settles its unsettled users failed (E_STALLED), each a dead letter retry-failed re-drives', async () => {
+    h = await startHarness({ label: 'stalled-batch', sandbox: { users: 6 } });
+    const users = await inspect<SourceUserRow[]>(h.sandbox.urls.source, 'users');
+    const real = createTargetConnectors(h.config, { logger }, { only: ['zephr'] }).zephr!;
+    const { hang, release } = hangUntilReleased();
+    releases.push(release, () => void closeConnectors({ zephr: real }));
+    // The batch runs its users in source order: the third one hangs, two settled before it.
+    const order: string[] = [];
+    const zephr: TargetConnector = Object.assign(Object.create(real) as TargetConnector, {
+      write: (change: Change) => {
+        order.push(change.userId);
+        return order.length === 3 ? hang : real.write(change);
+      },
+    });
+
+    const doomed = await h.engine({ only: ['zephr'], targets: { zephr } });
+    await doomed.startWorkers({ ...DYING, concurrency: 4 });
+    const runId = await runActions.startRun(doomed, { kind: 'scheduled', targets: ['zephr'] });
+    await until('two users to settle and the third to hang', async () => {
+      const c = await doomed.runs.completion(runId);
+      return order.length === 3 && c?.scanStatus === 'done' && c.settled === 2;
+    });
+    expect(await doomed.syncQueues.zephr!.getActiveCount()).toBe(1); // one job holds all six users
+    await killWorkers(doomed);
+
+    const rescuer = await h.engine({ only: ['zephr'] });
+    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
+    const run = await runActions.waitForRun(rescuer, runId, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
+
+    expect(run.status).toBe('completed');
+    expect(run.targets.zephr!.outcomes).toMatchObject({ created: 2, failed: 4 });
+    const failed = (await rescuer.runs.items(runId)).filter((i) => i.outcome === 'failed');
+    expect(failed.map((i) => i.userId).sort()).toEqual(
+      users
+        .map((u) => u.id)
+        .filter((id) => !order.slice(0, 2).includes(id))
+        .sort(),
+    );
+    for (const f of failed) expect(f.lastError).toMatchObject({ code: 'E_STALLED' });
+    // Each a dead letter of its own (the batch itself is none): retry-failed re-drives the four.
+    const dead = ((await rescuer.syncQueues.zephr!.getFailed()) as Job[]).filter(
+      (j) => j.name !== 'sync-batch',
+    );
+    expect(dead.map((j) => j.data.userId).sort()).toEqual(failed.map((i) => i.userId).sort());
+    const retry = await runActions.retryFailed(rescuer, { runId });
+    expect(retry).toMatchObject({ jobs: 4, malformed: [] });
+    const again = await runActions.waitForRun(rescuer, retry.runId!, {
+      pollMs: 100,
+      signal: AbortSignal.timeout(20_000),
+    });
+    expect(again.status).toBe('completed');
+    expect(again.targets.zephr!.outcomes).toMatchObject({ created: 4, failed: 0 });
   });
 
   it('stalled_scan_job_fails_run: a scan failed for stalling ends the run failed and incomplete', async () => {

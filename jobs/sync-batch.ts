@@ -1,0 +1,152 @@
+import { type Job, type JobsOptions, RateLimitError, UnrecoverableError } from 'bullmq';
+import { z } from 'zod';
+import { userKey } from '../src/core/hashing.js';
+import { TARGET_IDS, type TargetId } from '../src/core/targets.js';
+import { retryDelay } from '../src/queue/backoff.js';
+import type { EngineSettings, JobContext } from '../src/queue/context.js';
+import type { RunKind } from '../src/store/run-record.js';
+import * as sync from './sync.js';
+import * as handover from './sync-handover.js';
+import { type JobGate, type SyncResult, settleMember } from './user-steps.js';
+
+/**
+ * Issue 11.4: several changed users of one scan chunk for one target in one job, run one after the
+ * other through the single job's steps (`sync.syncUser`). BullMQ's own work per job (adding it,
+ * fetching it, finishing it: about 110-160 µs of Redis time plus its client's work) is then paid once
+ * per batch instead of once per user; SYNC_CONCURRENCY batch jobs still mean that many requests in
+ * flight per target. Per user nothing changes: the gate decides (a settled user is skipped, so a batch
+ * re-run after a crash or a stall re-sends nothing settled), the settle is the user's own.
+ *
+ * A user's failure is the single job's (`handleFailure`), then:
+ * - a 429 within RATE_LIMIT_MAX_WAIT paused the target: the batch ends with RateLimitError (no attempt
+ *   spent) and runs again after the pause, its settled users skipped;
+ * - a failure the single job would retry: the user is handed over to its own `sync-handover` job (the
+ *   single job's id), which counts the try made here and goes on with the same backoff and attempts;
+ * - a failure the single job would dead-letter (the user settled `failed`): a `sync-handover` job that
+ *   fails at once without a request puts the user in the dead letters, for `retry-failed`.
+ * Then the batch goes on with its next user.
+ */
+export const name = 'sync-batch';
+
+export const payloadSchema = z.object({
+  runId: z.string().min(1),
+  target: z.enum(TARGET_IDS),
+  /** Read the target first and repair drift (`--full`). */
+  full: z.boolean().default(false),
+  /**
+   * The users, each as a single job's `user` (ids and the four source fields the mapping needs), by the
+   * id the user's single job has (`sync.jobId`: its tries and a hand-over use it). Keyed by it, so that
+   * `forget` (src/pipeline/erasure-sweep.ts), which drops a JSON entry whose key names the user, takes
+   * the whole user out of a batch, names included, as it deletes a single job whose id names the user.
+   */
+  users: z.record(z.string(), sync.payloadSchema.shape.user),
+});
+export type SyncBatchPayload = z.infer<typeof payloadSchema>;
+
+/**
+ * Deterministic: the batch of the users at positions [first, first + SYNC_BATCH_SIZE) of the scan
+ * chunk that starts at source position `start`. A scan that re-adds a chunk's jobs after a crash
+ * makes the same ids, so a duplicate collapses as a single job's does.
+ */
+export function jobId(target: TargetId, runId: string, start: number, first: number): string {
+  return `sync-batch-${target}-${runId}-${start}-${first}`;
+}
+
+/** A single job's options: same priority lane, attempts and backoff (a batch retried re-runs only its unsettled users). */
+export function options(kind: RunKind, settings: EngineSettings): JobsOptions {
+  // Failed batches are not dead letters: their users are (jobs/failed.ts hands them over).
+  return { ...sync.options(kind, settings), removeOnFail: { age: 3600 } };
+}
+
+/** The users a target job holds: a batch's, or a single job's one (`drainRun` settles each). */
+export function userIdsOf(job: Job): string[] {
+  const data = job.data as { userId?: unknown; users?: Record<string, { id?: unknown }> } | undefined;
+  if (job.name === name && data?.users && typeof data.users === 'object')
+    return Object.values(data.users)
+      .map((u) => u?.id)
+      .filter((id): id is string => typeof id === 'string');
+  return typeof data?.userId === 'string' ? [data.userId] : [];
+}
+
+/** The single job's payload of the batch's `i`-th user. */
+export function userPayload(
+  data: SyncBatchPayload,
+  user: SyncBatchPayload['users'][string],
+): sync.SyncPayload {
+  return { runId: data.runId, target: data.target, userId: user.id, user, full: data.full, dryRun: false };
+}
+
+/**
+ * How long the batch's one gate call (abort, target stop, and every user's replay check, state and
+ * link) stands for its users before it is read again: an abort or a target stop from another process
+ * reaches a batch's next user within this (a single job's next gate, before; a user waiting for its
+ * grant still gives up within a second, as in a single job).
+ */
+const GATE_FRESH_MS = 1000;
+
+export async function handler(job: Job, ctx: JobContext): Promise<{ users: number; requests: number }> {
+  const data = payloadSchema.parse(job.data);
+  const attempt = job.attemptsMade + 1;
+  // Run before (a stall, a 429 pause, a retry): a user handed over then has its own job now.
+  const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
+  const queue = ctx.syncQueues[data.target]!;
+  const singles = Object.keys(data.users);
+  const users = Object.values(data.users).map((u) => userPayload(data, u));
+  const members = users.map((u) => settleMember(u.target, u.userId));
+  // Issue 11.4: one gate call for the batch's users (re-read when older than GATE_FRESH_MS). After
+  // anything but a plain outcome (an abort, a stop, a failure) each user reads its own, as a single job.
+  let gates: { from: number; at: number; list: JobGate[] } | undefined;
+  let shared = true;
+  let requests = 0;
+  for (const [i, one] of users.entries()) {
+    const single = singles[i]!;
+    if (rerun && (await queue.getJob(single))) continue;
+    if (shared && (!gates || performance.now() - gates.at > GATE_FRESH_MS)) {
+      const rest = users.slice(i).map((u, k) => ({
+        member: members[i + k]!,
+        reads: sync.gateReads(ctx, u.target, u.userId),
+      }));
+      gates = {
+        from: i,
+        at: performance.now(),
+        list: await ctx.runs.jobGates(data.runId, data.target, rest),
+      };
+    }
+    const gate = shared ? gates?.list[i - gates.from] : undefined;
+    if (gate && (gate.abort || gate.stopped || !gate.exists)) shared = false;
+    let result: SyncResult;
+    try {
+      const run = { job, attempt, triesId: () => single, member: members[i]! };
+      result = await sync.syncUser(ctx, one, gate ? { ...run, gate } : run);
+    } catch (err) {
+      if (err instanceof RateLimitError) throw err; // the target is paused: the batch waits with it
+      shared = false;
+      await handOver(ctx, job, one, attempt, err);
+      continue;
+    }
+    if (result.outcome === 'failed' || result.outcome === 'rejected') shared = false;
+    requests += result.requests;
+  }
+  return { users: users.length, requests };
+}
+
+/**
+ * The user failed in the batch: an UnrecoverableError means the single job would be a dead letter now
+ * (the user settled `failed` already); anything else, that it would be retried after a backoff.
+ */
+async function handOver(ctx: JobContext, job: Job, data: sync.SyncPayload, attempt: number, err: unknown) {
+  const dead = err instanceof UnrecoverableError;
+  const message = err instanceof Error ? err.message : String(err);
+  const delay = dead ? 0 : retryDelay(attempt, ctx.settings.backoff, err);
+  await handover.enqueue(
+    ctx,
+    job,
+    data,
+    dead ? { tried: attempt, deadLetter: message } : { tried: attempt },
+    delay,
+  );
+  ctx.logger.debug(
+    { job: job.id, runId: data.runId, target: data.target, userKey: userKey(data.userId), dead },
+    'user of a sync batch handed over to its own job',
+  );
+}
