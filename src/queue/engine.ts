@@ -303,8 +303,9 @@ export class Engine {
   /**
    * A job's lock must outlive its longest request, or a slow vendor gets a healthy job marked stalled
    * and run twice. One request can take connect + headers + body timeouts (5 + 15 + 15 s by default);
-   * a job sends at most two plus short HTTP retries, and the lock is renewed every half lock, so twice
-   * one request's worst case (70 s by default), at least 60 s, is ample.
+   * the lock is renewed every half lock while the worker lives, so it must outlast one request (a batch
+   * job sends many, one after the other, each inside a renewed lock): twice one request's worst case
+   * (70 s by default), at least 60 s, is ample.
    */
   get lockDurationMs(): number {
     const h = this.config.http;
