@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
-import { readHashes } from './hash-read.js';
+import { readHashes, readHashesAndMembers } from './hash-read.js';
 import type { RedisLayout } from './redis-layout.js';
 import {
   decodeBody,
@@ -51,6 +51,8 @@ export interface ChunkRead {
   links: Map<string, string>;
   /** Prelude's unlinked markers (null without `prelude`). */
   unlinked: (UnlinkedMarker | null)[] | null;
+  /** With `seen`: per user, whether the id is a member of that set (the scan's duplicate check). */
+  seen?: boolean[];
 }
 
 /** How `getMany` treats the v1 values it reads (issue 11.4). */
@@ -117,16 +119,19 @@ export class StateStore {
   async readChunk(
     targets: readonly TargetId[],
     userIds: string[],
-    opts: GetOptions & { prelude?: boolean } = {},
+    opts: GetOptions & { prelude?: boolean; seen?: string } = {},
   ): Promise<ChunkRead> {
     const extra = opts.prelude ? [this.layout.links(), this.layout.unlinked('prelude')] : [];
+    const seen: { seen?: boolean[] } = opts.seen !== undefined ? { seen: [] } : {};
     if (userIds.length === 0)
-      return { states: targets.map(() => []), links: new Map(), unlinked: opts.prelude ? [] : null };
-    const raw = await readHashes(
-      this.redis,
-      [...targets.map((t) => this.layout.state(t)), ...extra],
-      userIds,
-    );
+      return { states: targets.map(() => []), links: new Map(), unlinked: opts.prelude ? [] : null, ...seen };
+    const keys = [...targets.map((t) => this.layout.state(t)), ...extra];
+    let raw: (string | null)[][];
+    if (opts.seen !== undefined) {
+      const read = await readHashesAndMembers(this.redis, keys, userIds, opts.seen);
+      raw = read.values;
+      seen.seen = read.members;
+    } else raw = await readHashes(this.redis, keys, userIds);
     const states = await Promise.all(
       targets.map(async (target, k) => {
         const values = raw[k]!;
@@ -136,11 +141,11 @@ export class StateStore {
       }),
     );
     const links = new Map<string, string>();
-    if (!opts.prelude) return { states, links, unlinked: null };
+    if (!opts.prelude) return { states, links, unlinked: null, ...seen };
     raw[targets.length]!.forEach((v, i) => {
       if (v !== null) links.set(userIds[i]!, v);
     });
-    return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked) };
+    return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked), ...seen };
   }
 
   /** What `saveWritten` writes, for a caller that writes it in a call of its own (issue 11.2). */
