@@ -142,6 +142,7 @@ export async function processChunk(
     const mapped = decided[targets.indexOf(target)]!;
     const unlinked = target === 'prelude' && unlinkedPrelude ? unlinkedPrelude : ids.map(() => null);
     const specs: SyncJobSpec[] = [];
+    let unchanged = 0;
     for (const [i, user] of users.entries()) {
       const m = mapped[i]!;
       if (m.rejected) {
@@ -160,7 +161,7 @@ export async function processChunk(
       const next = m.next;
       const stored = states[i] ?? null;
       if (!opts.full && m.same) {
-        bump('unchanged');
+        unchanged++; // the common case of a re-run: one counter, not a map update per user
         continue;
       }
       const hash = hashFields(next);
@@ -208,6 +209,7 @@ export async function processChunk(
         opts: { ...sync.options(kind, ctx.settings), jobId: sync.jobId(target, runId, user.id) },
       });
     }
+    if (unchanged) bump('unchanged', unchanged);
     for (const [counter, n] of tally) counters.push([target, counter as CounterDelta[1], n]);
     jobs.set(target, specs);
   }
