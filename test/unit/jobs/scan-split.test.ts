@@ -82,6 +82,21 @@ describe('the scan chunk read with its duplicate check (issue 11)', () => {
     );
   });
 
+  it('counts the ids of the chunk before as seen while its seen-recording may still be under way', async () => {
+    // The pipeline (jobs/scan.ts) sends a chunk's read while the chunk before is decided: that chunk's
+    // ids may not be in the seen set yet, so they are passed in (`also`) and found as duplicates.
+    const records: SourceRecord[] = [
+      { ok: true, user: { id: 'm' } },
+      { ok: true, user: { id: 'n' } },
+    ];
+    const read = await store.readChunk(TARGETS, ['m', 'n'], { prelude: true, seen: layout.runSeen('r4') });
+    expect(read.seen).toEqual([false, false]);
+    const split = splitFresh(records, ['m', 'n'], TARGETS, read, ['k', 'n']);
+    expect(split.before).toEqual([false, true]);
+    expect(split.fresh).toEqual([records[0]]);
+    expect(split.stated.get('sunshine')).toBe('00');
+  });
+
   it('passes the read as it is when every record is a fresh valid user', async () => {
     const records: SourceRecord[] = [
       { ok: true, user: { id: 'p' } },
