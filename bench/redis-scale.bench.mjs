@@ -15,11 +15,11 @@
 // byte for byte what step 2's encoder makes of the same users (the time prefix aside).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { cmdDelta, procCpuSeconds, redisCpuSeconds } from './lib/process-cpu.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
@@ -264,14 +264,14 @@ async function atSize(n) {
     const before = await requestsAtSandbox(sandbox.env);
     const statsBefore = process.env.BENCH_CMDSTATS ? await redis.info('commandstats') : '';
     const stopProfile = await startProfile();
-    const [sandboxCpu0, redisCpu0] = [procCpuSeconds(sandbox.child.pid), await redisCpuSeconds()];
+    const [sandboxCpu0, redisCpu0] = [procCpuSeconds(sandbox.child.pid), await redisCpuSeconds(redis)];
     const cpuR = process.cpuUsage();
     const tr = performance.now();
     const run = await waitForRun(engine, await startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
     const rerunS = (performance.now() - tr) / 1000;
     const rerunCpuS = cpuSeconds(cpuR);
     const rerunSandboxCpuS = procCpuSeconds(sandbox.child.pid) - sandboxCpu0;
-    const rerunRedisCpuS = (await redisCpuSeconds()) - redisCpu0;
+    const rerunRedisCpuS = (await redisCpuSeconds(redis)) - redisCpu0;
     console.error(
       `${n}: re-run CPU: engine ${rerunCpuS.toFixed(1)} s, sandbox ${rerunSandboxCpuS.toFixed(1)} s, Redis ${rerunRedisCpuS.toFixed(1)} s`,
     );
@@ -319,42 +319,6 @@ async function atSize(n) {
 function cpuSeconds(from) {
   const d = process.cpuUsage(from);
   return (d.user + d.system) / 1e6;
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (NaN where there is none). */
-function procCpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Redis's own CPU seconds so far (INFO cpu: every client's commands, not only the engine's). */
-async function redisCpuSeconds() {
-  const info = await redis.info('cpu');
-  const get = (k) => Number(info.match(new RegExp(`^${k}:([0-9.]+)`, 'm'))?.[1] ?? Number.NaN);
-  return get('used_cpu_user') + get('used_cpu_sys');
-}
-
-/** BENCH_CMDSTATS=1: Redis commands during the re-run, calls and time (INFO commandstats delta; others' commands included). */
-function cmdDelta(before, after) {
-  const parse = (s) =>
-    Object.fromEntries(
-      [...s.matchAll(/^cmdstat_(\S+):calls=(\d+),usec=(\d+)/gm)].map((m) => [
-        m[1],
-        [Number(m[2]), Number(m[3])],
-      ]),
-    );
-  const [b, a] = [parse(before), parse(after)];
-  return Object.entries(a)
-    .map(([k, [calls, usec]]) => [k, calls - (b[k]?.[0] ?? 0), usec - (b[k]?.[1] ?? 0)])
-    .filter(([, d]) => d > 0)
-    .sort((x, y) => y[2] - x[2])
-    .map(([k, d, us]) => `${k}=${d} (${(us / 1000).toFixed(0)} ms)`)
-    .join(' ');
 }
 
 /** BENCH_PROFILE=<dir>: a CPU profile of this process during the re-run only (open it in Chrome DevTools). */
