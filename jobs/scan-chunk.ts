@@ -7,7 +7,7 @@ import type { FieldMap, SourceRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext } from '../src/queue/context.js';
 import type { RunItem, RunKind, RunOptions } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
-import { type TargetState, unlinkedIsFresh } from '../src/store/state-store.js';
+import { type ChunkRead, type TargetState, unlinkedIsFresh } from '../src/store/state-store.js';
 import { heldItem, jobLinkHints, linkChunk, linkDecision, needsLink } from './link-steps.js';
 import * as sync from './sync.js';
 import * as syncBatch from './sync-batch.js';
@@ -31,7 +31,10 @@ export interface Checkpoint {
 /** What `processChunk` did: users given a sync job (one each, or a place in a batch), and per target the users whose state it read (issue 11). */
 export interface ChunkResult {
   added: number;
-  /** Per target, ids of the chunk's users that had a state when read (`recordSeen` counts them). */
+  /**
+   * Per target, ids of the chunk's users that had a state when read (`recordSeen` counts them); empty
+   * when the caller passed the read (`pre`).
+   */
   stated: Map<TargetId, Set<string>>;
 }
 
@@ -44,11 +47,32 @@ interface SyncJobSpec {
 }
 
 /**
+ * Everything a chunk's decision reads, for `ids` (issue 11: one Lua call): each target's states and,
+ * with Prelude, its links and unlinked markers; with `seen` (the run's seen set), which ids it holds
+ * (the scan's duplicate check, in the same call).
+ */
+export function readChunkFor(
+  ctx: JobContext,
+  opts: RunOptions,
+  targets: readonly TargetId[],
+  ids: string[],
+  seen?: string,
+): Promise<ChunkRead> {
+  const prelude = targets.includes('prelude');
+  return ctx.state.readChunk(targets, ids, {
+    upgrade: !opts.dryRun,
+    prelude,
+    ...(seen !== undefined ? { seen } : {}),
+  });
+}
+
+/**
  * Decides one chunk of source records for every target, records what needs no job (counts and items
  * plus the checkpoint, in one atomic step), marks the jobs pending, then adds them. Returns the jobs
  * added and the users it read a state for. A chunk before the checkpoint is skipped; one that was
  * counted but whose jobs may be missing (crash between the two steps) only re-adds its jobs, whose ids
- * collapse duplicates.
+ * collapse duplicates. `pre`: what `readChunkFor` answered for the chunk's valid users, in order (the
+ * scan reads it with its duplicate check); read here when absent.
  */
 export async function processChunk(
   ctx: JobContext,
@@ -60,6 +84,7 @@ export async function processChunk(
   start: number,
   positions: number,
   checkpoint: Checkpoint,
+  pre?: ChunkRead,
 ): Promise<ChunkResult> {
   // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
   const outside = start < 0;
@@ -76,15 +101,17 @@ export async function processChunk(
   const ids = users.map((u) => u.id);
   const prelude = targets.includes('prelude');
   // Issue 11: every read the chunk needs in one call (states, links, unlinked markers).
-  const read = await ctx.state.readChunk(targets, ids, { upgrade: !opts.dryRun, prelude });
+  const read = pre ?? (await readChunkFor(ctx, opts, targets, ids));
   const allStates = read.states;
   const stored = prelude && ctx.links ? read.links : new Map<string, string>();
   const unlinkedPrelude = read.unlinked;
   const stated = new Map<TargetId, Set<string>>();
-  targets.forEach((t, k) => {
-    const states = allStates[k]!;
-    stated.set(t, new Set(ids.filter((_, i) => states[i] != null)));
-  });
+  // With `pre`, the caller has the read and counts from it (recordSeen's flags).
+  if (!pre)
+    targets.forEach((t, k) => {
+      const states = allStates[k]!;
+      stated.set(t, new Set(ids.filter((_, i) => states[i] != null)));
+    });
   // Per target and user: the payload, and whether it is the one last written. Once: the Prelude link
   // step asks the same question before the decisions.
   const decided = targets.map((target, k) => mapAll(ctx, target, users, allStates[k]!));
@@ -118,6 +145,7 @@ export async function processChunk(
     const mapped = decided[targets.indexOf(target)]!;
     const unlinked = target === 'prelude' && unlinkedPrelude ? unlinkedPrelude : ids.map(() => null);
     const specs: SyncJobSpec[] = [];
+    let unchanged = 0;
     for (const [i, user] of users.entries()) {
       const m = mapped[i]!;
       if (m.rejected) {
@@ -136,7 +164,7 @@ export async function processChunk(
       const next = m.next;
       const stored = states[i] ?? null;
       if (!opts.full && m.same) {
-        bump('unchanged');
+        unchanged++; // the common case of a re-run: one counter, not a map update per user
         continue;
       }
       const hash = hashFields(next);
@@ -185,6 +213,7 @@ export async function processChunk(
         at: i,
       });
     }
+    if (unchanged) bump('unchanged', unchanged);
     for (const [counter, n] of tally) counters.push([target, counter as CounterDelta[1], n]);
     jobs.set(target, specs);
   }

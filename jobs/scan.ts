@@ -2,14 +2,16 @@ import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
 import { isSyncError, SyncError } from '../src/core/errors.js';
+import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord } from '../src/core/types.js';
 import { FULL_JITTER } from '../src/queue/backoff.js';
 import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { recordSeen, seenKey, startSeenCounts } from '../src/store/deletions.js';
 import type { RunKind, ScanInfo } from '../src/store/run-record.js';
+import type { ChunkRead } from '../src/store/state-store.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
-import { processChunk } from './scan-chunk.js';
+import { processChunk, readChunkFor } from './scan-chunk.js';
 
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
@@ -89,71 +91,121 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   // in the set is one whose outcome is recorded.
   const remember = !limited;
   const { redis, layout } = ctx.runs.backing();
-  /** Decides one chunk (in stream order: the next one starts after this one is done). */
-  const flushChunk = async (records: SourceRecord[], start: number): Promise<void> => {
+  /**
+   * One chunk handed over: its read (states, links, markers and the duplicate check, one Redis call)
+   * starts at once; its decision after the chunk before it was decided and checked (stream order, and
+   * an abort found by that check stops it); then the check (failure rate, abort), then its booking
+   * (seen ids, progress), which the next chunk's decision does not wait for. Until its seen ids are
+   * recorded, `ids` stand in for them in the next chunk's duplicate check.
+   */
+  interface Stage {
+    ids: string[];
+    /** The scan's duplicate count after this chunk; undefined: not decided (aborted before). */
+    decided: Promise<number | undefined>;
+    checked: Promise<void>;
+    booked: Promise<void>;
+  }
+  const handOver = (records: SourceRecord[], start: number, prev: Stage | undefined): Stage => {
     const positions = records.length;
     const end = start + positions;
-    let fresh = records;
-    if (end > checkpoint.enqueued && start >= checkpoint.flushed) {
-      const before = await alreadySeen(redis, layout, runId, records);
-      fresh = records.filter((_, i) => !before[i]);
-      const dups = positions - fresh.length;
-      if (dups) {
-        duplicates += dups;
-        const ids = records.filter((_, i) => before[i]).map((r) => (r.ok ? r.user.id : r.userId));
-        log.warn(
-          { duplicates: dups, sample: ids.slice(0, 5), total: duplicates },
-          'source returned users already read in this scan (the list moved, or a restarted pass): counted once',
-        );
+    const recIds = records.map((r) => (r.ok ? r.user.id : r.userId));
+    const ids = recIds.filter((id): id is string => !!id);
+    // Chunks before the checkpoint are skipped or only re-add their jobs: no duplicate check (as before).
+    const dedupe = end > checkpoint.enqueued && start >= checkpoint.flushed;
+    // Issue 11: the duplicate check rides on the chunk's read (one call: seen set, states, links,
+    // markers), sent while the chunk before is decided. The chunks up to two back are in the seen set
+    // (their booking is done, see `admit`); the one just before stands in with its ids.
+    const read = dedupe ? readChunkFor(ctx, opts, targets, ids, seenKey(layout, runId)) : undefined;
+    read?.catch(() => undefined); // awaited below
+    let stated: Map<TargetId, ReadonlySet<string> | string> | undefined;
+    const decided = (async () => {
+      if (prev) {
+        await prev.decided;
+        await prev.checked;
       }
-    }
-    idless += fresh.filter((r) => !r.ok && !r.userId).length;
-    const done = await processChunk(
-      ctx,
-      run.id,
-      run.kind,
-      opts,
-      targets,
-      fresh,
-      start,
-      positions,
-      checkpoint,
-    );
-    enqueued += done.added;
-    const ids = records.map((r) => (r.ok ? r.user.id : r.userId)).filter((id): id is string => !!id);
-    // At once (each waits on Redis): the failure rate reads the counters processChunk recorded.
-    const [, , , c] = await Promise.all([
-      recordSeen(redis, layout, runId, ids, remember ? done.stated : undefined),
-      ctx.runs.updateScan(runId, { records: end - duplicates, pages, duplicates }),
-      job.updateProgress(end),
-      checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts).then(() =>
-        ctx.runs.completion(runId),
-      ),
-    ]);
-    // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
-    if (!c || c.abortReason) aborted = true;
+      if (aborted) return undefined;
+      let fresh = records;
+      let pre: ChunkRead | undefined;
+      if (read) {
+        const split = splitFresh(records, recIds, targets, await read, prev?.ids);
+        fresh = split.fresh;
+        pre = split.read;
+        stated = split.stated;
+        const dups = positions - fresh.length;
+        if (dups) {
+          duplicates += dups;
+          const sample = recIds.filter((_, i) => split.before[i]);
+          log.warn(
+            { duplicates: dups, sample: sample.slice(0, 5), total: duplicates },
+            'source returned users already read in this scan (the list moved, or a restarted pass): counted once',
+          );
+        }
+      }
+      idless += fresh.filter((r) => !r.ok && !r.userId).length;
+      const done = await processChunk(
+        ctx,
+        run.id,
+        run.kind,
+        opts,
+        targets,
+        fresh,
+        start,
+        positions,
+        checkpoint,
+        pre,
+      );
+      enqueued += done.added;
+      stated ??= done.stated;
+      return duplicates;
+    })();
+    let markChecked = () => {};
+    const checked = new Promise<void>((resolve) => {
+      markChecked = resolve;
+    });
+    const booked = (async () => {
+      try {
+        const dups = await decided;
+        if (dups === undefined) return;
+        // First (the next chunk's decision waits for it): the failure rate reads the counters
+        // processChunk recorded; an abort asked stops the scan before another chunk is decided.
+        const c = await checkFailureRate(ctx.runs, runId, opts.maxFailureRate, ctx.alerts).then(() =>
+          ctx.runs.completion(runId),
+        );
+        // Issue 8.11: no record (Redis emptied under the run): stop reading, nobody waits for this scan.
+        if (!c || c.abortReason) aborted = true;
+        markChecked();
+        await Promise.all([
+          recordSeen(redis, layout, runId, ids, remember ? stated : undefined),
+          ctx.runs.updateScan(runId, { records: end - dups, pages, duplicates: dups }),
+          job.updateProgress(end),
+        ]);
+      } finally {
+        markChecked();
+      }
+    })();
+    booked.catch(() => undefined); // awaited by `admit` or `drain`; never an unhandled rejection
+    return { ids, decided, checked, booked };
   };
-  // Issue 11 (re-run): a full chunk is decided while the next one is read from the source (still one
-  // page ahead, see `prefetch` below), so the source's answer time and the chunk's Redis round trips
-  // overlap. At most one chunk is being decided and one read; chunks are decided in stream order, each
-  // after the one before it finished (its seen ids recorded: duplicates are found as before).
-  let inFlight: Promise<void> | undefined;
-  /** Waits for the chunk being decided, if any (its error, if it failed). */
-  const settle = async () => {
-    const p = inFlight;
-    inFlight = undefined;
-    if (p) await p;
-  };
-  /** Hands the read chunk over to be decided; `wait`: until it is. */
-  const flush = async (wait: boolean) => {
-    await settle();
+  // Issue 11 (re-run): chunks go through a pipeline, in stream order: while one is decided, the next
+  // one's Redis read runs and the one after is read from the source (still one page ahead, see
+  // `prefetch` below). At most three chunks in memory: two handed over and not yet booked, one filling.
+  let stages: Stage[] = [];
+  /** Hands the filled chunk over once the chunk two back is booked (its error, if it failed); false: aborted. */
+  const admit = async (): Promise<boolean> => {
+    if (stages.length >= 2) await stages.shift()!.booked;
+    if (aborted) return false;
     const records = chunk;
     const start = index;
     chunk = [];
     index += records.length;
-    inFlight = flushChunk(records, start);
-    inFlight.catch(() => undefined); // awaited by the next settle(); never an unhandled rejection
-    if (wait) await settle();
+    stages.push(handOver(records, start, stages.at(-1)));
+    return true;
+  };
+  /** Waits for every chunk handed over (the first error, if one failed; `quiet`: none). */
+  const drain = async (quiet = false) => {
+    const all = stages;
+    stages = [];
+    for (const st of all) await (quiet ? st.booked.catch(() => undefined) : st.booked);
   };
 
   // Before the first state is read: what deletion detection's fast path compares with (deletions.ts).
@@ -181,14 +233,10 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
         if (opts.limit !== undefined && seen >= opts.limit) break;
         seen++;
         chunk.push(rec);
-        if (chunk.length >= ctx.settings.chunkSize) {
-          await settle();
-          if (aborted) break;
-          await flush(false);
-        }
+        if (chunk.length >= ctx.settings.chunkSize && !(await admit())) break;
       }
-      await settle();
-      if (chunk.length && !aborted) await flush(true);
+      if (chunk.length && !aborted) await admit();
+      await drain();
       controller.abort();
       if (!limited && !aborted && scan.total !== undefined) {
         // Unique ids read vs /user/count before and after: fewer than both means a user present
@@ -207,8 +255,9 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       controller.abort();
       const message = err instanceof Error ? err.message : String(err);
       // Issue 8.12: what was read before the failure is processed and counted, never lost.
-      await settle().catch(() => undefined);
-      if (chunk.length && !aborted) await flush(true).catch(() => undefined);
+      await drain(true);
+      if (chunk.length && !aborted) await admit();
+      await drain(true);
       if (isSourceOrderChanged(err)) {
         restarts++;
         if (restarts < SCAN_PASSES) {
@@ -280,24 +329,60 @@ async function failScan(
   await maybeFinishRun(ctx.runs, runId, ctx.alerts);
 }
 
-/** Per record: whether its id is already in the run's seen set, or earlier in the same chunk. */
-async function alreadySeen(
-  redis: ReturnType<JobContext['runs']['backing']>['redis'],
-  layout: ReturnType<JobContext['runs']['backing']>['layout'],
-  runId: string,
-  chunk: SourceRecord[],
-): Promise<boolean[]> {
-  const ids = chunk.map((r) => (r.ok ? r.user.id : r.userId));
-  const known = ids.filter((id): id is string => !!id);
-  const member = known.length ? ((await redis.smismember(seenKey(layout, runId), ...known)) as number[]) : [];
-  const local = new Set<string>();
-  let k = 0; // `member` answers `known`, the ids in order
-  return ids.map((id) => {
-    if (!id) return false;
-    if (member[k++] === 1 || local.has(id)) return true;
+/**
+ * A chunk read with its duplicate check (`read.seen` answers `ids`, the records' ids in order):
+ * `before`, per record, whether its id is already in the run's seen set, in `also` (ids read but not
+ * recorded yet) or earlier in the chunk; the
+ * fresh records; the read of their valid users, in order (what `processChunk` takes as `pre`); and per
+ * target the flags `recordSeen` counts ('1': a fresh valid user with a state; answers `ids`).
+ */
+export function splitFresh(
+  records: readonly SourceRecord[],
+  recIds: readonly (string | undefined)[],
+  targets: readonly TargetId[],
+  read: ChunkRead,
+  also?: readonly string[],
+): { before: boolean[]; fresh: SourceRecord[]; read: ChunkRead; stated: Map<TargetId, string> } {
+  const member = read.seen ?? [];
+  const local = new Set<string>(also);
+  const before = new Array<boolean>(records.length);
+  const rows: number[] = []; // index in `ids` of each fresh valid user
+  const counted = new Uint8Array(member.length); // per id: a fresh valid user
+  let k = 0; // `member` answers the defined ids, in order
+  for (let i = 0; i < records.length; i++) {
+    const id = recIds[i];
+    if (!id) {
+      before[i] = false;
+      continue;
+    }
+    const j = k++;
+    const dup = member[j] === true || local.has(id);
+    before[i] = dup;
+    if (dup) continue;
     local.add(id);
-    return false;
+    if (records[i]!.ok) {
+      rows.push(j);
+      counted[j] = 1;
+    }
+  }
+  const fresh = rows.length === records.length ? records.slice() : records.filter((_, i) => !before[i]);
+  const identity = rows.length === member.length;
+  const stated = new Map<TargetId, string>();
+  const states = read.states;
+  targets.forEach((t, n) => {
+    const col = states[n]!;
+    let flags = '';
+    for (let j = 0; j < member.length; j++) flags += counted[j] === 1 && col[j] != null ? '1' : '0';
+    stated.set(t, flags);
   });
+  const picked: ChunkRead = identity
+    ? read
+    : {
+        states: states.map((col) => rows.map((j) => col[j] ?? null)),
+        links: read.links,
+        unlinked: read.unlinked ? rows.map((j) => read.unlinked![j] ?? null) : null,
+      };
+  return { before, fresh, read: picked, stated };
 }
 
 async function* byIds(ctx: JobContext, ids: string[]): AsyncIterable<SourceRecord> {

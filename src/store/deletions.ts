@@ -107,14 +107,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 /**
  * Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages).
  * `stated` (issue 11), per target: the ids of this batch whose state the scan read (after
- * `startSeenCounts`); those not yet in the set are counted, in the same call, each once.
+ * `startSeenCounts`), as a set or as a flag string answering `ids` ('1': had a state); those not yet
+ * in the set are counted, in the same call, each once.
  */
 export async function recordSeen(
   redis: Redis,
   layout: RedisLayout,
   runId: string,
   ids: string[],
-  stated?: ReadonlyMap<TargetId, ReadonlySet<string>>,
+  stated?: ReadonlyMap<TargetId, ReadonlySet<string> | string>,
 ): Promise<void> {
   if (ids.length === 0) return;
   const key = seenKey(layout, runId);
@@ -122,6 +123,11 @@ export async function recordSeen(
     const targets = [...stated.keys()];
     const flags = targets.map((t) => {
       const has = stated.get(t)!;
+      if (typeof has === 'string') {
+        if (has.length !== ids.length)
+          throw new Error(`recordSeen: ${has.length} flags for ${ids.length} ids`);
+        return has;
+      }
       return ids.map((id) => (has.has(id) ? '1' : '0')).join('');
     });
     await redis.eval(

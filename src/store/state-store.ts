@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { hashFields } from '../core/hashing.js';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
-import { readHashes } from './hash-read.js';
+import { readHashes, readHashesAndMembers } from './hash-read.js';
 import { linkIdOf, upgradeLinks } from './links.js';
 import type { RedisLayout } from './redis-layout.js';
 import {
@@ -47,6 +47,8 @@ export interface ChunkRead {
   links: Map<string, string>;
   /** Prelude's unlinked markers (null without `prelude`). */
   unlinked: (UnlinkedMarker | null)[] | null;
+  /** With `seen`: per user, whether the id is a member of that set (the scan's duplicate check). */
+  seen?: boolean[];
 }
 
 /** How `getMany` treats the v1 values it reads (issue 11.4). */
@@ -113,16 +115,19 @@ export class StateStore {
   async readChunk(
     targets: readonly TargetId[],
     userIds: string[],
-    opts: GetOptions & { prelude?: boolean } = {},
+    opts: GetOptions & { prelude?: boolean; seen?: string } = {},
   ): Promise<ChunkRead> {
     const extra = opts.prelude ? [this.layout.links(), this.layout.unlinked('prelude')] : [];
+    const seen: { seen?: boolean[] } = opts.seen !== undefined ? { seen: [] } : {};
     if (userIds.length === 0)
-      return { states: targets.map(() => []), links: new Map(), unlinked: opts.prelude ? [] : null };
-    const raw = await readHashes(
-      this.redis,
-      [...targets.map((t) => this.layout.state(t)), ...extra],
-      userIds,
-    );
+      return { states: targets.map(() => []), links: new Map(), unlinked: opts.prelude ? [] : null, ...seen };
+    const keys = [...targets.map((t) => this.layout.state(t)), ...extra];
+    let raw: (string | null)[][];
+    if (opts.seen !== undefined) {
+      const read = await readHashesAndMembers(this.redis, keys, userIds, opts.seen);
+      raw = read.values;
+      seen.seen = read.members;
+    } else raw = await readHashes(this.redis, keys, userIds);
     const states = await Promise.all(
       targets.map(async (target, k) => {
         const values = raw[k]!;
@@ -132,14 +137,14 @@ export class StateStore {
       }),
     );
     const links = new Map<string, string>();
-    if (!opts.prelude) return { states, links, unlinked: null };
+    if (!opts.prelude) return { states, links, unlinked: null, ...seen };
     const linkValues = raw[targets.length]!;
     linkValues.forEach((v, i) => {
       if (v !== null) links.set(userIds[i]!, linkIdOf(v)!);
     });
     // Issue 11.4: old-format links (how/when in a second hash) rewritten as the states are.
     if (opts.upgrade) await upgradeLinks(this.redis, this.layout, userIds, linkValues);
-    return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked) };
+    return { states, links, unlinked: raw[targets.length + 1]!.map(parseUnlinked), ...seen };
   }
 
   /** What `saveWritten` writes, for a caller that writes it in a call of its own (issue 11.2). */
