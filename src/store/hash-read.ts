@@ -51,20 +51,23 @@ function splitJoined(
   });
 }
 
-/**
- * KEYS: hashes. ARGV: fields. Per key, one string: the values in ARGV order joined by NUL, an absent
- * one as ''. HMGET in slices (Lua's unpack has a stack limit of a few thousand values).
- */
-const HASH_MANY_LUA = `
+/** Lua: `out[k]` = the values of ARGV's fields in hash KEYS[k] joined by NUL, for k = 1..`n`. */
+const HMGET_JOINED = (n: string) => `
 local out = {}
-for k = 1, #KEYS do
+for k = 1, ${n} do
   local vals = {}
   for i = 1, #ARGV, 1000 do
     local part = redis.call('HMGET', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
     for j = 1, #part do vals[#vals + 1] = part[j] or '' end
   end
   out[k] = table.concat(vals, '\\0')
-end
+end`;
+
+/**
+ * KEYS: hashes. ARGV: fields. Per key, one string: the values in ARGV order joined by NUL, an absent
+ * one as ''. HMGET in slices (Lua's unpack has a stack limit of a few thousand values).
+ */
+const HASH_MANY_LUA = `${HMGET_JOINED('#KEYS')}
 return out
 `;
 
@@ -73,16 +76,7 @@ return out
  * field, whether it is a member (SMISMEMBER in slices, as HMGET).
  */
 const HASH_MANY_MEMBERS_LUA = `
-local out = {}
-local n = #KEYS - 1
-for k = 1, n do
-  local vals = {}
-  for i = 1, #ARGV, 1000 do
-    local part = redis.call('HMGET', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-    for j = 1, #part do vals[#vals + 1] = part[j] or '' end
-  end
-  out[k] = table.concat(vals, '\\0')
-end
+local n = #KEYS - 1${HMGET_JOINED('n')}
 local flags = {}
 for i = 1, #ARGV, 1000 do
   local part = redis.call('SMISMEMBER', KEYS[n + 1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
