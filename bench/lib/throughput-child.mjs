@@ -5,7 +5,9 @@
 //   node throughput-child.mjs plain <concurrency>: waits for the message `go`, then the plain loop:
 //     the source paged as the scan pages it, and per user and target the mapping and one request with
 //     plain fetch (the owned modes' PUT, Prelude's PATCH), `concurrency` requests in flight per target;
-//     answers {writes, failed, seconds} and exits.
+//     Prelude's users are first found by `batch_lookup`, 100 a request, as any client of the real
+//     service must (its ids are its own `usr_` ids), and only the found ones are PATCHed;
+//     answers {writes, failed, lookups, seconds} and exits. `writes` counts 2xx PUT/PATCH answers only.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,22 +64,45 @@ if (mode === 'engine') {
     prelude: config.targets.prelude.url.replace(/\/+$/, ''),
   };
   const targets = Object.keys(connectors);
+  const { parseUsers, matchLookup, LOOKUP_BATCH } = await import(dist('connectors/prelude/lookup.js'));
+  const linkBy = config.targets.prelude.linkBy;
   async function loop() {
     const started = performance.now();
     let writes = 0;
     let failed = 0;
+    let lookups = 0;
+    /** Prelude: the users' `usr_` ids, by one plain-fetch batch_lookup per 100 users. */
+    async function preludeLinks(users) {
+      const links = new Map();
+      for (let i = 0; i < users.length; i += LOOKUP_BATCH) {
+        const batch = users.slice(i, i + LOOKUP_BATCH);
+        const [req] = connectors.prelude.linker.planLookup(batch);
+        if (!req) continue;
+        const res = await fetch(`${base.prelude}${req.path}`, {
+          method: req.method,
+          headers: { ...(await auth.prelude()), 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify(req.body),
+        });
+        lookups++;
+        const answer = res.ok ? parseUsers(await res.json()) : (await res.arrayBuffer(), undefined);
+        for (const f of matchLookup(linkBy, batch, answer ?? [])) links.set(f.sourceId, f.preludeUserId);
+      }
+      return links;
+    }
+    let unlinked = [];
     // One bounded queue per target, fed by the source pages, drained by `concurrency` loops each.
     const queues = Object.fromEntries(targets.map((t) => [t, []]));
     let scanned = false;
     const wake = new Set();
     async function drain(t) {
       for (;;) {
-        const user = queues[t].shift();
-        if (!user) {
+        const item = queues[t].shift();
+        if (!item) {
           if (scanned) return;
           await new Promise((r) => wake.add(r));
           continue;
         }
+        const { user, linkedId } = item;
         const c = connectors[t];
         let next;
         try {
@@ -86,7 +111,7 @@ if (mode === 'engine') {
           failed++;
           continue;
         }
-        for (const req of c.plan({ userId: user.id, next, previous: null, user })) {
+        for (const req of c.plan({ userId: user.id, next, previous: null, user, linkedId })) {
           const res = await fetch(`${base[t]}${req.path}`, {
             method: req.method,
             headers: {
@@ -103,20 +128,30 @@ if (mode === 'engine') {
       }
     }
     const loops = targets.flatMap((t) => Array.from({ length: concurrency }, () => drain(t)));
+    const linkPrelude = async () => {
+      const users = unlinked;
+      unlinked = [];
+      const links = await preludeLinks(users);
+      for (const u of users) if (links.has(u.id)) queues.prelude.push({ user: u, linkedId: links.get(u.id) });
+    };
     for await (const rec of source.scan({ pageSize: config.source.pageSize })) {
       if (!rec.ok) continue;
-      for (const t of targets) queues[t].push(rec.user);
+      for (const t of targets)
+        if (t === 'prelude') unlinked.push(rec.user);
+        else queues[t].push({ user: rec.user });
+      if (unlinked.length >= LOOKUP_BATCH) await linkPrelude();
       for (const r of wake) r();
       wake.clear();
       // Keep memory flat like the engine's queue: let the loops catch up before reading on.
       while (targets.some((t) => queues[t].length > 4 * config.source.pageSize))
         await new Promise((r) => setTimeout(r, 5));
     }
+    if (unlinked.length) await linkPrelude();
     scanned = true;
     for (const r of wake) r();
     await Promise.all(loops);
     const seconds = (performance.now() - started) / 1000;
-    return { writes, failed, seconds };
+    return { writes, failed, lookups, seconds };
   }
   // Each `go` runs the loop once more (the first is the warm-up) and answers its figures.
   process.on('message', async (m) => {

@@ -46,7 +46,7 @@ interface FoundUser {
   emails: string[];
 }
 
-function parseUsers(body: unknown): FoundUser[] | undefined {
+export function parseUsers(body: unknown): FoundUser[] | undefined {
   if (!isObject(body) || !Array.isArray(body.users)) return undefined;
   const out: FoundUser[] = [];
   for (const u of body.users) {
