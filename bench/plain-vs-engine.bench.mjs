@@ -134,7 +134,15 @@ async function plain(sandboxEnv) {
     const cpu0 = cpuOf(child.pid);
     const r = await go();
     const cpu = cpuOf(child.pid) - cpu0;
-    return { writes: r.writes, failed: r.failed, lookups: r.lookups, seconds: r.seconds, cpu, workerCpu: cpu, redisCpu: 0 };
+    return {
+      writes: r.writes,
+      failed: r.failed,
+      lookups: r.lookups,
+      seconds: r.seconds,
+      cpu,
+      workerCpu: cpu,
+      redisCpu: 0,
+    };
   } finally {
     child.removeAllListeners('exit');
     child.send('stop');

@@ -80,12 +80,20 @@ if (mode === 'engine') {
         if (!req) continue;
         const res = await fetch(`${base.prelude}${req.path}`, {
           method: req.method,
-          headers: { ...(await auth.prelude()), 'content-type': 'application/json', accept: 'application/json' },
+          headers: {
+            ...(await auth.prelude()),
+            'content-type': 'application/json',
+            accept: 'application/json',
+          },
           body: JSON.stringify(req.body),
         });
         lookups++;
-        const answer = res.ok ? parseUsers(await res.json()) : (await res.arrayBuffer(), undefined);
-        for (const f of matchLookup(linkBy, batch, answer ?? [])) links.set(f.sourceId, f.preludeUserId);
+        if (!res.ok) {
+          await res.arrayBuffer();
+          continue;
+        }
+        const answer = parseUsers(await res.json()) ?? [];
+        for (const f of matchLookup(linkBy, batch, answer)) links.set(f.sourceId, f.preludeUserId);
       }
       return links;
     }
