@@ -10,6 +10,7 @@ import * as remove from './remove.js';
 import * as scan from './scan.js';
 import * as sync from './sync.js';
 import * as syncBatch from './sync-batch.js';
+import * as handover from './sync-handover.js';
 
 /**
  * What a command or the daemon does with a run, on top of the engine's queues: start it (enqueue its
@@ -204,6 +205,7 @@ export async function retryFailed(
       if (jobs.length < 500) break;
     }
   }
+  if (filter.runId) found.push(...(await deadLettersNotYetFailed(engine, filter.runId, targets, found)));
   if (filter.runId && found.length === 0 && !(await engine.runs.get(filter.runId)))
     throw new ConfigError(`--run: no such run ${filter.runId} (see profile-sync runs)`);
 
@@ -282,6 +284,34 @@ export async function retryFailed(
     'dead letters re-driven',
   );
   return { runId, jobs: valid.length, malformed };
+}
+
+/**
+ * A sync batch's user that failed for good is settled `failed` first, then handed to its own job that
+ * fails at once (jobs/sync-handover.ts): for a moment after the run ended that dead letter may still
+ * wait for a worker (or for ever, when the process that ran the backfill exited first). `retry-failed
+ * --run` right after the run must re-drive it all the same: found by the run's failed items and the
+ * users' deterministic job ids, and taken out of the queue like a failed job.
+ */
+async function deadLettersNotYetFailed(
+  engine: Engine,
+  runId: string,
+  targets: readonly TargetId[],
+  already: readonly { job: Job }[],
+): Promise<{ target: TargetId; job: Job }[]> {
+  const seen = new Set(already.map(({ job }) => String(job.id)));
+  const out: { target: TargetId; job: Job }[] = [];
+  for (const item of await engine.runs.items(runId)) {
+    if (item.outcome !== 'failed' || !targets.includes(item.target)) continue;
+    const id = sync.jobId(item.target, runId, item.userId);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const job = await engine.syncQueues[item.target]?.getJob(id);
+    if (job?.name !== handover.name || typeof job.data?.deadLetter !== 'string') continue;
+    if ((await job.getState()) === 'failed') continue; // found by getFailed already
+    out.push({ target: item.target, job });
+  }
+  return out;
 }
 
 /**
