@@ -11,18 +11,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { cleanPrefix, loadEngine, root } from './lib/dist.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv } from './lib/sandbox-process.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(root, 'dist', 'src', p);
-const { loadConfig } = await import(dist('config/load.js'));
-const { Engine } = await import(dist('queue/engine.js'));
-const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
-const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
-const { createLogger } = await import(dist('log.js'));
+const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
 const { Redis } = await import('ioredis');
 
 const users = Number(process.env.BENCH_USERS ?? 10_000);
@@ -60,15 +54,6 @@ async function sandboxTotal(env, target) {
   const url = env[`${target.toUpperCase()}_URL`];
   const res = await fetch(`${url}/__sandbox/counters`);
   return (await res.json()).total;
-}
-
-async function cleanPrefix(redis) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 const sandbox = await startSandbox();
@@ -173,7 +158,7 @@ try {
   );
 } finally {
   await engine.close();
-  await cleanPrefix(redis);
+  await cleanPrefix(redis, prefix);
   await redis.quit();
   sandbox.child.kill('SIGTERM');
 }

@@ -21,19 +21,13 @@ import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { cleanPrefix, loadEngine, root } from './lib/dist.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD = join(root, 'bench', 'lib', 'throughput-child.mjs');
-const dist = (p) => join(root, 'dist', 'src', p);
-const { loadConfig } = await import(dist('config/load.js'));
-const { Engine } = await import(dist('queue/engine.js'));
-const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
-const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
-const { createLogger } = await import(dist('log.js'));
+const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
 const { Redis } = await import('ioredis');
 
 const users = Number(process.env.BENCH_USERS ?? 3_000);
@@ -95,15 +89,6 @@ function startChild(args, env) {
       if (b.toString().includes('ready')) resolve(child);
     });
   });
-}
-
-async function cleanPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 const redisInfo = await startRedis();

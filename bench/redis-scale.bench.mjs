@@ -19,21 +19,15 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { dist, distJobs, loadEngine, root } from './lib/dist.mjs';
 import { cmdDelta, procCpuSeconds, redisCpuSeconds } from './lib/process-cpu.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(root, 'dist', 'src', p);
-const { loadConfig } = await import(dist('config/load.js'));
-const { Engine } = await import(dist('queue/engine.js'));
-const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
-const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
-const { heldItem } = await import(join(root, 'dist', 'jobs', 'link-steps.js'));
-const { createLogger } = await import(dist('log.js'));
+const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
+const { heldItem } = await import(distJobs('link-steps.js'));
 const { diffFields } = await import(dist('core/diff.js'));
 const { RejectedRecordError } = await import(dist('core/errors.js'));
 const { hashFields } = await import(dist('core/hashing.js'));

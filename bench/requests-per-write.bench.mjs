@@ -10,18 +10,11 @@
 // Run alone: npm run build && node bench/requests-per-write.bench.mjs
 // Tunables: BENCH_USERS (1000), BENCH_CONCURRENCY (16), REDIS_URL.
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cleanPrefix, loadEngine } from './lib/dist.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(root, 'dist', 'src', p);
-const { loadConfig } = await import(dist('config/load.js'));
-const { Engine } = await import(dist('queue/engine.js'));
-const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
-const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
-const { createLogger } = await import(dist('log.js'));
+const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
 const { Redis } = await import('ioredis');
 
 const users = Number(process.env.BENCH_USERS ?? 1_000);
@@ -32,15 +25,6 @@ const TARGETS = ['sunshine', 'zephr', 'prelude'];
 async function counters(env, target) {
   const res = await fetch(`${env[`${target.toUpperCase()}_URL`]}/__sandbox/counters`);
   return (await res.json()).total;
-}
-
-async function cleanPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 /** One first backfill and its unchanged re-run in `mode` (both owned, or both merge). */

@@ -12,35 +12,19 @@
 // Run alone: npm run build && node bench/round-trips.bench.mjs
 // Tunables: BENCH_USERS (1000), BENCH_CONCURRENCY (16), REDIS_URL.
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { cleanPrefix, loadEngine } from './lib/dist.mjs';
 import { installRedisCounter } from './lib/redis-count.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
 const counter = installRedisCounter(Redis);
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => join(root, 'dist', 'src', p);
-const { loadConfig } = await import(dist('config/load.js'));
-const { Engine } = await import(dist('queue/engine.js'));
-const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
-const { startRun, waitForRun } = await import(join(root, 'dist', 'jobs', 'run-actions.js'));
-const { createLogger } = await import(dist('log.js'));
+const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
 
 const users = Number(process.env.BENCH_USERS ?? 1_000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = ['sunshine', 'zephr', 'prelude'];
-
-async function cleanPrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
 
 // The same jobs, each target-queue handler run inside the `job` tag (and counted).
 let targetJobs = 0;

@@ -8,11 +8,8 @@
 //     Prelude's users are first found by `batch_lookup`, 100 a request, as any client of the real
 //     service must (its ids are its own `usr_` ids), and only the found ones are PATCHed;
 //     answers {writes, failed, lookups, seconds} and exits. `writes` counts 2xx PUT/PATCH answers only.
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dist, distJobs } from './dist.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dist = (p) => join(root, 'dist', 'src', p);
 const { loadConfig } = await import(dist('config/load.js'));
 const { createLogger } = await import(dist('log.js'));
 const [mode, concurrencyArg, scanArg] = process.argv.slice(2);
@@ -29,7 +26,7 @@ if (mode === 'engine') {
     counter = installRedisCounter(Redis);
   }
   const { Engine } = await import(dist('queue/engine.js'));
-  const { JOBS } = await import(join(root, 'dist', 'jobs', 'index.js'));
+  const { JOBS } = await import(distJobs('index.js'));
   const engine = await Engine.create({ jobs: JOBS, config, logger });
   await engine.startWorkers({ concurrency, scan: scanArg === '1' });
   process.on('message', async (m) => {

@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/paths.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/own-redis.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, type CliProcess, spawnCli, waitFor } from '../reliability/processes.js';
 import { cannotRun, launchChromium } from './chromium.js';
@@ -29,16 +29,6 @@ const TOKEN = 'browser-test-token-0123456789abcdef';
 const USERS = 60;
 /** Pages that need the token. */
 const PROTECTED = ['/dashboard', '/runs', '/runs/any', '/users/any', '/targets'];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface Summary {
   runId: string;

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { SANDBOX_ORDER } from '../../src/sandbox/index.js';
 import { runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/own-redis.js';
 import { cleanPrefix, REDIS_URL, redisClient, testPrefix } from '../helpers/redis.js';
 import { assertBuilt, type CliProcess, spawnCli, waitFor } from '../reliability/processes.js';
 
@@ -21,16 +21,6 @@ const daemonService = compose.services['sandbox-daemon'];
 function withFlag(argv: string[], name: string, value: string): string[] {
   const i = argv.indexOf(name);
   return i < 0 ? [...argv, name, value] : argv.map((a, j) => (j === i + 1 ? value : a));
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 describe('the compose sandbox profile, run without Docker', () => {
