@@ -19,6 +19,11 @@ import * as steps from './user-steps.js';
  * fresh unlinked marker -> `unlinked`; mapping refused -> `rejected`; otherwise a sync job.
  */
 
+/** A user's outcome in one target as a block conclusion holds it (jobs/scan-blocks.ts); -1: anything else. */
+export const CODE_UNCHANGED = 0;
+export const CODE_UNLINKED = 1;
+export const CODE_UNLINKED_STATED = 2;
+
 /** Jobs per `addBulk` call: one Redis transaction per call, kept short (other clients wait on it). */
 const ADD_BULK_MAX = 500;
 
@@ -72,7 +77,9 @@ export function readChunkFor(
  * added and the users it read a state for. A chunk before the checkpoint is skipped; one that was
  * counted but whose jobs may be missing (crash between the two steps) only re-adds its jobs, whose ids
  * collapse duplicates. `pre`: what `readChunkFor` answered for the chunk's valid users, in order (the
- * scan reads it with its duplicate check); read here when absent.
+ * scan reads it with its duplicate check); read here when absent. `extra` (jobs/scan-blocks.ts): counts
+ * of users decided by block conclusions, recorded with the chunk's; `codes` filled per user and
+ * target with what a conclusion holds (-1: anything else).
  */
 export async function processChunk(
   ctx: JobContext,
@@ -85,6 +92,7 @@ export async function processChunk(
   positions: number,
   checkpoint: Checkpoint,
   pre?: ChunkRead,
+  extra?: { counters: CounterDelta[]; codes?: Map<string, Int8Array> },
 ): Promise<ChunkResult> {
   // start -1: users the deletion re-check found again, outside the stream (no checkpoint).
   const outside = start < 0;
@@ -92,7 +100,7 @@ export async function processChunk(
   if (!outside && end <= checkpoint.enqueued) return { added: 0, stated: new Map() };
   const countOnly = !outside && start < checkpoint.flushed; // already counted: only (re-)add its jobs
   const now = Date.now();
-  const counters: CounterDelta[] = [];
+  const counters: CounterDelta[] = [...(extra?.counters ?? [])];
   const items: RunItem[] = [];
   const planLines: unknown[] = [];
   const jobs = new Map<TargetId, SyncJobSpec[]>();
@@ -123,6 +131,8 @@ export async function processChunk(
       })
     : { links: stored, failed: new Map<string, Record<string, unknown>>() };
   const linkFirst = prelude && needsLink(ctx);
+  const codes = extra?.codes;
+  if (codes) for (const u of users) codes.set(u.id, new Int8Array(targets.length).fill(-1));
   const unlinkedNow: [SourceUser, FieldMap][] = [];
 
   for (const target of targets) {
@@ -141,8 +151,9 @@ export async function processChunk(
         at: now,
       });
     }
-    const states = allStates[targets.indexOf(target)]!;
-    const mapped = decided[targets.indexOf(target)]!;
+    const t = targets.indexOf(target);
+    const states = allStates[t]!;
+    const mapped = decided[t]!;
     const unlinked = target === 'prelude' && unlinkedPrelude ? unlinkedPrelude : ids.map(() => null);
     const specs: SyncJobSpec[] = [];
     let unchanged = 0;
@@ -165,6 +176,7 @@ export async function processChunk(
       const stored = states[i] ?? null;
       if (!opts.full && m.same) {
         unchanged++; // the common case of a re-run: one counter, not a map update per user
+        if (codes) codes.get(user.id)![t] = CODE_UNCHANGED;
         continue;
       }
       const hash = hashFields(next);
@@ -174,6 +186,7 @@ export async function processChunk(
       const fresh = unlinkedIsFresh(unlinked[i] ?? null, hash, ctx.settings.unlinkedRecheckMs, now);
       if (!opts.full && linkWait !== 'linked' && fresh) {
         bump('unlinked');
+        if (codes) codes.get(user.id)![t] = stored ? CODE_UNLINKED_STATED : CODE_UNLINKED;
         continue;
       }
       const held = heldItem(linkWait, user.id, noLink, connector, opts.dryRun, now);
@@ -318,4 +331,60 @@ function pickUser(user: SourceUser): sync.SyncPayload['user'] {
   if (user.lastName !== undefined) out.lastName = user.lastName;
   if (user.email !== undefined) out.email = user.email;
   return out;
+}
+
+/**
+ * A chunk read with its duplicate check (`read.seen` answers `ids`, the records' ids in order):
+ * `before`, per record, whether its id is already in the run's seen set, in `also` (ids read but not
+ * recorded yet) or earlier in the chunk; the
+ * fresh records; the read of their valid users, in order (what `processChunk` takes as `pre`); and per
+ * target the flags `recordSeen` counts ('1': a fresh valid user with a state; answers `ids`).
+ */
+export function splitFresh(
+  records: readonly SourceRecord[],
+  recIds: readonly (string | undefined)[],
+  targets: readonly TargetId[],
+  read: ChunkRead,
+  also?: readonly string[],
+): { before: boolean[]; fresh: SourceRecord[]; read: ChunkRead; stated: Map<TargetId, string> } {
+  const member = read.seen ?? [];
+  const local = new Set<string>(also);
+  const before = new Array<boolean>(records.length);
+  const rows: number[] = []; // index in `ids` of each fresh valid user
+  const counted = new Uint8Array(member.length); // per id: a fresh valid user
+  let k = 0; // `member` answers the defined ids, in order
+  for (let i = 0; i < records.length; i++) {
+    const id = recIds[i];
+    if (!id) {
+      before[i] = false;
+      continue;
+    }
+    const j = k++;
+    const dup = member[j] === true || local.has(id);
+    before[i] = dup;
+    if (dup) continue;
+    local.add(id);
+    if (records[i]!.ok) {
+      rows.push(j);
+      counted[j] = 1;
+    }
+  }
+  const fresh = rows.length === records.length ? records.slice() : records.filter((_, i) => !before[i]);
+  const identity = rows.length === member.length;
+  const stated = new Map<TargetId, string>();
+  const states = read.states;
+  targets.forEach((t, n) => {
+    const col = states[n]!;
+    let flags = '';
+    for (let j = 0; j < member.length; j++) flags += counted[j] === 1 && col[j] != null ? '1' : '0';
+    stated.set(t, flags);
+  });
+  const picked: ChunkRead = identity
+    ? read
+    : {
+        states: states.map((col) => rows.map((j) => col[j] ?? null)),
+        links: read.links,
+        unlinked: read.unlinked ? rows.map((j) => read.unlinked![j] ?? null) : null,
+      };
+  return { before, fresh, read: picked, stated };
 }

@@ -9,9 +9,14 @@ import { type JobContext, PRIORITY } from '../src/queue/context.js';
 import { checkFailureRate, maybeFinishRun } from '../src/queue/run-lifecycle.js';
 import { recordSeen, seenKey, startSeenCounts } from '../src/store/deletions.js';
 import type { RunKind, ScanInfo } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
+import { dropBlocksExcept } from '../src/store/scan-blocks.js';
 import type { ChunkRead } from '../src/store/state-store.js';
 import { reconcileDeletions } from './reconcile-deletions.js';
-import { processChunk, readChunkFor } from './scan-chunk.js';
+import { type BlockedRead, blockSetup, concludeBlocks, readWithBlocks } from './scan-blocks.js';
+import { processChunk, readChunkFor, splitFresh } from './scan-chunk.js';
+
+export { splitFresh } from './scan-chunk.js';
 
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
@@ -90,6 +95,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   // pass) so that each user is counted and synced once. Recorded after the chunk was processed: an id
   // in the set is one whose outcome is recorded.
   const remember = !limited;
+  // Issue 11: block conclusions (jobs/scan-blocks.ts); undefined in dry runs, --full and limited runs.
+  const blocks = blockSetup(ctx, opts, targets, limited);
+  let trusted = 0; // users counted from a conclusion
+  let concluded = 0; // blocks concluded by this scan
+  let eager = false; // the last chunk read trusted few users: read every state with the conclusions
+  const cutKeys = new Set<string>(); // every block key cut (a complete scan from the start drops the rest)
   const { redis, layout } = ctx.runs.backing();
   /**
    * One chunk handed over: its read (states, links, markers and the duplicate check, one Redis call)
@@ -115,8 +126,33 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     // Issue 11: the duplicate check rides on the chunk's read (one call: seen set, states, links,
     // markers), sent while the chunk before is decided. The chunks up to two back are in the seen set
     // (their booking is done, see `admit`); the one just before stands in with its ids.
-    const read = dedupe ? readChunkFor(ctx, opts, targets, ids, seenKey(layout, runId)) : undefined;
+    // With blocks (jobs/scan-blocks.ts) the same call answers the blocks' conclusions, and only the
+    // users no conclusion answers are read (a second call).
+    const blocked =
+      dedupe && blocks
+        ? readWithBlocks(
+            ctx,
+            opts,
+            targets,
+            records,
+            recIds,
+            seenKey(layout, runId),
+            prev?.ids,
+            blocks,
+            eager,
+          )
+        : undefined;
+    // The next chunk reads every state at once when this one trusts less than half of its users.
+    blocked?.then(
+      (b) => {
+        eager = b.trusted * 2 < b.fresh.length;
+      },
+      () => undefined,
+    );
+    const read =
+      dedupe && !blocks ? readChunkFor(ctx, opts, targets, ids, seenKey(layout, runId)) : undefined;
     read?.catch(() => undefined); // awaited below
+
     let stated: Map<TargetId, ReadonlySet<string> | string> | undefined;
     const decided = (async () => {
       if (prev) {
@@ -126,12 +162,25 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       if (aborted) return undefined;
       let fresh = records;
       let pre: ChunkRead | undefined;
-      if (read) {
-        const split = splitFresh(records, recIds, targets, await read, prev?.ids);
-        fresh = split.fresh;
-        pre = split.read;
-        stated = split.stated;
-        const dups = positions - fresh.length;
+      let extra: { counters: CounterDelta[]; codes?: Map<string, Int8Array> } | undefined;
+      let b: BlockedRead | undefined;
+      if (blocked) {
+        b = await blocked;
+        fresh = b.slow;
+        pre = b.read;
+        stated = b.stated;
+        extra = { counters: b.counters, ...(b.open.length ? { codes: new Map() } : {}) };
+        trusted += b.trusted;
+        for (const k of b.keys) cutKeys.add(k);
+      }
+      const split = read ? splitFresh(records, recIds, targets, await read, prev?.ids) : b;
+      if (split) {
+        if (read) {
+          fresh = split.fresh;
+          pre = split.read;
+          stated = split.stated;
+        }
+        const dups = positions - split.fresh.length;
         if (dups) {
           duplicates += dups;
           const sample = recIds.filter((_, i) => split.before[i]);
@@ -153,7 +202,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
         positions,
         checkpoint,
         pre,
+        extra,
       );
+      if (b && extra?.codes && blocks) {
+        const slowIds = b.slow.flatMap((r) => (r.ok ? [r.user.id] : []));
+        concluded += await concludeBlocks(ctx, b.open, extra.codes, b.read, slowIds, blocks);
+      }
       enqueued += done.added;
       stated ??= done.stated;
       return duplicates;
@@ -291,6 +345,11 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
   if (duplicates) log.warn({ duplicates }, 'duplicate ids in this scan were counted once');
   if (!remember) await redis.unlink(seenKey(layout, runId));
   const complete = !limited && !aborted && (await ctx.runs.completion(runId))?.abortReason === undefined;
+  // Conclusions of blocks this scan no longer cut (users added or removed at their edges): dropped,
+  // when the scan read the whole source in this attempt (a resumed one skipped the chunks before its
+  // checkpoint, whose blocks it did not cut).
+  if (complete && blocks && checkpoint.flushed === 0 && checkpoint.enqueued === 0)
+    await dropBlocksExcept(redis, layout, cutKeys);
   if (complete) {
     // Before the scan is marked done: removal jobs must be pending before the run can finish.
     await ctx.runs.updateScan(runId, { complete, records, pages });
@@ -308,8 +367,17 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
       throw new UnrecoverableError(message);
     }
   }
-  await ctx.runs.updateScan(runId, { status: aborted ? 'aborted' : 'done', complete, records, pages });
-  log.info({ records, pages, enqueued, complete, duplicates, restarts }, 'source scan finished');
+  await ctx.runs.updateScan(runId, {
+    status: aborted ? 'aborted' : 'done',
+    complete,
+    records,
+    pages,
+    ...(blocks ? { trusted, concluded } : {}),
+  });
+  log.info(
+    { records, pages, enqueued, complete, duplicates, restarts, trusted, concluded },
+    'source scan finished',
+  );
   await maybeFinishRun(ctx.runs, runId, ctx.alerts);
   return { records, enqueued, complete };
 }
@@ -327,62 +395,6 @@ async function failScan(
     `source scan failed after ${info.records} source records: the run is incomplete`,
   );
   await maybeFinishRun(ctx.runs, runId, ctx.alerts);
-}
-
-/**
- * A chunk read with its duplicate check (`read.seen` answers `ids`, the records' ids in order):
- * `before`, per record, whether its id is already in the run's seen set, in `also` (ids read but not
- * recorded yet) or earlier in the chunk; the
- * fresh records; the read of their valid users, in order (what `processChunk` takes as `pre`); and per
- * target the flags `recordSeen` counts ('1': a fresh valid user with a state; answers `ids`).
- */
-export function splitFresh(
-  records: readonly SourceRecord[],
-  recIds: readonly (string | undefined)[],
-  targets: readonly TargetId[],
-  read: ChunkRead,
-  also?: readonly string[],
-): { before: boolean[]; fresh: SourceRecord[]; read: ChunkRead; stated: Map<TargetId, string> } {
-  const member = read.seen ?? [];
-  const local = new Set<string>(also);
-  const before = new Array<boolean>(records.length);
-  const rows: number[] = []; // index in `ids` of each fresh valid user
-  const counted = new Uint8Array(member.length); // per id: a fresh valid user
-  let k = 0; // `member` answers the defined ids, in order
-  for (let i = 0; i < records.length; i++) {
-    const id = recIds[i];
-    if (!id) {
-      before[i] = false;
-      continue;
-    }
-    const j = k++;
-    const dup = member[j] === true || local.has(id);
-    before[i] = dup;
-    if (dup) continue;
-    local.add(id);
-    if (records[i]!.ok) {
-      rows.push(j);
-      counted[j] = 1;
-    }
-  }
-  const fresh = rows.length === records.length ? records.slice() : records.filter((_, i) => !before[i]);
-  const identity = rows.length === member.length;
-  const stated = new Map<TargetId, string>();
-  const states = read.states;
-  targets.forEach((t, n) => {
-    const col = states[n]!;
-    let flags = '';
-    for (let j = 0; j < member.length; j++) flags += counted[j] === 1 && col[j] != null ? '1' : '0';
-    stated.set(t, flags);
-  });
-  const picked: ChunkRead = identity
-    ? read
-    : {
-        states: states.map((col) => rows.map((j) => col[j] ?? null)),
-        links: read.links,
-        unlinked: read.unlinked ? rows.map((j) => read.unlinked![j] ?? null) : null,
-      };
-  return { before, fresh, read: picked, stated };
 }
 
 async function* byIds(ctx: JobContext, ids: string[]): AsyncIterable<SourceRecord> {

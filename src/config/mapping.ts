@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -22,6 +23,12 @@ import { preludeReservedKeyReason } from './prelude-reserved-keys.js';
  * loaded (ConfigError -> exit 2), so a bad mapping is never discovered in production.
  */
 
+/**
+ * Bump when `map` (the evaluators below, `sourceValue`, the transforms) changes what it makes of a
+ * user: every mapping digest changes, and the scan compares every user again (jobs/scan-blocks.ts).
+ */
+const MAP_CODE_VERSION = 1;
+
 /** Relative to the package root. */
 export const DEFAULT_MAPPING_FILE = 'config/mapping.default.yaml';
 
@@ -45,6 +52,12 @@ export interface TargetMapping {
   readonly fields: readonly string[];
   /** The effective rules (defaults plus overrides), for `config check`. */
   readonly spec: Readonly<Record<string, MappingRule>>;
+  /**
+   * Issue 11: what makes `map` what it is (the rules in order and this code's version): two mappings
+   * with one digest map every user alike. The scan's block conclusions (jobs/scan-blocks.ts) hold only
+   * under the digest they were made with.
+   */
+  readonly digest: string;
   /**
    * Source user -> managed fields. Fields whose value is absent (or empty with omit-if-empty) are left
    * out. Throws RejectedRecordError naming the field when a value cannot be written.
@@ -249,10 +262,14 @@ function compileTarget(target: TargetId, spec: Map<string, Located>, problems: s
   const fields = [...spec.keys()];
   const evals = fields.map((f) => [f, evaluator(spec.get(f)!.rule)] as const);
   const rules = Object.fromEntries(fields.map((f) => [f, spec.get(f)!.rule]));
+  const digest = createHash('sha256')
+    .update(JSON.stringify([MAP_CODE_VERSION, target, fields.map((f) => [f, rules[f]])]))
+    .digest('base64url');
   return {
     target,
     fields,
     spec: rules,
+    digest,
     map(user) {
       const out: FieldMap = {};
       for (const [field, evaluate] of evals) {

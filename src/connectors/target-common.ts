@@ -11,6 +11,8 @@ export interface ConnectorMapping {
   /** Every FieldMap key this mapping can produce, for every user. */
   readonly fields: readonly string[];
   map(user: SourceUser): FieldMap;
+  /** The compiled mapping's digest (src/config/mapping.ts); a hand-made mapping has none. */
+  readonly digest?: string;
 }
 
 /** Collects the RequestRecords of every response of one write (retries included). */

@@ -30,6 +30,11 @@ export interface TargetConnector {
   /** The mapping: source user to managed fields. Throws RejectedRecordError when it cannot map. */
   map(user: SourceUser): FieldMap;
   /**
+   * Issue 11: the mapping's digest (src/config/mapping.ts): equal digests map every user alike. Without
+   * one the scan compares every user (no block conclusions, jobs/scan-blocks.ts).
+   */
+  readonly mappingDigest?: string;
+  /**
    * The managed fields the target holds now, or null when it holds no profile for the user.
    * Used by `--full` to find drift. Targets with no read endpoint (Prelude) return `undefined`.
    */

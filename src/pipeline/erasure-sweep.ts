@@ -3,6 +3,7 @@ import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { scanKeys } from '../store/connection.js';
 import { tombstonesKey } from '../store/deletions.js';
+import { bumpIn } from '../store/mutations.js';
 import type { RedisLayout } from '../store/redis-layout.js';
 import type { ErasureDeps } from './erasure.js';
 
@@ -151,6 +152,9 @@ export async function sweep(
   const keyLists = new Set(TARGET_IDS.map((t) => layout.stateKeys(t)));
   // Issue 11: the counters of removed states (no user in them either).
   for (const t of TARGET_IDS) keyLists.add(layout.stateRemovals(t));
+  // Issue 11: the scan's mutation counters and block conclusions (no user id in them either).
+  keyLists.add(layout.mutations());
+  keyLists.add(layout.scanBlocks());
   for (const k of keys) {
     if (k === tomb || keyLists.has(k)) continue;
     const special = perUser.get(k);
@@ -165,13 +169,20 @@ export async function sweep(
       if (opts.dryRun) found(k);
       else if (special.kind === 'state') {
         // Counted before it is removed (deletion detection's fast path, src/store/deletions.ts).
-        const [, [, n]] = (await redis
+        const m = redis
           .multi()
           .incr(layout.stateRemovals(special.target!))
-          .hdel(k, ...fields)
-          .exec()) as [unknown, [unknown, number]];
+          .hdel(k, ...fields);
+        const [, [, n]] = (await bumpIn(m, layout.mutations(), [opts.userId]).exec()) as [
+          unknown,
+          [unknown, number],
+        ];
         bump(special.kind, n);
-      } else bump(special.kind, await redis.hdel(k, ...fields));
+      } else {
+        const m = redis.multi().hdel(k, ...fields);
+        const [[, n]] = (await bumpIn(m, layout.mutations(), [opts.userId]).exec()) as [[unknown, number]];
+        bump(special.kind, n);
+      }
       continue;
     }
     if (/:run:[^:]+:users:[0-9a-f]{2}$/.test(k)) {

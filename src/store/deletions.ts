@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
+import { bumpIn } from './mutations.js';
 import type { RedisLayout } from './redis-layout.js';
 import type { StateStore } from './state-store.js';
 
@@ -283,7 +284,11 @@ export async function dropUnlinkedOfGone(
     if (ids.length === 0) continue;
     const member = (await redis.smismember(seen, ...ids)) as number[];
     const gone = ids.filter((_, i) => member[i] === 0);
-    if (gone.length) dropped += await redis.hdel(key, ...gone);
+    if (gone.length) {
+      const m = redis.multi().hdel(key, ...gone);
+      const [[, n]] = (await bumpIn(m, layout.mutations(), gone).exec()) as [[unknown, number]];
+      dropped += n;
+    }
   } while (cursor !== '0');
   return dropped;
 }

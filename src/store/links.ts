@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { compactTail, decodeLink, encodeLink, isOldLink, LUA_LINKS_TO, linkIdOf } from './link-codec.js';
+import { bumpIn, bumpLua, counterIndex } from './mutations.js';
 import { RedisLayout } from './redis-layout.js';
 
 export { decodeLink, encodeLink, linkIdOf } from './link-codec.js';
@@ -59,20 +60,29 @@ export function linksKey(prefix: string): string {
 /** Fields per HSET/HMGET command: keeps each command well under Redis's argument limits. */
 const BATCH = 1000;
 
-/** KEYS[1] links; ARGV: (source id, value) pairs. */
+/**
+ * KEYS[1] links, KEYS[2] mutation counters; ARGV: (source id, value, mutation bucket) triples. A link
+ * added bumps its user's counter (mutations.ts).
+ */
 const ADD_FOUND = `
 local n = 0
-for i = 1, #ARGV, 2 do
-  n = n + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+for i = 1, #ARGV, 3 do
+  local added = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  if added == 1 then ${bumpLua('KEYS[2]', 'ARGV[i + 2]')} end
+  n = n + added
 end
 return n`;
 
-/** KEYS[1] links, KEYS[2] the old how/when hash. ARGV: source id, Prelude id, its compact tail. */
+/**
+ * KEYS[1] links, KEYS[2] the old how/when hash, KEYS[3] mutation counters. ARGV: source id, Prelude id,
+ * its compact tail, the user's mutation bucket.
+ */
 const DROP = `${LUA_LINKS_TO}
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and linksTo(v, ARGV[2], ARGV[3]) then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
+  ${bumpLua('KEYS[3]', 'ARGV[4]')}
   return 1
 end
 return 0`;
@@ -137,6 +147,8 @@ function parseInfo(json: string | null): LinkInfo | undefined {
 export function createLinkStore(redis: Redis, prefix: string): LinkStore {
   const key = linksKey(prefix);
   const howKey = new RedisLayout(prefix).linksHow();
+  const mutations = new RedisLayout(prefix).mutations();
+  const blocks = new RedisLayout(prefix).scanBlocks();
   return {
     async get(sourceId) {
       return linkIdOf(await redis.hget(key, sourceId));
@@ -158,14 +170,17 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
       for (let i = 0; i < links.length; i += BATCH) {
         const args: string[] = [];
         for (const l of links.slice(i, i + BATCH))
-          args.push(l.sourceId, encodeLink(l.preludeUserId, l.how, at));
-        n += Number(await redis.eval(ADD_FOUND, 1, key, ...args));
+          args.push(l.sourceId, encodeLink(l.preludeUserId, l.how, at), String(counterIndex(l.sourceId)));
+        n += Number(await redis.eval(ADD_FOUND, 2, key, mutations, ...args));
       }
       return n;
     },
     async drop(sourceId, preludeUserId) {
       const tail = compactTail(preludeUserId);
-      return Number(await redis.eval(DROP, 2, key, howKey, sourceId, preludeUserId, tail)) === 1;
+      const bucket = String(counterIndex(sourceId));
+      return (
+        Number(await redis.eval(DROP, 3, key, howKey, mutations, sourceId, preludeUserId, tail, bucket)) === 1
+      );
     },
     async info(sourceIds) {
       const out = new Map<string, LinkInfo>();
@@ -193,7 +208,11 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
     async import(rows, options = {}) {
       const at = Date.now();
       const multi = redis.multi();
-      if (options.replace) multi.del(key, howKey);
+      if (options.replace) {
+        multi.del(key, howKey);
+        // Any link may be gone: every conclusion of the scan goes (scan-blocks.ts).
+        multi.del(blocks);
+      }
       for (let i = 0; i < rows.length; i += BATCH) {
         const args: string[] = [];
         const ids: string[] = [];
@@ -202,6 +221,7 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
           ids.push(r.sourceId);
         }
         multi.hset(key, ...args);
+        bumpIn(multi, mutations, ids);
         if (!options.replace) multi.hdel(howKey, ...ids); // an old-format how/when of a replaced link
       }
       const results = await multi.exec();
@@ -211,11 +231,11 @@ export function createLinkStore(redis: Redis, prefix: string): LinkStore {
     },
     async remove(sourceIds) {
       if (sourceIds.length === 0) return 0;
-      const [[, n]] = (await redis
+      const m = redis
         .multi()
         .hdel(key, ...sourceIds)
-        .hdel(howKey, ...sourceIds)
-        .exec()) as [[Error | null, number]];
+        .hdel(howKey, ...sourceIds);
+      const [[, n]] = (await bumpIn(m, mutations, sourceIds).exec()) as [[Error | null, number]];
       return n;
     },
     count: () => redis.hlen(key),

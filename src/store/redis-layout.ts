@@ -11,6 +11,8 @@ import { TARGET_IDS, type TargetId } from '../core/targets.js';
  * | `{p}:state:<target>`                  | hash | userId -> last written payload and time (state-codec.ts) |
  * | `{p}:state:<target>:keys`             | hash | issue 11.4: key set id -> a payload's sorted key list  |
  * | `{p}:state:<target>:removals`         | str  | issue 11: count of state fields ever removed (remove job, forget): deletion detection's fast path |
+ * | `{p}:mutations`                       | str  | issue 11: 65,536 16-bit counters (BITFIELD), one bumped by every change of a user's state, marker or link (mutations.ts) |
+ * | `{p}:blocks`                          | hash | issue 11: block key -> what a scan concluded for a run of ~64 source users found unchanged (scan-blocks.ts) |
  * | `{p}:unlinked:<target>`               | hash | userId -> Prelude `user_not_found` marker: time and payload fingerprint (unlinked-marker.ts) |
  * | `{p}:throttle:<target>`               | zset | send times of the last window (sliding-window log)     |
  * | `{p}:runs`                            | zset | runId by start time                                    |
@@ -67,6 +69,14 @@ export class RedisLayout {
   }
   unlinked(target: TargetId): string {
     return this.key('unlinked', target);
+  }
+  /** Issue 11: the mutation counters the scan's block conclusions are checked against (mutations.ts). */
+  mutations(): string {
+    return this.key('mutations');
+  }
+  /** Issue 11: the scan's block conclusions (scan-blocks.ts); no user id in it. */
+  scanBlocks(): string {
+    return this.key('blocks');
   }
   throttle(target: TargetId): string {
     return this.key('throttle', target);

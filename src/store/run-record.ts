@@ -55,6 +55,10 @@ export interface ScanInfo {
   /** Deletion candidates re-checked against the source, and of those found again (synced, not gone). */
   rechecked?: number;
   foundAgain?: number;
+  /** Issue 11: users counted from block conclusions without a read of their states (jobs/scan-blocks.ts). */
+  trusted?: number;
+  /** Issue 11: blocks this scan concluded (found every user unchanged), for the next scan to trust. */
+  concluded?: number;
 }
 
 /** One earlier attempt of a sync job that failed and was retried. */

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { bumpLua } from './mutations.js';
 
 /**
  * The run store's Lua scripts (record-and-settle exactly once, pending, finish, scan compare-and-set,
@@ -153,27 +154,29 @@ const FINISH_IF_DONE_LUA = `local PENDING = 2\n${FINISH_IF_DONE_BODY}`;
 
 /**
  * Issue 11.2: a job's settle and the finish check in one call (one round trip instead of two): first
- * the job's target state when given (StateStore.saveWritten's HSETNX of the key list, HSET + HDEL), then
- * RECORD as above, then FINISH_IF_DONE (whatever RECORD returned: a replay may be the last to look).
- * KEYS: run hash, items list, settled set, pending set, [state hash, unlinked hash, key-list hash when a
- * state is written], then RECORD's per-item pairs.
+ * the job's target state when given (StateStore.saveWritten's HSETNX of the key list, HSET + HDEL and
+ * the user's mutation counter, mutations.ts), then RECORD as above, then FINISH_IF_DONE (whatever
+ * RECORD returned: a replay may be the last to look).
+ * KEYS: run hash, items list, settled set, pending set, [state hash, unlinked hash, key-list hash,
+ * mutation counters when a state is written], then RECORD's per-item pairs.
  * ARGV: RECORD's, then endedAt, bookkeeping TTL ms, state field and value ('' '' = none), key-list id
- * and JSON ('' '' = none: an inline payload): the last six.
+ * and JSON ('' '' = none: an inline payload), the user's mutation bucket: the last seven.
  * Returns {RECORD's result, the status set or ''}.
  */
 const RECORD_FINISH_LUA = `
 local FIXED = 4
 local PENDING = 4
 local n = #ARGV
-if ARGV[n - 3] ~= '' then
-  FIXED = 7
-  if ARGV[n - 1] ~= '' then redis.call('HSETNX', KEYS[7], ARGV[n - 1], ARGV[n]) end
-  redis.call('HSET', KEYS[5], ARGV[n - 3], ARGV[n - 2])
-  redis.call('HDEL', KEYS[6], ARGV[n - 3])
+if ARGV[n - 4] ~= '' then
+  FIXED = 8
+  if ARGV[n - 2] ~= '' then redis.call('HSETNX', KEYS[7], ARGV[n - 2], ARGV[n - 1]) end
+  redis.call('HSET', KEYS[5], ARGV[n - 4], ARGV[n - 3])
+  redis.call('HDEL', KEYS[6], ARGV[n - 4])
+  ${bumpLua('KEYS[8]', 'ARGV[n]')}
 end
 local recordArgv = {}
-for i = 1, n - 6 do recordArgv[i] = ARGV[i] end
-local finishArgv = {ARGV[n - 5], ARGV[n - 4]}
+for i = 1, n - 7 do recordArgv[i] = ARGV[i] end
+local finishArgv = {ARGV[n - 6], ARGV[n - 5]}
 local function record(ARGV)
 ${RECORD_BODY}
 end

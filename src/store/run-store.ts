@@ -262,12 +262,11 @@ export class RunStore {
       ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
       ...(opts.raw ?? []),
     ];
+    const w = opts.finish ? opts.state : undefined;
     const keys = [
-      this.layout.run(runId),
-      this.layout.runItems(runId),
-      this.layout.runSettled(runId),
+      ...[this.layout.run(runId), this.layout.runItems(runId), this.layout.runSettled(runId)],
       ...(opts.finish ? [this.layout.runPending(runId)] : []),
-      ...(opts.finish && opts.state ? [opts.state.key, opts.state.unlinkedKey, opts.state.keysKey] : []),
+      ...(w ? [w.key, w.unlinkedKey, w.keysKey, w.mutationsKey] : []),
       ...items.flatMap((i) => [
         this.layout.runHistory(runId, userKey(i.userId)),
         this.layout.runItemsDisplaceable(runId, i.target),
@@ -295,6 +294,7 @@ export class RunStore {
         opts.state?.value ?? '',
         opts.state?.ksField ?? '',
         opts.state?.ksJson ?? '',
+        opts.state?.bucket ?? 0,
       );
       if (ended) {
         await this.expireDisplaceable(runId);

@@ -4,6 +4,7 @@ import type { TargetId } from '../core/targets.js';
 import type { FieldMap } from '../core/types.js';
 import { readHashes, readHashesAndMembers } from './hash-read.js';
 import { linkIdOf, upgradeLinks } from './links.js';
+import { bumpIn, counterIndex } from './mutations.js';
 import type { RedisLayout } from './redis-layout.js';
 import {
   decodeBody,
@@ -28,11 +29,17 @@ export interface TargetState {
   readonly writtenAt: number;
 }
 
-/** A `saveWritten` to apply elsewhere (`writeOf`): HSETNX keysKey ksField ksJson (unless ''), HSET key field value, HDEL unlinkedKey field. */
+/**
+ * A `saveWritten` to apply elsewhere (`writeOf`): HSETNX keysKey ksField ksJson (unless ''), HSET key
+ * field value, HDEL unlinkedKey field, and the user's mutation counter bumped (mutations.ts).
+ */
 export interface StateWrite {
   key: string;
   unlinkedKey: string;
   keysKey: string;
+  mutationsKey: string;
+  /** The index of the user's mutation counter (mutations.ts `counterIndex`). */
+  bucket: number;
   field: string;
   value: string;
   /** The value's key list (state-codec.ts), re-added in the same call; '' when the payload is inline. */
@@ -157,6 +164,8 @@ export class StateStore {
       key: this.layout.state(target),
       unlinkedKey: this.layout.unlinked(target),
       keysKey: this.layout.stateKeys(target),
+      mutationsKey: this.layout.mutations(),
+      bucket: counterIndex(userId),
       field: userId,
       value,
       ksField: inline ? '' : ks.id,
@@ -177,7 +186,8 @@ export class StateStore {
     // under this process, whose cache still knows the list, never leaves a value it cannot decode.
     const ks = keySetOf(fields);
     if (!this.collided.get(target)?.has(ks.id)) m.hsetnx(this.layout.stateKeys(target), ks.id, ks.json);
-    await m.hset(this.layout.state(target), userId, value).hdel(this.layout.unlinked(target), userId).exec();
+    m.hset(this.layout.state(target), userId, value).hdel(this.layout.unlinked(target), userId);
+    await bumpIn(m, this.layout.mutations(), [userId]).exec();
     return plainState(fields, at);
   }
 
@@ -214,12 +224,12 @@ export class StateStore {
 
   /** Drops the state of a user (issue 5: after a removal, or `forget`); counted (deletions.ts, issue 11). */
   async remove(target: TargetId, userId: string): Promise<void> {
-    await this.redis
+    const m = this.redis
       .multi()
       .incr(this.layout.stateRemovals(target))
       .hdel(this.layout.state(target), userId)
-      .hdel(this.layout.unlinked(target), userId)
-      .exec();
+      .hdel(this.layout.unlinked(target), userId);
+    await bumpIn(m, this.layout.mutations(), [userId]).exec();
   }
 
   async getUnlinked(target: TargetId, userId: string): Promise<UnlinkedMarker | null> {
@@ -232,7 +242,10 @@ export class StateStore {
   }
 
   async markUnlinked(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): Promise<void> {
-    await this.redis.hset(this.layout.unlinked(target), userId, encodeUnlinked(at, hashFields(fields)));
+    const m = this.redis
+      .multi()
+      .hset(this.layout.unlinked(target), userId, encodeUnlinked(at, hashFields(fields)));
+    await bumpIn(m, this.layout.mutations(), [userId]).exec();
   }
 
   /** How many users profile-sync holds a written state for in this target. */

@@ -196,6 +196,7 @@ export function createPreludeConnector(
     limits: { requestsPerMinute: options.rateLimit },
     check,
     map: (user) => mapping.map(user),
+    ...(mapping.digest ? { mappingDigest: mapping.digest } : {}),
     read,
     write,
     plan,

@@ -260,6 +260,7 @@ export function createSunshineConnector(
     limits: { requestsPerMinute: options.rateLimit },
     check,
     map: (user) => mapping.map(user),
+    ...(mapping.digest ? { mappingDigest: mapping.digest } : {}),
     read,
     write,
     plan,

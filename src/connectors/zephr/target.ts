@@ -180,6 +180,7 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
     limits: { requestsPerMinute: options.rateLimit },
     check,
     map: (user) => mapping.map(user),
+    ...(mapping.digest ? { mappingDigest: mapping.digest } : {}),
     read,
     write,
     plan,

@@ -1,0 +1,344 @@
+import { createHash, randomInt } from 'node:crypto';
+import type { TargetId } from '../src/core/targets.js';
+import type { SourceRecord, SourceUser } from '../src/core/types.js';
+import type { JobContext } from '../src/queue/context.js';
+import { mutationBucket } from '../src/store/mutations.js';
+import type { RunOptions } from '../src/store/run-record.js';
+import type { CounterDelta } from '../src/store/run-store.js';
+import { type BlockConclusion, decodeConclusion, readBlocks, writeBlocks } from '../src/store/scan-blocks.js';
+import type { ChunkRead } from '../src/store/state-store.js';
+import { needsLink } from './link-steps.js';
+import { CODE_UNCHANGED, CODE_UNLINKED, CODE_UNLINKED_STATED, readChunkFor } from './scan-chunk.js';
+
+/**
+ * Issue 11 (the unchanged re-run): block conclusions, so that a scan need not read and compare every
+ * user's states when nothing changed.
+ *
+ * The scan cuts each chunk's users, in source order, into blocks of about 64 (a block ends after a
+ * user whose id hashes to 0 mod 64, or at 256 users, or at the chunk's end: cuts follow the ids, so
+ * a user added or removed moves only its own block's edges). When every user of a block comes out
+ * unchanged (or unlinked with a fresh marker) in every target, the scan stores that conclusion
+ * (src/store/scan-blocks.ts) under a digest of the run's config and of the block's users exactly as
+ * the source returned them. The next scan that computes the same digest trusts the conclusion, and
+ * counts its users without reading their states, when also:
+ * - the mutation counters of its users sum as they did before the concluding scan read their states
+ *   (src/store/mutations.ts: every write or removal of a state, marker or link bumps its user's
+ *   counter, whoever makes it: a late retry, `retry-failed`, a single-user sync, `forget`, an import);
+ * - the counters' epoch is the same (a deleted counter string drops every conclusion);
+ * - no unlinked marker of the block has gone stale (`UNLINKED_RECHECK`);
+ * - none of its users is a duplicate in this scan.
+ * Anything else: the block's users go through the full compare (scan-chunk.ts) as before, and a block
+ * found unchanged is concluded again. Dry runs, `--full`, and runs limited to some users neither trust
+ * nor store conclusions. A mapping, target set or linking setting changed: other digests, so the first
+ * scan after it compares everyone.
+ */
+
+/** Part of every digest: bump when what a conclusion means changes. */
+const BLOCK_FORMAT = 1;
+/** A block ends after a user whose id's hash has these bits 0: 64 users on average. */
+const CUT_MASK = 63;
+const MAX_BLOCK = 256;
+
+/** What the scan's blocks depend on besides the users: undefined when this run uses none. */
+export interface BlockSetup {
+  digest: string;
+  recheckMs: number;
+}
+
+export function blockSetup(
+  ctx: JobContext,
+  opts: RunOptions,
+  targets: readonly TargetId[],
+  limited: boolean,
+): BlockSetup | undefined {
+  if (opts.dryRun || opts.full || limited || targets.length === 0 || targets.length > 3) return undefined;
+  const parts = [
+    `blocks ${BLOCK_FORMAT}`,
+    targets.join(','),
+    needsLink(ctx) ? 'linking' : 'no linking',
+    ctx.links ? 'link store' : 'no link store',
+    String(ctx.settings.unlinkedRecheckMs),
+  ];
+  for (const t of targets) {
+    const digest = ctx.targets[t]?.mappingDigest;
+    if (!digest) return undefined;
+    parts.push(`${t} ${digest}`);
+  }
+  return { digest: sha256(parts.join('\n')), recheckMs: ctx.settings.unlinkedRecheckMs };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('base64url');
+}
+
+/** Whether a block ends after this id (FNV-1a, bits 16 to 21: independent of the counter bucket). */
+function cutsAfter(id: string): boolean {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return ((h >>> 16) & CUT_MASK) === 0;
+}
+
+/** A user as the digest sees it: every field the mapping may read, with absent, null and '' apart. */
+function userPart(u: SourceUser): string {
+  let s = `${u.id.length}:${u.id}`;
+  for (const v of [u.firstName, u.lastName, u.email])
+    s += typeof v === 'string' ? `s${v.length}:${v}` : v === null ? 'n' : 'u';
+  return s;
+}
+
+interface Block {
+  key: string;
+  digest: string;
+  /** Indexes into the chunk's records. */
+  at: number[];
+}
+
+/** The chunk's valid users cut into blocks (record indexes), each with its key and digest. */
+function cut(records: readonly SourceRecord[], setup: BlockSetup): Block[] {
+  const blocks: Block[] = [];
+  let at: number[] = [];
+  let parts = setup.digest;
+  const close = () => {
+    const first = records[at[0]!] as { ok: true; user: SourceUser };
+    blocks.push({ key: sha256(first.user.id).slice(0, 12), digest: sha256(parts).slice(0, 16), at });
+    at = [];
+    parts = setup.digest;
+  };
+  records.forEach((r, i) => {
+    if (!r.ok) return;
+    at.push(i);
+    parts += `\n${userPart(r.user)}`;
+    if (cutsAfter(r.user.id) || at.length >= MAX_BLOCK) close();
+  });
+  if (at.length) close();
+  return blocks;
+}
+
+/** A block read whose conclusion was not trusted: concluded after the chunk's decision if it holds. */
+export interface OpenBlock {
+  key: string;
+  digest: string;
+  epoch: number;
+  sum: number;
+  userIds: string[];
+}
+
+/** What `readWithBlocks` answers: what `splitFresh` (scan.ts) does, and the blocks' part. */
+export interface BlockedRead {
+  /** Per record: a duplicate (in the seen set, in `also`, or earlier in the chunk). */
+  before: boolean[];
+  /** The records that are no duplicates. */
+  fresh: SourceRecord[];
+  /** Of `fresh`, what the full decision takes: all but the users of trusted blocks. */
+  slow: SourceRecord[];
+  /** The read of `slow`'s valid users, in order (processChunk's `pre`). */
+  read: ChunkRead;
+  /** Per target, what the trusted blocks' users count (unchanged, unlinked). */
+  counters: CounterDelta[];
+  /** Per target, a flag per id read ('1': a fresh valid user with a state), as `recordSeen` takes. */
+  stated: Map<TargetId, string>;
+  /** Blocks to conclude once their users are decided. */
+  open: OpenBlock[];
+  /** Users counted from conclusions. */
+  trusted: number;
+  /** The keys of every block cut from the chunk (a complete scan keeps only these, `dropBlocksExcept`). */
+  keys: string[];
+}
+
+/**
+ * A chunk's first read with blocks: the duplicate check and the blocks' conclusions in one call, then
+ * the states, links and markers of the users no conclusion answers (a second call, skipped when none).
+ * `recIds`: the records' ids; `also`: ids read but not yet in the seen set (the chunk before).
+ * `eager` (the chunk before trusted few of its users: a first re-run after a backfill): the second
+ * call is sent at once for every user, behind the first on the same connection (so the counters are
+ * still read before the states), and the slow users' rows are picked from it: no round trip waits.
+ */
+export async function readWithBlocks(
+  ctx: JobContext,
+  opts: RunOptions,
+  targets: readonly TargetId[],
+  records: readonly SourceRecord[],
+  recIds: readonly (string | undefined)[],
+  seenKey: string,
+  also: readonly string[] | undefined,
+  setup: BlockSetup,
+  eager = false,
+): Promise<BlockedRead> {
+  const { redis, layout } = ctx.runs.backing();
+  const ids = recIds.filter((id): id is string => !!id);
+  const blocks = cut(records, setup);
+  const asks = blocks.map((b) => ({
+    key: b.key,
+    buckets: b.at.map((i) => mutationBucket(recIds[i]!)),
+  }));
+  const asked = readBlocks(redis, layout, seenKey, ids, asks, randomInt(1, 2 ** 32 - 1));
+  const all = eager
+    ? readChunkFor(
+        ctx,
+        opts,
+        targets,
+        records.flatMap((r) => (r.ok ? [r.user.id] : [])),
+      )
+    : undefined;
+  all?.catch(() => undefined); // awaited below
+  const got = await asked;
+  // Duplicates, as splitFresh: the seen set answers the defined ids in order.
+  const local = new Set<string>(also);
+  const before = new Array<boolean>(records.length).fill(false);
+  const idx = new Array<number>(records.length).fill(-1); // record -> index in `ids`
+  let k = 0;
+  for (let i = 0; i < records.length; i++) {
+    const id = recIds[i];
+    if (!id) continue;
+    const j = k++;
+    idx[i] = j;
+    const dup = got.seen[j] === true || local.has(id);
+    before[i] = dup;
+    if (!dup) local.add(id);
+  }
+  const now = Date.now();
+  const n = targets.length;
+  const flags = targets.map(() => new Uint8Array(ids.length)); // 1: fresh valid user with a state
+  const counts = targets.map(() => [0, 0]); // unchanged, unlinked
+  const fast = new Uint8Array(records.length);
+  const open: OpenBlock[] = [];
+  let trusted = 0;
+  blocks.forEach((b, bi) => {
+    if (b.at.some((i) => before[i])) return; // a duplicate inside: decided user by user, not concluded
+    const raw = got.values[bi];
+    const c = raw ? decodeConclusion(raw) : undefined;
+    const holds =
+      c !== undefined &&
+      c.digest === b.digest &&
+      c.epoch === got.epoch &&
+      c.sum === got.sums[bi] &&
+      (c.validUntil === undefined || now < c.validUntil) &&
+      c.codes.length === b.at.length;
+    if (!holds) {
+      open.push({
+        key: b.key,
+        digest: b.digest,
+        epoch: got.epoch,
+        sum: got.sums[bi]!,
+        userIds: b.at.map((i) => recIds[i]!),
+      });
+      return;
+    }
+    b.at.forEach((i, u) => {
+      let code = c.codes.charCodeAt(u) - 97;
+      for (let t = 0; t < n; t++) {
+        const v = code % 3;
+        code = (code - v) / 3;
+        if (v === CODE_UNCHANGED) counts[t]![0]!++;
+        else counts[t]![1]!++;
+        if (v !== CODE_UNLINKED) flags[t]![idx[i]!] = 1;
+      }
+      fast[i] = 1;
+    });
+    trusted += b.at.length;
+  });
+  const fresh = records.filter((_, i) => !before[i]);
+  const slow = records.filter((_, i) => !before[i] && fast[i] === 0);
+  const slowIds = slow.filter((r) => r.ok).map((r) => (r as { user: SourceUser }).user.id);
+  const read = all
+    ? pickRows(await all, records, before, fast)
+    : await readChunkFor(ctx, opts, targets, slowIds);
+  // The slow users' flags from their read states.
+  let s = 0;
+  records.forEach((r, i) => {
+    if (!r.ok || before[i] || fast[i] === 1) return;
+    targets.forEach((_, t) => {
+      if (read.states[t]![s] != null) flags[t]![idx[i]!] = 1;
+    });
+    s++;
+  });
+  const stated = new Map<TargetId, string>();
+  targets.forEach((t, ti) => {
+    let f = '';
+    for (const v of flags[ti]!) f += v === 1 ? '1' : '0';
+    stated.set(t, f);
+  });
+  const counters: CounterDelta[] = [];
+  targets.forEach((t, ti) => {
+    const [unchanged, unlinked] = counts[ti]!;
+    if (unchanged) counters.push([t, 'unchanged', unchanged]);
+    if (unlinked) counters.push([t, 'unlinked', unlinked]);
+  });
+  return { before, fresh, slow, read, counters, stated, open, trusted, keys: blocks.map((b) => b.key) };
+}
+
+/** The rows of `read` (every valid user of `records`, in order) of the users that are neither duplicates nor fast. */
+function pickRows(
+  read: ChunkRead,
+  records: readonly SourceRecord[],
+  before: readonly boolean[],
+  fast: Uint8Array,
+): ChunkRead {
+  const rows: number[] = [];
+  let u = 0;
+  records.forEach((r, i) => {
+    if (!r.ok) return;
+    if (!before[i] && fast[i] === 0) rows.push(u);
+    u++;
+  });
+  if (rows.length === u) return read;
+  return {
+    states: read.states.map((col) => rows.map((j) => col[j] ?? null)),
+    links: read.links,
+    unlinked: read.unlinked ? rows.map((j) => read.unlinked![j] ?? null) : null,
+  };
+}
+
+/**
+ * Stores the conclusion of every open block whose users all came out unchanged or unlinked in every
+ * target (`codes`: per user, per target, as processChunk recorded them). `read`/`slowIds`: the slow
+ * users' read (their unlinked markers give the conclusion its end).
+ */
+export async function concludeBlocks(
+  ctx: JobContext,
+  open: readonly OpenBlock[],
+  codes: ReadonlyMap<string, Int8Array>,
+  read: ChunkRead,
+  slowIds: readonly string[],
+  setup: BlockSetup,
+): Promise<number> {
+  const markerAt = new Map<string, number>();
+  if (read.unlinked)
+    read.unlinked.forEach((m, i) => {
+      if (m) markerAt.set(slowIds[i]!, m.at);
+    });
+  const entries: [string, BlockConclusion][] = [];
+  for (const b of open) {
+    let text = '';
+    let validUntil: number | undefined;
+    let whole = true;
+    for (const id of b.userIds) {
+      const c = codes.get(id);
+      if (!c) {
+        whole = false;
+        break;
+      }
+      let code = 0;
+      for (let t = c.length - 1; t >= 0; t--) {
+        const v = c[t]!;
+        if (v < 0) whole = false;
+        code = code * 3 + v;
+        if (v === CODE_UNLINKED || v === CODE_UNLINKED_STATED) {
+          const at = markerAt.get(id);
+          if (at === undefined) whole = false;
+          else validUntil = Math.min(validUntil ?? Number.POSITIVE_INFINITY, at + setup.recheckMs);
+        }
+      }
+      if (!whole) break;
+      text += String.fromCharCode(97 + code);
+    }
+    if (whole)
+      entries.push([b.key, { digest: b.digest, epoch: b.epoch, sum: b.sum, validUntil, codes: text }]);
+  }
+  const { redis, layout } = ctx.runs.backing();
+  await writeBlocks(redis, layout, entries);
+  return entries.length;
+}

@@ -1,0 +1,76 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropUnlinkedOfGone, seenKey } from '../../src/store/deletions.js';
+import { createLinkStore, type LinkStore } from '../../src/store/links.js';
+import { counterIndex, MUTATION_BUCKETS, mutationBucket } from '../../src/store/mutations.js';
+import { RedisLayout } from '../../src/store/redis-layout.js';
+import { StateStore } from '../../src/store/state-store.js';
+import { cleanPrefix, redisClient, testPrefix } from '../helpers/redis.js';
+
+/**
+ * Issue 11: every change of what the scan decides on (a state, an unlinked marker, a Prelude link)
+ * bumps its user's mutation counter (src/store/mutations.ts), or the scan's block conclusions could
+ * outlive it (jobs/scan-blocks.ts). The settle call's bump and `forget`'s are covered end to end in
+ * test/integration/engine/scan-blocks.test.ts.
+ */
+describe('mutation counters: every writer of states, markers and links bumps its user', () => {
+  const prefix = testPrefix('mutations');
+  const layout = new RedisLayout(prefix);
+  let redis: Redis;
+  let state: StateStore;
+  let links: LinkStore;
+
+  const counter = async (id: string) =>
+    (
+      (await redis.call('BITFIELD', layout.mutations(), 'GET', 'u16', `#${counterIndex(id)}`)) as number[]
+    )[0]!;
+  async function bumped(id: string, change: () => Promise<unknown>): Promise<number> {
+    const before = await counter(id);
+    await change();
+    return (await counter(id)) - before;
+  }
+
+  beforeAll(() => {
+    redis = redisClient();
+    state = new StateStore(redis, layout);
+    links = createLinkStore(redis, prefix);
+  });
+  afterAll(async () => {
+    await cleanPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('buckets: 16 bits of FNV-1a, after the epoch', () => {
+    expect(mutationBucket('user-1')).toBeLessThan(MUTATION_BUCKETS);
+    expect(counterIndex('user-1')).toBe(mutationBucket('user-1') + 2);
+    expect(mutationBucket('user-1')).not.toBe(mutationBucket('user-2'));
+  });
+
+  it('state: a write, a removal and an unlinked marker', async () => {
+    expect(await bumped('s-1', () => state.saveWritten('zephr', 's-1', { first_name: 'Ann' }))).toBe(1);
+    expect(await bumped('s-1', () => state.markUnlinked('prelude', 's-1', { first_name: 'Ann' }))).toBe(1);
+    expect(await bumped('s-1', () => state.remove('zephr', 's-1'))).toBe(1);
+    expect(await bumped('s-2', async () => undefined)).toBe(0);
+  });
+
+  it('links: found, imported, dropped, removed (a link already there is no change)', async () => {
+    const found = { sourceId: 'l-1', preludeUserId: 'usr_01', how: 'email' as const };
+    expect(await bumped('l-1', () => links.addFound([found]))).toBe(1);
+    expect(await bumped('l-1', () => links.addFound([found]))).toBe(0);
+    expect(await bumped('l-1', () => links.drop('l-1', 'usr_01'))).toBe(1);
+    expect(await bumped('l-2', () => links.import([{ sourceId: 'l-2', preludeUserId: 'usr_02' }]))).toBe(1);
+    expect(await bumped('l-2', () => links.remove(['l-2']))).toBe(1);
+  });
+
+  it('a replacing import drops every block conclusion', async () => {
+    await redis.hset(layout.scanBlocks(), 'k', 'v');
+    await links.import([{ sourceId: 'l-3', preludeUserId: 'usr_03' }], { replace: true });
+    expect(await redis.exists(layout.scanBlocks())).toBe(0);
+  });
+
+  it('deletion detection: the markers of users who left', async () => {
+    await state.markUnlinked('prelude', 'gone-1', { first_name: 'Gus' });
+    await redis.sadd(seenKey(layout, 'run-1'), 'someone-else');
+    expect(await bumped('gone-1', () => dropUnlinkedOfGone(redis, layout, 'run-1', 'prelude'))).toBe(1);
+  });
+});
