@@ -218,6 +218,7 @@ export async function readWithBlocks(
       (c.validUntil === undefined || now < c.validUntil) &&
       c.codes.length === b.at.length;
     if (!holds) {
+      if (got.sums[bi]! < 0) return; // counters of another epoch: neither trusted nor concluded
       open.push({
         key: b.key,
         digest: b.digest,
@@ -257,9 +258,9 @@ export async function readWithBlocks(
   });
   const stated = new Map<TargetId, string>();
   targets.forEach((t, ti) => {
-    let f = '';
-    for (const v of flags[ti]!) f += v === 1 ? '1' : '0';
-    stated.set(t, f);
+    const f = flags[ti]!;
+    for (let j = 0; j < f.length; j++) f[j] = f[j] === 1 ? 49 : 48; // '1' / '0'
+    stated.set(t, Buffer.from(f.buffer, f.byteOffset, f.length).toString('latin1'));
   });
   const counters: CounterDelta[] = [];
   targets.forEach((t, ti) => {

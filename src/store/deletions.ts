@@ -131,17 +131,28 @@ export async function recordSeen(
       }
       return ids.map((id) => (has.has(id) ? '1' : '0')).join('');
     });
-    await redis.eval(
-      RECORD_SEEN_LUA,
-      2,
-      key,
-      layout.runSeenCounts(runId),
-      String(SEEN_TTL_MS),
-      String(targets.length),
-      ...targets,
-      ...flags,
-      ...ids,
-    );
+    // The ids grouped by which targets they had a state in (at most 2^targets groups): one SADD per
+    // group, whose answer (how many were new) is what each of the group's targets counts.
+    const groups = new Map<string, string[]>();
+    for (let i = 0; i < ids.length; i++) {
+      let pattern = '';
+      for (const f of flags) pattern += f[i];
+      const g = groups.get(pattern);
+      if (g) g.push(ids[i]!);
+      else groups.set(pattern, [ids[i]!]);
+    }
+    // A repeated id carries no flag (the scan flags only the first, fresh one): the all-'0' group
+    // goes last, so the flagged occurrence is the one that adds the id and counts.
+    const order = [...groups.keys()].sort((a, b) => Number(!a.includes('1')) - Number(!b.includes('1')));
+    const args: string[] = [String(SEEN_TTL_MS), String(targets.length), ...targets];
+    for (const pattern of order) {
+      const members = groups.get(pattern)!;
+      for (let i = 0; i < members.length; i += 4000) {
+        const part = members.slice(i, i + 4000);
+        args.push(pattern, String(part.length), ...part);
+      }
+    }
+    await redis.eval(RECORD_SEEN_LUA, 2, key, layout.runSeenCounts(runId), ...args);
     return;
   }
   await redis
@@ -152,34 +163,26 @@ export async function recordSeen(
 }
 
 /**
- * KEYS: seen set, counts hash. ARGV: ttl, n, n target names, n flag strings (one char per id, '1':
- * had a state), ids. Ids already members (or earlier in the batch) count nothing. Slices of 4,000
- * (Lua's unpack limit).
+ * KEYS: seen set, counts hash. ARGV: ttl, n, n target names, then groups: a pattern (one char per
+ * target, '1': had a state), k, k ids (at most 4,000: Lua's unpack limit). An id already a member (or
+ * earlier in the call) adds nothing, so it counts nothing.
  */
 const RECORD_SEEN_LUA = `
 local n = tonumber(ARGV[2])
-local first = 3 + 2 * n
 local counts = {}
 for k = 1, n do counts[k] = 0 end
-local local_ = {}
-for s = first, #ARGV, 4000 do
-  local e = math.min(s + 3999, #ARGV)
-  local member = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, s, e))
-  for j = 1, #member do
-    local i = s + j - 1
-    local id = ARGV[i]
-    if member[j] == 0 and not local_[id] then
-      local_[id] = true
-      local pos = i - first + 1
-      for k = 1, n do
-        if string.byte(ARGV[2 + n + k], pos) == 49 then counts[k] = counts[k] + 1 end
-      end
-    end
+local p = 3 + n
+while p <= #ARGV do
+  local pattern = ARGV[p]
+  local k = tonumber(ARGV[p + 1])
+  local added = redis.call('SADD', KEYS[1], unpack(ARGV, p + 2, p + 1 + k))
+  for t = 1, n do
+    if string.byte(pattern, t) == 49 then counts[t] = counts[t] + added end
   end
-  redis.call('SADD', KEYS[1], unpack(ARGV, s, e))
+  p = p + 2 + k
 end
-for k = 1, n do
-  if counts[k] > 0 then redis.call('HINCRBY', KEYS[2], 'seen:' .. ARGV[2 + k], counts[k]) end
+for t = 1, n do
+  if counts[t] > 0 then redis.call('HINCRBY', KEYS[2], 'seen:' .. ARGV[2 + t], counts[t]) end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])

@@ -36,10 +36,13 @@ export function encodeConclusion(c: BlockConclusion): string {
   return `${c.digest}|${c.epoch.toString(36)}|${c.sum.toString(36)}|${until}|${c.codes}`;
 }
 
+/** digest | epoch | sum | valid until | codes (jobs/scan-blocks.ts: 'a' + a base-3 number per user). */
+const CONCLUSION = /^[A-Za-z0-9_-]{16}\|[0-9a-z]+\|[0-9a-z]+\|[0-9a-z]*\|[a-{]+$/;
+
 /** A stored conclusion; undefined for a value this format does not explain (then it is not trusted). */
 export function decodeConclusion(raw: string): BlockConclusion | undefined {
+  if (!CONCLUSION.test(raw)) return undefined;
   const parts = raw.split('|');
-  if (parts.length !== 5) return undefined;
   const [digest, epoch, sum, until, codes] = parts as [string, string, string, string, string];
   const c: BlockConclusion = {
     digest,
@@ -61,7 +64,7 @@ export interface BlocksRead {
   epoch: number;
   /** Per block asked: its stored conclusion (raw), or null. */
   values: (string | null)[];
-  /** Per block asked: the sum of its users' mutation counters. */
+  /** Per block asked: the sum of its users' mutation counters (-1: read from another epoch). */
   sums: number[];
 }
 
@@ -72,11 +75,16 @@ export interface BlockAsk {
 }
 
 /**
- * One call: which `ids` the run's seen set holds, the mutation epoch (re-set, and every conclusion
- * dropped, when it is 0), and per block its stored conclusion and its users' counter sum.
- * `newEpoch`: the epoch to set when it is 0 (non-zero, 32 bits).
+ * What a chunk's blocks need, in two commands sent at once: first the whole counter string (128 KiB:
+ * cheaper for both sides than a BITFIELD per user), from which each block's sum is added up here;
+ * then one script call: which `ids` the run's seen set holds, the epoch (re-set, and every conclusion
+ * dropped, when it is 0), and each block's stored conclusion. The counters go first and as a plain
+ * command, written at once: a state read the caller sends right after this call (without awaiting it)
+ * runs after them, whatever the script's load does (EVALSHA, NOSCRIPT, EVAL). A sum read from another
+ * epoch than the script answered (the string deleted in between) is -1: that block is neither
+ * trusted nor concluded. `newEpoch`: the epoch to set when it is 0 (non-zero, 32 bits).
  */
-export async function readBlocks(
+export function readBlocks(
   redis: Redis,
   layout: RedisLayout,
   seenKey: string,
@@ -84,31 +92,38 @@ export async function readBlocks(
   blocks: readonly BlockAsk[],
   newEpoch: number,
 ): Promise<BlocksRead> {
-  const args: (string | number | Buffer)[] = [newEpoch, ids.length, ...ids, blocks.length];
-  // A block's buckets as one argument of 16-bit big-endian numbers (not one argument each).
-  for (const b of blocks) {
-    const packed = Buffer.allocUnsafe(b.buckets.length * 2);
-    for (let i = 0; i < b.buckets.length; i++) packed.writeUInt16BE(b.buckets[i]!, i * 2);
-    args.push(b.key, packed);
-  }
-  const [flags, epoch, values, sums] = await withScript(redis).psScanBlocks(
+  const counted = redis.getrangeBuffer(layout.mutations(), 0, -1);
+  const keys = [seenKey, layout.scanBlocks(), layout.mutations()];
+  const scripted = withScript(redis).psScanBlocks(
     3,
-    seenKey,
-    layout.scanBlocks(),
-    layout.mutations(),
-    ...args,
+    ...keys,
+    newEpoch,
+    ids.length,
+    ...ids,
+    ...blocks.map((b) => b.key),
   );
-  if (flags.length !== ids.length)
-    throw new Error(`${seenKey}: ${flags.length} memberships for ${ids.length} ids`);
-  const seen = new Array<boolean>(ids.length);
-  for (let i = 0; i < ids.length; i++) seen[i] = flags.charCodeAt(i) === 49; // '1'
-  const vals = blocks.length ? values.split('\u0000').map((v) => (v === '' ? null : v)) : [];
-  const sumList = blocks.length ? sums.split(',').map(Number) : [];
-  if (vals.length !== blocks.length || sumList.length !== blocks.length)
-    throw new Error(
-      `${layout.scanBlocks()}: ${vals.length} values, ${sumList.length} sums for ${blocks.length} blocks`,
-    );
-  return { seen, epoch: Number(epoch), values: vals, sums: sumList };
+  return Promise.all([counted, scripted]).then(([counters, [flags, epochText, values]]) => {
+    if (flags.length !== ids.length)
+      throw new Error(`${seenKey}: ${flags.length} memberships for ${ids.length} ids`);
+    const seen = new Array<boolean>(ids.length);
+    for (let i = 0; i < ids.length; i++) seen[i] = flags.charCodeAt(i) === 49; // '1'
+    const vals = blocks.length ? values.split('\u0000').map((v) => (v === '' ? null : v)) : [];
+    if (vals.length !== blocks.length)
+      throw new Error(`${layout.scanBlocks()}: ${vals.length} values for ${blocks.length} blocks`);
+    const epoch = Number(epochText);
+    const sameEpoch = counters.length >= 4 && counters.readUInt32BE(0) === epoch;
+    // Counter i is the 16-bit big-endian number at byte 2 * i (BITFIELD's `#i`); past the end: 0.
+    const sums = blocks.map((b) => {
+      if (!sameEpoch) return -1;
+      let sum = 0;
+      for (const bucket of b.buckets) {
+        const at = 2 * (bucket + EPOCH_SLOTS);
+        if (at + 1 < counters.length) sum += counters.readUInt16BE(at);
+      }
+      return sum;
+    });
+    return { seen, epoch, values: vals, sums };
+  });
 }
 
 /** Stores conclusions (one HSET). */
@@ -122,17 +137,15 @@ export async function writeBlocks(
 }
 
 /**
- * KEYS: seen set, blocks hash, mutation counters. ARGV: new epoch, n, n ids, m, then per block: key,
- * its users' mutation buckets (16-bit big-endian, packed; a bucket's counter is at u16 index bucket +
- * EPOCH_SLOTS). Returns {seen flags ('1'/'0' per id), epoch, values joined by NUL (absent:
- * ''), sums joined by ','}. Slices of 1,000 (Lua's unpack limit).
+ * KEYS: seen set, blocks hash, mutation counters. ARGV: new epoch, n, n ids, then the block keys.
+ * Returns {seen flags ('1'/'0' per id), epoch, the blocks' values joined by NUL (absent: '')}.
+ * Slices of 1,000 (Lua's unpack limit).
  */
 const SCAN_BLOCKS_LUA = `
-local KM = KEYS[3]
-local epoch = redis.call('BITFIELD', KM, 'GET', 'u32', 0)[1]
+local epoch = redis.call('BITFIELD', KEYS[3], 'GET', 'u32', 0)[1]
 if epoch == 0 then
   redis.call('DEL', KEYS[2])
-  redis.call('BITFIELD', KM, 'SET', 'u32', 0, ARGV[1])
+  redis.call('BITFIELD', KEYS[3], 'SET', 'u32', 0, ARGV[1])
   epoch = tonumber(ARGV[1])
 end
 local n = tonumber(ARGV[2])
@@ -141,43 +154,16 @@ for i = 3, n + 2, 1000 do
   local part = redis.call('SMISMEMBER', KEYS[1], unpack(ARGV, i, math.min(i + 999, n + 2)))
   for j = 1, #part do flags[#flags + 1] = part[j] == 1 and '1' or '0' end
 end
-local p = n + 3
-local m = tonumber(ARGV[p])
-p = p + 1
-local keys, sums = {}, {}
-for b = 1, m do
-  keys[b] = ARGV[p]
-  local packed = ARGV[p + 1]
-  p = p + 2
-  local s = 0
-  for i = 1, #packed, 600 do
-    local ops = {}
-    for j = i, math.min(i + 599, #packed), 2 do
-      local hi, lo = string.byte(packed, j, j + 1)
-      ops[#ops + 1] = 'GET'
-      ops[#ops + 1] = 'u16'
-      ops[#ops + 1] = '#' .. (hi * 256 + lo + ${EPOCH_SLOTS})
-    end
-    local got = redis.call('BITFIELD', KM, unpack(ops))
-    for j = 1, #got do s = s + got[j] end
-  end
-  sums[b] = s
-end
 local values = {}
-if m > 0 then
-  for i = 1, m, 1000 do
-    local part = redis.call('HMGET', KEYS[2], unpack(keys, i, math.min(i + 999, m)))
-    for j = 1, #part do values[#values + 1] = part[j] or '' end
-  end
+for i = n + 3, #ARGV, 1000 do
+  local part = redis.call('HMGET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  for j = 1, #part do values[#values + 1] = part[j] or '' end
 end
-return {table.concat(flags), tostring(epoch), table.concat(values, '\\0'), table.concat(sums, ',')}
+return {table.concat(flags), tostring(epoch), table.concat(values, '\\0')}
 `;
 
 interface Script {
-  psScanBlocks(
-    numKeys: number,
-    ...args: (string | number | Buffer)[]
-  ): Promise<[string, string, string, string]>;
+  psScanBlocks(numKeys: number, ...args: (string | number)[]): Promise<[string, string, string]>;
 }
 
 function withScript(redis: Redis): Redis & Script {

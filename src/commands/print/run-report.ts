@@ -90,7 +90,9 @@ export function runHeadline(run: RunRecord): string {
   const scan = run.scan.complete
     ? 'complete scan'
     : `scan ${run.scan.status}${run.scan.limited ? ' (limited)' : ''}`;
-  return `run ${run.id} (${run.kind}${flags ? `, ${flags}` : ''}): ${run.status}${took}, ${run.scan.records} source records, ${scan}`;
+  // Issue 11: users counted from the scan's block conclusions, without a read of their states.
+  const trusted = run.scan.trusted ? ` (${run.scan.trusted} unchanged by block conclusions)` : '';
+  return `run ${run.id} (${run.kind}${flags ? `, ${flags}` : ''}): ${run.status}${took}, ${run.scan.records} source records, ${scan}${trusted}`;
 }
 
 /**

@@ -82,6 +82,15 @@ describe('deletion detection fast path (issue 11)', () => {
     expect(r).toEqual({ known: N, gone: N / 2, compared: true, ids: ids.slice(N / 2) });
   });
 
+  it('an id repeated in a batch counts once, by its flagged occurrence, whatever comes before it', async () => {
+    const runId = `run-${++run}`;
+    await startSeenCounts(redis, layout, runId, [T]);
+    // As the scan flags them: an unknown user first (no state), then a known one, then that one again
+    // (the repeat is never flagged).
+    await recordSeen(redis, layout, runId, ['new-9', ids[0]!, ids[0]!], new Map([[T, '010']]));
+    expect(await redis.hget(layout.runSeenCounts(runId), `seen:${T}`)).toBe('1');
+  });
+
   it('a state removed during the scan: the fast path is refused and the user who left is found', async () => {
     const runId = `run-${++run}`;
     await startSeenCounts(redis, layout, runId, [T]);

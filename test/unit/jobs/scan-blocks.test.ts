@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { blockSetup } from '../../../jobs/scan-blocks.js';
+import { compileMappings } from '../../../src/config/mapping.js';
+import { mappingSchema } from '../../../src/config/mapping-schema.js';
+import type { JobContext } from '../../../src/queue/context.js';
+import type { RunOptions } from '../../../src/store/run-record.js';
+import { decodeConclusion, encodeConclusion } from '../../../src/store/scan-blocks.js';
+
+/** Issue 11: what a block conclusion depends on besides its users (jobs/scan-blocks.ts). */
+describe('block conclusions: setup digest, mapping digest, value format', () => {
+  const mappings = (mapping: unknown = {}) =>
+    compileMappings({ mapping: mappingSchema.parse(mapping), configFile: '/etc/ps.yaml' });
+  const ctx = (digests: Record<string, string | undefined>, recheckMs = 86_400_000) =>
+    ({
+      targets: Object.fromEntries(
+        Object.entries(digests).map(([t, d]) => [t, d === undefined ? {} : { mappingDigest: d }]),
+      ),
+      settings: { unlinkedRecheckMs: recheckMs },
+    }) as unknown as JobContext;
+  const opts = (o: Partial<RunOptions> = {}) => ({ dryRun: false, full: false, ...o }) as RunOptions;
+
+  it('a mapping digest follows the rules, not the object', () => {
+    expect(mappings().zephr.digest).toBe(mappings().zephr.digest);
+    expect(mappings().zephr.digest).not.toBe(mappings().prelude.digest);
+    const changed = mappings({ zephr: { nickname: { from: 'firstName' } } });
+    expect(changed.zephr.digest).not.toBe(mappings().zephr.digest);
+    expect(changed.sunshine.digest).toBe(mappings().sunshine.digest);
+  });
+
+  it('the setup digest changes with any mapping, the targets and UNLINKED_RECHECK', () => {
+    const base = blockSetup(ctx({ sunshine: 'a', zephr: 'b' }), opts(), ['sunshine', 'zephr'], false)!;
+    expect(base.digest).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const again = blockSetup(ctx({ sunshine: 'a', zephr: 'b' }), opts(), ['sunshine', 'zephr'], false)!;
+    expect(again.digest).toBe(base.digest);
+    for (const other of [
+      blockSetup(ctx({ sunshine: 'a', zephr: 'c' }), opts(), ['sunshine', 'zephr'], false),
+      blockSetup(ctx({ sunshine: 'a', zephr: 'b' }), opts(), ['zephr', 'sunshine'], false),
+      blockSetup(ctx({ sunshine: 'a', zephr: 'b' }), opts(), ['sunshine'], false),
+      blockSetup(ctx({ sunshine: 'a', zephr: 'b' }, 1000), opts(), ['sunshine', 'zephr'], false),
+    ])
+      expect(other!.digest).not.toBe(base.digest);
+  });
+
+  it('none for dry runs, --full, limited runs and a target without a mapping digest', () => {
+    const c = ctx({ sunshine: 'a', zephr: undefined });
+    expect(blockSetup(c, opts(), ['sunshine'], false)).toBeDefined();
+    expect(blockSetup(c, opts({ dryRun: true }), ['sunshine'], false)).toBeUndefined();
+    expect(blockSetup(c, opts({ full: true }), ['sunshine'], false)).toBeUndefined();
+    expect(blockSetup(c, opts(), ['sunshine'], true)).toBeUndefined();
+    expect(blockSetup(c, opts(), ['sunshine', 'zephr'], false)).toBeUndefined();
+  });
+
+  it('a conclusion survives its encoding; anything else is not trusted', () => {
+    const c = {
+      digest: 'abcDEF0123456789',
+      epoch: 4_000_000_000,
+      sum: 77,
+      validUntil: 1_796_000_000_000,
+      codes: 'aaj',
+    };
+    expect(decodeConclusion(encodeConclusion(c))).toEqual(c);
+    const open = { ...c, validUntil: undefined };
+    expect(decodeConclusion(encodeConclusion(open))).toEqual(open);
+    for (const bad of ['', 'x|y', 'a|b|c|d|e|f', 'abc|zz!|1||aa', 'abc|1|1|??|aa'])
+      expect(decodeConclusion(bad)).toBeUndefined();
+  });
+});
