@@ -81,8 +81,8 @@ export interface BlockAsk {
  * dropped, when it is 0), and each block's stored conclusion. The counters go first and as a plain
  * command, written at once: a state read the caller sends right after this call (without awaiting it)
  * runs after them, whatever the script's load does (EVALSHA, NOSCRIPT, EVAL). A sum read from another
- * epoch than the script answered (the string deleted in between) is -1: that block is neither
- * trusted nor concluded. `newEpoch`: the epoch to set when it is 0 (non-zero, 32 bits).
+ * epoch than the script answered (the string deleted and re-created in between) is -1: that block is
+ * neither trusted nor concluded. `newEpoch`: the epoch to set when it is 0 (non-zero, 32 bits).
  */
 export function readBlocks(
   redis: Redis,
@@ -111,7 +111,9 @@ export function readBlocks(
     if (vals.length !== blocks.length)
       throw new Error(`${layout.scanBlocks()}: ${vals.length} values for ${blocks.length} blocks`);
     const epoch = Number(epochText);
-    const sameEpoch = counters.length >= 4 && counters.readUInt32BE(0) === epoch;
+    // No string at all reads as every counter 0, the least a sum can be: safe in the epoch the script
+    // then set (counters only grow within an epoch). A string of another epoch is not.
+    const sameEpoch = counters.length === 0 || (counters.length >= 4 && counters.readUInt32BE(0) === epoch);
     // Counter i is the 16-bit big-endian number at byte 2 * i (BITFIELD's `#i`); past the end: 0.
     const sums = blocks.map((b) => {
       if (!sameEpoch) return -1;
