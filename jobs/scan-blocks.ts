@@ -2,7 +2,7 @@ import { createHash, randomInt } from 'node:crypto';
 import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext } from '../src/queue/context.js';
-import { mutationBucket } from '../src/store/mutations.js';
+import { fnv1a, MUTATION_BUCKETS } from '../src/store/mutations.js';
 import type { RunOptions } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
 import { type BlockConclusion, decodeConclusion, readBlocks, writeBlocks } from '../src/store/scan-blocks.js';
@@ -71,16 +71,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('base64url');
 }
 
-/** Whether a block ends after this id (FNV-1a, bits 16 to 21: independent of the counter bucket). */
-function cutsAfter(id: string): boolean {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return ((h >>> 16) & CUT_MASK) === 0;
-}
-
 /** A user as the digest sees it: every field the mapping may read, with absent, null and '' apart. */
 function userPart(u: SourceUser): string {
   let s = `${u.id.length}:${u.id}`;
@@ -94,25 +84,35 @@ interface Block {
   digest: string;
   /** Indexes into the chunk's records. */
   at: number[];
+  /** The users' mutation buckets (mutations.ts). */
+  buckets: number[];
 }
 
 /** The chunk's valid users cut into blocks (record indexes), each with its key and digest. */
 function cut(records: readonly SourceRecord[], setup: BlockSetup): Block[] {
   const blocks: Block[] = [];
   let at: number[] = [];
+  let buckets: number[] = [];
   let parts = setup.digest;
   const close = () => {
     const first = records[at[0]!] as { ok: true; user: SourceUser };
-    blocks.push({ key: sha256(first.user.id).slice(0, 12), digest: sha256(parts).slice(0, 16), at });
+    const digest = sha256(parts).slice(0, 16);
+    blocks.push({ key: sha256(first.user.id).slice(0, 12), digest, at, buckets });
     at = [];
+    buckets = [];
     parts = setup.digest;
   };
-  records.forEach((r, i) => {
-    if (!r.ok) return;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (!r.ok) continue;
     at.push(i);
     parts += `\n${userPart(r.user)}`;
-    if (cutsAfter(r.user.id) || at.length >= MAX_BLOCK) close();
-  });
+    // One FNV-1a of the id: its low 16 bits are the mutation bucket (mutationBucket), bits 16 to 21
+    // say whether the block ends after it.
+    const h = fnv1a(r.user.id);
+    buckets.push(h & (MUTATION_BUCKETS - 1));
+    if (((h >>> 16) & CUT_MASK) === 0 || at.length >= MAX_BLOCK) close();
+  }
   if (at.length) close();
   return blocks;
 }
@@ -170,10 +170,7 @@ export async function readWithBlocks(
   const { redis, layout } = ctx.runs.backing();
   const ids = recIds.filter((id): id is string => !!id);
   const blocks = cut(records, setup);
-  const asks = blocks.map((b) => ({
-    key: b.key,
-    buckets: b.at.map((i) => mutationBucket(recIds[i]!)),
-  }));
+  const asks = blocks.map((b) => ({ key: b.key, buckets: b.buckets }));
   const asked = readBlocks(redis, layout, seenKey, ids, asks, randomInt(1, 2 ** 32 - 1));
   const all = eager
     ? readChunkFor(

@@ -133,24 +133,23 @@ export async function recordSeen(
     });
     // The ids grouped by which targets they had a state in (at most 2^targets groups): one SADD per
     // group, whose answer (how many were new) is what each of the group's targets counts.
-    const groups = new Map<string, string[]>();
+    const groups = new Map<number, string[]>(); // bit t: had a state in targets[t]
     for (let i = 0; i < ids.length; i++) {
-      let pattern = '';
-      for (const f of flags) pattern += f[i];
-      const g = groups.get(pattern);
+      let mask = 0;
+      for (let t = 0; t < flags.length; t++) if (flags[t]!.charCodeAt(i) === 49) mask |= 1 << t;
+      const g = groups.get(mask);
       if (g) g.push(ids[i]!);
-      else groups.set(pattern, [ids[i]!]);
+      else groups.set(mask, [ids[i]!]);
     }
-    // A repeated id carries no flag (the scan flags only the first, fresh one): the all-'0' group
-    // goes last, so the flagged occurrence is the one that adds the id and counts.
-    const order = [...groups.keys()].sort((a, b) => Number(!a.includes('1')) - Number(!b.includes('1')));
+    // A repeated id carries no flag (the scan flags only the first, fresh one): the group without a
+    // flag goes last, so the flagged occurrence is the one that adds the id and counts.
+    const order = [...groups.keys()].sort((a, b) => Number(a === 0) - Number(b === 0));
     const args: string[] = [String(SEEN_TTL_MS), String(targets.length), ...targets];
-    for (const pattern of order) {
-      const members = groups.get(pattern)!;
-      for (let i = 0; i < members.length; i += 4000) {
-        const part = members.slice(i, i + 4000);
-        args.push(pattern, String(part.length), ...part);
-      }
+    for (const mask of order) {
+      const members = groups.get(mask)!;
+      const pattern = targets.map((_, t) => ((mask >> t) & 1 ? '1' : '0')).join('');
+      // One argument a group, the ids one a line (no id holds a control character, record.ts).
+      args.push(pattern, members.join('\n'));
     }
     await redis.eval(RECORD_SEEN_LUA, 2, key, layout.runSeenCounts(runId), ...args);
     return;
@@ -164,22 +163,24 @@ export async function recordSeen(
 
 /**
  * KEYS: seen set, counts hash. ARGV: ttl, n, n target names, then groups: a pattern (one char per
- * target, '1': had a state), k, k ids (at most 4,000: Lua's unpack limit). An id already a member (or
- * earlier in the call) adds nothing, so it counts nothing.
+ * target, '1': had a state) and the group's ids, one a line (SADD in slices of 4,000: Lua's unpack
+ * limit). An id already a member (or earlier in the call) adds nothing, so it counts nothing.
  */
 const RECORD_SEEN_LUA = `
 local n = tonumber(ARGV[2])
 local counts = {}
 for k = 1, n do counts[k] = 0 end
-local p = 3 + n
-while p <= #ARGV do
+for p = 3 + n, #ARGV, 2 do
   local pattern = ARGV[p]
-  local k = tonumber(ARGV[p + 1])
-  local added = redis.call('SADD', KEYS[1], unpack(ARGV, p + 2, p + 1 + k))
+  local ids = {}
+  for id in string.gmatch(ARGV[p + 1], '[^\\n]+') do ids[#ids + 1] = id end
+  local added = 0
+  for i = 1, #ids, 4000 do
+    added = added + redis.call('SADD', KEYS[1], unpack(ids, i, math.min(i + 3999, #ids)))
+  end
   for t = 1, n do
     if string.byte(pattern, t) == 49 then counts[t] = counts[t] + added end
   end
-  p = p + 2 + k
 end
 for t = 1, n do
   if counts[t] > 0 then redis.call('HINCRBY', KEYS[2], 'seen:' .. ARGV[2 + t], counts[t]) end

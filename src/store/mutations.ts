@@ -16,14 +16,19 @@ import type { ChainableCommander } from 'ioredis';
  */
 export const MUTATION_BUCKETS = 65_536;
 
-/** The bucket of a user id: FNV-1a (32 bit) of its UTF-16 code units, low 16 bits. */
-export function mutationBucket(userId: string): number {
+/** FNV-1a (32 bit, unsigned) of a string's UTF-16 code units. */
+export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < userId.length; i++) {
-    h ^= userId.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return (h >>> 0) & (MUTATION_BUCKETS - 1);
+  return h >>> 0;
+}
+
+/** The bucket of a user id: the low 16 bits of its FNV-1a. */
+export function mutationBucket(userId: string): number {
+  return fnv1a(userId) & (MUTATION_BUCKETS - 1);
 }
 
 /**
