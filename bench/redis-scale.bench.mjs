@@ -439,7 +439,7 @@ try {
     const label = n.toLocaleString('en-US');
     metrics.push(
       {
-        name: `${label} users: steady bytes per known user (state + key lists + Prelude links + unlinked markers + history, 3 targets)`,
+        name: `${label} users: steady bytes per known user (state + key lists + Prelude links + unlinked markers + history + block conclusions and mutation counters, 3 targets)`,
         value: Math.round(r.steadyPerUser),
         unit: 'B',
         better: 'lower',
@@ -461,6 +461,12 @@ try {
       {
         name: `${label} users: Prelude links and unlinked markers, bytes per known user`,
         value: Math.round(r.perUser.links + r.perUser.unlinked),
+        unit: 'B',
+        better: 'lower',
+      },
+      {
+        name: `${label} users: block conclusions and mutation counters, bytes per known user`,
+        value: Number(r.perUser.blocks.toFixed(1)),
         unit: 'B',
         better: 'lower',
       },
@@ -495,7 +501,14 @@ try {
         better: 'higher',
       },
       {
-        name: `${label} users: unchanged re-run (3 targets, 0 requests)`,
+        name: `${label} users: first unchanged re-run after the state was written (compares every user, concludes the blocks)`,
+        value: Math.round(r.firstRerunUsersPerS),
+        unit: 'users/s',
+        better: 'higher',
+        detail: { firstRerunS: r.firstRerunS, firstRerunCpuS: r.firstRerunCpuS },
+      },
+      {
+        name: `${label} users: unchanged re-run (3 targets, 0 requests; the blocks concluded)`,
         value: Math.round(r.rerunUsersPerS),
         unit: 'users/s',
         better: 'higher',
@@ -507,6 +520,18 @@ try {
         unit: 'ratio',
         better: 'higher',
         detail: { bareS: r.bareS, rerunS: r.rerunS },
+      },
+      {
+        name: `${label} users: re-run / bare scan one page ahead (the engine scan's own read-ahead)`,
+        value: Number((r.rerunUsersPerS / r.bareOnePageUsersPerS).toFixed(2)),
+        unit: 'ratio',
+        better: 'higher',
+      },
+      {
+        name: `${label} users: first re-run / bare scan`,
+        value: Number((r.firstRerunUsersPerS / r.bareUsersPerS).toFixed(2)),
+        unit: 'ratio',
+        better: 'higher',
       },
       {
         name: `${label} users: re-run / bare scan, by CPU time of the engine process`,
@@ -526,6 +551,7 @@ try {
     'state written directly (StateStore.encode) for every user in Sunshine and Zephr, and in Prelude for the users its batch_lookup finds (linked by LinkStore.addFound); the others get an unlinked marker, as a real backfill leaves them (detail: linked / unlinked)',
     'history: only users with a kept item have one (RUN_ITEMS_MAX per target, default 10,000): at 1,000,000 users most known users have none',
     're-run: engine in this process (dist/, concurrency 32), sandbox in another, deletion detection included; bare scan: the same source connector paging the same sandbox, doing nothing',
+    're-runs: the first after the state was written compares every user and concludes the blocks it finds unchanged (jobs/scan-blocks.ts); the second, the steady re-run of a schedule, counts the concluded blocks without reading their states; steady bytes are measured after both (block conclusions and mutation counters included)',
     `load average when it ended: ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')} (other processes on the machine lower the figures)`,

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as runActions from '../../../jobs/run-actions.js';
+import { blockSetup, readWithBlocks } from '../../../jobs/scan-blocks.js';
 import { TARGET_IDS } from '../../../src/core/targets.js';
+import type { SourceRecord } from '../../../src/core/types.js';
 import { forgetUser } from '../../../src/pipeline/erasure.js';
 import type { Engine } from '../../../src/queue/engine.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
-import type { RunRecord } from '../../../src/store/run-record.js';
+import type { RunOptions, RunRecord } from '../../../src/store/run-record.js';
 import { type Harness, inspect, inspectPost, type SourceUserRow, startHarness } from './harness.js';
 
 const TARGETS = ['sunshine', 'zephr', 'prelude'] as const;
@@ -43,7 +45,9 @@ describe('engine: block conclusions of the scan', () => {
 
   beforeAll(async () => {
     h = await startHarness({ label: 'blocks', sandbox: { users: 300 } });
-    engine = await h.engine();
+    // Chunks of 40 users (8 a scan): blocks end at a chunk's end too, and a chunk after one that
+    // trusted few of its users reads every state with the conclusions (the eager read).
+    engine = await h.engine({ settings: { chunkSize: 40 } });
     layout = new RedisLayout(h.prefix);
     await engine.startWorkers({ concurrency: 8 });
     await run('backfill');
@@ -83,6 +87,41 @@ describe('engine: block conclusions of the scan', () => {
     expect(next.scan?.trusted).toBeLessThan(300);
     expect(next.scan?.concluded).toBeGreaterThan(0);
     for (const t of TARGETS) expect(next.targets[t]!.outcomes.updated ?? 0).toBe(0);
+    await steady();
+  });
+
+  it('a chunk read eagerly (every state at once) answers exactly what the read after the conclusions does', async () => {
+    await steady();
+    for (const u of [users[5]!, users[150]!]) await patchSource(u.id, { lastName: 'Eager' });
+    // The whole source as one chunk: most blocks trusted, two not.
+    const records: SourceRecord[] = [];
+    for await (const r of engine.source().scan({ pageSize: 100 })) records.push(r);
+    const recIds = records.map((r) => (r.ok ? r.user.id : r.userId));
+    const ctx = engine.jobContext();
+    const opts = { targets: [...TARGETS], dryRun: false, full: false } as unknown as RunOptions;
+    const setup = blockSetup(ctx, opts, [...TARGETS], false)!;
+    const read = (eager: boolean) =>
+      readWithBlocks(
+        ctx,
+        opts,
+        [...TARGETS],
+        records,
+        recIds,
+        `{${h.prefix}}:eager-seen`,
+        undefined,
+        setup,
+        eager,
+      );
+    const lazy = await read(false);
+    const eager = await read(true);
+    expect(lazy.trusted).toBeGreaterThan(0);
+    expect(lazy.slow.length).toBeGreaterThan(1);
+    expect(eager.slow).toEqual(lazy.slow);
+    expect(eager.read.states).toEqual(lazy.read.states);
+    expect(eager.read.unlinked).toEqual(lazy.read.unlinked);
+    expect(eager.stated).toEqual(lazy.stated);
+    expect(eager.counters).toEqual(lazy.counters);
+    await run(); // writes the two users
     await steady();
   });
 
