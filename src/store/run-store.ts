@@ -258,6 +258,7 @@ export class RunStore {
     const raw = opts.items ?? [];
     const maskKey = raw.length > 0 && !opts.pii ? await this.maskKey() : undefined;
     const items = raw.map((i) => (maskKey === undefined ? i : maskItem(i, maskKey)));
+    const userKeys = items.map((i) => userKey(i.userId));
     const counters: [string, number][] = [
       ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
       ...(opts.raw ?? []),
@@ -268,8 +269,8 @@ export class RunStore {
       this.layout.runSettled(runId),
       ...(opts.finish ? [this.layout.runPending(runId)] : []),
       ...(opts.finish && opts.state ? [opts.state.key, opts.state.unlinkedKey, opts.state.keysKey] : []),
-      ...items.flatMap((i) => [
-        this.layout.runHistory(runId, userKey(i.userId)),
+      ...items.flatMap((i, k) => [
+        this.layout.runHistory(runId, userKeys[k]!),
         this.layout.runItemsDisplaceable(runId, i.target),
       ]),
     ];
@@ -281,7 +282,7 @@ export class RunStore {
       opts.settle ?? '',
       counters.length,
       ...counters.flat(),
-      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i), userKey(i.userId)]),
+      ...items.flatMap((i, k) => [i.target, i.outcome, JSON.stringify(i), userKeys[k]!]),
     ];
     let r: number;
     if (opts.finish) {
