@@ -2,6 +2,10 @@ import type { Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as runActions from '../../../jobs/run-actions.js';
 import * as sync from '../../../jobs/sync.js';
+import { closeConnectors, createTargetConnectors } from '../../../src/connectors/registry.js';
+import type { TargetConnector } from '../../../src/connectors/types.js';
+import type { Change } from '../../../src/core/types.js';
+import { createLogger } from '../../../src/log.js';
 import { type Harness, startHarness } from './harness.js';
 
 // Issue 11.4: a backfill's changed users go to their target in batches of SYNC_BATCH_SIZE per job
@@ -64,5 +68,58 @@ describe('engine: sync batches (issue 11.4)', () => {
         .map((r) => r.status)
         .sort(),
     ).toEqual([...Array(40).fill(200), 503, 503, 503]);
+  });
+
+  it('issue 11: written users settle a few in one call; a group whose call failed is written again by the retried batch, each user settled once', async () => {
+    h = await startHarness({
+      label: 'batch-settle-group',
+      sandbox: { users: 10 },
+      env: { SYNC_BACKOFF_BASE_MS: '20', SYNC_BACKOFF_MAX_MS: '40' },
+    });
+    const real = createTargetConnectors(
+      h.config,
+      { logger: createLogger({ level: 'silent' }) },
+      { only: ['zephr'] },
+    ).zephr!;
+    const written = new Map<string, number>();
+    const zephr: TargetConnector = Object.assign(Object.create(real) as TargetConnector, {
+      write: (change: Change) => {
+        written.set(change.userId, (written.get(change.userId) ?? 0) + 1);
+        return real.write(change);
+      },
+    });
+    try {
+      const engine = await h.engine({ only: ['zephr'], targets: { zephr } });
+      // The batch's first settle call is lost (Redis gone for a moment): none of its users is recorded.
+      const recordMany = engine.runs.recordMany.bind(engine.runs);
+      const calls: string[][] = [];
+      engine.runs.recordMany = async (runId, entries, opts) => {
+        calls.push(entries.map((e) => e.settle));
+        if (calls.length === 1) throw new Error('settle call lost');
+        return recordMany(runId, entries, opts);
+      };
+      await engine.startWorkers({ concurrency: 1 });
+      const run = await runActions.waitForRun(
+        engine,
+        await runActions.startRun(engine, { kind: 'backfill' }),
+        {
+          pollMs: 50,
+        },
+      );
+      expect(run.status).toBe('completed');
+      expect(run.settled).toBe(10);
+      const lost = calls[0]!;
+      expect(lost.length).toBeGreaterThan(1); // several users in one call
+      expect(calls.length).toBeLessThan(10 + lost.length); // fewer calls than settles
+      // The lost group's users were written again by the batch's retry, every other user once; each
+      // user counted once: the run's counters and items are exact.
+      expect(written.size).toBe(10);
+      expect([...written.values()].filter((n) => n === 2)).toHaveLength(lost.length);
+      expect([...written.values()].every((n) => n <= 2)).toBe(true);
+      expect(run.targets.zephr!.outcomes.created).toBe(10);
+      expect(await engine.runs.itemCount(run.id)).toBe(10);
+    } finally {
+      await closeConnectors({ zephr: real });
+    }
   });
 });
