@@ -11,10 +11,12 @@ import { type EngineSettings, type JobContext, PRIORITY, type RequestScope } fro
 import { linkIdOf } from '../src/store/links.js';
 import type { RunItem, RunKind } from '../src/store/run-record.js';
 import type { CounterDelta } from '../src/store/run-store.js';
+import type { SettleEntry } from '../src/store/settle-codec.js';
 import type { StateWrite, TargetState } from '../src/store/state-store.js';
 import { needsLink, resolveLink } from './link-steps.js';
 import {
   handleFailure,
+  itemOf,
   type JobGate,
   makeSettle,
   passGate,
@@ -116,6 +118,13 @@ export interface UserRun {
   member?: string;
   /** What the gate read for this user, when the caller read it already (a batch's one gate call). */
   gate?: JobGate;
+  /**
+   * Takes the settle of a written user (its outcome is never `failed` or `rejected`) to record later
+   * with others in one call (`RunStore.recordMany`); absent: the user settles at once.
+   */
+  settleLater?: (entry: SettleEntry, pii: boolean) => void;
+  /** With `settleLater`: records what it holds (before a failure or rejection is judged). */
+  settleHeld?: () => Promise<void>;
 }
 
 /**
@@ -138,7 +147,17 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
     ...(reads.length > 1 ? { link: linkIdOf(gate.reads[1]) } : {}),
   };
 
-  const settle = makeSettle(ctx, { job, runId, target, userId, member, attempt, gate });
+  const held = run.settleHeld;
+  const settle = makeSettle(ctx, {
+    job,
+    runId,
+    target,
+    userId,
+    member,
+    attempt,
+    gate,
+    ...(held ? { held } : {}),
+  });
   const triesId = () => run.triesId?.() ?? String(job.id);
 
   const early = await passGate(gate, target, settle);
@@ -200,7 +219,18 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
           ...(data.dryRun ? { dryRun: true } : {}),
         }
       : undefined;
-    await settle(result.outcome, item, counters, result.state);
+    // Issue 11: a batch settles its users' plain outcomes a few in one call (jobs/sync-batch.ts).
+    if (run.settleLater && !data.dryRun)
+      run.settleLater(
+        {
+          settle: member,
+          counters: [[target, result.outcome, 1], ...counters],
+          items: item ? [itemOf({ job, target, userId, attempt }, item)] : [],
+          ...(result.state ? { state: result.state } : {}),
+        },
+        gate.pii,
+      );
+    else await settle(result.outcome, item, counters, result.state);
     if (tries.length) log().info({ userId, attempts: attempt }, 'sync succeeded after retries');
     return { outcome: result.outcome, requests: scope.sent };
   } catch (err) {

@@ -216,6 +216,23 @@ export interface SettleScope {
   /** 1-based attempt of this job. */
   attempt: number;
   gate: JobGate;
+  /** Settles a batch holds back (jobs/sync-batch.ts): recorded before a failure is judged against them. */
+  held?: () => Promise<void>;
+}
+
+/** A per-user job's run item: its outcome's details, with who, when, which try and which job. */
+export function itemOf(
+  s: Pick<SettleScope, 'job' | 'target' | 'userId' | 'attempt'>,
+  item: Omit<RunItem, 'target' | 'userId' | 'at' | 'attempts'>,
+): RunItem {
+  return {
+    userId: s.userId,
+    target: s.target,
+    attempts: s.attempt,
+    at: Date.now(),
+    jobId: String(s.job.id),
+    ...item,
+  };
 }
 
 /**
@@ -231,21 +248,12 @@ export function makeSettle(ctx: JobContext, s: SettleScope) {
     /** The job's target state, written in the settle's call (issue 11.2: one round trip less). */
     state?: StateWrite,
   ): Promise<void> => {
-    const items: RunItem[] = item
-      ? [
-          {
-            userId: s.userId,
-            target: s.target,
-            attempts: s.attempt,
-            at: Date.now(),
-            jobId: String(s.job.id),
-            ...item,
-          },
-        ]
-      : [];
+    const items: RunItem[] = item ? [itemOf(s, item)] : [];
     // A remove job never ends `rejected`: checking both is what each job did before. The failure rate
     // is judged before the finish check; otherwise the finish check rides on the settle (one call).
     const judge = outcome === 'failed' || outcome === 'rejected';
+    // The failure rate counts every user written before this one, as when each settled at once.
+    if (judge) await s.held?.();
     await ctx.runs.record(s.runId, {
       settle: s.member,
       counters: [[s.target, outcome, 1], ...counters],

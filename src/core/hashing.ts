@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { FieldMap } from './types.js';
 
 /**
@@ -15,8 +15,9 @@ export function stableStringify(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(',')}}`;
 }
 
+/** sha256 of the text's UTF-8 bytes, as hex. One-shot `crypto.hash` (Node >= 20.12): no Hash object per call. */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** The change-detection hash of a payload: sha256 of its sorted-key JSON. */

@@ -21,8 +21,20 @@ export const FINGERPRINT_LENGTH = 4;
 
 /** `#` + the first 4 hex characters of HMAC-SHA256(key, value): stable per install, reveals nothing. */
 export function fingerprint(value: string, key: MaskKey): string {
-  const mac = createHmac('sha256', typeof key === 'string' ? Buffer.from(key, 'utf8') : key);
+  const mac = createHmac('sha256', typeof key === 'string' ? keyBytes(key) : key);
   return `#${mac.update(value, 'utf8').digest('hex').slice(0, FINGERPRINT_LENGTH)}`;
+}
+
+/** The last text key's bytes (one key per install: converted once, not once per masked value). */
+let lastKey: { text: string; bytes: Buffer } | undefined;
+function keyBytes(text: string): Buffer {
+  if (lastKey?.text !== text) lastKey = { text, bytes: Buffer.from(text, 'utf8') };
+  return lastKey.bytes;
+}
+
+/** The first character (code point) of a non-empty string, as `[...value][0]` without the array. */
+function first(value: string): string {
+  return String.fromCodePoint(value.codePointAt(0)!);
 }
 
 const EMAIL_RE = /^[^@\s]+@[^@\s]+$/;
@@ -32,12 +44,12 @@ const NAME_KEY_RE = /name/i;
 export function maskEmail(value: string, key?: MaskKey): string {
   const at = value.lastIndexOf('@');
   if (at <= 0) return maskName(value, key);
-  return `${[...value.slice(0, at)][0]}***${value.slice(at)}${key ? fingerprint(value, key) : ''}`;
+  return `${first(value)}***${value.slice(at)}${key ? fingerprint(value, key) : ''}`;
 }
 
 export function maskName(value: string, key?: MaskKey): string {
   if (value === '') return value;
-  return `${[...value][0]}***${key ? fingerprint(value, key) : ''}`;
+  return `${first(value)}***${key ? fingerprint(value, key) : ''}`;
 }
 
 /** The last segment of a dotted field name: `attributes.first_name` -> `first_name`. */

@@ -133,3 +133,30 @@ export function parseGate(r: (string | number | null)[], reads: number): JobGate
     reads: Array.from({ length: reads }, (_, i) => (r[5 + i] as string | null | undefined) ?? null),
   };
 }
+
+/** What `RunStore.completion` answers: the few fields that decide whether a run is over. */
+export interface RunCompletion {
+  status: RunStatus;
+  scanStatus: ScanInfo['status'];
+  enqueued: number;
+  settled: number;
+  abortReason?: string;
+  /** Issue 5: the safety brake held this run's removals; it ends `held`, not `completed`. */
+  deletionsHeld?: string;
+}
+
+/** The run hash fields `parseCompletion` reads, in its order. */
+export const COMPLETION_FIELDS = ['status', 'scan', 'enqueued', 'settled', 'abortReason', 'deletionsHeld'];
+
+export function parseCompletion(values: (string | null)[]): RunCompletion | null {
+  const [status, scan, enqueued, settled, abortReason, deletionsHeld] = values;
+  if (!status) return null;
+  return {
+    status: status as RunStatus,
+    scanStatus: (scan ? (JSON.parse(scan) as ScanInfo).status : 'pending') as ScanInfo['status'],
+    enqueued: Number(enqueued ?? 0),
+    settled: Number(settled ?? 0),
+    ...(abortReason ? { abortReason } : {}),
+    ...(deletionsHeld ? { deletionsHeld } : {}),
+  };
+}

@@ -188,6 +188,54 @@ return {kept, finish(finishArgv) or ''}
 `;
 
 /**
+ * Issue 11: several settles of one run in one call, each exactly RECORD_FINISH_LUA's without its
+ * finish check, then one finish check (jobs/sync-batch.ts settles a few users of a batch together).
+ * KEYS: run hash, items list, settled set, pending set, then per settle its state's three hashes (state,
+ * unlinked, key list) and the mutation counters (only when it writes a state), and RECORD's per-item
+ * pairs.
+ * ARGV: now, history max age ms, history max length, runId, endedAt, bookkeeping TTL ms, then per
+ * settle: member, counter count, (field, by) pairs, item count, (target, outcome, JSON, user key) per
+ * item, state field ('' = none), state value, key-list id and JSON ('' '' = none), the user's
+ * mutation counter index (mutations.ts).
+ * Returns {RECORD's result per settle (-1: already settled, nothing recorded), the status set or ''}.
+ */
+const RECORD_MANY_LUA = `
+local FIXED = 3
+local PENDING = 4
+local function record(KEYS, ARGV)
+${RECORD_BODY}
+end
+local function finish(ARGV)
+${FINISH_IF_DONE_BODY}
+end
+local out = {}
+local a, k = 7, 5
+while a <= #ARGV do
+  local nc = tonumber(ARGV[a + 1])
+  local rargv = {ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[a], nc}
+  for i = 0, 2 * nc - 1 do rargv[7 + i] = ARGV[a + 2 + i] end
+  a = a + 2 + 2 * nc
+  local ni = tonumber(ARGV[a])
+  for i = 0, 4 * ni - 1 do rargv[7 + 2 * nc + i] = ARGV[a + 1 + i] end
+  a = a + 1 + 4 * ni
+  if ARGV[a] ~= '' then
+    if ARGV[a + 2] ~= '' then redis.call('HSETNX', KEYS[k + 2], ARGV[a + 2], ARGV[a + 3]) end
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1])
+    redis.call('HDEL', KEYS[k + 1], ARGV[a])
+    ${bumpLua('KEYS[k + 3]', 'ARGV[a + 4]')}
+    k = k + 4
+  end
+  a = a + 5
+  local rkeys = {KEYS[1], KEYS[2], KEYS[3]}
+  for i = 0, 2 * ni - 1 do rkeys[4 + i] = KEYS[k + i] end
+  k = k + 2 * ni
+  out[#out + 1] = record(rkeys, rargv)
+end
+out[#out + 1] = finish({ARGV[5], ARGV[6]}) or ''
+return out
+`;
+
+/**
  * Issue 11.2: what a job reads before it sends anything, in one call: the gate fields of the run hash,
  * whether the job's member already settled (a replay), and any hash fields the job needs next (its
  * target state, its Prelude link). KEYS: run hash, settled set, then one hash per extra read.
@@ -233,6 +281,7 @@ export interface ScriptCommands {
   psRecordFinish(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>;
   psGate(numKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
   psGateMany(numKeys: number, ...args: (string | number)[]): Promise<(string | number | null)[]>;
+  psRecordMany(numKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
 }
 
 export function withScripts(redis: Redis): Redis & ScriptCommands {
@@ -251,5 +300,6 @@ export function withScripts(redis: Redis): Redis & ScriptCommands {
     redis.defineCommand('psGate', { lua: GATE_LUA });
   }
   if (typeof r.psGateMany !== 'function') redis.defineCommand('psGateMany', { lua: GATE_MANY_LUA });
+  if (typeof r.psRecordMany !== 'function') redis.defineCommand('psRecordMany', { lua: RECORD_MANY_LUA });
   return redis as Redis & ScriptCommands;
 }

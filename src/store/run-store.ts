@@ -1,10 +1,19 @@
 import type { Redis } from 'ioredis';
-import { userKey } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import { goneKey, seenKey } from './deletions.js';
 import { loadMaskKey } from './mask-key.js';
 import type { RedisLayout } from './redis-layout.js';
-import { counterField, emptyScan, maskItem, newRunId, parseGate, parseRun } from './run-codec.js';
+import {
+  COMPLETION_FIELDS,
+  counterField,
+  emptyScan,
+  maskItem,
+  newRunId,
+  parseCompletion,
+  parseGate,
+  parseRun,
+  type RunCompletion,
+} from './run-codec.js';
 import { readHistory } from './run-history.js';
 import {
   type AttemptRecord,
@@ -22,6 +31,7 @@ import {
   type ScanInfo,
 } from './run-record.js';
 import { type ScriptCommands, withScripts } from './run-scripts.js';
+import { type SettleEntry, sendSettles, settleParts } from './settle-codec.js';
 import type { StateWrite } from './state-store.js';
 
 export {
@@ -110,36 +120,8 @@ export class RunStore {
   }
 
   /** The few fields that decide whether a run is over (cheaper than `get`). */
-  async completion(runId: string): Promise<{
-    status: RunStatus;
-    scanStatus: ScanInfo['status'];
-    enqueued: number;
-    settled: number;
-    abortReason?: string;
-    /** Issue 5: the safety brake held this run's removals; it ends `held`, not `completed`. */
-    deletionsHeld?: string;
-  } | null> {
-    const [status, scan, enqueued, settled, abortReason, deletionsHeld] = await this.redis.hmget(
-      this.layout.run(runId),
-      'status',
-      'scan',
-      'enqueued',
-      'settled',
-      'abortReason',
-      'deletionsHeld',
-    );
-    if (!status) return null;
-    const out = {
-      status: status as RunStatus,
-      scanStatus: (scan ? (JSON.parse(scan) as ScanInfo).status : 'pending') as ScanInfo['status'],
-      enqueued: Number(enqueued ?? 0),
-      settled: Number(settled ?? 0),
-    };
-    return {
-      ...out,
-      ...(abortReason ? { abortReason } : {}),
-      ...(deletionsHeld ? { deletionsHeld } : {}),
-    };
+  async completion(runId: string): Promise<RunCompletion | null> {
+    return parseCompletion(await this.redis.hmget(this.layout.run(runId), ...COMPLETION_FIELDS));
   }
 
   async setStatus(runId: string, status: RunStatus, extra: { error?: string } = {}): Promise<void> {
@@ -255,22 +237,14 @@ export class RunStore {
     },
   ): Promise<boolean> {
     const now = opts.now ?? Date.now();
-    const raw = opts.items ?? [];
-    const maskKey = raw.length > 0 && !opts.pii ? await this.maskKey() : undefined;
-    const items = raw.map((i) => (maskKey === undefined ? i : maskItem(i, maskKey)));
-    const counters: [string, number][] = [
-      ...(opts.counters ?? []).map(([t, c, by]): [string, number] => [counterField(t, c), by]),
-      ...(opts.raw ?? []),
-    ];
+    const items = await this.masked(opts.items ?? [], opts.pii);
+    const p = settleParts(this.layout, runId, opts.counters ?? [], opts.raw ?? [], items);
     const w = opts.finish ? opts.state : undefined;
     const keys = [
       ...[this.layout.run(runId), this.layout.runItems(runId), this.layout.runSettled(runId)],
       ...(opts.finish ? [this.layout.runPending(runId)] : []),
       ...(w ? [w.key, w.unlinkedKey, w.keysKey, w.mutationsKey] : []),
-      ...items.flatMap((i) => [
-        this.layout.runHistory(runId, userKey(i.userId)),
-        this.layout.runItemsDisplaceable(runId, i.target),
-      ]),
+      ...p.itemKeys,
     ];
     const args: (string | number)[] = [
       now,
@@ -278,9 +252,9 @@ export class RunStore {
       this.retention.historyPerUser,
       runId,
       opts.settle ?? '',
-      counters.length,
-      ...counters.flat(),
-      ...items.flatMap((i) => [i.target, i.outcome, JSON.stringify(i), userKey(i.userId)]),
+      p.counters.length,
+      ...p.counters.flat(),
+      ...p.itemArgs,
     ];
     let r: number;
     if (opts.finish) {
@@ -294,7 +268,7 @@ export class RunStore {
         opts.state?.value ?? '',
         opts.state?.ksField ?? '',
         opts.state?.ksJson ?? '',
-        opts.state?.bucket ?? 0,
+        opts.state?.counter ?? 0,
       );
       if (ended) {
         await this.expireDisplaceable(runId);
@@ -305,6 +279,32 @@ export class RunStore {
     if (r === -1) return false;
     if (items.length) for (const l of this.listeners) l(runId, items);
     return true;
+  }
+
+  /** Issue 11: `record` + `finish` of several settles (each exactly once) in one call; per entry: recorded? */
+  async recordMany(
+    runId: string,
+    entries: readonly SettleEntry[],
+    opts: { pii: boolean; onEnded?: (status: RunStatus) => void },
+  ): Promise<boolean[]> {
+    const all = await Promise.all(
+      entries.map(async (e) => ({ ...e, items: await this.masked(e.items, opts.pii) })),
+    );
+    const { kept, ended } = await sendSettles(this.redis, this.layout, this.retention, runId, all);
+    if (ended) {
+      await this.expireDisplaceable(runId);
+      opts.onEnded?.(ended as RunStatus);
+    }
+    for (const [k, e] of all.entries())
+      if (kept[k] && e.items.length) for (const l of this.listeners) l(runId, e.items);
+    return kept;
+  }
+
+  /** Items as stored: masked unless the run records PII. */
+  private async masked(items: RunItem[], pii: boolean | undefined): Promise<RunItem[]> {
+    if (items.length === 0 || pii) return items;
+    const key = await this.maskKey();
+    return items.map((i) => maskItem(i, key));
   }
 
   /** Calls `listener` with every item this process records from now on (once each); returns the unsubscribe. */

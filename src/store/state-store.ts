@@ -39,7 +39,7 @@ export interface StateWrite {
   keysKey: string;
   mutationsKey: string;
   /** The index of the user's mutation counter (mutations.ts `counterIndex`). */
-  bucket: number;
+  counter: number;
   field: string;
   value: string;
   /** The value's key list (state-codec.ts), re-added in the same call; '' when the payload is inline. */
@@ -165,7 +165,7 @@ export class StateStore {
       unlinkedKey: this.layout.unlinked(target),
       keysKey: this.layout.stateKeys(target),
       mutationsKey: this.layout.mutations(),
-      bucket: counterIndex(userId),
+      counter: counterIndex(userId),
       field: userId,
       value,
       ksField: inline ? '' : ks.id,

@@ -4,6 +4,8 @@ import { dropUnlinkedOfGone, seenKey } from '../../src/store/deletions.js';
 import { createLinkStore, type LinkStore } from '../../src/store/links.js';
 import { counterIndex, MUTATION_BUCKETS, mutationBucket } from '../../src/store/mutations.js';
 import { RedisLayout } from '../../src/store/redis-layout.js';
+import type { RunOptions } from '../../src/store/run-record.js';
+import { RunStore } from '../../src/store/run-store.js';
 import { StateStore } from '../../src/store/state-store.js';
 import { cleanPrefix, redisClient, testPrefix } from '../helpers/redis.js';
 
@@ -15,6 +17,7 @@ import { cleanPrefix, redisClient, testPrefix } from '../helpers/redis.js';
  */
 describe('mutation counters: every writer of states, markers and links bumps its user', () => {
   const prefix = testPrefix('mutations');
+  const OPTS: RunOptions = { targets: ['zephr'], dryRun: false, full: false, showPii: false, plan: false };
   const layout = new RedisLayout(prefix);
   let redis: Redis;
   let state: StateStore;
@@ -51,6 +54,29 @@ describe('mutation counters: every writer of states, markers and links bumps its
     expect(await bumped('s-1', () => state.markUnlinked('prelude', 's-1', { first_name: 'Ann' }))).toBe(1);
     expect(await bumped('s-1', () => state.remove('zephr', 's-1'))).toBe(1);
     expect(await bumped('s-2', async () => undefined)).toBe(0);
+  });
+
+  it("a sync job's settle writing its state: one job's call and a batch's grouped call", async () => {
+    const runs = new RunStore(redis, layout);
+    const id = await runs.create('backfill', OPTS);
+    await runs.addPending(id, ['zephr/j-1', 'zephr/j-2', 'zephr/j-3']);
+    const single = await state.writeOf('zephr', 'j-1', { first_name: 'Jo' });
+    expect(
+      await bumped('j-1', () => runs.record(id, { settle: 'zephr/j-1', finish: true, state: single })),
+    ).toBe(1);
+    const two = await state.writeOf('zephr', 'j-2', { first_name: 'Jay' });
+    const three = await state.writeOf('zephr', 'j-3', { first_name: 'Jen' });
+    const before = [await counter('j-2'), await counter('j-3')];
+    await runs.recordMany(
+      id,
+      [
+        { settle: 'zephr/j-2', counters: [], items: [], state: two },
+        { settle: 'zephr/j-3', counters: [], items: [], state: three },
+      ],
+      { pii: false },
+    );
+    expect([(await counter('j-2')) - before[0]!, (await counter('j-3')) - before[1]!]).toEqual([1, 1]);
+    expect(await redis.hget(layout.state('zephr'), 'j-3')).toBe(three.value);
   });
 
   it('links: found, imported, dropped, removed (a link already there is no change)', async () => {
