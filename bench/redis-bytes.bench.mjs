@@ -33,6 +33,7 @@ function backfill(env) {
 function group(rest) {
   if (rest.startsWith('state:')) return 'state';
   if (rest.startsWith('unlinked:')) return 'unlinked';
+  if (rest === 'mutations' || rest === 'blocks') return 'blocks';
   if (rest.startsWith('links:')) return 'links';
   if (rest.startsWith('history:') || /^run:[^:]+:users:/.test(rest)) return 'history';
   if (/^run:[^:]+:items$/.test(rest)) return 'runItems';
@@ -138,6 +139,14 @@ try {
       unit: 'B',
       better: 'lower',
       detail: { keys: m2.keys, bytes: m2.bytes, targets: run2.targets },
+    },
+    {
+      // Issue 11: a fixed 128 KiB string (not per user) and the scan's block conclusions (none yet
+      // after a first backfill: the first re-run concludes them).
+      name: 'mutation counters and block conclusions, bytes (fixed, not per user)',
+      value: m1.bytes.blocks ?? 0,
+      unit: 'B',
+      better: 'lower',
     },
     {
       name: `history bytes per known user with RUN_ITEMS_MAX=${itemsMax}`,
