@@ -16,8 +16,6 @@ import { reconcileDeletions } from './reconcile-deletions.js';
 import { type BlockedRead, blockSetup, concludeBlocks, readWithBlocks } from './scan-blocks.js';
 import { processChunk, readChunkFor, splitFresh } from './scan-chunk.js';
 
-export { splitFresh } from './scan-chunk.js';
-
 /**
  * Pages the source and decides, per user and enabled target, what to do: same hash as last written ->
  * `unchanged` with no job and no request; fresh unlinked marker -> `unlinked`; mapping refused ->

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { splitFresh } from '../../../jobs/scan.js';
+import { splitFresh } from '../../../jobs/scan-chunk.js';
 import type { TargetId } from '../../../src/core/targets.js';
 import type { SourceRecord } from '../../../src/core/types.js';
 import { RedisLayout } from '../../../src/store/redis-layout.js';
