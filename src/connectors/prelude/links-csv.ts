@@ -79,6 +79,9 @@ export function parseCsv(text: string): { fields: string[]; line: number; error?
   return out;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** Parses and validates a link file. Duplicate source ids are errors: which one should win? */
 export function parseLinkCsv(text: string): LinkParseResult {
   const records = parseCsv(text);
@@ -106,6 +109,11 @@ export function parseLinkCsv(text: string): LinkParseResult {
     else if (unsafePathSegment(preludeUserId.trim()) !== undefined)
       errors.push(
         `${where}: prelude_user_id ${JSON.stringify(preludeUserId.trim())} ${unsafePathSegment(preludeUserId.trim())}; it cannot be a Prelude user id (it would change the request path)`,
+      );
+    else if (CONTROL.test(sourceId) || CONTROL.test(preludeUserId))
+      // No source id holds one (the source connector refuses them), and Prelude's ids never do.
+      errors.push(
+        `${where}: ${CONTROL.test(sourceId) ? 'source_id' : 'prelude_user_id'} holds a control character`,
       );
     else if (seen.has(sourceId)) errors.push(`${where}: source_id already on line ${seen.get(sourceId)}`);
     else {

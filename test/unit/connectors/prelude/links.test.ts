@@ -11,11 +11,12 @@ describe('link CSV (RFC 4180)', () => {
     const text =
       '\uFEFFsource_id,prelude_user_id\r\n"a,1",usr_1\r\n"say ""hi""",usr_2\n"multi\nline",usr_3\n\nplain id ,  usr_4  \n';
     const { rows, errors } = parseLinkCsv(text);
-    expect(errors).toEqual([]);
+    // A line break inside a quoted field is parsed (the line count goes on after it), but no source
+    // id holds one: the source connector refuses control characters.
+    expect(errors).toEqual(['line 4: source_id holds a control character']);
     expect(rows).toEqual([
       { sourceId: 'a,1', preludeUserId: 'usr_1', line: 2 },
       { sourceId: 'say "hi"', preludeUserId: 'usr_2', line: 3 },
-      { sourceId: 'multi\nline', preludeUserId: 'usr_3', line: 4 },
       { sourceId: 'plain id ', preludeUserId: 'usr_4', line: 7 },
     ]);
   });
@@ -30,6 +31,16 @@ describe('link CSV (RFC 4180)', () => {
     expect(errors).toHaveLength(2);
     expect(errors[0]).toMatch(/^line 2: prelude_user_id "\.\." is '\.\.'/);
     expect(errors[1]).toMatch(/^line 3: prelude_user_id "\." is '\.'/);
+  });
+
+  it('refuses a control character in either id, by line (it failed the whole import without one)', () => {
+    const text = 'source_id,prelude_user_id\nu1,usr_1\nu2,"usr\u00012"\n"u\t3",usr_3\nu4,usr_4\n';
+    const { rows, errors } = parseLinkCsv(text);
+    expect(rows.map((r) => r.sourceId)).toEqual(['u1', 'u4']);
+    expect(errors).toEqual([
+      'line 3: prelude_user_id holds a control character',
+      'line 4: source_id holds a control character',
+    ]);
   });
 
   it('reports every bad row by line number', () => {
