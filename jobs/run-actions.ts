@@ -174,6 +174,9 @@ export async function waitForRun(
   }
 }
 
+/** Without --run, `retry-failed` looks for a batch's dead letters not yet failed in this many newest runs. */
+const RECENT_RUNS = 50;
+
 /**
  * Re-drives dead letters (failed sync jobs) as a new `retry` run, optionally only those of one run
  * and/or target. Each failed job is replaced by a job with the same payload in the new run; writes
@@ -205,7 +208,14 @@ export async function retryFailed(
       if (jobs.length < 500) break;
     }
   }
-  if (filter.runId) found.push(...(await deadLettersNotYetFailed(engine, filter.runId, targets, found)));
+  // A batch's dead letters still waiting for a worker: of that run, or without --run of the recent
+  // runs that counted a failure (their items name the users).
+  const runIds = filter.runId
+    ? [filter.runId]
+    : (await engine.runs.list(RECENT_RUNS))
+        .filter((r) => targets.some((t) => (r.targets[t]?.outcomes.failed ?? 0) > 0))
+        .map((r) => r.id);
+  for (const id of runIds) found.push(...(await deadLettersNotYetFailed(engine, id, targets, found)));
   if (filter.runId && found.length === 0 && !(await engine.runs.get(filter.runId)))
     throw new ConfigError(`--run: no such run ${filter.runId} (see profile-sync runs)`);
 
