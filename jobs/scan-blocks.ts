@@ -1,4 +1,5 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
+import { sha256Base64url } from '../src/core/hashing.js';
 import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord, SourceUser } from '../src/core/types.js';
 import type { JobContext } from '../src/queue/context.js';
@@ -64,11 +65,7 @@ export function blockSetup(
     if (!digest) return undefined;
     parts.push(`${t} ${digest}`);
   }
-  return { digest: sha256(parts.join('\n')), recheckMs: ctx.settings.unlinkedRecheckMs };
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('base64url');
+  return { digest: sha256Base64url(parts.join('\n')), recheckMs: ctx.settings.unlinkedRecheckMs };
 }
 
 /** A user as the digest sees it: every field the mapping may read, with absent, null and '' apart. */
@@ -96,8 +93,8 @@ function cut(records: readonly SourceRecord[], setup: BlockSetup): Block[] {
   let parts = setup.digest;
   const close = () => {
     const first = records[at[0]!] as { ok: true; user: SourceUser };
-    const digest = sha256(parts).slice(0, 16);
-    blocks.push({ key: sha256(first.user.id).slice(0, 12), digest, at, buckets });
+    const digest = sha256Base64url(parts).slice(0, 16);
+    blocks.push({ key: sha256Base64url(first.user.id).slice(0, 12), digest, at, buckets });
     at = [];
     buckets = [];
     parts = setup.digest;

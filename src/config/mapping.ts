@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../core/config-error.js';
 import { RejectedRecordError } from '../core/errors.js';
+import { sha256Base64url } from '../core/hashing.js';
 import { TARGET_IDS, type TargetId } from '../core/targets.js';
 import type { FieldMap, FieldValue, SourceUser } from '../core/types.js';
 import { packageRoot } from '../paths.js';
@@ -262,9 +262,9 @@ function compileTarget(target: TargetId, spec: Map<string, Located>, problems: s
   const fields = [...spec.keys()];
   const evals = fields.map((f) => [f, evaluator(spec.get(f)!.rule)] as const);
   const rules = Object.fromEntries(fields.map((f) => [f, spec.get(f)!.rule]));
-  const digest = createHash('sha256')
-    .update(JSON.stringify([MAP_CODE_VERSION, target, fields.map((f) => [f, rules[f]])]))
-    .digest('base64url');
+  const digest = sha256Base64url(
+    JSON.stringify([MAP_CODE_VERSION, target, fields.map((f) => [f, rules[f]])]),
+  );
   return {
     target,
     fields,

@@ -20,6 +20,11 @@ export function sha256Hex(text: string): string {
   return hash('sha256', text, 'hex');
 }
 
+/** sha256 of the text's UTF-8 bytes, as base64url (43 characters; callers keep a prefix). One-shot. */
+export function sha256Base64url(text: string): string {
+  return hash('sha256', text, 'base64url');
+}
+
 /** The change-detection hash of a payload: sha256 of its sorted-key JSON. */
 export function hashFields(fields: FieldMap): string {
   return sha256Hex(stableStringify(fields));

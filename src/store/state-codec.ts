@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { hashFields } from '../core/hashing.js';
+import { hashFields, sha256Base64url } from '../core/hashing.js';
 import type { FieldMap, FieldValue } from '../core/types.js';
 
 /**
@@ -66,7 +65,7 @@ function makeKeySet(own: string[]): KeySet {
   return {
     keys,
     json,
-    id: createHash('sha256').update(json, 'utf8').digest('base64url').slice(0, ID_LENGTH),
+    id: sha256Base64url(json).slice(0, ID_LENGTH),
   };
 }
 

@@ -41,6 +41,18 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 15_
  * job (BullMQ's forced close, as its own stalled-job tests do). The job stays active with a lock that
  * expires after the short `lockDurationMs`, so another worker's stalled check finds it.
  */
+/** A second process whose workers take stalled jobs at once and fail them for good (maxStalledCount 0). */
+async function rescue(h: Harness): Promise<Engine> {
+  const rescuer = await h.engine({ only: ['zephr'] });
+  await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
+  return rescuer;
+}
+
+/** The run once it ended (20 s at most). */
+function settled(engine: Engine, runId: string) {
+  return runActions.waitForRun(engine, runId, { pollMs: 100, signal: AbortSignal.timeout(20_000) });
+}
+
 async function killWorkers(engine: Engine): Promise<void> {
   await Promise.all(engine.runningWorkers.map((w) => w.close(true)));
 }
@@ -86,12 +98,8 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     });
     await killWorkers(doomed);
 
-    const rescuer = await h.engine({ only: ['zephr'] });
-    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await runActions.waitForRun(rescuer, runId, {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const rescuer = await rescue(h);
+    const run = await settled(rescuer, runId);
 
     expect(run.status).toBe('completed');
     const o = run.targets.zephr!.outcomes;
@@ -106,10 +114,7 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     expect(dead.map((j) => j.data.userId)).toEqual([victim]);
     const retry = await runActions.retryFailed(rescuer, { runId });
     expect(retry.jobs).toBe(1);
-    const again = await runActions.waitForRun(rescuer, retry.runId!, {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const again = await settled(rescuer, retry.runId!);
     expect(again.status).toBe('completed');
     expect(again.targets.zephr!.outcomes.failed).toBe(0);
   });
@@ -139,12 +144,8 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     expect(await doomed.syncQueues.zephr!.getActiveCount()).toBe(1); // one job holds all six users
     await killWorkers(doomed);
 
-    const rescuer = await h.engine({ only: ['zephr'] });
-    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await runActions.waitForRun(rescuer, runId, {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const rescuer = await rescue(h);
+    const run = await settled(rescuer, runId);
 
     expect(run.status).toBe('completed');
     expect(run.targets.zephr!.outcomes).toMatchObject({ created: 2, failed: 4 });
@@ -163,10 +164,7 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     expect(dead.map((j) => j.data.userId).sort()).toEqual(failed.map((i) => i.userId).sort());
     const retry = await runActions.retryFailed(rescuer, { runId });
     expect(retry).toMatchObject({ jobs: 4, malformed: [] });
-    const again = await runActions.waitForRun(rescuer, retry.runId!, {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const again = await settled(rescuer, retry.runId!);
     expect(again.status).toBe('completed');
     expect(again.targets.zephr!.outcomes).toMatchObject({ created: 4, failed: 0 });
   });
@@ -192,12 +190,8 @@ describe('engine: jobs failed by BullMQ for stalling settle their run', () => {
     await until('the scan to start', async () => scanning);
     await killWorkers(doomed);
 
-    const rescuer = await h.engine({ only: ['zephr'] });
-    await rescuer.startWorkers({ stalledIntervalMs: 200, maxStalledCount: 0 });
-    const run = await runActions.waitForRun(rescuer, runId, {
-      pollMs: 100,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const rescuer = await rescue(h);
+    const run = await settled(rescuer, runId);
 
     expect(run.status).toBe('failed');
     expect(run.scan).toMatchObject({ status: 'failed', complete: false });
