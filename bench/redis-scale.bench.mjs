@@ -13,7 +13,8 @@
 //  4. a bare scan: the source connector paging through every user, doing nothing;
 //  5. the unchanged re-run: a scheduled run of the engine (scan with every target on, limits off,
 //     deletion detection included) that must find every user unchanged (0 requests, 0 jobs);
-//     users/s of both, and their ratio (issue 11.4: at least 0.5).
+//     users/s of both, and their ratio (issue 11.4: at least 0.5). The first re-run once; then the
+//     steady re-run and the bare scans BENCH_REPEAT (3) times in turn, their medians.
 // Step 0 (once): a real `backfill` of BENCH_CHECK_USERS (1,000) users, whose every state value must be
 // byte for byte what step 2's encoder makes of the same users (the time prefix aside).
 import { execFile } from 'node:child_process';
@@ -35,6 +36,7 @@ const { encodeUnlinked } = await import(dist('store/unlinked-marker.js'));
 
 const sizes = (process.env.BENCH_SCALE_USERS ?? '100000').split(',').map(Number);
 const checkUsers = Number(process.env.BENCH_CHECK_USERS ?? 1000);
+const repeat = Math.max(1, Number(process.env.BENCH_REPEAT ?? 3));
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TARGETS = ['sunshine', 'zephr', 'prelude'];
 const redis = new Redis(redisUrl);
@@ -297,27 +299,19 @@ async function atSize(n) {
     console.error(`${n}: ${JSON.stringify(m)}`);
 
     // 4. the bare scan, same page size as the engine's scan: without read-ahead, one page ahead (the
-    // engine scan's own, jobs/scan.ts) and a chunk's worth of pages ahead. The ratio's base is the
-    // fastest of the three (the load of the machine moves each), its CPU time that scan's.
+    // engine scan's own, jobs/scan.ts) and a chunk's worth of pages ahead (run with the re-runs, below).
     const bareScan = async (prefetch) => {
+      const stopProfile = prefetch > 1 ? await startProfile() : async () => undefined;
       const cpu0 = process.cpuUsage();
       const tb = performance.now();
       let bare = 0;
       for await (const _ of engine.source().scan({ pageSize: engine.settings.pageSize, prefetch })) bare++;
       if (bare !== n) throw new Error(`bare scan read ${bare} of ${n}`);
-      return { s: (performance.now() - tb) / 1000, cpuS: cpuSeconds(cpu0) };
+      const result = { s: (performance.now() - tb) / 1000, cpuS: cpuSeconds(cpu0) };
+      await stopProfile(`bare-ahead-${n}`);
+      return result;
     };
-    const bareNone = await bareScan(0);
-    const bareOne = await bareScan(1);
     const chunkPages = Math.max(1, Math.ceil(engine.settings.chunkSize / engine.settings.pageSize));
-    const bareChunk = await bareScan(chunkPages);
-    const fastest = [bareNone, bareOne, bareChunk].reduce((a, b) => (b.s < a.s ? b : a));
-    const bareS = fastest.s;
-    const bareCpuS = fastest.cpuS;
-    console.error(
-      `${n}: bare scan ${bareNone.s.toFixed(2)} s without read-ahead, ${bareOne.s.toFixed(2)} s one page ahead, ${bareChunk.s.toFixed(2)} s ${chunkPages} pages ahead`,
-    );
-
     // 5. the unchanged re-run, twice: the first after the state was written compares every user and
     // concludes the blocks it finds unchanged (jobs/scan-blocks.ts); the second is the steady re-run
     // of a schedule, where those conclusions hold.
@@ -354,7 +348,31 @@ async function atSize(n) {
       return { s, cpuS, sandboxCpuS, redisCpuS };
     };
     const first = await rerun('first');
-    const steady = await rerun('steady');
+    // The steady re-run and the three bare scans, BENCH_REPEAT times in turn (the load of the machine
+    // moves each run): the medians.
+    const reps = [];
+    for (let i = 0; i < repeat; i++) {
+      const steady = await rerun('steady');
+      const none = await bareScan(0);
+      const one = await bareScan(1);
+      const ahead = await bareScan(chunkPages);
+      reps.push({ none, one, ahead, steady });
+      console.error(
+        `${n}: bare scan ${none.s.toFixed(2)} s without read-ahead, ${one.s.toFixed(2)} s one page ahead, ${ahead.s.toFixed(2)} s ${chunkPages} pages ahead`,
+      );
+    }
+    const median = (pick) => {
+      const sorted = reps.map(pick).sort((a, b) => a.s - b.s);
+      return sorted[(sorted.length - 1) >> 1];
+    };
+    const bareNone = median((r) => r.none);
+    const bareOne = median((r) => r.one);
+    const bareChunk = median((r) => r.ahead);
+    const steady = median((r) => r.steady);
+    // The ratio's base is the fastest of the three bare scans (by their medians), its CPU time that scan's.
+    const fastest = [bareNone, bareOne, bareChunk].reduce((a, b) => (b.s < a.s ? b : a));
+    const bareS = fastest.s;
+    const bareCpuS = fastest.cpuS;
     // Steady bytes after the re-runs: the blocks' conclusions and the mutation counters are part of
     // what a schedule keeps (the re-runs add no history: nothing changed).
     const afterRun = await measure(prefix);

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import type { Bloom } from '../src/core/bloom.js';
 import { sha256Base64url } from '../src/core/hashing.js';
 import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord, SourceUser } from '../src/core/types.js';
@@ -86,7 +87,7 @@ interface Block {
 }
 
 /** The chunk's valid users cut into blocks (record indexes), each with its key and digest. */
-function cut(records: readonly SourceRecord[], setup: BlockSetup): Block[] {
+function cut(records: readonly SourceRecord[], setup: BlockSetup, hashes: readonly number[]): Block[] {
   const blocks: Block[] = [];
   let at: number[] = [];
   let buckets: number[] = [];
@@ -106,7 +107,7 @@ function cut(records: readonly SourceRecord[], setup: BlockSetup): Block[] {
     parts += `\n${userPart(r.user)}`;
     // One FNV-1a of the id: its low 16 bits are the mutation bucket (mutationBucket), bits 16 to 21
     // say whether the block ends after it.
-    const h = fnv1a(r.user.id);
+    const h = hashes[i]!;
     buckets.push(h & (MUTATION_BUCKETS - 1));
     if (((h >>> 16) & CUT_MASK) === 0 || at.length >= MAX_BLOCK) close();
   }
@@ -163,12 +164,28 @@ export async function readWithBlocks(
   also: readonly string[] | undefined,
   setup: BlockSetup,
   eager = false,
+  bloom?: Bloom,
 ): Promise<BlockedRead> {
   const { redis, layout } = ctx.runs.backing();
   const ids = recIds.filter((id): id is string => !!id);
-  const blocks = cut(records, setup);
+  // One FNV-1a per id: its block cut and mutation bucket, and its place in the scan's Bloom filter.
+  // `suspects` (with a filter, added in stream order: this runs before the first await): the ids it
+  // may have seen, the only ones the seen set is asked about.
+  const hashes = recIds.map((id) => (id ? fnv1a(id) : 0));
+  let suspects: number[] | undefined;
+  if (bloom) {
+    suspects = [];
+    let j = 0;
+    for (let i = 0; i < recIds.length; i++) {
+      if (!recIds[i]) continue;
+      if (bloom.addHash(hashes[i]!)) suspects.push(j);
+      j++;
+    }
+  }
+  const blocks = cut(records, setup, hashes);
   const asks = blocks.map((b) => ({ key: b.key, buckets: b.buckets }));
-  const asked = readBlocks(redis, layout, seenKey, ids, asks, randomInt(1, 2 ** 32 - 1));
+  const checked = suspects ? suspects.map((j) => ids[j]!) : ids;
+  const asked = readBlocks(redis, layout, seenKey, checked, asks, randomInt(1, 2 ** 32 - 1));
   const all = eager
     ? readChunkFor(
         ctx,
@@ -179,20 +196,9 @@ export async function readWithBlocks(
     : undefined;
   all?.catch(() => undefined); // awaited below
   const got = await asked;
-  // Duplicates, as splitFresh: the seen set answers the defined ids in order.
-  const local = new Set<string>(also);
-  const before = new Array<boolean>(records.length).fill(false);
-  const idx = new Array<number>(records.length).fill(-1); // record -> index in `ids`
-  let k = 0;
-  for (let i = 0; i < records.length; i++) {
-    const id = recIds[i];
-    if (!id) continue;
-    const j = k++;
-    idx[i] = j;
-    const dup = got.seen[j] === true || local.has(id);
-    before[i] = dup;
-    if (!dup) local.add(id);
-  }
+  const { before, idx } = suspects
+    ? suspectDuplicates(recIds, ids, suspects, got.seen, also)
+    : duplicates(recIds, got.seen, also);
   const now = Date.now();
   const n = targets.length;
   const flags = targets.map(() => new Uint8Array(ids.length)); // 1: fresh valid user with a state
@@ -263,6 +269,57 @@ export async function readWithBlocks(
     if (unlinked) counters.push([t, 'unlinked', unlinked]);
   });
   return { before, fresh, slow, read, counters, stated, open, trusted, keys: blocks.map((b) => b.key) };
+}
+
+/** Per record, a duplicate (as splitFresh: the seen set answers the defined ids in order), and its index in the ids. */
+export function duplicates(
+  recIds: readonly (string | undefined)[],
+  seen: readonly boolean[],
+  also: readonly string[] | undefined,
+): { before: boolean[]; idx: number[] } {
+  const local = new Set<string>(also);
+  const before = new Array<boolean>(recIds.length).fill(false);
+  const idx = new Array<number>(recIds.length).fill(-1); // record -> index in `ids`
+  let k = 0;
+  for (let i = 0; i < recIds.length; i++) {
+    const id = recIds[i];
+    if (!id) continue;
+    const j = k++;
+    idx[i] = j;
+    const dup = seen[j] === true || local.has(id);
+    before[i] = dup;
+    if (!dup) local.add(id);
+  }
+  return { before, idx };
+}
+
+/**
+ * `duplicates` when only `suspects` (indexes into `ids`: the scan's Bloom filter could not rule them
+ * out, see readWithBlocks) can be one; `seen` answers the suspects. A suspect is a duplicate when the seen
+ * set holds it, the chunk before holds it (`also`, not yet in the set) or it came earlier in the chunk:
+ * each looked up in the arrays (a few per chunk), no set of the chunk's ids is built.
+ */
+export function suspectDuplicates(
+  recIds: readonly (string | undefined)[],
+  ids: readonly string[],
+  suspects: readonly number[],
+  seen: readonly boolean[],
+  also: readonly string[] | undefined,
+): { before: boolean[]; idx: number[] } {
+  const before = new Array<boolean>(recIds.length).fill(false);
+  const idx = new Array<number>(recIds.length).fill(-1);
+  const recordOf = new Array<number>(ids.length);
+  let k = 0;
+  for (let i = 0; i < recIds.length; i++) {
+    if (!recIds[i]) continue;
+    recordOf[k] = i;
+    idx[i] = k++;
+  }
+  suspects.forEach((j, s) => {
+    const id = ids[j]!;
+    before[recordOf[j]!] = seen[s] === true || also?.includes(id) === true || ids.indexOf(id) < j;
+  });
+  return { before, idx };
 }
 
 /** The rows of `read` (every valid user of `records`, in order) of the users that are neither duplicates nor fast. */

@@ -1,6 +1,7 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { isSourceOrderChanged } from '../src/connectors/source/connector.js';
+import { Bloom } from '../src/core/bloom.js';
 import { isSyncError, SyncError } from '../src/core/errors.js';
 import type { TargetId } from '../src/core/targets.js';
 import type { SourceRecord } from '../src/core/types.js';
@@ -138,6 +139,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
             prev?.ids,
             blocks,
             eager,
+            bloom,
           )
         : undefined;
     // The next chunk reads every state at once when this one trusts less than half of its users.
@@ -262,6 +264,14 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
 
   // Before the first state is read: what deletion detection's fast path compares with (deletions.ts).
   if (remember) await startSeenCounts(redis, layout, runId, targets);
+  // Issue 11 (re-run): when this attempt starts with an empty seen set, every id in it will have been
+  // handed over by this attempt, so a Bloom filter of those ids rules out nearly every duplicate and
+  // only its "maybe"s are checked in the seen set (src/core/bloom.ts). A resumed or retried scan (the
+  // set already holds ids) checks every id there, as before.
+  const bloom =
+    blocks && (await redis.scard(seenKey(layout, runId))) === 0
+      ? new Bloom(scan.total ?? 1 << 20)
+      : undefined;
 
   let restarts = scan.restarts ?? 0;
   let seen = 0;

@@ -99,4 +99,13 @@ describe('mutation counters: every writer of states, markers and links bumps its
     await redis.sadd(seenKey(layout, 'run-1'), 'someone-else');
     expect(await bumped('gone-1', () => dropUnlinkedOfGone(redis, layout, 'run-1', 'prelude'))).toBe(1);
   });
+
+  it('deletion detection: only the markers of users the scan did not see go, over several batches', async () => {
+    const ids = Array.from({ length: 9 }, (_, i) => `u-${i}`);
+    for (const id of ids) await state.markUnlinked('prelude', id, { first_name: id });
+    const seen = ids.filter((_, i) => i % 3 !== 0);
+    await redis.sadd(seenKey(layout, 'run-2'), ...seen);
+    expect(await dropUnlinkedOfGone(redis, layout, 'run-2', 'prelude', 2)).toBe(3);
+    expect((await redis.hkeys(layout.unlinked('prelude'))).sort()).toEqual(seen.sort());
+  });
 });
