@@ -148,7 +148,10 @@ async function lookupBatch(engine, batch, at) {
 
 async function makeEngine(env) {
   // BENCH_CHUNK: the scan's chunk size (engine default 2,000), to compare.
-  const settings = process.env.BENCH_CHUNK ? { chunkSize: Number(process.env.BENCH_CHUNK) } : {};
+  const settings = {
+    ...(process.env.BENCH_CHUNK ? { chunkSize: Number(process.env.BENCH_CHUNK) } : {}),
+    ...(process.env.BENCH_READ_AHEAD ? { readAhead: Number(process.env.BENCH_READ_AHEAD) } : {}),
+  };
   return Engine.create({
     jobs: JOBS,
     config: loadConfig(env),

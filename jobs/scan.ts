@@ -285,11 +285,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
             pageSize: ctx.settings.pageSize,
             signal: controller.signal,
             onPage: () => pages++,
-            // One page ahead: the source answers while this page is decided. Not more: the identity
-            // service has no rate limit of ours, and a chunk's worth of pages (10 at the defaults)
-            // requested at once is a burst it did not ask for; after a 401 the requests already sent
-            // would all be refused too (test/integration/engine/failure-paths.test.ts).
-            prefetch: 1,
+            // SOURCE_READ_AHEAD pages ahead (2): the source answers while this page is decided, and
+            // a page that comes late does not stall the scan. Not a chunk's worth (10 at the
+            // defaults): the identity service has no rate limit of ours, that many requests at once
+            // is a burst it did not ask for, and after a 401 the requests already sent would all be
+            // refused too (test/integration/engine/failure-paths.test.ts).
+            prefetch: ctx.settings.readAhead,
           });
       for await (const rec of records) {
         if (opts.limit !== undefined && seen >= opts.limit) break;

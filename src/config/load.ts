@@ -22,6 +22,7 @@ export const ENV_PATHS: Record<string, string> = {
   SOURCE_PASSWORD: 'source.password',
   SOURCE_TOKEN: 'source.token',
   SOURCE_PAGE_SIZE: 'source.pageSize',
+  SOURCE_READ_AHEAD: 'source.readAhead',
   SUNSHINE_URL: 'targets.sunshine.url',
   SUNSHINE_EMAIL: 'targets.sunshine.email',
   SUNSHINE_API_TOKEN: 'targets.sunshine.apiToken',

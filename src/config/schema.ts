@@ -67,6 +67,11 @@ export const sourceSchema = z
     token: z.string().min(1).optional(),
     /** Users per `GET /user` page. @defaultValue 500 */
     pageSize: positiveInt.max(10_000).default(500),
+    /**
+     * Pages the scan requests ahead of the one it reads (0: none, each page asked for when the one
+     * before is read). @defaultValue 2
+     */
+    readAhead: z.coerce.number().int().min(0).max(16).default(2),
   })
   .superRefine((s, ctx) => {
     if (s.token && (s.username || s.password)) {

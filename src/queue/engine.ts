@@ -153,6 +153,7 @@ export class Engine {
       chunkSize: 5000,
       batchSize: config.sync.batchSize,
       pageSize: config.source.pageSize,
+      readAhead: config.source.readAhead,
       defaultRetryAfterMs: 60_000,
       rateLimitMaxWaitMs: config.sync.rateLimitMaxWaitMs,
       ...opts.settings,

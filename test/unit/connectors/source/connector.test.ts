@@ -33,7 +33,14 @@ describe('source connector: request shape (MockAgent)', () => {
   function connector(config: Partial<SourceConfig> = {}) {
     return createSourceConnector(
       {
-        config: { url: `${ORIGIN}/engine-rest`, pageSize: 2, username: 'svc', password: 'p@ss:w', ...config },
+        config: {
+          url: `${ORIGIN}/engine-rest`,
+          pageSize: 2,
+          readAhead: 0,
+          username: 'svc',
+          password: 'p@ss:w',
+          ...config,
+        },
         http,
       },
       { logger, dispatcher: agent },
@@ -194,7 +201,10 @@ async function identityService(users: unknown[], failPage?: Scripted['failPage']
 }
 
 function connectorFor(url: string, pageSize: number) {
-  return createSourceConnector({ config: { url, pageSize, username: 'u', password: 'p' }, http }, { logger });
+  return createSourceConnector(
+    { config: { url, pageSize, readAhead: 0, username: 'u', password: 'p' }, http },
+    { logger },
+  );
 }
 
 describe('source connector against a scripted server', () => {
