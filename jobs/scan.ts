@@ -285,11 +285,12 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
             pageSize: ctx.settings.pageSize,
             signal: controller.signal,
             onPage: () => pages++,
-            // SOURCE_READ_AHEAD pages ahead (2): the source answers while this page is decided, and
-            // a page that comes late does not stall the scan. Not a chunk's worth (10 at the
-            // defaults): the identity service has no rate limit of ours, that many requests at once
-            // is a burst it did not ask for, and after a 401 the requests already sent would all be
-            // refused too (test/integration/engine/failure-paths.test.ts).
+            // SOURCE_READ_AHEAD pages ahead (4): the source answers while this page is decided, and
+            // a page that comes late does not stall the scan (over a network, where a page takes
+            // 50 to 200 ms, one page ahead made the answer time the scan's pace). Not a chunk's
+            // worth (10 at the defaults) by default: the identity service has no rate limit of
+            // ours, and after a 401 the requests already sent are all refused too
+            // (test/integration/engine/failure-paths.test.ts).
             prefetch: ctx.settings.readAhead,
           });
       for await (const rec of records) {

@@ -69,9 +69,9 @@ export const sourceSchema = z
     pageSize: positiveInt.max(10_000).default(500),
     /**
      * Pages the scan requests ahead of the one it reads (0: none, each page asked for when the one
-     * before is read). @defaultValue 2
+     * before is read). @defaultValue 4
      */
-    readAhead: z.coerce.number().int().min(0).max(16).default(2),
+    readAhead: z.coerce.number().int().min(0).max(16).default(4),
   })
   .superRefine((s, ctx) => {
     if (s.token && (s.username || s.password)) {

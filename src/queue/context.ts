@@ -26,7 +26,7 @@ export interface EngineSettings {
   batchSize: number;
   /** Source page size (`SOURCE_PAGE_SIZE`). */
   pageSize: number;
-  /** Source pages the scan requests ahead (`SOURCE_READ_AHEAD`). @defaultValue 2 */
+  /** Source pages the scan requests ahead (`SOURCE_READ_AHEAD`). @defaultValue 4 */
   readAhead: number;
   /** Wait after a 429 without a usable `Retry-After`. @defaultValue 60000 */
   defaultRetryAfterMs: number;

@@ -109,7 +109,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
  * Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages).
  * `stated` (issue 11), per target: the ids of this batch whose state the scan read (after
  * `startSeenCounts`), as a set or as a flag string answering `ids` ('1': had a state); those not yet
- * in the set are counted, each once (see below for a crash between the two steps).
+ * in the set are counted, in the same call, each once.
  */
 export async function recordSeen(
   redis: Redis,
@@ -144,29 +144,14 @@ export async function recordSeen(
     // A repeated id carries no flag (the scan flags only the first, fresh one): the group without a
     // flag goes last, so the flagged occurrence is the one that adds the id and counts.
     const order = [...groups.keys()].sort((a, b) => Number(a === 0) - Number(b === 0));
-    // Plain SADDs in one transaction (each group's ids as arguments: a Lua script copied every id
-    // twice more and cost Redis half as much again), then the counts. A crash between the two only
-    // leaves the counts short, never over: a retried call's SADD finds the ids there and counts
-    // nothing, and a count short of the states only turns deletion detection's fast path off.
-    const m = redis.multi();
-    for (const mask of order) m.sadd(key, ...groups.get(mask)!);
-    m.pexpire(key, SEEN_TTL_MS);
-    const replies = (await m.exec()) ?? [];
-    const counts = targets.map(() => 0);
-    order.forEach((mask, g) => {
-      const [err, added] = replies[g] ?? [new Error('no reply')];
-      if (err) throw err;
-      targets.forEach((_, t) => {
-        if ((mask >> t) & 1) counts[t]! += Number(added);
-      });
-    });
-    if (counts.some((c) => c > 0)) {
-      const c = redis.multi();
-      targets.forEach((t, i) => {
-        if (counts[i]! > 0) c.hincrby(layout.runSeenCounts(runId), `seen:${t}`, counts[i]!);
-      });
-      await c.pexpire(layout.runSeenCounts(runId), SEEN_TTL_MS).exec();
+    const args: string[] = [String(SEEN_TTL_MS), String(targets.length), ...targets];
+    for (const mask of order) {
+      const members = groups.get(mask)!;
+      const pattern = targets.map((_, t) => ((mask >> t) & 1 ? '1' : '0')).join('');
+      // One argument a group, the ids one a line (no id holds a control character, record.ts).
+      args.push(pattern, members.join('\n'));
     }
+    await redis.eval(RECORD_SEEN_LUA, 2, key, layout.runSeenCounts(runId), ...args);
     return;
   }
   await redis
@@ -175,6 +160,34 @@ export async function recordSeen(
     .pexpire(key, SEEN_TTL_MS)
     .exec();
 }
+
+/**
+ * KEYS: seen set, counts hash. ARGV: ttl, n, n target names, then groups: a pattern (one char per
+ * target, '1': had a state) and the group's ids, one a line (SADD in slices of 4,000: Lua's unpack
+ * limit). An id already a member (or earlier in the call) adds nothing, so it counts nothing.
+ */
+const RECORD_SEEN_LUA = `
+local n = tonumber(ARGV[2])
+local counts = {}
+for k = 1, n do counts[k] = 0 end
+for p = 3 + n, #ARGV, 2 do
+  local pattern = ARGV[p]
+  local ids = {}
+  for id in string.gmatch(ARGV[p + 1], '[^\\n]+') do ids[#ids + 1] = id end
+  local added = 0
+  for i = 1, #ids, 4000 do
+    added = added + redis.call('SADD', KEYS[1], unpack(ids, i, math.min(i + 3999, #ids)))
+  end
+  for t = 1, n do
+    if string.byte(pattern, t) == 49 then counts[t] = counts[t] + added end
+  end
+end
+for t = 1, n do
+  if counts[t] > 0 then redis.call('HINCRBY', KEYS[2], 'seen:' .. ARGV[2 + t], counts[t]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+`;
 
 /**
  * Fills the run's gone set for one target: users with a state written before the run started that

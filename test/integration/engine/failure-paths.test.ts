@@ -174,10 +174,10 @@ describe('engine failure paths, end to end (issue 8.16)', () => {
     expect(run.scan.status).toBe('failed');
     expect(run.scan.complete).toBe(false);
     expect(run.scan.error).toMatch(/401/);
-    // An auth error is not retried by the scan: the pages requested ahead (SOURCE_READ_AHEAD, 2) are
-    // refused once each, and none is asked for again (three attempts would make it 6).
-    expect(config.source.readAhead).toBe(2);
-    expect(proxy.answered).toBe(2);
+    // An auth error is not retried by the scan: the pages requested ahead (SOURCE_READ_AHEAD, 4) are
+    // refused once each, and none is asked for again (three attempts would make it 12).
+    expect(config.source.readAhead).toBe(4);
+    expect(proxy.answered).toBe(4);
     for (const t of ['sunshine', 'zephr'] as const) {
       expect(run.targets[t]!.outcomes.removed).toBe(0);
       expect(run.targets[t]!.outcomes.orphaned).toBe(0);

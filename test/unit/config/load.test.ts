@@ -20,7 +20,15 @@ describe('loadConfig', () => {
     const c = loadConfig(base);
     expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'profile-sync', cluster: false });
     expect(c.source.pageSize).toBe(500);
+    expect(c.source.readAhead).toBe(4);
     expect(enabledTargets(c)).toEqual([]);
+  });
+
+  it('SOURCE_READ_AHEAD: 0 to 16 pages; anything else is named', () => {
+    expect(loadConfig({ ...base, SOURCE_READ_AHEAD: '0' }).source.readAhead).toBe(0);
+    expect(loadConfig({ ...base, SOURCE_READ_AHEAD: '16' }).source.readAhead).toBe(16);
+    for (const bad of ['17', '-1', '1.5', 'many'])
+      expect(problems({ ...base, SOURCE_READ_AHEAD: bad }).join('\n')).toMatch(/SOURCE_READ_AHEAD/);
   });
 
   it('write modes (issue 11.1): Zephr owned and Sunshine merge by default; a bad value is named', () => {
