@@ -432,7 +432,21 @@ async function startProfile() {
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 500 });
   await session.post('Profiler.start');
+  // BENCH_HEAP_PROFILE=1: also V8's sampling heap profiler (what allocates), `<name>.heapprofile`.
+  const heap = process.env.BENCH_HEAP_PROFILE === '1';
+  if (heap)
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 16_384,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
   return async (name) => {
+    if (heap) {
+      const { profile: sampled } = await session.post('HeapProfiler.stopSampling');
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${name}.heapprofile`), JSON.stringify(sampled));
+    }
     const { profile } = await session.post('Profiler.stop');
     const { mkdirSync, writeFileSync } = await import('node:fs');
     mkdirSync(dir, { recursive: true });

@@ -36,7 +36,7 @@ import { CODE_UNCHANGED, CODE_UNLINKED, CODE_UNLINKED_STATED, readChunkFor } fro
  */
 
 /** Part of every digest: bump when what a conclusion means changes. */
-const BLOCK_FORMAT = 1;
+const BLOCK_FORMAT = 2;
 /** A block ends after a user whose id's hash has these bits 0: 64 users on average. */
 const CUT_MASK = 63;
 const MAX_BLOCK = 256;
@@ -69,12 +69,31 @@ export function blockSetup(
   return { digest: sha256Base64url(parts.join('\n')), recheckMs: ctx.settings.unlinkedRecheckMs };
 }
 
-/** A user as the digest sees it: every field the mapping may read, with absent, null and '' apart. */
-function userPart(u: SourceUser): string {
-  let s = `${u.id.length}:${u.id}`;
-  for (const v of [u.firstName, u.lastName, u.email])
-    s += typeof v === 'string' ? `s${v.length}:${v}` : v === null ? 'n' : 'u';
-  return s;
+/**
+ * A user as the digest sees it: every field the mapping may read, in order, absent, null and '' apart.
+ * The fields are joined with a control character, which no source field holds (the source connector
+ * refuses them, record.ts), so the text is unambiguous without length prefixes. One flat array a
+ * block and one join: a string built user by user made half a kilobyte of garbage a user.
+ */
+const SEP = '\u0001';
+const ABSENT = '\u0002';
+const NULL = '\u0003';
+
+function pushUser(parts: string[], u: SourceUser): void {
+  const { firstName: f, lastName: l, email: e } = u;
+  parts.push(
+    u.id,
+    typeof f === 'string' ? f : f === null ? NULL : ABSENT,
+    typeof l === 'string' ? l : l === null ? NULL : ABSENT,
+    typeof e === 'string' ? e : e === null ? NULL : ABSENT,
+  );
+}
+
+/** A block's digest: the setup's digest and its users (16 characters of sha256, base64url). */
+export function blockDigest(setupDigest: string, users: readonly SourceUser[]): string {
+  const parts = [setupDigest];
+  for (const u of users) pushUser(parts, u);
+  return sha256Base64url(parts.join(SEP)).slice(0, 16);
 }
 
 interface Block {
@@ -91,20 +110,21 @@ function cut(records: readonly SourceRecord[], setup: BlockSetup, hashes: readon
   const blocks: Block[] = [];
   let at: number[] = [];
   let buckets: number[] = [];
-  let parts = setup.digest;
+  let parts = [setup.digest];
   const close = () => {
     const first = records[at[0]!] as { ok: true; user: SourceUser };
-    const digest = sha256Base64url(parts).slice(0, 16);
+    // As blockDigest: the same text, built as the users come.
+    const digest = sha256Base64url(parts.join(SEP)).slice(0, 16);
     blocks.push({ key: sha256Base64url(first.user.id).slice(0, 12), digest, at, buckets });
     at = [];
     buckets = [];
-    parts = setup.digest;
+    parts = [setup.digest];
   };
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     if (!r.ok) continue;
     at.push(i);
-    parts += `\n${userPart(r.user)}`;
+    pushUser(parts, r.user);
     // One FNV-1a of the id: its low 16 bits are the mutation bucket (mutationBucket), bits 16 to 21
     // say whether the block ends after it.
     const h = hashes[i]!;

@@ -105,3 +105,27 @@ describe('block reads: duplicates from the Bloom filter suspects', () => {
     }
   });
 });
+
+describe('block digest: the users as the source returned them', () => {
+  it('tells apart absent, null, empty and a value, in each field, and where a user ends', async () => {
+    const { blockDigest } = await import('../../../jobs/scan-blocks.js');
+    const users = [
+      [{ id: 'a' }],
+      [{ id: 'a', firstName: null }],
+      [{ id: 'a', firstName: '' }],
+      [{ id: 'a', firstName: 'b' }],
+      [{ id: 'a', lastName: 'b' }],
+      [{ id: 'a', email: 'b' }],
+      [{ id: 'a', firstName: 'b', lastName: '' }],
+      [{ id: 'a', firstName: '', lastName: 'b' }],
+      [{ id: 'ab' }],
+      [{ id: 'a' }, { id: 'b' }],
+      [{ id: 'b' }, { id: 'a' }],
+    ];
+    const digests = users.map((u) => blockDigest('setup', u));
+    expect(new Set(digests).size).toBe(users.length);
+    expect(blockDigest('setup', [{ id: 'a', firstName: 'b' }])).toBe(digests[3]);
+    expect(blockDigest('other setup', [{ id: 'a' }])).not.toBe(digests[0]);
+    for (const d of digests) expect(d).toMatch(/^[A-Za-z0-9_-]{16}$/);
+  });
+});
