@@ -301,10 +301,11 @@ async function atSize(n) {
     const m = await measure(prefix);
     console.error(`${n}: ${JSON.stringify(m)}`);
 
-    // 4. the bare scan, same page size as the engine's scan: without read-ahead, one page ahead (the
-    // engine scan's own, jobs/scan.ts) and a chunk's worth of pages ahead (run with the re-runs, below).
+    // 4. the bare scan, same page size as the engine's scan: without read-ahead, as far ahead as the
+    // engine's scan (SOURCE_READ_AHEAD, jobs/scan.ts) and a chunk's worth of pages ahead (run with the
+    // re-runs, below).
     const bareScan = async (prefetch) => {
-      const stopProfile = prefetch > 1 ? await startProfile() : async () => undefined;
+      const stopProfile = prefetch === chunkPages ? await startProfile() : async () => undefined;
       const cpu0 = process.cpuUsage();
       const tb = performance.now();
       let bare = 0;
@@ -357,11 +358,11 @@ async function atSize(n) {
     for (let i = 0; i < repeat; i++) {
       const steady = await rerun('steady');
       const none = await bareScan(0);
-      const one = await bareScan(1);
+      const one = await bareScan(engine.settings.readAhead);
       const ahead = await bareScan(chunkPages);
       reps.push({ none, one, ahead, steady });
       console.error(
-        `${n}: bare scan ${none.s.toFixed(2)} s without read-ahead, ${one.s.toFixed(2)} s one page ahead, ${ahead.s.toFixed(2)} s ${chunkPages} pages ahead`,
+        `${n}: bare scan ${none.s.toFixed(2)} s without read-ahead, ${one.s.toFixed(2)} s ${engine.settings.readAhead} pages ahead (SOURCE_READ_AHEAD), ${ahead.s.toFixed(2)} s ${chunkPages} pages ahead`,
       );
     }
     const median = (pick) => {
@@ -396,7 +397,8 @@ async function atSize(n) {
       afterRerun: afterRun.bytes,
       bareUsersPerS: n / bareS,
       bareNoPrefetchUsersPerS: n / bareNone.s,
-      bareOnePageUsersPerS: n / bareOne.s,
+      bareOwnUsersPerS: n / bareOne.s,
+      readAhead: engine.settings.readAhead,
       bareChunkUsersPerS: n / bareChunk.s,
       rerunUsersPerS: n / steady.s,
       firstRerunUsersPerS: n / first.s,
@@ -518,8 +520,8 @@ try {
         better: 'lower',
       },
       {
-        name: `${label} users: bare source scan, one page ahead (the engine scan's read-ahead)`,
-        value: Math.round(r.bareOnePageUsersPerS),
+        name: `${label} users: bare source scan, ${r.readAhead} pages ahead (the engine scan's read-ahead, SOURCE_READ_AHEAD)`,
+        value: Math.round(r.bareOwnUsersPerS),
         unit: 'users/s',
         better: 'higher',
       },
@@ -557,8 +559,8 @@ try {
         detail: { bareS: r.bareS, rerunS: r.rerunS },
       },
       {
-        name: `${label} users: re-run / bare scan one page ahead (the engine scan's own read-ahead)`,
-        value: Number((r.rerunUsersPerS / r.bareOnePageUsersPerS).toFixed(2)),
+        name: `${label} users: re-run / bare scan ${r.readAhead} pages ahead (the engine scan's own read-ahead)`,
+        value: Number((r.rerunUsersPerS / r.bareOwnUsersPerS).toFixed(2)),
         unit: 'ratio',
         better: 'higher',
       },
