@@ -286,8 +286,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
             signal: controller.signal,
             onPage: () => pages++,
             // SOURCE_READ_AHEAD pages ahead (4): the source answers while this page is decided, and
-            // a page that comes late does not stall the scan (over a network, where a page takes
-            // 50 to 200 ms, one page ahead made the answer time the scan's pace). Not a chunk's
+            // a page that comes late does not stall the scan (with one page ahead, a source slower
+            // to answer a page than the scan is to decide one sets the scan's pace). Not a chunk's
             // worth (10 at the defaults) by default: the identity service has no rate limit of
             // ours, and after a 401 the requests already sent are all refused too
             // (test/integration/engine/failure-paths.test.ts).
