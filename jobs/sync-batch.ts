@@ -147,6 +147,8 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
   // Issue 11.4: one gate call for the batch's users (re-read when older than GATE_FRESH_MS). After
   // anything but a plain outcome (an abort, a stop, a failure) each user reads its own, as a single job.
   let gates: { from: number; at: number; list: JobGate[] } | undefined;
+  // One abort controller for the users in turn, replaced once aborted (jobs/sync.ts `UserRun.abort`).
+  let abort = new AbortController();
   let shared = true;
   let requests = 0;
   // Issue 11: written users settle SETTLE_GROUP at a time in one call, or SETTLE_WAIT_MS after the
@@ -194,6 +196,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
     const gate = shared ? gates?.list[i - gates.from] : undefined;
     if (gate && (gate.abort || gate.stopped || !gate.exists)) shared = false;
     let result: SyncResult;
+    if (abort.signal.aborted) abort = new AbortController();
     try {
       const run = {
         job,
@@ -202,6 +205,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<{ users: numbe
         member: members[i]!,
         settleLater,
         settleHeld: flush,
+        abort,
       };
       result = await sync.syncUser(ctx, one, gate ? { ...run, gate } : run);
     } catch (err) {

@@ -125,6 +125,13 @@ export interface UserRun {
   settleLater?: (entry: SettleEntry, pii: boolean) => void;
   /** With `settleLater`: records what it holds (before a failure or rejection is judged). */
   settleHeld?: () => Promise<void>;
+  /**
+   * The controller the user's abort watch aborts, when the caller keeps one (not aborted) for its users
+   * in turn: a new AbortController per user was ~1% of a worker's CPU (issue 11). A watch's read still
+   * in flight when its user ended may abort it for the next user: only for a run aborted or a target
+   * stopped, which that user's own watch or gate would find too. @defaultValue a new one
+   */
+  abort?: AbortController;
 }
 
 /**
@@ -182,7 +189,7 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
   // meanwhile (Ctrl-C, --max-failure-rate, from any process), it gives up instead of sending; if the
   // target is stopped meanwhile (issue 8.3: a Retry-After beyond RATE_LIMIT_MAX_WAIT), it fails
   // without sending, like the jobs that meet the stop at the gate.
-  const abort = new AbortController();
+  const abort = run.abort ?? new AbortController();
   const watch = setInterval(() => {
     ctx.runs.jobGate(runId, target).then(
       (g) => {
