@@ -375,7 +375,13 @@ export class RunStore {
     const args = users.flatMap((u) => [u.member, ...u.reads.map((x) => x[1])]);
     const r = await this.redis.psGateMany(keys.length, ...keys, `stop:${target}`, n, ...args);
     const at = (i: number) => 4 + i * (1 + n);
-    return users.map((_, i) => parseGate([...r.slice(0, 4), ...r.slice(at(i), at(i + 1))], n));
+    // The run's part (its options' JSON) decoded once for the batch, each user's settled flag and reads.
+    const run0 = parseGate(r.slice(0, 4), 0);
+    return users.map((_, i) => ({
+      ...run0,
+      settled: r[at(i)] === 1,
+      reads: Array.from({ length: n }, (_, k) => (r[at(i) + 1 + k] as string | null | undefined) ?? null),
+    }));
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */
