@@ -119,6 +119,8 @@ export function maskBody(body: unknown, key = '', maskKey?: MaskKey): unknown {
 
 /** Masks an identifier query or path segment that embeds an email (`.../email:j.doe@x.com`). */
 export function maskPath(path: string): string {
+  // No `@` (raw or encoded), nothing to mask: the regex's search skipped (issue 11: every request's path).
+  if (!path.includes('@') && !path.includes('%40')) return path;
   return path.replace(/([^/:=?&%]+)(@|%40)([^/:?&\s]+)/g, (_m, local: string, at: string, domain: string) => {
     return `${[...decodeURIComponentSafe(local)][0] ?? ''}***${at}${domain}`;
   });
