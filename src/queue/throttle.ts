@@ -278,10 +278,8 @@ export interface AdaptiveOptions {
  * Issue 11.4: with a high limit one call takes several grants (one per 1,000 of the limit, at most 64;
  * below 2,000: one, as before). The spares serve this process's next requests for at most RESERVE_MS,
  * never past a 429 it met or a cut: another process's 429 pause is kept here from at most RESERVE_MS
- * after it was set. An unused spare expires: never a request beyond the limit, at most 63 of a window
- * of 64,000 or more left unsent (at most one per 1,000 of the limit, as with 16). Issue 11: 64, not 16:
- * each Redis call cost a worker 70-120 µs of CPU on the bench VM, a quarter of them now with the limits
- * off (one process sends ~1,000 requests a second per target: 64 spares last about 60 ms).
+ * after it was set. An unused spare expires: never a request beyond the limit, at most one per 1,000
+ * of the limit unsent. Issue 11: 64 (was 16): a Redis call costs a worker 70-120 µs of CPU (bench VM).
  */
 const RESERVE_MAX = 64;
 const RESERVE_PER = 1000;

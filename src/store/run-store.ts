@@ -11,6 +11,7 @@ import {
   newRunId,
   parseCompletion,
   parseGate,
+  parseGates,
   parseRun,
   type RunCompletion,
 } from './run-codec.js';
@@ -374,14 +375,7 @@ export class RunStore {
     const keys = [...run, ...users.flatMap((u) => u.reads.map((x) => x[0]))];
     const args = users.flatMap((u) => [u.member, ...u.reads.map((x) => x[1])]);
     const r = await this.redis.psGateMany(keys.length, ...keys, `stop:${target}`, n, ...args);
-    const at = (i: number) => 4 + i * (1 + n);
-    // The run's part (its options' JSON) decoded once for the batch, each user's settled flag and reads.
-    const run0 = parseGate(r.slice(0, 4), 0);
-    return users.map((_, i) => ({
-      ...run0,
-      settled: r[at(i)] === 1,
-      reads: Array.from({ length: n }, (_, k) => (r[at(i) + 1 + k] as string | null | undefined) ?? null),
-    }));
+    return parseGates(r, users.length, n);
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */
