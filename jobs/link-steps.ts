@@ -72,7 +72,7 @@ export async function linkChunk(
     // Every try the throttle grants is counted (HTTP-level retries included), failed ones too.
     const scope: RequestScope = { sent: 0 };
     try {
-      const got = (await ctx.requestScope.run(scope, () => linker.lookup(batch))).found;
+      const got = (await linker.lookup(batch, scope)).found;
       found.push(...got);
       // Stored per batch, not per chunk (5,000 users): a process killed among a chunk's 50 lookups
       // keeps what it found, and the next run looks up only the rest (test/reliability/prelude-link-crash).
@@ -216,11 +216,11 @@ export async function resolveLink(
   linker: TargetLinker,
   user: SourceUser,
   next: FieldMap,
-  opts: { attempt: number; lookup: boolean; dryRun: boolean; runId: string },
+  opts: { attempt: number; lookup: boolean; dryRun: boolean; runId: string; scope?: RequestScope },
 ): Promise<{ created: boolean; linkedId?: string; requests: RequestRecord[] }> {
   const requests: RequestRecord[] = [];
   if (opts.lookup && linker.looksUp) {
-    const result = await linker.lookup([user]);
+    const result = await linker.lookup([user], opts.scope);
     requests.push(...result.requests);
     await ctx.runs.record(opts.runId, { counters: [['prelude', 'lookups', result.lookups]] });
     const hit = result.found[0];
@@ -231,7 +231,7 @@ export async function resolveLink(
     }
   }
   if (opts.dryRun || !linker.createUsers) return { created: false, requests };
-  const made = await createLink(ctx, linker, user, next, opts.attempt, opts.runId);
+  const made = await createLink(ctx, linker, user, next, opts.attempt, opts.runId, opts.scope);
   return { ...made, requests: [...requests, ...made.requests] };
 }
 
@@ -248,16 +248,17 @@ export async function createLink(
   next: FieldMap,
   attempt: number,
   runId: string,
+  scope?: RequestScope,
 ): Promise<{ created: boolean; linkedId?: string; requests: RequestRecord[] }> {
   if (attempt > 1 && linker.looksUp) {
-    const again = await linker.lookup([user]);
+    const again = await linker.lookup([user], scope);
     const hit = again.found[0];
     if (hit) {
       await ctx.links?.addFound([hit]);
       return { created: false, linkedId: (await ctx.links?.get(user.id)) ?? hit.preludeUserId, requests: [] };
     }
   }
-  const made = await linker.create(user, next);
+  const made = await linker.create(user, next, scope);
   if (made.preludeUserId === undefined) return { created: false, requests: made.requests };
   await ctx.links?.addFound([{ sourceId: user.id, preludeUserId: made.preludeUserId, how: 'create' }]);
   await ctx.runs.record(runId, { counters: [['prelude', 'creates', 1]] });

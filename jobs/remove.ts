@@ -80,9 +80,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<steps.SyncResu
   const scope: RequestScope = { sent: 0, signal: stop.signal };
   try {
     const linkedId = target === 'prelude' && ctx.links ? await ctx.links.get(userId) : undefined;
-    const result = await ctx.requestScope.run(scope, () =>
-      connector.remove({ id: userId }, previous, linkedId),
-    );
+    const result = await connector.remove({ id: userId }, previous, linkedId, scope);
     await ctx.state.remove(target, userId);
     const tries = attempt > 1 ? await ctx.runs.tries(runId, String(job.id)) : [];
     await settle(

@@ -125,6 +125,13 @@ export interface UserRun {
   settleLater?: (entry: SettleEntry, pii: boolean) => void;
   /** With `settleLater`: records what it holds (before a failure or rejection is judged). */
   settleHeld?: () => Promise<void>;
+  /**
+   * The controller the user's abort watch aborts, when the caller keeps one (not aborted) for its users
+   * in turn: a new AbortController per user was ~1% of a worker's CPU (issue 11). A watch's read still
+   * in flight when its user ended may abort it for the next user: only for a run aborted or a target
+   * stopped, which that user's own watch or gate would find too. @defaultValue a new one
+   */
+  abort?: AbortController;
 }
 
 /**
@@ -182,7 +189,7 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
   // meanwhile (Ctrl-C, --max-failure-rate, from any process), it gives up instead of sending; if the
   // target is stopped meanwhile (issue 8.3: a Retry-After beyond RATE_LIMIT_MAX_WAIT), it fails
   // without sending, like the jobs that meet the stop at the gate.
-  const abort = new AbortController();
+  const abort = run.abort ?? new AbortController();
   const watch = setInterval(() => {
     ctx.runs.jobGate(runId, target).then(
       (g) => {
@@ -194,9 +201,9 @@ export async function syncUser(ctx: JobContext, data: SyncPayload, run: UserRun)
   }, 1000);
   const scope: RequestScope = { sent: 0, signal: abort.signal };
   try {
-    const result = await ctx.requestScope
-      .run(scope, () => attemptSync(ctx, data, user, next, attempt, known))
-      .finally(() => clearInterval(watch));
+    const result = await attemptSync(ctx, data, user, next, attempt, known, scope).finally(() =>
+      clearInterval(watch),
+    );
     const tries = attempt > 1 ? await ctx.runs.tries(runId, triesId()) : [];
     const counters: CounterDelta[] = [
       [target, data.dryRun ? 'planned' : 'requests', data.dryRun ? result.planned.length : scope.sent],
@@ -290,6 +297,7 @@ async function attemptSync(
   next: FieldMap,
   attempt: number,
   known: Known,
+  scope: RequestScope,
 ): Promise<AttemptResult> {
   const { target, userId } = data;
   const connector = ctx.targets[target]!;
@@ -298,7 +306,7 @@ async function attemptSync(
   const linker = target === 'prelude' && needsLink(ctx) ? connector.linker : undefined;
   let linkRequests: RunItem['requests'] = [];
   if (linkedId === undefined && linker && (data.lookup || (!data.dryRun && linker.createUsers))) {
-    const how = { attempt, lookup: data.lookup === true, dryRun: data.dryRun, runId: data.runId };
+    const how = { attempt, lookup: data.lookup === true, dryRun: data.dryRun, runId: data.runId, scope };
     const made = await resolveLink(ctx, linker, user, next, how);
     if (made.created) {
       await ctx.state.saveWritten(target, userId, next);
@@ -313,7 +321,7 @@ async function attemptSync(
   if (data.full) {
     // Drift: what changed in the target since we wrote it, outside profile-sync. Only managed fields
     // come back from read(), so repairing them never touches fields profile-sync does not own.
-    const current = await connector.read(user, linkedId);
+    const current = await connector.read(user, linkedId, scope);
     if (current !== undefined) {
       if (stored) drift = diffFields(stored.fields, current);
       previous = current;
@@ -321,7 +329,14 @@ async function attemptSync(
   }
   // A user without a link here was looked up already (by the scan or above): plan the create only.
   const lookedUp = linkedId === undefined && linker?.looksUp === true;
-  const change: Change = { userId, next, previous, user, ...(linkedId ? { linkedId } : { lookedUp }) };
+  const change: Change = {
+    userId,
+    next,
+    previous,
+    user,
+    ...(linkedId ? { linkedId } : { lookedUp }),
+    scope,
+  };
   if (data.dryRun) {
     const diff = diffFields(previous, next);
     const planned = connector.plan(change);

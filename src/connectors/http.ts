@@ -4,7 +4,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { HttpConfig } from '../config/schema.js';
 import { SyncError } from '../core/errors.js';
 import type { TargetId } from '../core/targets.js';
-import type { RequestRecord } from '../core/types.js';
+import type { RequestRecord, RequestScope } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { classify, classifyStatus, errorCodeOf, parseRetryAfter } from './http-errors.js';
 import type { Throttle } from './types.js';
@@ -77,6 +77,8 @@ export interface HttpRequest {
   /** Extra headers for this request only (override `headers()`). */
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** The job attempt this request is sent for: handed to the throttle (its count, its abort signal). */
+  scope?: RequestScope;
   /** A POST that only reads (Prelude's batch_lookup): retried on transient failures like a GET. */
   readOnly?: boolean;
 }
@@ -189,12 +191,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     let computed = options.headers ? await options.headers(headerArgs) : {};
     if (throttle) {
       const waitStarted = performance.now();
-      await throttle();
+      await throttle(req.scope);
       if (performance.now() - waitStarted > STALE_HEADERS_AFTER_MS) {
         // A long wait (rate budget, 429 pause): rebuild the headers (Zephr's JWT lives <= 300 s),
         // then look again whether a 429 paused the target meanwhile (waits it out if so).
         if (options.headers) computed = await options.headers(headerArgs);
-        if (throttle.hold) await throttle.hold();
+        if (throttle.hold) await throttle.hold(req.scope);
       }
     }
     const requestId = randomUUID();

@@ -1,5 +1,5 @@
 import { SyncError } from '../core/errors.js';
-import type { FieldMap, RequestRecord, SourceUser } from '../core/types.js';
+import type { FieldMap, RequestRecord, RequestScope, SourceUser } from '../core/types.js';
 import type { HttpResponse } from './http.js';
 
 /**
@@ -15,9 +15,13 @@ export interface ConnectorMapping {
   readonly digest?: string;
 }
 
-/** Collects the RequestRecords of every response of one write (retries included). */
+/**
+ * Collects the RequestRecords of every response of one write (retries included), and carries the job
+ * attempt's scope its requests are sent with (`HttpRequest.scope`).
+ */
 export class RequestLog {
   readonly records: RequestRecord[] = [];
+  constructor(readonly scope?: RequestScope) {}
   add(res: HttpResponse): HttpResponse {
     this.records.push(...res.records);
     return res;

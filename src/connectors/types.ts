@@ -7,6 +7,7 @@ import type {
   PlannedRequest,
   RemoveResult,
   RequestRecord,
+  RequestScope,
   SourcePage,
   SourceRecord,
   SourceUser,
@@ -38,7 +39,7 @@ export interface TargetConnector {
    * The managed fields the target holds now, or null when it holds no profile for the user.
    * Used by `--full` to find drift. Targets with no read endpoint (Prelude) return `undefined`.
    */
-  read(user: SourceUser, linkedId?: string): Promise<FieldMap | null | undefined>;
+  read(user: SourceUser, linkedId?: string, scope?: RequestScope): Promise<FieldMap | null | undefined>;
   write(change: Change): Promise<ItemResult>;
   /**
    * The requests `write(change)` would send if the target held exactly `change.previous`, without sending
@@ -46,7 +47,12 @@ export interface TargetConnector {
    */
   plan(change: Change): PlannedRequest[];
   /** Deletes or clears the user's managed data (issue 5). */
-  remove(user: SourceUser, previous: FieldMap | null, linkedId?: string): Promise<RemoveResult>;
+  remove(
+    user: SourceUser,
+    previous: FieldMap | null,
+    linkedId?: string,
+    scope?: RequestScope,
+  ): Promise<RemoveResult>;
   /**
    * Issue 10: a target whose users must be linked to the target's own ids before any write (Prelude):
    * how to find the links. Absent for targets keyed by our id.
@@ -78,13 +84,14 @@ export interface TargetLinker {
   /** `PRELUDE_CREATE_USERS`: a user no lookup found is created. */
   readonly createUsers: boolean;
   /** Looks the users up, one request per 100; the found ones (users not found are simply absent). */
-  lookup(users: readonly SourceUser[]): Promise<LinkLookupResult>;
+  lookup(users: readonly SourceUser[], scope?: RequestScope): Promise<LinkLookupResult>;
   /** The lookup request for (the first 100 of) these users, for plans and `config check`. */
   planLookup(users: readonly SourceUser[]): PlannedRequest[];
   /** Creates the user; `preludeUserId` undefined when it cannot be created (no email). */
   create(
     user: SourceUser,
     fields: FieldMap,
+    scope?: RequestScope,
   ): Promise<{ preludeUserId: string | undefined; requests: RequestRecord[] }>;
   planCreate(user: SourceUser, fields: FieldMap): PlannedRequest[];
 }
@@ -97,10 +104,10 @@ export interface TargetLinker {
  */
 export interface Throttle {
   /** Resolves when the request may leave (the engine's resolves with the grant time, Redis ms). */
-  (): Promise<unknown>;
+  (scope?: RequestScope): Promise<unknown>;
   pause?: (retryAfterMs: number) => Promise<unknown>;
   /** After a long wait for the grant (headers rebuilt): waits out a pause set since the grant. */
-  hold?: () => Promise<unknown>;
+  hold?: (scope?: RequestScope) => Promise<unknown>;
 }
 
 export interface ConnectorDeps {

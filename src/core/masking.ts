@@ -21,9 +21,27 @@ export const FINGERPRINT_LENGTH = 4;
 
 /** `#` + the first 4 hex characters of HMAC-SHA256(key, value): stable per install, reveals nothing. */
 export function fingerprint(value: string, key: MaskKey): string {
-  const mac = createHmac('sha256', typeof key === 'string' ? keyBytes(key) : key);
-  return `#${mac.update(value, 'utf8').digest('hex').slice(0, FINGERPRINT_LENGTH)}`;
+  if (recent?.key !== key) recent = { key, prints: new Map() };
+  let print = recent.prints.get(value);
+  if (print === undefined) {
+    const mac = createHmac('sha256', typeof key === 'string' ? keyBytes(key) : key);
+    print = `#${mac.update(value, 'utf8').digest('hex').slice(0, FINGERPRINT_LENGTH)}`;
+    // The oldest goes first (a Map iterates in insertion order).
+    if (recent.prints.size >= RECENT_MAX) recent.prints.delete(recent.prints.keys().next().value!);
+    recent.prints.set(value, print);
+  }
+  return print;
 }
+
+/**
+ * Issue 11: the fingerprints of the last RECENT_MAX values masked with the last key. A user's names
+ * and email are masked once per target within moments of each other (the scan enqueues a chunk's users
+ * for every target at once): 10 HMACs a user for the default mapping, 4 or 5 distinct values. In
+ * memory only, like the job data that carries the same values; a new key (another install's, a test's)
+ * starts afresh, so a fingerprint is always that of the key asked for.
+ */
+const RECENT_MAX = 4096;
+let recent: { key: MaskKey; prints: Map<string, string> } | undefined;
 
 /** The last text key's bytes (one key per install: converted once, not once per masked value). */
 let lastKey: { text: string; bytes: Buffer } | undefined;
@@ -101,6 +119,8 @@ export function maskBody(body: unknown, key = '', maskKey?: MaskKey): unknown {
 
 /** Masks an identifier query or path segment that embeds an email (`.../email:j.doe@x.com`). */
 export function maskPath(path: string): string {
+  // No `@` (raw or encoded), nothing to mask: the regex's search skipped (issue 11: every request's path).
+  if (!path.includes('@') && !path.includes('%40')) return path;
   return path.replace(/([^/:=?&%]+)(@|%40)([^/:?&\s]+)/g, (_m, local: string, at: string, domain: string) => {
     return `${[...decodeURIComponentSafe(local)][0] ?? ''}***${at}${domain}`;
   });

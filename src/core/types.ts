@@ -52,6 +52,17 @@ export interface RequestRecord {
   attempt: number;
 }
 
+/**
+ * Counts the HTTP requests of one job attempt: the throttle increments it before every request. Handed
+ * down explicitly (a connector call's last argument, `Change.scope`, then `HttpRequest.scope`), not
+ * through an AsyncLocalStorage, whose promise hooks taxed every promise of the worker (issue 11).
+ */
+export interface RequestScope {
+  sent: number;
+  /** Aborted when the job's run is aborted: a request still waiting for the rate budget gives up. */
+  signal?: AbortSignal;
+}
+
 /** What a target is asked to do for one user. */
 export interface Change {
   userId: string;
@@ -71,6 +82,8 @@ export interface Change {
    * only the create (PRELUDE_CREATE_USERS=true), not another lookup nor a PATCH.
    */
   lookedUp?: boolean;
+  /** The job attempt's request count and abort signal, handed to every request this write sends. */
+  scope?: RequestScope;
 }
 
 export interface ItemResult {

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Queue } from 'bullmq';
 import type { SourceConnector, TargetConnector } from '../connectors/types.js';
 import type { TargetId } from '../core/targets.js';
@@ -37,12 +36,7 @@ export interface EngineSettings {
   rateLimitMaxWaitMs: number;
 }
 
-/** Counts the HTTP requests of one job attempt: the throttle increments it before every request. */
-export interface RequestScope {
-  sent: number;
-  /** Aborted when the job's run is aborted: a request still waiting for the rate budget gives up. */
-  signal?: AbortSignal;
-}
+export type { RequestScope } from '../core/types.js';
 
 /** BullMQ priorities (lower runs first; 0 would run before every prioritised job, so none uses it). */
 export const PRIORITY: Record<RunKind, number> = {
@@ -62,7 +56,6 @@ export interface JobContext {
   targets: Partial<Record<TargetId, TargetConnector>>;
   syncQueues: Partial<Record<TargetId, Queue>>;
   settings: EngineSettings;
-  requestScope: AsyncLocalStorage<RequestScope>;
   /**
    * A 429 from `target`: lowers its effective rate limit for every process (AIMD,
    * src/queue/throttle.ts). `lowered` is false when another 429 of the same burst already did.
@@ -70,8 +63,4 @@ export interface JobContext {
   lowerRateLimit?: (target: TargetId) => Promise<{ lowered: boolean; limit: number } | undefined>;
   /** Issue 12.3: the operations alerts, when `ALERT_WEBHOOK_URL` is set. */
   alerts?: RunAlerts;
-}
-
-export function newRequestScope(): AsyncLocalStorage<RequestScope> {
-  return new AsyncLocalStorage<RequestScope>();
 }

@@ -18,7 +18,7 @@ import { RedisErrorLog, redisErrorFields, whenRedisReady } from '../store/redis-
 import { RunStore } from '../store/run-store.js';
 import { StateStore } from '../store/state-store.js';
 import { backoffStrategy } from './backoff.js';
-import { type EngineSettings, type JobContext, newRequestScope } from './context.js';
+import type { EngineSettings, JobContext } from './context.js';
 import type { JobSet } from './job-definition.js';
 import { type AlertTuning, createRunAlerts, type RunAlerts } from './run-alerts.js';
 import { SlidingWindowThrottle } from './throttle.js';
@@ -188,7 +188,6 @@ export class Engine {
       await whenRedisReady(connection, config.redis.url);
     }
     const windowMs = opts.rateWindowMs ?? config.sync.rateWindowMs;
-    const scope = newRequestScope();
     const throttles: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
     const throttleFns: Partial<Record<TargetId, Throttle>> = {};
     const layout = new RedisLayout(config.redis.prefix);
@@ -203,15 +202,15 @@ export class Engine {
         marginMs: config.sync.rateLimitMarginMs,
       });
       throttles[t] = th;
-      const fn: Throttle = async () => {
-        const s = scope.getStore();
+      // The job attempt's scope comes with the request (`HttpRequest.scope`): its count, its abort.
+      const fn: Throttle = async (s) => {
         const at = await th.acquire(s?.signal);
         if (s) s.sent++;
         return at;
       };
       // Issue 8.5: a 429 pauses the target for every process, capped by RATE_LIMIT_MAX_WAIT (issue 8.3).
       fn.pause = (ms) => th.pause(Math.min(ms, config.sync.rateLimitMaxWaitMs));
-      fn.hold = () => th.hold(scope.getStore()?.signal);
+      fn.hold = (s) => th.hold(s?.signal);
       throttleFns[t] = fn;
     }
     let connectors: Partial<Record<TargetId, TargetConnector>>;
@@ -236,12 +235,10 @@ export class Engine {
       redisErrors.watch(q, `queue ${q.name}`);
     engine.throttles.push(...Object.values(throttles));
     engine.throttleByTarget = throttles;
-    engine.requestScope = scope;
     engine.throttleFns = throttleFns;
     return engine;
   }
 
-  private requestScope = newRequestScope();
   private throttleFns: Partial<Record<TargetId, Throttle>> = {};
   private throttleByTarget: Partial<Record<TargetId, SlidingWindowThrottle>> = {};
 
@@ -295,7 +292,6 @@ export class Engine {
       targets: this.connectors,
       syncQueues: this.syncQueues,
       settings: this.settings,
-      requestScope: this.requestScope,
       lowerRateLimit: async (target) => this.throttleByTarget[target]?.lower(),
       ...(this.alerts ? { alerts: this.alerts } : {}),
     };

@@ -53,7 +53,8 @@ export class RedisLayout {
   }
 
   key(...parts: string[]): string {
-    return [this.bullPrefix, ...parts].join(':');
+    // As `[prefix, ...parts].join(':')` without the copy (issue 11: several keys per written user).
+    return parts.length === 0 ? this.bullPrefix : `${this.bullPrefix}:${parts.join(':')}`;
   }
 
   state(target: TargetId): string {

@@ -134,6 +134,17 @@ export function parseGate(r: (string | number | null)[], reads: number): JobGate
   };
 }
 
+/** `parseGate` for each user of a `psGateMany` answer (issue 11: the run's part, its options JSON, decoded once). */
+export function parseGates(r: (string | number | null)[], users: number, reads: number): JobGate[] {
+  const run = parseGate(r.slice(0, 4), 0);
+  const at = (i: number) => 4 + i * (1 + reads);
+  return Array.from({ length: users }, (_, i) => ({
+    ...run,
+    settled: r[at(i)] === 1,
+    reads: Array.from({ length: reads }, (_, k) => (r[at(i) + 1 + k] as string | null | undefined) ?? null),
+  }));
+}
+
 /** What `RunStore.completion` answers: the few fields that decide whether a run is over. */
 export interface RunCompletion {
   status: RunStatus;

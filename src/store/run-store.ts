@@ -11,6 +11,7 @@ import {
   newRunId,
   parseCompletion,
   parseGate,
+  parseGates,
   parseRun,
   type RunCompletion,
 } from './run-codec.js';
@@ -374,8 +375,7 @@ export class RunStore {
     const keys = [...run, ...users.flatMap((u) => u.reads.map((x) => x[0]))];
     const args = users.flatMap((u) => [u.member, ...u.reads.map((x) => x[1])]);
     const r = await this.redis.psGateMany(keys.length, ...keys, `stop:${target}`, n, ...args);
-    const at = (i: number) => 4 + i * (1 + n);
-    return users.map((_, i) => parseGate([...r.slice(0, 4), ...r.slice(at(i), at(i + 1))], n));
+    return parseGates(r, users.length, n);
   }
 
   /** Remembers a failed attempt of a job, to be shown with its final item. */

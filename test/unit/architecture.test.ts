@@ -107,6 +107,15 @@ describe('architecture: layers', () => {
     expect(long).toEqual([]);
   });
 
+  it('no async_hooks in the engine: the request scope is handed down, never in an AsyncLocalStorage', () => {
+    // Issue 11: one AsyncLocalStorage switched Node 20's promise hooks on for every promise of the
+    // worker (ioredis, undici, BullMQ): ~3% of its CPU. The scope goes with each call (RequestScope).
+    const bad = projectFiles().filter((f) =>
+      /['"](node:)?async_hooks['"]/.test(readFileSync(join(root, f), 'utf8')),
+    );
+    expect(bad).toEqual([]);
+  });
+
   it('no Redis key string is built outside src/store/', () => {
     // RedisLayout.key(...), `${...bullPrefix}:...`, and hand-written hash tags `{${prefix}}`.
     const KEY_BUILDING = /\.key\(\s*['"`]|\$\{[\w.]*bullPrefix\}|\{\$\{[\w.]*[pP]refix\}\}/;

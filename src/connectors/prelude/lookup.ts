@@ -1,6 +1,6 @@
 import type { PreludeConfig } from '../../config/schema.js';
 import { SyncError } from '../../core/errors.js';
-import type { FieldMap, PlannedRequest, RequestRecord, SourceUser } from '../../core/types.js';
+import type { FieldMap, PlannedRequest, RequestRecord, RequestScope, SourceUser } from '../../core/types.js';
 import type { HttpClient } from '../http.js';
 import { isObject, RequestLog, unreadableRead } from '../target-common.js';
 import type { FoundLinkResult, LinkLookupResult, TargetLinker } from '../types.js';
@@ -118,8 +118,8 @@ export function createPreludeLinker(
   const linkBy = config.linkBy;
   const looksUp = byExternalId(linkBy) || byEmail(linkBy);
 
-  async function lookup(users: readonly SourceUser[]): Promise<LinkLookupResult> {
-    const log = new RequestLog();
+  async function lookup(users: readonly SourceUser[], scope?: RequestScope): Promise<LinkLookupResult> {
+    const log = new RequestLog(scope);
     const found: FoundLinkResult[] = [];
     let sent = 0;
     if (!looksUp) return { found, requests: [], lookups: 0 };
@@ -129,7 +129,13 @@ export function createPreludeLinker(
       if (!body) continue;
       // A read: safe to send again after a crash, allowed in a dry run.
       const res = log.add(
-        await client.request({ method: 'POST', path: `${usersPath}/batch_lookup`, body, readOnly: true }),
+        await client.request({
+          method: 'POST',
+          path: `${usersPath}/batch_lookup`,
+          body,
+          readOnly: true,
+          scope,
+        }),
       );
       sent++;
       if (res.status !== 200)
@@ -165,12 +171,15 @@ export function createPreludeLinker(
   async function create(
     user: SourceUser,
     fields: FieldMap,
+    scope?: RequestScope,
   ): Promise<{ preludeUserId: string | undefined; requests: RequestRecord[] }> {
     const body = createBody(user, fields);
     // No email: no identifier to log in with, Prelude requires one; the user stays unlinked.
     if (!body) return { preludeUserId: undefined, requests: [] };
     const log = new RequestLog();
-    const res = log.add(await client.request({ method: 'POST', path: usersPath, body, userId: user.id }));
+    const res = log.add(
+      await client.request({ method: 'POST', path: usersPath, body, userId: user.id, scope }),
+    );
     // 409: the address (or external_id) already belongs to a Prelude user that the lookup did not link
     // (known only by email, under PRELUDE_LINK_BY=external_id; or another user's). Never a second login
     // for the same person: the user stays unlinked (PRELUDE_LINK_BY=external_id,email links such users).

@@ -7,6 +7,7 @@ import type {
   ItemResult,
   PlannedRequest,
   RemoveResult,
+  RequestScope,
   SourceUser,
 } from '../../core/types.js';
 import { createHttpClient, type HttpResponse } from '../http.js';
@@ -99,7 +100,13 @@ export function createPreludeConnector(
     linkedId?: string,
   ): Promise<PatchResult> {
     const res = log.add(
-      await client.request({ method: 'PATCH', path: pathFor(user, linkedId), body, userId: user.id }),
+      await client.request({
+        method: 'PATCH',
+        path: pathFor(user, linkedId),
+        body,
+        userId: user.id,
+        scope: log.scope,
+      }),
     );
     return interpret(res, user.id);
   }
@@ -110,7 +117,7 @@ export function createPreludeConnector(
       return { outcome: 'unchanged', diff: {}, requests: [] };
     }
     if (unlinkedWithoutLink(change.linkedId)) return { outcome: 'unlinked', diff: {}, requests: [] };
-    const log = new RequestLog();
+    const log = new RequestLog(change.scope);
     const result = await patch(log, change.user, patchBody(change.previous, change.next), change.linkedId);
     if (result.kind === 'unlinked') return { outcome: 'unlinked', diff: {}, requests: log.records };
     return { outcome: change.previous === null ? 'created' : 'updated', diff, requests: log.records };
@@ -154,10 +161,14 @@ export function createPreludeConnector(
    * undefined (nothing known: the write plans from the stored state, as without --full). An unreadable
    * 200 fails transient: it never stands for an empty profile.
    */
-  async function read(user: SourceUser, linkedId?: string): Promise<FieldMap | undefined> {
+  async function read(
+    user: SourceUser,
+    linkedId?: string,
+    scope?: RequestScope,
+  ): Promise<FieldMap | undefined> {
     if (unlinkedWithoutLink(linkedId)) return undefined;
     const path = userPath(config.appId, linkedId ?? userIdFor(user.id), user.id);
-    const res = await client.request({ method: 'GET', path, userId: user.id });
+    const res = await client.request({ method: 'GET', path, userId: user.id, scope });
     if (res.status === 404 && vendorErrorCode(res.body) === 'user_not_found') return undefined;
     if (res.status !== 200)
       throw (
@@ -177,9 +188,10 @@ export function createPreludeConnector(
     user: SourceUser,
     previous: FieldMap | null,
     linkedId?: string,
+    scope?: RequestScope,
   ): Promise<RemoveResult> {
     if (unlinkedWithoutLink(linkedId)) return { outcome: 'unchanged', action: 'absent', requests: [] };
-    const log = new RequestLog();
+    const log = new RequestLog(scope);
     const result = await patch(log, user, clearBody(managedFields(mapping.fields, previous, null)), linkedId);
     if (result.kind === 'unlinked') return { outcome: 'unchanged', action: 'absent', requests: log.records };
     return { outcome: 'removed', action: 'cleared', requests: log.records };

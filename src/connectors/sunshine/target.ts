@@ -7,6 +7,7 @@ import type {
   ItemResult,
   PlannedRequest,
   RemoveResult,
+  RequestScope,
   SourceUser,
 } from '../../core/types.js';
 import { createHttpClient, type HttpMethod, type HttpResponse } from '../http.js';
@@ -77,7 +78,14 @@ export function createSunshineConnector(
     body?: ProfileBody,
   ): Promise<HttpResponse> {
     return log.add(
-      await client.request({ method, path: PROFILES_PATH, query: queryOf(userId), body, userId }),
+      await client.request({
+        method,
+        path: PROFILES_PATH,
+        query: queryOf(userId),
+        body,
+        userId,
+        scope: log.scope,
+      }),
     );
   }
 
@@ -125,7 +133,7 @@ export function createSunshineConnector(
   }
 
   async function write(change: Change): Promise<ItemResult> {
-    const log = new RequestLog();
+    const log = new RequestLog(change.scope);
     const diff = diffFields(change.previous, change.next);
     const decision = decideWrite(change.previous, change.next);
     let outcome: ItemResult['outcome'];
@@ -210,13 +218,18 @@ export function createSunshineConnector(
     }
   }
 
-  async function read(user: SourceUser): Promise<FieldMap | null> {
-    const profile = await getProfile(new RequestLog(), user.id);
+  async function read(user: SourceUser, _linkedId?: string, scope?: RequestScope): Promise<FieldMap | null> {
+    const profile = await getProfile(new RequestLog(scope), user.id);
     return profile === null ? null : fieldsFromProfile(profile, mapping.fields);
   }
 
-  async function remove(user: SourceUser, previous: FieldMap | null): Promise<RemoveResult> {
-    const log = new RequestLog();
+  async function remove(
+    user: SourceUser,
+    previous: FieldMap | null,
+    _linkedId?: string,
+    scope?: RequestScope,
+  ): Promise<RemoveResult> {
+    const log = new RequestLog(scope);
     const current = await getProfile(log, user.id);
     if (current === null) return { outcome: 'unchanged', action: 'absent', requests: log.records };
     const id = current.id;
@@ -234,14 +247,22 @@ export function createSunshineConnector(
     // when only foreign attributes would remain the profile cannot exist any more: it is deleted.
     if (hasForeignData(current, managed) && (stripped.profile.identifiers?.length ?? 0) > 0) {
       const res = log.add(
-        await client.request({ method: 'PUT', path: profilePath(id), body: stripped, userId: user.id }),
+        await client.request({
+          method: 'PUT',
+          path: profilePath(id),
+          body: stripped,
+          userId: user.id,
+          scope,
+        }),
       );
       // 404: deleted by someone else between our GET and PUT; nothing of ours is left.
       if (res.status === 404) return { outcome: 'unchanged', action: 'absent', requests: log.records };
       if (res.status !== 200) throw client.fail({ method: 'PUT', userId: user.id }, res);
       return { outcome: 'removed', action: 'stripped', requests: log.records };
     }
-    const res = log.add(await client.request({ method: 'DELETE', path: profilePath(id), userId: user.id }));
+    const res = log.add(
+      await client.request({ method: 'DELETE', path: profilePath(id), userId: user.id, scope }),
+    );
     // 404: deleted meanwhile, which is what we wanted.
     if (res.status !== 204 && res.status !== 200 && res.status !== 404) {
       throw client.fail({ method: 'DELETE', userId: user.id }, res);

@@ -8,6 +8,7 @@ import type {
   ItemResult,
   PlannedRequest,
   RemoveResult,
+  RequestScope,
   SourceUser,
 } from '../../core/types.js';
 import { createHttpClient } from '../http.js';
@@ -69,7 +70,7 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
 
   /** GET the user's document: the object, or null on 404 (no extended profile yet). */
   async function getDocument(log: RequestLog, userId: string): Promise<Record<string, unknown> | null> {
-    const res = log.add(await client.request({ method: 'GET', path, userId }));
+    const res = log.add(await client.request({ method: 'GET', path, userId, scope: log.scope }));
     if (res.status === 404) return null;
     if (res.status !== 200) throw client.fail({ method: 'GET', userId }, res);
     // An empty or non-JSON 200 is not "no profile" (that is 404): it is an answer we cannot read, and a
@@ -88,14 +89,14 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
   }
 
   async function putDocument(log: RequestLog, userId: string, body: Record<string, unknown>): Promise<void> {
-    const res = log.add(await client.request({ method: 'PUT', path, body, userId }));
+    const res = log.add(await client.request({ method: 'PUT', path, body, userId, scope: log.scope }));
     // Seed 000 documents 200 only; any 2xx is success.
     if (res.status < 200 || res.status >= 300) throw client.fail({ method: 'PUT', userId }, res);
   }
 
   async function write(change: Change): Promise<ItemResult> {
     const diff = diffFields(change.previous, change.next);
-    const log = new RequestLog();
+    const log = new RequestLog(change.scope);
     if (change.previous !== null && Object.keys(diff).length === 0) {
       return { outcome: 'unchanged', diff: {}, requests: [] };
     }
@@ -146,13 +147,18 @@ export function createZephrConnector(options: ZephrConnectorOptions, deps: Conne
     ];
   }
 
-  async function read(user: SourceUser): Promise<FieldMap | null> {
-    const doc = await getDocument(new RequestLog(), user.id);
+  async function read(user: SourceUser, _linkedId?: string, scope?: RequestScope): Promise<FieldMap | null> {
+    const doc = await getDocument(new RequestLog(scope), user.id);
     return doc === null ? null : fieldsFromDocument(doc, mapping.fields);
   }
 
-  async function remove(user: SourceUser, previous: FieldMap | null): Promise<RemoveResult> {
-    const log = new RequestLog();
+  async function remove(
+    user: SourceUser,
+    previous: FieldMap | null,
+    _linkedId?: string,
+    scope?: RequestScope,
+  ): Promise<RemoveResult> {
+    const log = new RequestLog(scope);
     if (owned && previous !== null) {
       // Owned: the document is ours and we know we wrote it; clearing it is one PUT of `{}` (seed 000 has
       // no DELETE). Without a previous write (state lost) the GET below says whether there is anything.

@@ -49,8 +49,8 @@ describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () =>
     let inner: Throttle | undefined;
     const pauses: { until: number; at: number }[] = [];
     const goes: number[] = [];
-    const wrapped: Throttle = async () => {
-      const at = (await inner!()) as number;
+    const wrapped: Throttle = async (scope) => {
+      const at = (await inner!(scope)) as number;
       goes.push(at);
       return at;
     };
@@ -59,8 +59,8 @@ describe('engine: a 429 Retry-After is kept by every request (issue 8.5)', () =>
       pauses.push(r);
       return r;
     };
-    wrapped.hold = async () => {
-      const r = (await inner!.hold!()) as { at: number };
+    wrapped.hold = async (scope) => {
+      const r = (await inner!.hold!(scope)) as { at: number };
       goes.push(r.at);
       return r;
     };

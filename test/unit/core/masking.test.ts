@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { fingerprint, maskBody, maskDiff, maskEmail, maskName, maskPath } from '../../../src/core/masking.js';
 
@@ -83,6 +84,19 @@ describe('masking with a fingerprint (issue 12.7)', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 1000; i++) seen.add(maskEmail(`u${i}@example.org`, KEY));
     expect(seen.size).toBeGreaterThan(985);
+  });
+
+  it('remembers recent fingerprints (issue 11): always the HMAC of the key asked for, past its bound too', () => {
+    const hmac = (v: string, k: string | Uint8Array) =>
+      `#${createHmac('sha256', k).update(v, 'utf8').digest('hex').slice(0, 4)}`;
+    // Two keys in turn (each switch starts afresh), then more values than it keeps, then the first again.
+    for (const k of [KEY, OTHER, KEY])
+      expect(fingerprint('jane@example.org', k)).toBe(hmac('jane@example.org', k));
+    const bytes = Buffer.from(OTHER, 'utf8');
+    expect(fingerprint('jane@example.org', bytes)).toBe(hmac('jane@example.org', bytes));
+    for (let i = 0; i < 5000; i++) fingerprint(`v${i}`, KEY);
+    for (const i of [0, 900, 4999]) expect(fingerprint(`v${i}`, KEY)).toBe(hmac(`v${i}`, KEY));
+    expect(fingerprint('v0', OTHER)).toBe(hmac('v0', OTHER));
   });
 
   it('shows an email change in a masked diff, and never the values or the key', () => {

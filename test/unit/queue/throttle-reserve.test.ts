@@ -41,10 +41,13 @@ describe('SlidingWindowThrottle spare grants (issue 11.4)', () => {
     return { grants: members.length, calls: members.filter((m) => !m.includes('.')).length };
   }
 
-  it('16 concurrent requests with a limit of 100,000: one Redis call grants all 16; below 2,000 a window one call per grant, as before', async () => {
+  it('16 concurrent requests with a limit of 100,000: one Redis call grants them (64 at most, one per 1,000 of the limit); below 2,000 a window one call per grant, as before', async () => {
     const high = throttle(a, 'high', 100_000);
     await Promise.all(Array.from({ length: 16 }, () => high.acquire()));
-    expect(await calls('high')).toEqual({ grants: 16, calls: 1 });
+    expect(await calls('high')).toEqual({ grants: 64, calls: 1 });
+    const mid = throttle(a, 'mid', 20_000);
+    await Promise.all(Array.from({ length: 16 }, () => mid.acquire()));
+    expect(await calls('mid')).toEqual({ grants: 20, calls: 1 });
     const low = throttle(a, 'low', 1_000);
     await Promise.all(Array.from({ length: 5 }, () => low.acquire()));
     expect(await calls('low')).toEqual({ grants: 5, calls: 5 });
@@ -52,13 +55,13 @@ describe('SlidingWindowThrottle spare grants (issue 11.4)', () => {
 
   it("a 429 met in this process drops the spares at once; another process's pause holds it once its spares are 100 ms old", async () => {
     const local = throttle(a, 'local', 100_000);
-    await local.acquire(); // 15 spares now
+    await local.acquire(); // 63 spares now
     await local.pause(5_000);
     expect((await local.tryAcquire()).granted).toBe(false);
 
     const one = throttle(a, 'remote', 100_000);
     const other = throttle(b, 'remote', 100_000);
-    await one.acquire(); // 15 spares now
+    await one.acquire(); // 63 spares now
     await other.pause(5_000);
     await sleep(150);
     const next = await one.tryAcquire();

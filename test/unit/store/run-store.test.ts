@@ -125,6 +125,28 @@ describe('RunStore', () => {
     expect(raw).not.toContain(maskKey!);
   });
 
+  it("jobGates answers each user's jobGate: the run's part decoded once, each user's settled flag and reads", async () => {
+    const runs = new RunStore(redis, layout);
+    const id = await runs.create('backfill', { ...OPTS, showPii: true, maxFailureRate: 0.5 });
+    await runs.record(id, { settle: 'zephr/b', counters: [['zephr', 'updated', 1]] });
+    await redis.hset(layout.state('zephr'), 'a', 'A', 'c', 'C');
+    const asks = ['a', 'b', 'c'].map((u) => ({
+      member: `zephr/${u}`,
+      reads: [[layout.state('zephr'), u] as const, [layout.links(), u] as const],
+    }));
+    const each = async () => Promise.all(asks.map((a) => runs.jobGate(id, 'zephr', a.member, a.reads)));
+    expect(await runs.jobGates(id, 'zephr', asks)).toEqual(await each());
+    await runs.stopTarget(id, 'zephr', 'stopped for the test');
+    await runs.requestAbort(id, 'aborted for the test');
+    const gates = await runs.jobGates(id, 'zephr', asks);
+    expect(gates).toEqual(await each());
+    expect(gates.map((g) => [g.settled, g.reads, g.pii, g.maxFailureRate, g.abort, g.stopped])).toEqual([
+      [false, ['A', null], true, 0.5, 'aborted for the test', 'stopped for the test'],
+      [true, [null, null], true, 0.5, 'aborted for the test', 'stopped for the test'],
+      [false, ['C', null], true, 0.5, 'aborted for the test', 'stopped for the test'],
+    ]);
+  });
+
   it('stores PII only when the run asked for it', async () => {
     const runs = new RunStore(redis, layout);
     const id = await runs.create('single-user', { ...OPTS, showPii: true });
