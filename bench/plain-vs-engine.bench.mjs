@@ -253,6 +253,7 @@ const m = Object.fromEntries(
       workerCpuPerWriteMs: median(rs.map((r) => (r.workerCpu / r.writes) * 1000)),
       redisCpuPerWriteMs: median(rs.map((r) => (r.redisCpu / r.writes) * 1000)),
       writes: median(rs.map((r) => r.writes)),
+      lookups: median(rs.map((r) => r.lookups ?? 0)),
     },
   ]),
 );
