@@ -242,10 +242,23 @@ export class StateStore {
   }
 
   async markUnlinked(target: TargetId, userId: string, fields: FieldMap, at = Date.now()): Promise<void> {
-    const m = this.redis
-      .multi()
-      .hset(this.layout.unlinked(target), userId, encodeUnlinked(at, hashFields(fields)));
-    await bumpIn(m, this.layout.mutations(), [userId]).exec();
+    await this.markUnlinkedMany(target, [[userId, fields]], at);
+  }
+
+  /** `markUnlinked` for several users in one call (a scan chunk's users no lookup found). */
+  async markUnlinkedMany(
+    target: TargetId,
+    users: readonly (readonly [string, FieldMap])[],
+    at = Date.now(),
+  ): Promise<void> {
+    if (users.length === 0) return;
+    const pairs = users.flatMap(([id, fields]) => [id, encodeUnlinked(at, hashFields(fields))]);
+    const m = this.redis.multi().hset(this.layout.unlinked(target), ...pairs);
+    await bumpIn(
+      m,
+      this.layout.mutations(),
+      users.map(([id]) => id),
+    ).exec();
   }
 
   /** How many users profile-sync holds a written state for in this target. */

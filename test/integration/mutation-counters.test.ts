@@ -56,6 +56,19 @@ describe('mutation counters: every writer of states, markers and links bumps its
     expect(await bumped('s-2', async () => undefined)).toBe(0);
   });
 
+  it("state: a scan chunk's unlinked markers in one call, each user's counter bumped", async () => {
+    const users = [
+      ['m-1', { first_name: 'Ann' }],
+      ['m-2', { first_name: 'Bob' }],
+    ] as const;
+    const mark = () => state.markUnlinkedMany('prelude', users, 1_000);
+    expect(await bumped('m-1', mark)).toBe(1);
+    expect(await bumped('m-2', mark)).toBe(1);
+    const markers = await state.getUnlinkedMany('prelude', ['m-1', 'm-2', 'm-3']);
+    expect(markers.map((m) => m?.at)).toEqual([1_000, 1_000, undefined]);
+    expect(markers[0]!.hash).not.toBe(markers[1]!.hash);
+  });
+
   it("a sync job's settle writing its state: one job's call and a batch's grouped call", async () => {
     const runs = new RunStore(redis, layout);
     const id = await runs.create('backfill', OPTS);
