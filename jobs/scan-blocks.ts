@@ -89,11 +89,14 @@ function pushUser(parts: string[], u: SourceUser): void {
   );
 }
 
-/** A block's digest: the setup's digest and its users (16 characters of sha256, base64url). */
+/** 16 characters of sha256 (base64url) over the parts. */
+const digestOf = (parts: readonly string[]) => sha256Base64url(parts.join(SEP)).slice(0, 16);
+
+/** A block's digest: the setup's digest and its users (what `cut` computes as the users come). */
 export function blockDigest(setupDigest: string, users: readonly SourceUser[]): string {
   const parts = [setupDigest];
   for (const u of users) pushUser(parts, u);
-  return sha256Base64url(parts.join(SEP)).slice(0, 16);
+  return digestOf(parts);
 }
 
 interface Block {
@@ -113,9 +116,7 @@ function cut(records: readonly SourceRecord[], setup: BlockSetup, hashes: readon
   let parts = [setup.digest];
   const close = () => {
     const first = records[at[0]!] as { ok: true; user: SourceUser };
-    // As blockDigest: the same text, built as the users come.
-    const digest = sha256Base64url(parts.join(SEP)).slice(0, 16);
-    blocks.push({ key: sha256Base64url(first.user.id).slice(0, 12), digest, at, buckets });
+    blocks.push({ key: sha256Base64url(first.user.id).slice(0, 12), digest: digestOf(parts), at, buckets });
     at = [];
     buckets = [];
     parts = [setup.digest];
