@@ -10,7 +10,13 @@ import type { CounterDelta } from '../src/store/run-store.js';
 import { type BlockConclusion, decodeConclusion, readBlocks, writeBlocks } from '../src/store/scan-blocks.js';
 import type { ChunkRead } from '../src/store/state-store.js';
 import { needsLink } from './link-steps.js';
-import { CODE_UNCHANGED, CODE_UNLINKED, CODE_UNLINKED_STATED, readChunkFor } from './scan-chunk.js';
+import {
+  CODE_UNCHANGED,
+  CODE_UNLINKED,
+  CODE_UNLINKED_STATED,
+  duplicates,
+  readChunkFor,
+} from './scan-chunk.js';
 
 /**
  * Issue 11 (the unchanged re-run): block conclusions, so that a scan need not read and compare every
@@ -145,7 +151,7 @@ export interface OpenBlock {
   userIds: string[];
 }
 
-/** What `readWithBlocks` answers: what `splitFresh` (scan.ts) does, and the blocks' part. */
+/** What `readWithBlocks` answers: what `splitFresh` (scan-chunk.ts) does, and the blocks' part. */
 export interface BlockedRead {
   /** Per record: a duplicate (in the seen set, in `also`, or earlier in the chunk). */
   before: boolean[];
@@ -290,28 +296,6 @@ export async function readWithBlocks(
     if (unlinked) counters.push([t, 'unlinked', unlinked]);
   });
   return { before, fresh, slow, read, counters, stated, open, trusted, keys: blocks.map((b) => b.key) };
-}
-
-/** Per record, a duplicate (as splitFresh: the seen set answers the defined ids in order), and its index in the ids. */
-export function duplicates(
-  recIds: readonly (string | undefined)[],
-  seen: readonly boolean[],
-  also: readonly string[] | undefined,
-): { before: boolean[]; idx: number[] } {
-  const local = new Set<string>(also);
-  const before = new Array<boolean>(recIds.length).fill(false);
-  const idx = new Array<number>(recIds.length).fill(-1); // record -> index in `ids`
-  let k = 0;
-  for (let i = 0; i < recIds.length; i++) {
-    const id = recIds[i];
-    if (!id) continue;
-    const j = k++;
-    idx[i] = j;
-    const dup = seen[j] === true || local.has(id);
-    before[i] = dup;
-    if (!dup) local.add(id);
-  }
-  return { before, idx };
 }
 
 /**

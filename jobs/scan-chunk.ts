@@ -353,26 +353,13 @@ export function splitFresh(
   also?: readonly string[],
 ): { before: boolean[]; fresh: SourceRecord[]; read: ChunkRead; stated: Map<TargetId, string> } {
   const member = read.seen ?? [];
-  const local = new Set<string>(also);
-  const before = new Array<boolean>(records.length);
+  const { before, idx } = duplicates(recIds, member, also);
   const rows: number[] = []; // index in `ids` of each fresh valid user
   const counted = new Uint8Array(member.length); // per id: a fresh valid user
-  let k = 0; // `member` answers the defined ids, in order
   for (let i = 0; i < records.length; i++) {
-    const id = recIds[i];
-    if (!id) {
-      before[i] = false;
-      continue;
-    }
-    const j = k++;
-    const dup = member[j] === true || local.has(id);
-    before[i] = dup;
-    if (dup) continue;
-    local.add(id);
-    if (records[i]!.ok) {
-      rows.push(j);
-      counted[j] = 1;
-    }
+    if (before[i] || idx[i]! < 0 || !records[i]!.ok) continue;
+    rows.push(idx[i]!);
+    counted[idx[i]!] = 1;
   }
   const fresh = rows.length === records.length ? records.slice() : records.filter((_, i) => !before[i]);
   const identity = rows.length === member.length;
@@ -392,4 +379,30 @@ export function splitFresh(
         unlinked: read.unlinked ? rows.map((j) => read.unlinked![j] ?? null) : null,
       };
   return { before, fresh, read: picked, stated };
+}
+
+/**
+ * Per record, whether it is a duplicate (its id in the seen set, in `also`: ids read but not yet in
+ * the set, or earlier in the chunk), and its index in the defined ids (-1: none). `seen` answers the
+ * defined ids in order.
+ */
+export function duplicates(
+  recIds: readonly (string | undefined)[],
+  seen: readonly boolean[],
+  also: readonly string[] | undefined,
+): { before: boolean[]; idx: number[] } {
+  const local = new Set<string>(also);
+  const before = new Array<boolean>(recIds.length).fill(false);
+  const idx = new Array<number>(recIds.length).fill(-1); // record -> index in `ids`
+  let k = 0;
+  for (let i = 0; i < recIds.length; i++) {
+    const id = recIds[i];
+    if (!id) continue;
+    const j = k++;
+    idx[i] = j;
+    const dup = seen[j] === true || local.has(id);
+    before[i] = dup;
+    if (!dup) local.add(id);
+  }
+  return { before, idx };
 }

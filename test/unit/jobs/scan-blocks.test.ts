@@ -71,7 +71,8 @@ describe('block reads: duplicates from the Bloom filter suspects', () => {
   it('agrees with the full check: repeats in the chunk, in the chunk before, in the seen set, ids missing', async () => {
     const { Bloom } = await import('../../../src/core/bloom.js');
     const { fnv1a } = await import('../../../src/store/mutations.js');
-    const { duplicates, suspectDuplicates } = await import('../../../jobs/scan-blocks.js');
+    const { suspectDuplicates } = await import('../../../jobs/scan-blocks.js');
+    const { duplicates } = await import('../../../jobs/scan-chunk.js');
     let seed = 7;
     const rnd = (n: number) => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
