@@ -15,11 +15,15 @@
 // for the bench (BENCH_REDIS=shared uses REDIS_URL instead, whose CPU other clients then share).
 // Each measurement follows a warm-up pass in the same processes (BENCH_WARMUP=0: none). The medians of
 // the repetitions give engine/plain and CPU per write 2 processes / 1 process.
+// Diagnostics (printed to stderr, the figures unchanged): BENCH_THREADS=1 (each worker's CPU by main
+// thread and other threads, its context switches, the sandbox's CPU), BENCH_GC=1 (each worker's garbage
+// collections), BENCH_COUNT_RT=1 (Redis round trips and commands), BENCH_CPU_PROF=<dir>,
+// BENCH_HEAP_PROF=<dir>, BENCH_EXEC_ARGV (Node flags for the children), BENCH_CHILD_STDOUT=<dir>.
 //
 // Run alone: npm run build && node bench/plain-vs-engine.bench.mjs
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cleanPrefix, loadEngine, root } from './lib/dist.mjs';
@@ -44,6 +48,30 @@ function cpuOf(pid) {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / TICK;
 }
+
+/**
+ * BENCH_THREADS=1: a process's CPU seconds split into its main thread and its other threads (V8's
+ * platform workers: parallel scavenge, concurrent marking and compiling; libuv's pool), and its context
+ * switches (voluntary: it waited; involuntary: it was preempted).
+ */
+function threadsOf(pid) {
+  const out = { main: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[Number(tid) === pid ? 'main' : 'other'] += (Number(f[11]) + Number(f[12])) / TICK;
+    } catch {} // a thread that ended meanwhile
+  }
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  out.voluntary = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
+  out.involuntary = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
+  return out;
+}
+const since = (a, b) =>
+  Object.entries(b)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v - a[k] : (v - a[k]).toFixed(2)}`)
+    .join(', ');
 
 async function redisCpu(redis) {
   const info = await redis.info('cpu');
@@ -79,12 +107,19 @@ async function startRedis() {
 }
 
 function startChild(args, env) {
-  const execArgv = process.env.BENCH_CPU_PROF
-    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
-    : [];
+  const execArgv = [
+    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []),
+    // BENCH_EXEC_ARGV: Node/V8 flags for the children (the plain loop's and the engine's alike).
+    ...(process.env.BENCH_EXEC_ARGV ? process.env.BENCH_EXEC_ARGV.split(' ') : []),
+  ];
   const child = fork(CHILD, args, { env, execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${args[0]} child exited early with ${code}`)));
+    // BENCH_CHILD_STDOUT=<dir>: each child's standard output kept (e.g. BENCH_EXEC_ARGV=--trace-gc-nvp).
+    if (process.env.BENCH_CHILD_STDOUT)
+      child.stdout.pipe(
+        createWriteStream(join(process.env.BENCH_CHILD_STDOUT, `${args[0]}-${child.pid}.log`)),
+      );
     child.stdout.on('data', (b) => {
       if (b.toString().includes('ready')) resolve(child);
     });
@@ -99,6 +134,9 @@ function envFor(sandboxEnv, prefix) {
   return {
     PATH: process.env.PATH ?? '',
     ...(process.env.BENCH_COUNT_RT ? { BENCH_COUNT_RT: process.env.BENCH_COUNT_RT } : {}),
+    ...Object.fromEntries(
+      ['BENCH_GC', 'BENCH_HEAP_PROF'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]),
+    ),
     ...benchEnv(
       sandboxEnv,
       { redisUrl: redisInfo.url, prefix },
@@ -135,6 +173,7 @@ async function plain(sandboxEnv) {
   }
 }
 
+let sandboxPid; // the current repetition's sandbox (BENCH_THREADS: its CPU over each engine pass)
 async function engine(sandboxEnv, processes) {
   const prefix = `bench-pve-${randomBytes(4).toString('hex')}`;
   const env = envFor(sandboxEnv, prefix);
@@ -161,12 +200,19 @@ async function engine(sandboxEnv, processes) {
       await redis.slowlog('RESET');
     }
     const cpu0 = children.map((c) => cpuOf(c.pid));
+    const th0 = children.map((c) => threadsOf(c.pid));
+    const sb0 = cpuOf(sandboxPid);
     const r0 = await redisCpu(redis);
     const started = performance.now();
     const run = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
     const seconds = (performance.now() - started) / 1000;
     const workerCpu = children.reduce((a, c, i) => a + cpuOf(c.pid) - cpu0[i], 0);
     const redisUsed = (await redisCpu(redis)) - r0;
+    if (process.env.BENCH_THREADS === '1') {
+      for (const [i, c] of children.entries())
+        console.error(`engine x${processes}, worker ${i}: ${since(th0[i], threadsOf(c.pid))}`);
+      console.error(`engine x${processes}: sandbox CPU ${(cpuOf(sandboxPid) - sb0).toFixed(2)} s`);
+    }
     if (process.env.BENCH_COUNT_RT === '1') {
       // Redis's own time per command (INFO commandstats), the largest first.
       const stats = [...(await redis.info('commandstats')).matchAll(/cmdstat_(\S+):calls=(\d+),usec=(\d+)/g)];
@@ -222,6 +268,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 try {
   for (let i = 0; i < repeat; i++) {
     const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
+    sandboxPid = sandbox.child.pid;
     try {
       for (const [key, fn] of [
         ['plain', () => plain(sandbox.env)],

@@ -23,6 +23,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { dist, distJobs, loadEngine, root } from './lib/dist.mjs';
+import { watchGc } from './lib/gc-watch.mjs';
 import { cmdDelta, procCpuSeconds, redisCpuSeconds } from './lib/process-cpu.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
@@ -147,7 +148,7 @@ async function lookupBatch(engine, batch, at) {
 }
 
 async function makeEngine(env) {
-  // BENCH_CHUNK: the scan's chunk size (engine default 2,000), to compare.
+  // BENCH_CHUNK: the scan's chunk size (engine default 5,000), to compare.
   const settings = {
     ...(process.env.BENCH_CHUNK ? { chunkSize: Number(process.env.BENCH_CHUNK) } : {}),
     ...(process.env.BENCH_READ_AHEAD ? { readAhead: Number(process.env.BENCH_READ_AHEAD) } : {}),
@@ -309,8 +310,13 @@ async function atSize(n) {
       const cpu0 = process.cpuUsage();
       const tb = performance.now();
       let bare = 0;
+      const elu0 = performance.eventLoopUtilization();
       for await (const _ of engine.source().scan({ pageSize: engine.settings.pageSize, prefetch })) bare++;
       if (bare !== n) throw new Error(`bare scan read ${bare} of ${n}`);
+      const elu = performance.eventLoopUtilization(elu0);
+      console.error(
+        `${n}: bare scan ${prefetch} ahead: event loop active ${Math.round(elu.active)} ms, idle ${Math.round(elu.idle)} ms`,
+      );
       const result = { s: (performance.now() - tb) / 1000, cpuS: cpuSeconds(cpu0) };
       await stopProfile(`bare-ahead-${n}`);
       return result;
@@ -326,6 +332,7 @@ async function atSize(n) {
       const stopProfile = await startProfile();
       const [sandboxCpu0, redisCpu0] = [procCpuSeconds(sandbox.child.pid), await redisCpuSeconds(redis)];
       const cpuR = process.cpuUsage();
+      const elu0 = performance.eventLoopUtilization();
       const tr = Date.now();
       const run = await waitForRun(engine, await startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
       // From the request to the run's own end (its record's endedAt, this process's clock): the poll's
@@ -334,8 +341,10 @@ async function atSize(n) {
       const cpuS = cpuSeconds(cpuR);
       const sandboxCpuS = procCpuSeconds(sandbox.child.pid) - sandboxCpu0;
       const redisCpuS = (await redisCpuSeconds(redis)) - redisCpu0;
+      // The main thread's event loop: active (running, or runnable and preempted) against idle (waiting).
+      const elu = performance.eventLoopUtilization(elu0);
       console.error(
-        `${n}: ${label} re-run CPU: engine ${cpuS.toFixed(1)} s, sandbox ${sandboxCpuS.toFixed(1)} s, Redis ${redisCpuS.toFixed(1)} s`,
+        `${n}: ${label} re-run CPU: engine ${cpuS.toFixed(1)} s, sandbox ${sandboxCpuS.toFixed(1)} s, Redis ${redisCpuS.toFixed(1)} s; event loop active ${Math.round(elu.active)} ms, idle ${Math.round(elu.idle)} ms`,
       );
       await stopProfile(`rerun-${label}-${n}`);
       if (statsBefore) console.error(cmdDelta(statsBefore, await redis.info('commandstats')));
@@ -426,8 +435,20 @@ function cpuSeconds(from) {
   return (d.user + d.system) / 1e6;
 }
 
-/** BENCH_PROFILE=<dir>: a CPU profile of this process during the re-run only (open it in Chrome DevTools). */
+/**
+ * BENCH_PROFILE=<dir>: a CPU profile of this process during the re-run only (open it in Chrome DevTools).
+ * BENCH_GC=1: the garbage collections over the same span, printed (bench/lib/gc-watch.mjs).
+ */
 async function startProfile() {
+  const stopGc = process.env.BENCH_GC === '1' ? watchGc() : undefined;
+  const stopCpu = await startCpuProfile();
+  return async (name) => {
+    if (stopGc) console.error(`${name}: garbage collections: ${stopGc()}`);
+    await stopCpu(name);
+  };
+}
+
+async function startCpuProfile() {
   const dir = process.env.BENCH_PROFILE;
   if (!dir) return async () => undefined;
   const { Session } = await import('node:inspector/promises');

@@ -8,7 +8,10 @@
 //     Prelude's users are first found by `batch_lookup`, 100 a request, as any client of the real
 //     service must (its ids are its own `usr_` ids), and only the found ones are PATCHed;
 //     answers {writes, failed, lookups, seconds} and exits. `writes` counts 2xx PUT/PATCH answers only.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { dist, distJobs } from './dist.mjs';
+import { watchGc } from './gc-watch.mjs';
 
 const { loadConfig } = await import(dist('config/load.js'));
 const { createLogger } = await import(dist('log.js'));
@@ -29,9 +32,33 @@ if (mode === 'engine') {
   const { JOBS } = await import(distJobs('index.js'));
   const engine = await Engine.create({ jobs: JOBS, config, logger });
   await engine.startWorkers({ concurrency, scan: scanArg === '1' });
+  // BENCH_GC=1: this process's garbage collections over the measured pass, printed on stop.
+  // BENCH_HEAP_PROF=<dir>: V8's sampling heap profile of the measured pass (what allocates, collected
+  // objects included), written on stop as <dir>/worker-<pid>-scan<0|1>.heapprofile.
+  let stopGc;
+  let session;
+  if (process.env.BENCH_HEAP_PROF) {
+    const { Session } = await import('node:inspector/promises');
+    session = new Session();
+    session.connect();
+  }
   process.on('message', async (m) => {
-    if (m === 'reset') counter?.reset();
+    if (m === 'reset') {
+      counter?.reset();
+      if (process.env.BENCH_GC === '1') stopGc = watchGc();
+      await session?.post('HeapProfiler.startSampling', {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
     if (m !== 'stop') return;
+    if (stopGc) process.stderr.write(`garbage collections of worker ${process.pid}: ${stopGc()}\n`);
+    if (session) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      const file = join(process.env.BENCH_HEAP_PROF, `worker-${process.pid}-scan${scanArg}.heapprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+    }
     if (counter) {
       const rows = [...counter.counts].sort((a, b) => b[1] - a[1]).slice(0, 25);
       process.stderr.write(
