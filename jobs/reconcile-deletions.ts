@@ -77,8 +77,10 @@ export async function reconcileDeletions(
   }
   const held = brakeReason(summary.targets, settings ?? { maxDeleteRate: 0.05, maxDeletes: 1000 });
   if (!held && !run.options.dryRun && targets.includes('prelude')) {
-    const dropped = await dropUnlinkedOfGone(redis, layout, run.id, 'prelude');
-    if (dropped) log.info({ target: 'prelude', dropped }, 'unlinked markers of users who left dropped');
+    const markers = await dropUnlinkedOfGone(redis, layout, run.id, 'prelude');
+    summary.unlinkedMarkers = markers;
+    if (markers.dropped)
+      log.info({ target: 'prelude', dropped: markers.dropped }, 'unlinked markers of users who left dropped');
   }
   // UNLINK: a million ids are freed in the background, not while Redis answers nobody else.
   await redis.unlink(seenKey(layout, run.id), layout.runSeenCounts(run.id));

@@ -165,6 +165,11 @@ export interface BlockedRead {
   counters: CounterDelta[];
   /** Per target, a flag per id read ('1': a fresh valid user with a state), as `recordSeen` takes. */
   stated: Map<TargetId, string>;
+  /**
+   * With Prelude: a flag per id read ('1': a fresh valid user with a Prelude unlinked marker), as
+   * `recordSeen` counts it for `markersAllSeen` (src/store/deletions.ts).
+   */
+  markers?: string;
   /** Blocks to conclude once their users are decided. */
   open: OpenBlock[];
   /** Users counted from conclusions. */
@@ -229,6 +234,8 @@ export async function readWithBlocks(
   const now = Date.now();
   const n = targets.length;
   const flags = targets.map(() => new Uint8Array(ids.length)); // 1: fresh valid user with a state
+  const pi = targets.indexOf('prelude');
+  const marked = pi >= 0 ? new Uint8Array(ids.length) : undefined; // 1: fresh valid user with a marker
   const counts = targets.map(() => [0, 0]); // unchanged, unlinked
   const fast = new Uint8Array(records.length);
   const open: OpenBlock[] = [];
@@ -263,6 +270,8 @@ export async function readWithBlocks(
         if (v === CODE_UNCHANGED) counts[t]![0]!++;
         else counts[t]![1]!++;
         if (v !== CODE_UNLINKED) flags[t]![idx[i]!] = 1;
+        // A conclusion's unlinked code was a fresh marker, unchanged since (the counters' sum held).
+        if (t === pi && v !== CODE_UNCHANGED) marked![idx[i]!] = 1;
       }
       fast[i] = 1;
     });
@@ -281,13 +290,16 @@ export async function readWithBlocks(
     targets.forEach((_, t) => {
       if (read.states[t]![s] != null) flags[t]![idx[i]!] = 1;
     });
+    if (marked && read.unlinked?.[s]) marked[idx[i]!] = 1;
     s++;
   });
+  const flagText = (f: Uint8Array) => {
+    for (let j = 0; j < f.length; j++) f[j] = f[j] === 1 ? 49 : 48; // '1' / '0'
+    return Buffer.from(f.buffer, f.byteOffset, f.length).toString('latin1');
+  };
   const stated = new Map<TargetId, string>();
   targets.forEach((t, ti) => {
-    const f = flags[ti]!;
-    for (let j = 0; j < f.length; j++) f[j] = f[j] === 1 ? 49 : 48; // '1' / '0'
-    stated.set(t, Buffer.from(f.buffer, f.byteOffset, f.length).toString('latin1'));
+    stated.set(t, flagText(flags[ti]!));
   });
   const counters: CounterDelta[] = [];
   targets.forEach((t, ti) => {
@@ -295,7 +307,18 @@ export async function readWithBlocks(
     if (unchanged) counters.push([t, 'unchanged', unchanged]);
     if (unlinked) counters.push([t, 'unlinked', unlinked]);
   });
-  return { before, fresh, slow, read, counters, stated, open, trusted, keys: blocks.map((b) => b.key) };
+  return {
+    before,
+    fresh,
+    slow,
+    read,
+    counters,
+    stated,
+    ...(marked ? { markers: flagText(marked) } : {}),
+    open,
+    trusted,
+    keys: blocks.map((b) => b.key),
+  };
 }
 
 /**

@@ -154,6 +154,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
     read?.catch(() => undefined); // awaited below
 
     let stated: Map<TargetId, ReadonlySet<string> | string> | undefined;
+    let markers: string | undefined; // with blocks and Prelude: recordSeen counts the marked users
     const decided = (async () => {
       if (prev) {
         await prev.decided;
@@ -169,6 +170,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
         fresh = b.slow;
         pre = b.read;
         stated = b.stated;
+        markers = b.markers;
         extra = { counters: b.counters, ...(b.open.length ? { codes: new Map() } : {}) };
         trusted += b.trusted;
         for (const k of b.keys) cutKeys.add(k);
@@ -229,7 +231,7 @@ export async function handler(job: Job, ctx: JobContext): Promise<ScanResult> {
         if (!c || c.abortReason) aborted = true;
         markChecked();
         await Promise.all([
-          recordSeen(redis, layout, runId, ids, remember ? stated : undefined),
+          recordSeen(redis, layout, runId, ids, remember ? stated : undefined, markers),
           ctx.runs.updateScan(runId, { records: end - dups, pages, duplicates: dups }),
           job.updateProgress(end),
         ]);

@@ -49,6 +49,11 @@ export interface DeletionSummary {
   held?: string;
   /** `backfill --confirm-deletes`: when, how many re-driven, how many came back to the source meanwhile. */
   confirmed?: { at: number; removals: number; returned: number };
+  /**
+   * Prelude's unlinked markers of users who left, dropped (`dropUnlinkedOfGone`); `compared` false
+   * when every marker was known to be a seen user's without comparing them (`markersAllSeen`).
+   */
+  unlinkedMarkers?: { dropped: number; compared: boolean };
 }
 
 export const SEEN_TTL_MS = 24 * 3600_000;
@@ -90,20 +95,33 @@ export async function startSeenCounts(
   // HSETNX: a retried scan job keeps the first attempt's start (its counts are kept too).
   await redis.eval(
     START_COUNTS_LUA,
-    1 + targets.length,
+    2 + targets.length,
     layout.runSeenCounts(runId),
+    layout.mutations(),
     ...targets.map((t) => layout.stateRemovals(t)),
     String(SEEN_TTL_MS),
     ...targets,
   );
 }
 
+/**
+ * KEYS: counts hash, mutation counters, each target's removal counter. ARGV: ttl, the targets. Also
+ * notes a digest of the mutation counters (`dropUnlinkedOfGone`'s fast path; '' when there are none).
+ */
 const START_COUNTS_LUA = `
-for i = 2, #KEYS do
-  redis.call('HSETNX', KEYS[1], 'removals:' .. ARGV[i], redis.call('GET', KEYS[i]) or '0')
+for i = 3, #KEYS do
+  redis.call('HSETNX', KEYS[1], 'removals:' .. ARGV[i - 1], redis.call('GET', KEYS[i]) or '0')
 end
+local m = redis.call('GET', KEYS[2])
+redis.call('HSETNX', KEYS[1], 'mutations', m and redis.sha1hex(m) or '')
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 `;
+
+/**
+ * What `recordSeen` counts, beside the targets, for the seen users that had a Prelude unlinked marker
+ * when the scan read them (`seen:unlinked:prelude`): `dropUnlinkedOfGone`'s fast path.
+ */
+export const MARKERS_SEEN = 'unlinked:prelude';
 
 /**
  * Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages).
@@ -117,13 +135,16 @@ export async function recordSeen(
   runId: string,
   ids: string[],
   stated?: ReadonlyMap<TargetId, ReadonlySet<string> | string>,
+  markers?: string,
 ): Promise<void> {
   if (ids.length === 0) return;
   const key = seenKey(layout, runId);
   if (stated?.size) {
-    const targets = [...stated.keys()];
+    const counted = new Map<string, ReadonlySet<string> | string>(stated);
+    if (markers !== undefined) counted.set(MARKERS_SEEN, markers);
+    const targets = [...counted.keys()];
     const flags = targets.map((t) => {
-      const has = stated.get(t)!;
+      const has = counted.get(t)!;
       if (typeof has === 'string') {
         if (has.length !== ids.length)
           throw new Error(`recordSeen: ${has.length} flags for ${ids.length} ids`);
@@ -276,9 +297,11 @@ export async function dropUnlinkedOfGone(
   runId: string,
   target: TargetId,
   batch = 5000,
-): Promise<number> {
+): Promise<{ dropped: number; compared: boolean }> {
   const seen = seenKey(layout, runId);
   const key = layout.unlinked(target);
+  if (target === 'prelude' && (await markersAllSeen(redis, layout, runId)))
+    return { dropped: 0, compared: false };
   let dropped = 0;
   let cursor = '0';
   do {
@@ -295,8 +318,41 @@ export async function dropUnlinkedOfGone(
       dropped += n;
     }
   } while (cursor !== '0');
-  return dropped;
+  return { dropped, compared: true };
 }
+
+/**
+ * Issue 11 (re-run): whether every Prelude unlinked marker belongs to a user this scan read, without
+ * comparing them. The scan counts the distinct seen users that had a marker when it read them
+ * (`recordSeen`'s `markers`, as `seen:unlinked:prelude`); `startSeenCounts` noted a digest of the
+ * mutation counters before the first read, and every write or removal of a marker bumps its user's
+ * counter (src/store/mutations.ts). Counters unchanged since then: the markers now are the ones the
+ * scan read. As many markers as counted: each is a counted, seen user's. Otherwise (a marker written
+ * or dropped during the run, no counters at the start, a scan that did not count them) false, and
+ * every marker is compared. Like the block conclusions, it misses a bucket changed exactly 65,536
+ * times during the run.
+ */
+export async function markersAllSeen(redis: Redis, layout: RedisLayout, runId: string): Promise<boolean> {
+  const r = await redis.eval(
+    MARKERS_SEEN_LUA,
+    3,
+    layout.runSeenCounts(runId),
+    layout.mutations(),
+    layout.unlinked('prelude'),
+    `seen:${MARKERS_SEEN}`,
+  );
+  return r === 1;
+}
+
+const MARKERS_SEEN_LUA = `
+local at = redis.call('HGET', KEYS[1], 'mutations')
+if not at or at == '' then return 0 end
+local m = redis.call('GET', KEYS[2])
+if not m or redis.sha1hex(m) ~= at then return 0 end
+local counted = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if counted ~= redis.call('HLEN', KEYS[3]) then return 0 end
+return 1
+`;
 
 /**
  * One HSCAN batch of a hash: its fields the set lacks. KEYS: hash, set. ARGV: cursor, count. Returns

@@ -70,6 +70,20 @@ describe('engine: block conclusions of the scan', () => {
     expect(requests()).toBe(before);
     // The deletion detection's fast path still counts every known user (nobody left).
     for (const t of TARGETS) expect(second.targets[t]!.outcomes.removed ?? 0).toBe(0);
+    // Prelude's unlinked markers: each one a user both scans read (the first from the markers it
+    // read, the second from its conclusions' codes), so none is compared.
+    expect(second.targets.prelude!.outcomes.unlinked).toBeGreaterThan(0);
+    expect(first.deletions?.unlinkedMarkers).toEqual({ dropped: 0, compared: false });
+    expect(second.deletions?.unlinkedMarkers).toEqual({ dropped: 0, compared: false });
+  });
+
+  it('an unlinked marker of a user who is not in the source: compared and dropped, then the fast path again', async () => {
+    await steady();
+    await engine.jobContext().state.markUnlinked('prelude', 'stranger', { first_name: 'S' });
+    const r = await run();
+    expect(r.deletions?.unlinkedMarkers).toEqual({ dropped: 1, compared: true });
+    expect(await h.redis.hexists(layout.unlinked('prelude'), 'stranger')).toBe(0);
+    expect((await run()).deletions?.unlinkedMarkers).toEqual({ dropped: 0, compared: false });
   });
 
   it('sees a change in the source: only its block is compared, the user is written', async () => {
