@@ -127,7 +127,8 @@ export const MARKERS_SEEN = 'unlinked:prelude';
  * Adds ids the scan read to the run's seen set (idempotent: a restarted scan re-adds its pages).
  * `stated` (issue 11), per target: the ids of this batch whose state the scan read (after
  * `startSeenCounts`), as a set or as a flag string answering `ids` ('1': had a state); those not yet
- * in the set are counted, in the same call, each once.
+ * in the set are counted, in the same call, each once. `markers` (with `stated`): a flag string
+ * answering `ids` ('1': had a Prelude unlinked marker), counted the same way (`markersAllSeen`).
  */
 export async function recordSeen(
   redis: Redis,
