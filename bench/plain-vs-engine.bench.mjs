@@ -23,10 +23,11 @@
 // Run alone: npm run build && node bench/plain-vs-engine.bench.mjs
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { cleanPrefix, loadEngine, root } from './lib/dist.mjs';
+import { procCpuSeconds, redisCpuSeconds, threadCpu } from './lib/process-cpu.mjs';
 import { writeResult } from './lib/report.mjs';
 import { benchEnv, startSandboxProcess } from './lib/sandbox-process.mjs';
 
@@ -40,44 +41,11 @@ const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const warmup = process.env.BENCH_WARMUP !== '0';
 const split = process.env.BENCH_X2_SPLIT === '1';
 const TARGETS = ['sunshine', 'zephr', 'prelude'];
-const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-/** CPU seconds (user + system) a process used so far. */
-function cpuOf(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICK;
-}
-
-/**
- * BENCH_THREADS=1: a process's CPU seconds split into its main thread and its other threads (V8's
- * platform workers: parallel scavenge, concurrent marking and compiling; libuv's pool), and its context
- * switches (voluntary: it waited; involuntary: it was preempted).
- */
-function threadsOf(pid) {
-  const out = { main: 0, other: 0 };
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[Number(tid) === pid ? 'main' : 'other'] += (Number(f[11]) + Number(f[12])) / TICK;
-    } catch {} // a thread that ended meanwhile
-  }
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  out.voluntary = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
-  out.involuntary = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)[1]);
-  return out;
-}
+/** BENCH_THREADS=1: what `threadCpu` counted between two readings. */
 const since = (a, b) =>
   Object.entries(b)
     .map(([k, v]) => `${k} ${Number.isInteger(v) ? v - a[k] : (v - a[k]).toFixed(2)}`)
     .join(', ');
-
-async function redisCpu(redis) {
-  const info = await redis.info('cpu');
-  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1]);
-  return get('used_cpu_user') + get('used_cpu_sys');
-}
 
 async function startRedis() {
   if (process.env.BENCH_REDIS === 'shared') return { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
@@ -154,9 +122,9 @@ async function plain(sandboxEnv) {
   };
   try {
     if (warmup) await go();
-    const cpu0 = cpuOf(child.pid);
+    const cpu0 = procCpuSeconds(child.pid);
     const r = await go();
-    const cpu = cpuOf(child.pid) - cpu0;
+    const cpu = procCpuSeconds(child.pid) - cpu0;
     return {
       writes: r.writes,
       failed: r.failed,
@@ -173,8 +141,9 @@ async function plain(sandboxEnv) {
   }
 }
 
-let sandboxPid; // the current repetition's sandbox (BENCH_THREADS: its CPU over each engine pass)
-async function engine(sandboxEnv, processes) {
+/** `sandbox`: the repetition's (its env; BENCH_THREADS: its CPU over the pass). */
+async function engine(sandbox, processes) {
+  const sandboxEnv = sandbox.env;
   const prefix = `bench-pve-${randomBytes(4).toString('hex')}`;
   const env = envFor(sandboxEnv, prefix);
   // Each process a replica as deployed: SYNC_CONCURRENCY jobs per target each (BENCH_X2_SPLIT=1: the
@@ -199,19 +168,21 @@ async function engine(sandboxEnv, processes) {
       await redis.config('SET', 'slowlog-log-slower-than', '0', 'slowlog-max-len', '200000');
       await redis.slowlog('RESET');
     }
-    const cpu0 = children.map((c) => cpuOf(c.pid));
-    const th0 = children.map((c) => threadsOf(c.pid));
-    const sb0 = cpuOf(sandboxPid);
-    const r0 = await redisCpu(redis);
+    const cpu0 = children.map((c) => procCpuSeconds(c.pid));
+    const th0 = children.map((c) => threadCpu(c.pid));
+    const sb0 = procCpuSeconds(sandbox.child.pid);
+    const r0 = await redisCpuSeconds(redis);
     const started = performance.now();
     const run = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
     const seconds = (performance.now() - started) / 1000;
-    const workerCpu = children.reduce((a, c, i) => a + cpuOf(c.pid) - cpu0[i], 0);
-    const redisUsed = (await redisCpu(redis)) - r0;
+    const workerCpu = children.reduce((a, c, i) => a + procCpuSeconds(c.pid) - cpu0[i], 0);
+    const redisUsed = (await redisCpuSeconds(redis)) - r0;
     if (process.env.BENCH_THREADS === '1') {
       for (const [i, c] of children.entries())
-        console.error(`engine x${processes}, worker ${i}: ${since(th0[i], threadsOf(c.pid))}`);
-      console.error(`engine x${processes}: sandbox CPU ${(cpuOf(sandboxPid) - sb0).toFixed(2)} s`);
+        console.error(`engine x${processes}, worker ${i}: ${since(th0[i], threadCpu(c.pid))}`);
+      console.error(
+        `engine x${processes}: sandbox CPU ${(procCpuSeconds(sandbox.child.pid) - sb0).toFixed(2)} s`,
+      );
     }
     if (process.env.BENCH_COUNT_RT === '1') {
       // Redis's own time per command (INFO commandstats), the largest first.
@@ -268,12 +239,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 try {
   for (let i = 0; i < repeat; i++) {
     const sandbox = await startSandboxProcess(['--users', String(users), '--rate-limit', '0']);
-    sandboxPid = sandbox.child.pid;
     try {
       for (const [key, fn] of [
         ['plain', () => plain(sandbox.env)],
-        ['engine1', () => engine(sandbox.env, 1)],
-        ['engine2', () => engine(sandbox.env, 2)],
+        ['engine1', () => engine(sandbox, 1)],
+        ['engine2', () => engine(sandbox, 2)],
       ]) {
         const r = await fn();
         const perWriteMs = (r.cpu / r.writes) * 1000;
