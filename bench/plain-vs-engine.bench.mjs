@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Issue 11.4 (engine half): the engine against a plain fetch loop over the same sandbox, in one run.
-// BENCH_USERS (3,000) sandbox users, owned write modes (each write one request: Sunshine PUT, Zephr
+// BENCH_USERS (10,000) sandbox users, owned write modes (each write one request: Sunshine PUT, Zephr
 // PUT, Prelude PATCH), rate limits off (sandbox `--rate-limit 0`, *_RATE_LIMIT 100,000,000 a minute).
 // Each repetition (BENCH_REPEAT, 3), against one sandbox started for it:
 //   plain: bench/lib/throughput-child.mjs plain: the source paged, per user and target the mapping and
@@ -13,12 +13,19 @@
 // time per successful write: the worker processes' utime + stime (/proc/<pid>/stat) plus Redis's
 // (INFO cpu used_cpu_user + used_cpu_sys), both over the run. Redis is a private redis-server started
 // for the bench (BENCH_REDIS=shared uses REDIS_URL instead, whose CPU other clients then share).
-// Each measurement follows a warm-up pass in the same processes (BENCH_WARMUP=0: none). The medians of
-// the repetitions give engine/plain and CPU per write 2 processes / 1 process.
+// Each measurement follows BENCH_WARMUP (2) warm-up passes in the same processes (0: none): the first
+// pass takes another path than the measured one (the engine looks Prelude's users up; from the second
+// on it reads the links it stored), and with one warm-up the measured pass still compiled ~96 functions
+// (--trace-opt); with two ~50, with three ~26 (the scan recompiles a few every run). The medians of the
+// repetitions give engine/plain and CPU per write 2 processes / 1 process. Why 10,000 users and two
+// warm-ups (3,000 and one before): docs/performance.md, "Steady state".
 // Diagnostics (printed to stderr, the figures unchanged): BENCH_THREADS=1 (each worker's CPU by main
 // thread and other threads, its context switches, the sandbox's CPU), BENCH_GC=1 (each worker's garbage
 // collections), BENCH_COUNT_RT=1 (Redis round trips and commands), BENCH_CPU_PROF=<dir>,
-// BENCH_HEAP_PROF=<dir>, BENCH_EXEC_ARGV (Node flags for the children), BENCH_CHILD_STDOUT=<dir>.
+// BENCH_HEAP_PROF=<dir>, BENCH_EXEC_ARGV (Node flags for the children), BENCH_CHILD_STDOUT=<dir> (each
+// child's standard output, with a line where its measured pass starts: e.g. for --trace-opt). With
+// BENCH_THREADS the measured passes' CLOCK_MONOTONIC span is printed, to cut a `perf record -k
+// monotonic` to them.
 //
 // Run alone: npm run build && node bench/plain-vs-engine.bench.mjs
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -35,10 +42,10 @@ const CHILD = join(root, 'bench', 'lib', 'throughput-child.mjs');
 const { loadConfig, Engine, JOBS, startRun, waitForRun, createLogger } = await loadEngine();
 const { Redis } = await import('ioredis');
 
-const users = Number(process.env.BENCH_USERS ?? 3_000);
+const users = Number(process.env.BENCH_USERS ?? 10_000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
-const warmup = process.env.BENCH_WARMUP !== '0';
+const warmups = Number(process.env.BENCH_WARMUP ?? 2);
 const split = process.env.BENCH_X2_SPLIT === '1';
 const TARGETS = ['sunshine', 'zephr', 'prelude'];
 /** BENCH_THREADS=1: what `threadCpu` counted between two readings. */
@@ -103,7 +110,9 @@ function envFor(sandboxEnv, prefix) {
     PATH: process.env.PATH ?? '',
     ...(process.env.BENCH_COUNT_RT ? { BENCH_COUNT_RT: process.env.BENCH_COUNT_RT } : {}),
     ...Object.fromEntries(
-      ['BENCH_GC', 'BENCH_HEAP_PROF'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]),
+      ['BENCH_GC', 'BENCH_HEAP_PROF', 'BENCH_CHILD_STDOUT']
+        .filter((k) => process.env[k])
+        .map((k) => [k, process.env[k]]),
     ),
     ...benchEnv(
       sandboxEnv,
@@ -121,7 +130,7 @@ async function plain(sandboxEnv) {
     return done;
   };
   try {
-    if (warmup) await go();
+    for (let w = 0; w < warmups; w++) await go();
     const cpu0 = procCpuSeconds(child.pid);
     const r = await go();
     const cpu = procCpuSeconds(child.pid) - cpu0;
@@ -155,9 +164,9 @@ async function engine(sandbox, processes) {
   // Enqueue-only engine in this process: starts the run and polls it (its CPU is not counted).
   const control = await Engine.create({ jobs: JOBS, config: loadConfig(env), logger });
   try {
-    if (warmup) {
-      // The same backfill once before the measured one (JIT, connections), then the state forgotten so
-      // that the measured run writes every user again.
+    for (let n = 0; n < warmups; n++) {
+      // The same backfill before the measured one (JIT, connections), then the state forgotten so
+      // that the next run writes every user again.
       const w = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
       if (w.status !== 'completed') throw new Error(`engine x${processes}: warm-up run ended ${w.status}`);
       await redis.del(...TARGETS.flatMap((t) => [control.layout.state(t), control.layout.unlinked(t)]));
@@ -173,8 +182,14 @@ async function engine(sandbox, processes) {
     const sb0 = procCpuSeconds(sandbox.child.pid);
     const r0 = await redisCpuSeconds(redis);
     const started = performance.now();
+    const mono0 = process.hrtime.bigint();
     const run = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
     const seconds = (performance.now() - started) / 1000;
+    // CLOCK_MONOTONIC seconds of the measured pass, to cut a `perf record -k monotonic` to it.
+    if (process.env.BENCH_THREADS)
+      console.error(
+        `engine x${processes} measured ${Number(mono0) / 1e9} ${Number(process.hrtime.bigint()) / 1e9} pids ${children.map((c) => c.pid).join(',')}`,
+      );
     const workerCpu = children.reduce((a, c, i) => a + procCpuSeconds(c.pid) - cpu0[i], 0);
     const redisUsed = (await redisCpuSeconds(redis)) - r0;
     if (process.env.BENCH_THREADS === '1') {
@@ -326,7 +341,7 @@ writeResult({
     split
       ? `engine x2: two worker processes with concurrency ${Math.max(1, Math.round(concurrency / 2))} each (the same ${concurrency} jobs in flight per target as x1); the scan runs in the first`
       : `engine x2: two worker processes with concurrency ${concurrency} each (two replicas as deployed: twice the jobs in flight of x1); the scan runs in the first`,
-    'each measured pass follows a warm-up pass in the same processes (the engine: the same backfill, then the target state deleted so that every user is written again)',
+    `each measured pass follows ${warmups} warm-up pass${warmups === 1 ? '' : 'es'} in the same processes (the engine: the same backfill, then the target state deleted so that every user is written again)`,
     `CPU: /proc/<pid>/stat utime + stime of the worker processes, plus Redis INFO cpu; ${process.env.BENCH_REDIS === 'shared' ? 'the shared Redis (other clients add to it)' : 'a private redis-server started for the bench'}; the sandbox's and this process's CPU are not counted`,
     `runs per repetition: ${JSON.stringify(Object.fromEntries(Object.entries(rows).map(([k, rs]) => [k, rs.map((r) => Math.round(r.writesPerSecond))])))} writes/s`,
     `load average when it ended: ${loadavg()

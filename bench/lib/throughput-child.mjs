@@ -45,6 +45,7 @@ if (mode === 'engine') {
   process.on('message', async (m) => {
     if (m === 'reset') {
       counter?.reset();
+      if (process.env.BENCH_CHILD_STDOUT) process.stdout.write('--- measured pass\n');
       if (process.env.BENCH_GC === '1') stopGc = watchGc();
       await session?.post('HeapProfiler.startSampling', {
         samplingInterval: 4096,
