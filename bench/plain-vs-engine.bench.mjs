@@ -186,7 +186,7 @@ async function engine(sandbox, processes) {
     const run = await waitForRun(control, await startRun(control, { kind: 'backfill' }), { pollMs: 100 });
     const seconds = (performance.now() - started) / 1000;
     // CLOCK_MONOTONIC seconds of the measured pass, to cut a `perf record -k monotonic` to it.
-    if (process.env.BENCH_THREADS)
+    if (process.env.BENCH_THREADS === '1')
       console.error(
         `engine x${processes} measured ${Number(mono0) / 1e9} ${Number(process.hrtime.bigint()) / 1e9} pids ${children.map((c) => c.pid).join(',')}`,
       );
