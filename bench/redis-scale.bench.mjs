@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Issue 11.4: Redis at scale. For each size in BENCH_SCALE_USERS (default 100000; the issue's figures
-// need `BENCH_SCALE_USERS=100000,1000000`, 4 to 10 minutes and ~1.5 GB of Redis at 1M):
+// need `BENCH_SCALE_USERS=100000,1000000`, 3 to 10 minutes and ~1.5 GB of Redis at 1M):
 //  1. a sandbox with that many users (its own process) and the engine (this process, dist/ code);
 //  2. state written directly, for every user and target, with the store's own encoder
 //     (StateStore.encode: the exact value a backfill writes, checked in step 0); Prelude as a backfill
@@ -14,7 +14,8 @@
 //  5. the unchanged re-run: a scheduled run of the engine (scan with every target on, limits off,
 //     deletion detection included) that must find every user unchanged (0 requests, 0 jobs);
 //     users/s of both, and their ratio (issue 11.4: at least 0.5). The first re-run once; then the
-//     steady re-run and the bare scans BENCH_REPEAT (3) times in turn, their medians.
+//     steady re-run and the bare scans BENCH_REPEAT (3) times in turn, their medians. During each
+//     re-run its seen set (deletion detection) is sampled every 50 ms: the largest is reported.
 // Step 0 (once): a real `backfill` of BENCH_CHECK_USERS (1,000) users, whose every state value must be
 // byte for byte what step 2's encoder makes of the same users (the time prefix aside).
 import { execFile } from 'node:child_process';
@@ -334,7 +335,22 @@ async function atSize(n) {
       const cpuR = process.cpuUsage();
       const elu0 = performance.eventLoopUtilization();
       const tr = Date.now();
-      const run = await waitForRun(engine, await startRun(engine, { kind: 'scheduled' }), { pollMs: 100 });
+      const runId = await startRun(engine, { kind: 'scheduled' });
+      // The run's seen set (deletion detection, src/store/deletions.ts) at its largest: it is dropped
+      // when the run ends, so it is sampled while the run lasts (MEMORY USAGE, every 50 ms).
+      let seenPeak = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const b = Number((await redis.call('MEMORY', 'USAGE', engine.layout.runSeen(runId))) ?? 0);
+          if (b > seenPeak) seenPeak = b;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      const run = await waitForRun(engine, runId, { pollMs: 100 }).finally(() => {
+        sampling = false;
+      });
+      await sampler;
       // From the request to the run's own end (its record's endedAt, this process's clock): the poll's
       // 100 ms granularity is not the engine's time.
       const s = (run.endedAt - tr) / 1000;
@@ -351,7 +367,7 @@ async function atSize(n) {
       const sent = (await requestsAtSandbox(sandbox.env)) - before;
       const unchanged = Object.fromEntries(TARGETS.map((t) => [t, run.targets[t].outcomes.unchanged]));
       console.error(
-        `${n}: ${label} re-run ${run.status} in ${s.toFixed(1)} s, ${sent} requests, ${JSON.stringify(unchanged)}`,
+        `${n}: ${label} re-run ${run.status} in ${s.toFixed(1)} s, ${sent} requests, ${JSON.stringify(unchanged)}; seen set at most ${seenPeak} B`,
       );
       if (run.status !== 'completed' || sent !== 0 || run.enqueued !== 0)
         throw new Error(`${label} re-run: ${run.status}, ${sent} requests, ${run.enqueued} jobs`);
@@ -360,7 +376,7 @@ async function atSize(n) {
       for (const t of TARGETS)
         if (unchanged[t] + (skipped[t] ?? 0) !== n)
           throw new Error(`${label} re-run: ${t} found ${unchanged[t]} of ${n} unchanged`);
-      return { s, cpuS, sandboxCpuS, redisCpuS };
+      return { s, cpuS, sandboxCpuS, redisCpuS, seenPeak };
     };
     const first = await rerun('first');
     // The steady re-run and the three bare scans, BENCH_REPEAT times in turn (the load of the machine
@@ -421,6 +437,7 @@ async function atSize(n) {
       firstRerunCpuS: first.cpuS,
       rerunSandboxCpuS: steady.sandboxCpuS,
       rerunRedisCpuS: steady.redisCpuS,
+      seenPeak: Math.max(...reps.map((r) => r.steady.seenPeak)),
     };
   } finally {
     await engine.close();
@@ -604,6 +621,12 @@ try {
           rerunSandboxCpuS: r.rerunSandboxCpuS,
           rerunRedisCpuS: r.rerunRedisCpuS,
         },
+      },
+      {
+        name: `${label} users: the steady re-run's seen set at its largest (deletion detection; dropped when the run ends)`,
+        value: r.seenPeak,
+        unit: 'B',
+        better: 'lower',
       },
     );
   }
