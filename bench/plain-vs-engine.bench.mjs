@@ -108,9 +108,9 @@ const logger = createLogger({ level: 'warn' });
 function envFor(sandboxEnv, prefix) {
   return {
     PATH: process.env.PATH ?? '',
-    ...(process.env.BENCH_COUNT_RT ? { BENCH_COUNT_RT: process.env.BENCH_COUNT_RT } : {}),
+    // The children's diagnostics switches (bench/lib/throughput-child.mjs).
     ...Object.fromEntries(
-      ['BENCH_GC', 'BENCH_HEAP_PROF', 'BENCH_CHILD_STDOUT']
+      ['BENCH_COUNT_RT', 'BENCH_GC', 'BENCH_HEAP_PROF', 'BENCH_CHILD_STDOUT']
         .filter((k) => process.env[k])
         .map((k) => [k, process.env[k]]),
     ),
